@@ -1,0 +1,43 @@
+/* The reverse sweep: walk the tape backwards, calling each op's vector-Jacobian
+ * product. Every gradient is a sum accumulated in tape order, so a parameter used
+ * at every time step gets the BPTT sum, the same way on every run. */
+#include <string.h>
+#include "plan.h"
+
+/* Marks the nodes from which `loss` is reachable, so the sweep skips the rest. */
+static void mark_live(rc_plan *p, int loss)
+{
+    memset(p->live, 0, (size_t)p->nnodes);
+    p->live[loss] = 1;
+    for (int k = p->ntape - 1; k >= 0; k--) {
+        if (!p->live[p->tape_node[k]]) continue;
+        op_inst *it = &p->tape[k];
+        rc_node *v = p->g->nodes[p->tape_node[k]];
+        for (int j = 0; j < it->nin; j++) p->live[node_resolve(v->in[j])->id] = 1;
+    }
+    p->live_loss = loss;
+}
+
+rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
+{
+    if (!p) return RC_ERR_ARG;
+    if (!loss || loss->g != p->g || loss->id >= p->nnodes)
+        return plan_fail(p, RC_ERR_ARG, "backward: the loss is NULL or not a node of this plan's graph");
+    rc_node *l = node_resolve(loss);
+    char d[128];
+    node_describe(l, d, sizeof d);
+    if (!p->in_plan[l->id]) return plan_fail(p, RC_ERR_ARG, "backward: %s is not part of this plan", d);
+    if (l->t.size != 1 || l->t.dt != RC_F32)
+        return plan_fail(p, RC_ERR_SHAPE, "backward: %s is not a float scalar (reduce it with rc_sum or rc_mean)", d);
+    if (!p->forwarded) return plan_fail(p, RC_ERR_STATE, "backward: run rc_plan_forward first");
+    if (p->grad_bytes) memset(p->grad_base, 0, p->grad_bytes);
+    if (!p->grad[l->id]) return RC_OK;   /* nothing it depends on has a gradient */
+    if (p->live_loss != l->id) mark_live(p, l->id);
+    p->grad[l->id][0] = 1.0f;
+    for (int k = p->ntape - 1; k >= 0; k--) {
+        op_inst *it = &p->tape[k];
+        if (!it->gout || !p->live[p->tape_node[k]]) continue;
+        op_table[it->op].backward(it);
+    }
+    return RC_OK;
+}

@@ -1,0 +1,54 @@
+#!/bin/sh
+# recur's developer entry point: installs what is missing (Debian, as root),
+# configures the build directories when absent, builds, and runs.
+#   ./do.sh demo    the main job: build, then train a small model and show the loss fall
+#   ./do.sh test    the whole test suite, then again under ASan+UBSan (fails on any report)
+set -eu
+cd "$(dirname "$0")"
+
+PKGS="build-essential meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev"
+
+need_pkgs() {
+    missing=""
+    for p in $PKGS; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        echo "do.sh: installing:$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    fi
+}
+
+build() {   # build DIR [meson options...]
+    dir=$1; shift
+    [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dwerror=true "$@" >/dev/null
+    ninja -C "$dir" >/dev/null
+}
+
+run_tests() {
+    build build
+    echo "== tests (release build)"
+    ./build/tests/recur-tests --jobs 2
+    echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+    build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dc_args=-fno-sanitize-recover=all
+    log=build-asan/sanitizer.log
+    # Criterion's workers can print a sanitizer report and still pass: read the log.
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ./build-asan/tests/recur-tests --jobs 2 >"$log" 2>&1 || { cat "$log"; echo "sanitizer run failed"; exit 1; }
+    tail -n 1 "$log"
+    if grep -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$log" >/dev/null; then
+        grep -E -A 20 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$log" | head -n 80
+        echo "sanitizer reported errors (see $log)"
+        exit 1
+    fi
+    echo "sanitizers: clean"
+}
+
+case "${1:-}" in
+    demo) need_pkgs; build build; ./build/examples/mlp_demo ;;
+    test) need_pkgs; run_tests ;;
+    *) echo "usage: ./do.sh demo | test" >&2; exit 2 ;;
+esac

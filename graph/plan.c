@@ -1,0 +1,341 @@
+/* plan_build: the graph part the roots depend on becomes the tape, a topologically
+ * ordered list of op instances whose values, gradients and scratch live in one
+ * arena. Forward replays the tape; the reverse sweep lives in autodiff/. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "plan.h"
+
+#define ALIGN 64
+static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+rc_status plan_fail(rc_plan *p, rc_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err, sizeof p->err, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Depth-first search from the roots along resolved operands; appends ops to
+ * `order` in post-order (a topological order). Reports cycles and undefined
+ * declarations. Iterative, so a long unrolled chain cannot overflow the stack. */
+static int topo_sort(rc_graph *g, int nroots, rc_node *const *roots, unsigned char *mark,
+                     int *order, int *norder)
+{
+    enum { WHITE, GREY, BLACK };
+    int n = g->n;
+    int *stack = malloc((size_t)n * sizeof *stack), *next = calloc((size_t)n, sizeof *next);
+    if (!stack || !next) {
+        free(stack);
+        free(next);
+        graph_fail(g, RC_ERR_NOMEM, "out of memory sorting the graph");
+        return -1;
+    }
+    int rc = 0;
+    for (int r = 0; r < nroots && rc == 0; r++) {
+        rc_node *root = node_resolve(roots[r]);
+        if (mark[root->id] == BLACK) continue;
+        int sp = 0;
+        stack[sp++] = root->id;
+        mark[root->id] = GREY;
+        while (sp > 0 && rc == 0) {
+            rc_node *v = g->nodes[stack[sp - 1]];
+            if (v->kind == NK_DECL) {   /* resolved decls are never pushed; this one is undefined */
+                char d[128];
+                node_describe(v, d, sizeof d);
+                graph_fail(g, RC_ERR_GRAPH, "%s is declared but never defined (rc_define)", d);
+                rc = -1;
+                break;
+            }
+            if (v->kind == NK_OP && next[v->id] < v->nin) {
+                rc_node *u = node_resolve(v->in[next[v->id]++]);
+                if (u->kind == NK_DECL && u->def) {   /* a definition chain that loops */
+                    char d[128];
+                    node_describe(u, d, sizeof d);
+                    graph_fail(g, RC_ERR_GRAPH, "cycle: %s is defined in terms of itself", d);
+                    rc = -1;
+                } else if (mark[u->id] == GREY) {
+                    char a[128], b[128];
+                    node_describe(u, a, sizeof a);
+                    node_describe(v, b, sizeof b);
+                    graph_fail(g, RC_ERR_GRAPH, "cycle: %s depends on itself through %s", a, b);
+                    rc = -1;
+                } else if (mark[u->id] == WHITE) {
+                    mark[u->id] = GREY;
+                    stack[sp++] = u->id;
+                }
+                continue;
+            }
+            mark[v->id] = BLACK;
+            if (v->kind == NK_OP) order[(*norder)++] = v->id;
+            sp--;
+        }
+    }
+    free(stack);
+    free(next);
+    return rc;
+}
+
+static void plan_free_parts(rc_plan *p)
+{
+    free(p->val);
+    free(p->grad);
+    free(p->in_plan);
+    free(p->fed);
+    free(p->tape);
+    free(p->tape_node);
+    free(p->in_ptrs);
+    free(p->gin_ptrs);
+    free(p->live);
+    free(p->arena);
+    free(p);
+}
+
+rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots)
+{
+    if (!g) return NULL;
+    if (g->status != RC_OK) return NULL;
+    if (n_roots < 1 || !roots) {
+        graph_fail(g, RC_ERR_ARG, "rc_plan_new: needs at least one root node");
+        return NULL;
+    }
+    for (int r = 0; r < n_roots; r++) {
+        if (!roots[r]) {
+            graph_fail(g, RC_ERR_ARG, "rc_plan_new: root %d is NULL", r);
+            return NULL;
+        }
+        if (roots[r]->g != g) {
+            graph_fail(g, RC_ERR_GRAPH, "rc_plan_new: root %d belongs to another graph", r);
+            return NULL;
+        }
+    }
+    runtime_init();
+    int n = g->n;
+    rc_plan *p = calloc(1, sizeof *p);
+    unsigned char *mark = calloc((size_t)n, 1);
+    int *order = malloc((size_t)n * sizeof *order);
+    if (!p || !mark || !order) goto nomem;
+    p->g = g;
+    p->nnodes = n;
+    p->training = 1;
+    p->live_loss = -1;
+    int norder = 0;
+    if (topo_sort(g, n_roots, roots, mark, order, &norder) != 0) {
+        free(mark);
+        free(order);
+        free(p);
+        return NULL;
+    }
+    p->val = calloc((size_t)n, sizeof *p->val);
+    p->grad = calloc((size_t)n, sizeof *p->grad);
+    p->in_plan = calloc((size_t)n, 1);
+    p->fed = calloc((size_t)n, 1);
+    p->live = calloc((size_t)n, 1);
+    p->tape = calloc((size_t)(norder ? norder : 1), sizeof *p->tape);
+    p->tape_node = malloc((size_t)(norder ? norder : 1) * sizeof *p->tape_node);
+    if (!p->val || !p->grad || !p->in_plan || !p->fed || !p->live || !p->tape || !p->tape_node)
+        goto nomem;
+
+    /* Which nodes need a gradient: parameters, inputs that asked, and ops fed by them. */
+    unsigned char *needs = calloc((size_t)n, 1);
+    if (!needs) goto nomem;
+    for (int i = 0; i < n; i++) {
+        rc_node *v = g->nodes[i];
+        if (!mark[i]) continue;
+        p->in_plan[i] = 1;
+        p->val[i] = v->t;
+        if (v->kind == NK_PARAM || (v->kind == NK_INPUT && v->requires_grad)) needs[i] = 1;
+    }
+    size_t nptr = 0;
+    for (int k = 0; k < norder; k++) {
+        rc_node *v = g->nodes[order[k]];
+        nptr += (size_t)v->nin;
+        for (int j = 0; j < v->nin; j++)
+            if (needs[node_resolve(v->in[j])->id]) needs[v->id] = 1;
+    }
+    p->in_ptrs = malloc((nptr ? nptr : 1) * sizeof *p->in_ptrs);
+    p->gin_ptrs = calloc(nptr ? nptr : 1, sizeof *p->gin_ptrs);
+    if (!p->in_ptrs || !p->gin_ptrs) {
+        free(needs);
+        goto nomem;
+    }
+
+    /* Arena layout: input and op values, then scratch, then gradients. */
+    size_t off = 0;
+    size_t *voff = calloc((size_t)n, sizeof *voff), *goff = calloc((size_t)n, sizeof *goff);
+    size_t *aoff = calloc((size_t)(norder ? norder : 1), sizeof *aoff);
+    if (!voff || !goff || !aoff) {
+        free(needs); free(voff); free(goff); free(aoff);
+        goto nomem;
+    }
+    for (int i = 0; i < n; i++) {
+        rc_node *v = g->nodes[i];
+        if (!mark[i] || (v->kind != NK_INPUT && v->kind != NK_OP)) continue;
+        voff[i] = off;
+        off += align_up(v->t.size * 4);   /* float and int32 are both 4 bytes */
+    }
+    for (int k = 0; k < norder; k++) {
+        rc_node *v = g->nodes[order[k]];
+        const op_desc *d = &op_table[v->op];
+        op_inst tmp = { .op = v->op, .nin = v->nin, .par = &v->par, .out = &p->val[v->id] };
+        tensor *ins[v->nin];
+        for (int j = 0; j < v->nin; j++) ins[j] = &p->val[node_resolve(v->in[j])->id];
+        tmp.in = ins;
+        size_t ab = d->aux_bytes ? d->aux_bytes(&tmp) : 0;
+        aoff[k] = ab ? off : (size_t)-1;
+        off += align_up(ab);
+    }
+    size_t gstart = off;
+    for (int i = 0; i < n; i++) {
+        if (!mark[i] || !needs[i]) continue;
+        goff[i] = off;
+        off += align_up(g->nodes[i]->t.size * sizeof(float));
+    }
+    p->arena_bytes = off;
+    p->arena = off ? aligned_alloc(ALIGN, off) : NULL;
+    if (off && !p->arena) {
+        free(needs); free(voff); free(goff); free(aoff);
+        goto nomem;
+    }
+    if (off) memset(p->arena, 0, off);
+    p->grad_base = p->arena + gstart;
+    p->grad_bytes = off - gstart;
+    for (int i = 0; i < n; i++) {
+        rc_node *v = g->nodes[i];
+        if (!mark[i]) continue;
+        if (v->kind == NK_INPUT || v->kind == NK_OP) p->val[i].data = p->arena + voff[i];
+        if (needs[i]) p->grad[i] = (float *)(p->arena + goff[i]);
+    }
+    /* The tape. */
+    size_t pk = 0;
+    for (int k = 0; k < norder; k++) {
+        rc_node *v = g->nodes[order[k]];
+        op_inst *it = &p->tape[k];
+        it->op = v->op;
+        it->nin = v->nin;
+        it->par = &v->par;
+        it->in = p->in_ptrs + pk;
+        it->gin = p->gin_ptrs + pk;
+        for (int j = 0; j < v->nin; j++) {
+            int u = node_resolve(v->in[j])->id;
+            it->in[j] = &p->val[u];
+            it->gin[j] = p->grad[u];
+        }
+        pk += (size_t)v->nin;
+        it->out = &p->val[v->id];
+        it->gout = p->grad[v->id];
+        it->aux = aoff[k] == (size_t)-1 ? NULL : p->arena + aoff[k];
+        p->tape_node[k] = v->id;
+    }
+    p->ntape = norder;
+    free(needs); free(voff); free(goff); free(aoff);
+    free(mark);
+    free(order);
+    return p;
+
+nomem:
+    free(mark);
+    free(order);
+    if (p) plan_free_parts(p);
+    graph_fail(g, RC_ERR_NOMEM, "out of memory building a plan of %d nodes", n);
+    return NULL;
+}
+
+void rc_plan_free(rc_plan *p)
+{
+    if (p) plan_free_parts(p);
+}
+
+const char *rc_plan_error(const rc_plan *p) { return p ? p->err : "no plan (NULL)"; }
+void rc_plan_set_training(rc_plan *p, int on) { if (p) p->training = on != 0; }
+int rc_plan_length(const rc_plan *p) { return p ? p->ntape : 0; }
+size_t rc_plan_arena_bytes(const rc_plan *p) { return p ? p->arena_bytes : 0; }
+
+/* The plan's record of a node, or NULL when the node is not part of it. */
+static const tensor *plan_tensor(const rc_plan *p, const rc_node *n)
+{
+    if (!p || !n || n->g != p->g || n->id >= p->nnodes) return NULL;
+    const rc_node *r = node_resolve((rc_node *)n);
+    if (!r || r->id >= p->nnodes || !p->in_plan[r->id]) return NULL;
+    return &p->val[r->id];
+}
+
+rc_status rc_plan_feed(rc_plan *p, rc_node *input, const void *data, size_t count)
+{
+    if (!p) return RC_ERR_ARG;
+    const tensor *t = plan_tensor(p, input);
+    if (!t || input->kind != NK_INPUT) {
+        char d[128] = "NULL";
+        if (input) node_describe(input, d, sizeof d);
+        return plan_fail(p, RC_ERR_ARG, "feed: %s is not an input of this plan", d);
+    }
+    if (!data || count != t->size) {
+        char d[128];
+        node_describe(input, d, sizeof d);
+        return plan_fail(p, RC_ERR_ARG, "feed: %s takes %zu values, got %zu%s", d, t->size, count,
+                         data ? "" : " (NULL data)");
+    }
+    memcpy(t->data, data, count * 4);
+    p->fed[input->id] = 1;
+    return RC_OK;
+}
+
+rc_status plan_forward_run(rc_plan *p)
+{
+    for (int i = 0; i < p->nnodes; i++)
+        if (p->in_plan[i] && p->g->nodes[i]->kind == NK_INPUT && !p->fed[i]) {
+            char d[128];
+            node_describe(p->g->nodes[i], d, sizeof d);
+            return plan_fail(p, RC_ERR_STATE, "forward: %s was never fed (rc_plan_feed)", d);
+        }
+    for (int k = 0; k < p->ntape; k++) {
+        op_inst *it = &p->tape[k];
+        it->run = p->run;
+        it->training = p->training;
+        char msg[OP_MSG] = "";
+        if (op_table[it->op].forward(it, msg) != 0) {
+            char d[128];
+            node_describe(p->g->nodes[p->tape_node[k]], d, sizeof d);
+            p->forwarded = 0;
+            return plan_fail(p, RC_ERR_ARG, "forward: %s: %s", d, msg);
+        }
+    }
+    p->forwarded = 1;
+    return RC_OK;
+}
+
+rc_status rc_plan_forward(rc_plan *p)
+{
+    if (!p) return RC_ERR_ARG;
+    rc_status s = plan_forward_run(p);
+    p->run++;
+    return s;
+}
+
+const float *rc_plan_value(const rc_plan *p, const rc_node *n)
+{
+    const tensor *t = plan_tensor(p, n);
+    return (t && t->dt == RC_F32) ? t->data : NULL;
+}
+
+const int32_t *rc_plan_value_i32(const rc_plan *p, const rc_node *n)
+{
+    const tensor *t = plan_tensor(p, n);
+    return (t && t->dt == RC_I32) ? t->data : NULL;
+}
+
+const float *rc_plan_grad(const rc_plan *p, const rc_node *n)
+{
+    if (!plan_tensor(p, n)) return NULL;
+    return p->grad[node_resolve((rc_node *)n)->id];
+}
+
+double rc_plan_flops(const rc_plan *p)
+{
+    double f = 0;
+    if (!p) return 0;
+    for (int k = 0; k < p->ntape; k++) f += op_table[p->tape[k].op].flops(&p->tape[k]);
+    return f;
+}

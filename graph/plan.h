@@ -1,0 +1,38 @@
+/* Internal: the plan (the tape), shared by graph/ and autodiff/. */
+#ifndef RC_PLAN_H
+#define RC_PLAN_H
+
+#include "graph.h"
+
+struct rc_plan {
+    rc_graph *g;
+    int nnodes;             /* graph size when the plan was built */
+    tensor *val;            /* per node id: value (data in arena or graph storage) */
+    float **grad;           /* per node id: gradient buffer or NULL */
+    unsigned char *in_plan; /* per node id: the node is computed or read by the plan */
+    unsigned char *fed;     /* per node id: an input that has been fed */
+    op_inst *tape;          /* op instances in topological order */
+    int *tape_node;         /* node id of each instance */
+    int ntape;
+    tensor **in_ptrs;       /* storage behind every instance's in[] */
+    float **gin_ptrs;       /* storage behind every instance's gin[] */
+    unsigned char *live;    /* per node id: reaches the last backward's loss */
+    int live_loss;          /* node id `live` was computed for, or -1 */
+    char *arena;
+    size_t arena_bytes;
+    char *grad_base;        /* gradient region of the arena, cleared per backward */
+    size_t grad_bytes;
+    int training;
+    uint64_t run;           /* forward counter, read by dropout */
+    int forwarded;
+    char err[512];
+};
+
+/* Records an error on the plan and returns its code. */
+rc_status plan_fail(rc_plan *p, rc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Runs the tape forward with the run counter left as it is. */
+rc_status plan_forward_run(rc_plan *p);
+/* Reads RC_NUM_THREADS once and applies the thread count. */
+void runtime_init(void);
+
+#endif

@@ -1,0 +1,250 @@
+/* recur — recurrent neural networks as graphs of primitive ops.
+ *
+ * The one public header. Everything is reached through opaque handles:
+ *   rc_graph  a dataflow graph (nodes, parameters, constants) and its error slot;
+ *   rc_node   one node of a graph (owned by the graph, never freed by the user);
+ *   rc_plan   a graph compiled for its shapes: the tape, its arena, forward/backward.
+ *
+ * Errors are values. Builder functions return NULL on error; a function given a
+ * NULL node returns NULL without touching the first error, so a whole expression
+ * can be built and checked once with rc_graph_status(). Other functions return an
+ * rc_status. The message of the last error is rc_graph_error() / rc_plan_error().
+ * The library never prints, aborts or exits on a caller's mistake.
+ *
+ * Thread safety: a graph and its plans are used by one thread at a time; distinct
+ * graphs share nothing and may be used from different threads. Internally a plan
+ * runs its ops with OpenMP and OpenBLAS (its OpenMP build).
+ */
+#ifndef RECUR_H
+#define RECUR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RC_VERSION_MAJOR 0
+#define RC_VERSION_MINOR 1
+#define RC_VERSION_PATCH 0
+#define RC_VERSION_STRING "0.1.0"
+
+/* Largest tensor rank. */
+#define RC_MAX_DIMS 4
+
+typedef struct rc_graph rc_graph;
+typedef struct rc_node rc_node;
+typedef struct rc_plan rc_plan;
+
+typedef enum rc_status {
+    RC_OK = 0,
+    RC_ERR_ARG,      /* a bad argument: NULL handle, bad size, unknown name, bad index */
+    RC_ERR_SHAPE,    /* shapes of an op's operands do not agree */
+    RC_ERR_GRAPH,    /* a cycle, an undefined forward declaration, a node of another graph */
+    RC_ERR_NOMEM,    /* an allocation failed */
+    RC_ERR_IO,       /* a file could not be read or written */
+    RC_ERR_FORMAT,   /* a file or text is malformed */
+    RC_ERR_STATE     /* the call is not valid now (e.g. backward before forward) */
+} rc_status;
+
+typedef enum rc_dtype { RC_F32 = 0, RC_I32 = 1 } rc_dtype;
+
+/* ---- library ---------------------------------------------------------------- */
+
+/* The version string of the linked library ("MAJOR.MINOR.PATCH"). */
+const char *rc_version(void);
+/* A short English name of a status code; never NULL. */
+const char *rc_status_name(rc_status s);
+/* The configuration string OpenBLAS reports (openblas_get_config()). */
+const char *rc_blas_config(void);
+/* RC_OK when the linked OpenBLAS is its OpenMP build; RC_ERR_STATE otherwise
+ * (the pthread build oversubscribes the cores when mixed with OpenMP). */
+rc_status rc_blas_check(void);
+/* Sets the thread count used by plans and OpenBLAS; n <= 0 means all cores.
+ * At first use the count comes from RC_NUM_THREADS when set. Returns the count set. */
+int rc_set_num_threads(int n);
+/* The thread count in effect. */
+int rc_num_threads(void);
+
+/* ---- graphs --------------------------------------------------------------- */
+
+/* A new, empty graph; NULL when memory is short. */
+rc_graph *rc_graph_new(void);
+/* Frees a graph, its nodes and parameters. Plans of the graph must be freed first. */
+void rc_graph_free(rc_graph *g);
+/* RC_OK, or the code of the first error since the last rc_graph_clear_error(). */
+rc_status rc_graph_status(const rc_graph *g);
+/* The message of the first error ("" when none); names node, op and shapes. */
+const char *rc_graph_error(const rc_graph *g);
+/* Forgets the recorded error so building can go on. */
+void rc_graph_clear_error(rc_graph *g);
+/* The number of nodes in the graph. */
+int rc_graph_node_count(const rc_graph *g);
+/* The i-th node (in creation order), or NULL when out of range. */
+rc_node *rc_graph_node(const rc_graph *g, int i);
+
+/* ---- leaves ----------------------------------------------------------------- */
+
+/* An input fed at each run, of dtype RC_F32 or RC_I32. NULL on error. */
+rc_node *rc_input(rc_graph *g, const char *name, rc_dtype dt, int ndim, const int *shape);
+/* A trainable float parameter, zero-initialised. A name already used by a
+ * parameter of the same shape returns that parameter (weights are shared by name);
+ * the same name with another shape is an error. NULL on error. */
+rc_node *rc_param(rc_graph *g, const char *name, int ndim, const int *shape);
+/* The parameter of that name, or NULL (no error recorded) when there is none. */
+rc_node *rc_param_find(const rc_graph *g, const char *name);
+/* A constant float tensor; data (may be NULL for zeros) is copied. NULL on error. */
+rc_node *rc_const(rc_graph *g, int ndim, const int *shape, const float *data);
+/* A constant tensor filled with one value. NULL on error. */
+rc_node *rc_fill(rc_graph *g, int ndim, const int *shape, float value);
+/* A placeholder of given shape whose value is defined later by rc_define(); it lets
+ * a graph refer to a node before building it. Undefined at plan time is an error. */
+rc_node *rc_forward_decl(rc_graph *g, const char *name, int ndim, const int *shape);
+/* Defines a forward declaration as `value` (same shape and dtype). A definition that
+ * closes a cycle is reported when a plan is built. Returns RC_OK or an error. */
+rc_status rc_define(rc_graph *g, rc_node *decl, rc_node *value);
+/* Asks for the gradient of an input node (parameters always get one). */
+rc_status rc_requires_grad(rc_node *n, int on);
+
+/* ---- node queries ----------------------------------------------------------- */
+
+/* The node's rank, or 0 for NULL. */
+int rc_node_ndim(const rc_node *n);
+/* The size of dimension d, or 0 when out of range. */
+int rc_node_dim(const rc_node *n, int d);
+/* The number of elements. */
+size_t rc_node_size(const rc_node *n);
+/* The node's dtype. */
+rc_dtype rc_node_dtype(const rc_node *n);
+/* The node's name ("" when unnamed). */
+const char *rc_node_name(const rc_node *n);
+/* The node's op name ("input", "param", "const" for leaves). */
+const char *rc_node_op(const rc_node *n);
+/* The node's index in its graph. */
+int rc_node_id(const rc_node *n);
+/* Gives a node a name (copied), for messages and inspection. */
+rc_status rc_node_set_name(rc_node *n, const char *name);
+/* The float storage of a parameter or constant (size rc_node_size); NULL otherwise. */
+float *rc_param_data(rc_node *n);
+
+/* ---- primitive ops ---------------------------------------------------------
+ * Shapes: the last axis is the feature axis; a tensor of shape [d0,..,dk] is seen
+ * by row-wise ops as rows = d0*..*d(k-1) rows of dk features. Each returns NULL on
+ * error (see rc_graph_error). */
+
+/* op(a) @ op(b) for 2-D a, b; op transposes when ta / tb is non-zero. */
+rc_node *rc_matmul_t(rc_graph *g, rc_node *a, rc_node *b, int ta, int tb);
+/* a @ b. */
+rc_node *rc_matmul(rc_graph *g, rc_node *a, rc_node *b);
+/* a + b; b of a's shape, or a vector of a's last dimension (row broadcast). */
+rc_node *rc_add(rc_graph *g, rc_node *a, rc_node *b);
+/* a - b (same shapes). */
+rc_node *rc_sub(rc_graph *g, rc_node *a, rc_node *b);
+/* a * b elementwise; b of a's shape, or a vector of a's last dimension. */
+rc_node *rc_mul(rc_graph *g, rc_node *a, rc_node *b);
+/* a / b elementwise (same shapes). */
+rc_node *rc_div(rc_graph *g, rc_node *a, rc_node *b);
+/* c * a for a constant c. */
+rc_node *rc_scale(rc_graph *g, rc_node *a, float c);
+/* 1 - a. */
+rc_node *rc_one_minus(rc_graph *g, rc_node *a);
+/* Logistic sigmoid 1 / (1 + exp(-a)). */
+rc_node *rc_sigmoid(rc_graph *g, rc_node *a);
+/* tanh(a). */
+rc_node *rc_tanh(rc_graph *g, rc_node *a);
+/* max(a, 0). */
+rc_node *rc_relu(rc_graph *g, rc_node *a);
+/* log(1 + exp(a)), stable for large |a|. */
+rc_node *rc_softplus(rc_graph *g, rc_node *a);
+/* |a|. */
+rc_node *rc_abs(rc_graph *g, rc_node *a);
+/* sqrt(a). */
+rc_node *rc_sqrt(rc_graph *g, rc_node *a);
+/* exp(a). */
+rc_node *rc_exp(rc_graph *g, rc_node *a);
+/* log(a). */
+rc_node *rc_log(rc_graph *g, rc_node *a);
+/* min(a, b) elementwise (same shapes). */
+rc_node *rc_minimum(rc_graph *g, rc_node *a, rc_node *b);
+/* max(a, b) elementwise (same shapes). */
+rc_node *rc_maximum(rc_graph *g, rc_node *a, rc_node *b);
+/* The mean of each row: shape [.., n] -> [.., 1]. */
+rc_node *rc_row_mean(rc_graph *g, rc_node *a);
+/* The (biased) variance of each row: [.., n] -> [.., 1]. */
+rc_node *rc_row_var(rc_graph *g, rc_node *a);
+/* Softmax along the last axis. */
+rc_node *rc_softmax(rc_graph *g, rc_node *a);
+/* Log-softmax along the last axis (log-sum-exp form). */
+rc_node *rc_log_softmax(rc_graph *g, rc_node *a);
+/* Concatenation of n nodes along the last axis (other dims equal). */
+rc_node *rc_concat(rc_graph *g, int n, rc_node *const *parts);
+/* Columns [start, start+len) of the last axis. */
+rc_node *rc_slice(rc_graph *g, rc_node *a, int start, int len);
+/* The sum of all elements (a scalar, shape [1]). */
+rc_node *rc_sum(rc_graph *g, rc_node *a);
+/* The mean of all elements (a scalar, shape [1]). */
+rc_node *rc_mean(rc_graph *g, rc_node *a);
+/* Rows of table [V, D] picked by int32 indices of shape S: the result is S x D.
+ * An index outside [0, V) is an error at run time. */
+rc_node *rc_embedding(rc_graph *g, rc_node *table, rc_node *indices);
+/* Inverted dropout with keep probability 1-p in training, identity at eval.
+ * The mask depends on seed and the plan's run counter only. */
+rc_node *rc_dropout(rc_graph *g, rc_node *a, float p, uint64_t seed);
+/* Per-row softmax cross-entropy of logits [.., C] against int32 targets [..]
+ * (shape of logits without the last axis). A negative target marks padding: its
+ * row loses 0 and gets no gradient. A target >= C is an error at run time. */
+rc_node *rc_softmax_xent(rc_graph *g, rc_node *logits, rc_node *targets);
+/* Per-row sigmoid binary cross-entropy summed over the last axis, logits against
+ * 0/1 float targets of the same shape: [.., K] -> [..]. Stable for any logit. */
+rc_node *rc_sigmoid_bce(rc_graph *g, rc_node *logits, rc_node *targets);
+/* Per-row mean squared error over the last axis: [.., K] -> [..]. */
+rc_node *rc_mse(rc_graph *g, rc_node *pred, rc_node *target);
+
+/* ---- plans: the tape ---------------------------------------------------------- */
+
+/* Compiles the part of the graph the n roots depend on into a plan: the op
+ * instances in topological order with their buffers in one arena. Checks shapes,
+ * cycles and undefined declarations. NULL on error (see rc_graph_error). */
+rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
+/* Frees a plan and its arena. */
+void rc_plan_free(rc_plan *p);
+/* The message of the plan's last error ("" when none). */
+const char *rc_plan_error(const rc_plan *p);
+/* Training mode (dropout active) when on; evaluation mode otherwise. Default on. */
+void rc_plan_set_training(rc_plan *p, int on);
+/* Copies count values into an input node's buffer (float or int32 per its dtype).
+ * Returns RC_ERR_ARG when the node is not an input of the plan or count differs. */
+rc_status rc_plan_feed(rc_plan *p, rc_node *input, const void *data, size_t count);
+/* Runs the tape forward. Returns RC_OK or an error (e.g. an index out of range). */
+rc_status rc_plan_forward(rc_plan *p);
+/* Runs the reverse sweep from a scalar root `loss` (seeded with 1), after a forward.
+ * Gradients are overwritten (not accumulated across calls). */
+rc_status rc_plan_backward(rc_plan *p, rc_node *loss);
+/* A node's value after forward (float nodes; int32 inputs through rc_plan_value_i32).
+ * NULL when the node is not in the plan. */
+const float *rc_plan_value(const rc_plan *p, const rc_node *n);
+/* An int32 node's value, or NULL. */
+const int32_t *rc_plan_value_i32(const rc_plan *p, const rc_node *n);
+/* A node's gradient after backward, or NULL when it has none. */
+const float *rc_plan_grad(const rc_plan *p, const rc_node *n);
+/* The number of op instances on the tape. */
+int rc_plan_length(const rc_plan *p);
+/* Bytes held by the plan's arena. */
+size_t rc_plan_arena_bytes(const rc_plan *p);
+/* Forward FLOPs of one run, summed from the op table. */
+double rc_plan_flops(const rc_plan *p);
+
+/* ---- gradient checking -------------------------------------------------------- */
+
+/* Compares the reverse-sweep gradient of scalar `loss` with central differences
+ * (step eps) on each node of `wrt` (parameters or inputs marked with
+ * rc_requires_grad). Writes max over nodes of max|g - g_num| / max(max|g_num|, tiny)
+ * to *err. Parameter and input values are restored. Returns RC_OK or an error. */
+rc_status rc_gradcheck(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt,
+                       float eps, double *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RECUR_H */

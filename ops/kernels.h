@@ -1,0 +1,56 @@
+/* Internal: shape rules and kernels referenced by the op table (op_table.c). */
+#ifndef RC_KERNELS_H
+#define RC_KERNELS_H
+
+#include "op.h"
+
+#define SHAPE_FN(name) int name(int nin, tensor *const *in, const op_params *par, tensor *out, char *msg)
+#define FWD_FN(name) int name(op_inst *it, char *msg)
+#define BWD_FN(name) void name(op_inst *it)
+#define FLOPS_FN(name) double name(const op_inst *it)
+#define AUX_FN(name) size_t name(const op_inst *it)
+
+/* Shared shape rules. */
+SHAPE_FN(shape_same);          /* unary: out = in[0] */
+SHAPE_FN(shape_binary_bcast);  /* b same shape, [cols], [rows..,1] or [1] */
+SHAPE_FN(shape_binary_same);   /* b same shape */
+SHAPE_FN(shape_row_reduce_keep);   /* [.., n] -> [.., 1] */
+SHAPE_FN(shape_scalar);        /* anything -> [1] */
+/* Broadcast of a binary op's second operand: 0 same shape, 1 vector over rows,
+ * 2 one value per row, 3 scalar, -1 none. */
+int bcast_mode(const tensor *a, const tensor *b);
+
+/* op_matmul.c */
+SHAPE_FN(shape_matmul); FWD_FN(fwd_matmul); BWD_FN(bwd_matmul); FLOPS_FN(flops_matmul);
+
+/* op_elementwise.c: binary and unary maps */
+#define EW_BINARY(x) FWD_FN(fwd_##x); BWD_FN(bwd_##x);
+EW_BINARY(add) EW_BINARY(sub) EW_BINARY(mul) EW_BINARY(div) EW_BINARY(min) EW_BINARY(max)
+#define EW_UNARY(x) FWD_FN(fwd_##x); BWD_FN(bwd_##x);
+EW_UNARY(scale) EW_UNARY(one_minus) EW_UNARY(sigmoid) EW_UNARY(tanh) EW_UNARY(relu)
+EW_UNARY(softplus) EW_UNARY(abs) EW_UNARY(sqrt) EW_UNARY(exp) EW_UNARY(log)
+FLOPS_FN(flops_size);          /* one FLOP per output element */
+FLOPS_FN(flops_size4);         /* about four (transcendentals) */
+SHAPE_FN(shape_dropout); FWD_FN(fwd_dropout); BWD_FN(bwd_dropout);
+
+/* op_reduce.c */
+FWD_FN(fwd_row_mean); BWD_FN(bwd_row_mean);
+FWD_FN(fwd_row_var); BWD_FN(bwd_row_var);
+FWD_FN(fwd_softmax); BWD_FN(bwd_softmax);
+FWD_FN(fwd_log_softmax); BWD_FN(bwd_log_softmax);
+FWD_FN(fwd_sum); BWD_FN(bwd_sum);
+FWD_FN(fwd_mean); BWD_FN(bwd_mean);
+FLOPS_FN(flops_in_size);       /* one FLOP per input element */
+
+/* op_layout.c */
+SHAPE_FN(shape_concat); FWD_FN(fwd_concat); BWD_FN(bwd_concat);
+SHAPE_FN(shape_slice); FWD_FN(fwd_slice); BWD_FN(bwd_slice);
+SHAPE_FN(shape_embedding); FWD_FN(fwd_embedding); BWD_FN(bwd_embedding);
+FLOPS_FN(flops_zero);
+
+/* op_loss.c */
+SHAPE_FN(shape_xent); AUX_FN(aux_xent); FWD_FN(fwd_xent); BWD_FN(bwd_xent);
+SHAPE_FN(shape_row_loss); FWD_FN(fwd_bce); BWD_FN(bwd_bce);
+FWD_FN(fwd_mse); BWD_FN(bwd_mse);
+
+#endif

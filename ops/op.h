@@ -1,0 +1,73 @@
+/* Internal: the op table. Every primitive op is one descriptor: name, arity, shape
+ * rule, forward kernel, backward kernel (vector-Jacobian product), FLOP count.
+ * Adding an op means one enum entry, one descriptor in op_table.c, its kernels and
+ * its gradient test. Nothing else in the engine knows about individual ops. */
+#ifndef RC_OP_H
+#define RC_OP_H
+
+#include <stdint.h>
+#include "tensor.h"
+
+typedef enum op_id {
+    OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_SCALE, OP_ONE_MINUS,
+    OP_SIGMOID, OP_TANH, OP_RELU, OP_SOFTPLUS, OP_ABS, OP_SQRT, OP_EXP, OP_LOG,
+    OP_MIN, OP_MAX, OP_ROW_MEAN, OP_ROW_VAR, OP_SOFTMAX, OP_LOG_SOFTMAX,
+    OP_CONCAT, OP_SLICE, OP_SUM, OP_MEAN, OP_EMBEDDING, OP_DROPOUT,
+    OP_SOFTMAX_XENT, OP_SIGMOID_BCE, OP_MSE,
+    OP_COUNT
+} op_id;
+
+/* Op flags, read by passes and the scheduler. */
+enum {
+    OPF_ELEMENTWISE = 1u << 0, /* out[i] depends on in[k][i] only (after broadcast) */
+    OPF_LOSS        = 1u << 1,
+    OPF_NEEDS_OUT   = 1u << 2  /* backward reads the output value */
+};
+
+/* Per-node constants of an op. */
+typedef struct op_params {
+    int i[4];        /* matmul: ta, tb; slice: start, len */
+    float f[2];      /* scale: c; dropout: p */
+    uint64_t seed;   /* dropout */
+} op_params;
+
+#define OP_MSG 256
+
+/* One op instance on the tape: where its operands, result and gradients live. */
+typedef struct op_inst {
+    int op;
+    int nin;
+    const op_params *par;
+    tensor **in;          /* input values */
+    float **gin;          /* input gradients, NULL entries where none is needed */
+    tensor *out;          /* output value */
+    float *gout;          /* output gradient (NULL when the reverse sweep skips it) */
+    void *aux;            /* scratch kept from forward to backward (aux_bytes) */
+    uint64_t run;         /* the plan's run counter (dropout masks) */
+    int training;
+} op_inst;
+
+typedef struct op_desc {
+    const char *name;
+    int arity;            /* number of inputs; -1: one or more */
+    unsigned flags;
+    /* Fills out->dt/ndim/shape/size from the input descriptors; 0, or -1 with msg. */
+    int (*shape)(int nin, tensor *const *in, const op_params *par, tensor *out, char *msg);
+    /* Bytes of scratch the instance needs between forward and backward (may be NULL). */
+    size_t (*aux_bytes)(const op_inst *it);
+    /* Computes out; 0, or -1 with msg (a bad index at run time). */
+    int (*forward)(op_inst *it, char *msg);
+    /* Adds the vector-Jacobian product of gout into every non-NULL gin. */
+    void (*backward)(op_inst *it);
+    /* Forward FLOPs of the instance. */
+    double (*flops)(const op_inst *it);
+} op_desc;
+
+/* The table, indexed by op_id. Tests may swap a backward in and out to prove that
+ * the gradient check catches a wrong one; nothing else writes it. */
+extern op_desc op_table[OP_COUNT];
+
+/* Number of elements above which elementwise loops are split across threads. */
+#define OP_PAR_MIN 32768
+
+#endif

@@ -1,0 +1,160 @@
+/* Ops that move data without arithmetic: concat and slice along the last axis,
+ * and embedding lookup (gather rows; its gradient scatter-adds). */
+#include <string.h>
+#include "kernels.h"
+
+SHAPE_FN(shape_concat)
+{
+    (void)par;
+    const tensor *a = in[0];
+    int cols = 0;
+    for (int k = 0; k < nin; k++) {
+        const tensor *t = in[k];
+        if (t->dt != RC_F32) {
+            msgf(msg, OP_MSG, "part %d must be float32", k);
+            return -1;
+        }
+        int same = t->ndim == a->ndim;
+        for (int d = 0; same && d + 1 < a->ndim; d++) same = t->shape[d] == a->shape[d];
+        if (!same) {
+            char s0[64], sk[64];
+            tensor_shape_str(a, s0, sizeof s0);
+            tensor_shape_str(t, sk, sizeof sk);
+            msgf(msg, OP_MSG, "part %d has shape %s, part 0 has %s: all but the last axis must agree",
+                 k, sk, s0);
+            return -1;
+        }
+        cols += tensor_cols(t);
+    }
+    *out = *a;
+    out->shape[out->ndim - 1] = cols;
+    out->size = tensor_rows(a) * (size_t)cols;
+    return 0;
+}
+
+FWD_FN(fwd_concat)
+{
+    (void)msg;
+    float *o = it->out->data;
+    size_t oc = (size_t)tensor_cols(it->out), rows = tensor_rows(it->out), off = 0;
+    for (int k = 0; k < it->nin; k++) {
+        const float *a = it->in[k]->data;
+        size_t c = (size_t)tensor_cols(it->in[k]);
+        for (size_t r = 0; r < rows; r++) memcpy(o + r * oc + off, a + r * c, c * sizeof(float));
+        off += c;
+    }
+    return 0;
+}
+
+BWD_FN(bwd_concat)
+{
+    const float *g = it->gout;
+    size_t oc = (size_t)tensor_cols(it->out), rows = tensor_rows(it->out), off = 0;
+    for (int k = 0; k < it->nin; k++) {
+        float *ga = it->gin[k];
+        size_t c = (size_t)tensor_cols(it->in[k]);
+        if (ga)
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = 0; j < c; j++) ga[r * c + j] += g[r * oc + off + j];
+        off += c;
+    }
+}
+
+SHAPE_FN(shape_slice)
+{
+    (void)nin;
+    const tensor *a = in[0];
+    int start = par->i[0], len = par->i[1], cols = tensor_cols(a);
+    if (a->dt != RC_F32) {
+        msgf(msg, OP_MSG, "operand must be float32");
+        return -1;
+    }
+    if (start < 0 || len < 1 || start > cols - len) {
+        msgf(msg, OP_MSG, "columns [%d, %d) are not inside the last axis of size %d",
+             start, start + len, cols);
+        return -1;
+    }
+    *out = *a;
+    out->shape[out->ndim - 1] = len;
+    out->size = tensor_rows(a) * (size_t)len;
+    return 0;
+}
+
+FWD_FN(fwd_slice)
+{
+    (void)msg;
+    const float *a = it->in[0]->data;
+    float *o = it->out->data;
+    size_t ac = (size_t)tensor_cols(it->in[0]), rows = tensor_rows(it->in[0]);
+    size_t start = (size_t)it->par->i[0], len = (size_t)it->par->i[1];
+    for (size_t r = 0; r < rows; r++) memcpy(o + r * len, a + r * ac + start, len * sizeof(float));
+    return 0;
+}
+
+BWD_FN(bwd_slice)
+{
+    float *ga = it->gin[0];
+    const float *g = it->gout;
+    size_t ac = (size_t)tensor_cols(it->in[0]), rows = tensor_rows(it->in[0]);
+    size_t start = (size_t)it->par->i[0], len = (size_t)it->par->i[1];
+    if (!ga) return;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < len; j++) ga[r * ac + start + j] += g[r * len + j];
+}
+
+SHAPE_FN(shape_embedding)
+{
+    (void)nin;
+    (void)par;
+    const tensor *tab = in[0], *idx = in[1];
+    if (tab->dt != RC_F32 || tab->ndim != 2) {
+        msgf(msg, OP_MSG, "the table must be a 2-D float tensor [vocabulary, dim]");
+        return -1;
+    }
+    if (idx->dt != RC_I32) {
+        msgf(msg, OP_MSG, "the indices must be int32");
+        return -1;
+    }
+    if (idx->ndim + 1 > RC_MAX_DIMS) {
+        msgf(msg, OP_MSG, "indices of rank %d give a result of rank %d > %d", idx->ndim,
+             idx->ndim + 1, RC_MAX_DIMS);
+        return -1;
+    }
+    int shape[RC_MAX_DIMS];
+    memcpy(shape, idx->shape, (size_t)idx->ndim * sizeof(int));
+    shape[idx->ndim] = tab->shape[1];
+    out->dt = RC_F32;
+    tensor_set_shape(out, idx->ndim + 1, shape);
+    return 0;
+}
+
+FWD_FN(fwd_embedding)
+{
+    const float *tab = it->in[0]->data;
+    const int32_t *idx = it->in[1]->data;
+    float *o = it->out->data;
+    size_t n = it->in[1]->size, d = (size_t)it->in[0]->shape[1];
+    int32_t v = it->in[0]->shape[0];
+    for (size_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= v) {
+            msgf(msg, OP_MSG, "index %d at position %zu is outside the table's %d rows", idx[i], i, v);
+            return -1;
+        }
+        memcpy(o + i * d, tab + (size_t)idx[i] * d, d * sizeof(float));
+    }
+    return 0;
+}
+
+BWD_FN(bwd_embedding)
+{
+    float *gt = it->gin[0];
+    const int32_t *idx = it->in[1]->data;
+    const float *g = it->gout;
+    size_t n = it->in[1]->size, d = (size_t)it->in[0]->shape[1];
+    if (!gt) return;
+    /* Serial over positions: a repeated index sums its rows in a fixed order. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) gt[(size_t)idx[i] * d + j] += g[i * d + j];
+}
+
+FLOPS_FN(flops_zero) { (void)it; return 0.0; }

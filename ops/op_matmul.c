@@ -1,0 +1,72 @@
+/* matmul: out[M,N] = op(A)[M,K] @ op(B)[K,N] through cblas_sgemm. */
+#include <cblas.h>
+#include "kernels.h"
+
+/* Rows and columns of op(X) for a 2-D tensor X and a transpose flag. */
+static int rows_of(const tensor *x, int t) { return t ? x->shape[1] : x->shape[0]; }
+static int cols_of(const tensor *x, int t) { return t ? x->shape[0] : x->shape[1]; }
+
+SHAPE_FN(shape_matmul)
+{
+    (void)nin;
+    const tensor *a = in[0], *b = in[1];
+    int ta = par->i[0], tb = par->i[1];
+    if (a->dt != RC_F32 || b->dt != RC_F32) {
+        msgf(msg, OP_MSG, "operands must be float32");
+        return -1;
+    }
+    if (a->ndim != 2 || b->ndim != 2) {
+        msgf(msg, OP_MSG, "operands must be 2-D, got ranks %d and %d", a->ndim, b->ndim);
+        return -1;
+    }
+    if (cols_of(a, ta) != rows_of(b, tb)) {
+        msgf(msg, OP_MSG, "inner dimensions differ: op(a) is %dx%d, op(b) is %dx%d%s%s",
+             rows_of(a, ta), cols_of(a, ta), rows_of(b, tb), cols_of(b, tb),
+             ta ? " (a transposed)" : "", tb ? " (b transposed)" : "");
+        return -1;
+    }
+    int shape[2] = { rows_of(a, ta), cols_of(b, tb) };
+    out->dt = RC_F32;
+    tensor_set_shape(out, 2, shape);
+    return 0;
+}
+
+/* C[m,n] += op(X) @ op(Y) with row-major X, Y and leading dimensions from shapes. */
+static void gemm_acc(int tx, const tensor *x, const float *xd, int ty, const tensor *y,
+                     const float *yd, float *c, float beta)
+{
+    int m = rows_of(x, tx), k = cols_of(x, tx), n = cols_of(y, ty);
+    cblas_sgemm(CblasRowMajor, tx ? CblasTrans : CblasNoTrans, ty ? CblasTrans : CblasNoTrans,
+                m, n, k, 1.0f, xd, x->shape[1], yd, y->shape[1], beta, c, n);
+}
+
+FWD_FN(fwd_matmul)
+{
+    (void)msg;
+    gemm_acc(it->par->i[0], it->in[0], it->in[0]->data, it->par->i[1], it->in[1], it->in[1]->data,
+             it->out->data, 0.0f);
+    return 0;
+}
+
+BWD_FN(bwd_matmul)
+{
+    const tensor *a = it->in[0], *b = it->in[1], *o = it->out;
+    int ta = it->par->i[0], tb = it->par->i[1];
+    const float *g = it->gout;
+    /* dA = dC @ op(B)^T (or its transpose when A is transposed); dB likewise. */
+    if (it->gin[0]) {
+        if (!ta) gemm_acc(0, o, g, !tb, b, b->data, it->gin[0], 1.0f);
+        else     gemm_acc(tb, b, b->data, 1, o, g, it->gin[0], 1.0f);
+    }
+    if (it->gin[1]) {
+        if (!tb) gemm_acc(!ta, a, a->data, 0, o, g, it->gin[1], 1.0f);
+        else     gemm_acc(1, o, g, ta, a, a->data, it->gin[1], 1.0f);
+    }
+}
+
+FLOPS_FN(flops_matmul)
+{
+    const tensor *a = it->in[0];
+    int k = cols_of(a, it->par->i[0]);
+    return 2.0 * (double)it->out->shape[0] * (double)it->out->shape[1] * (double)k;
+}
