@@ -16,6 +16,22 @@ static rc_status loss_at(rc_plan *p, const rc_node *loss, uint64_t run, double *
     return RC_OK;
 }
 
+/* (L(x+h) - L(x-h)) / (2h) for the element *v, with h as actually representable. */
+static rc_status central_diff(rc_plan *p, const rc_node *loss, uint64_t run, float *v, float h, double *d)
+{
+    float keep = *v;
+    double lp = 0, lm = 0;
+    *v = keep + h;
+    float up = *v;
+    rc_status s = loss_at(p, loss, run, &lp);
+    *v = keep - h;
+    float down = *v;
+    if (s == RC_OK) s = loss_at(p, loss, run, &lm);
+    *v = keep;
+    *d = (lp - lm) / ((double)up - (double)down);
+    return s;
+}
+
 rc_status rc_gradcheck(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt, float eps,
                        double *err)
 {
@@ -42,16 +58,10 @@ rc_status rc_gradcheck(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt
         float *v = p->val[x->id].data;
         double maxdiff = 0, maxnum = 0;
         for (size_t i = 0; i < n && s == RC_OK; i++) {
-            float keep = v[i];
-            double lp = 0, lm = 0;
-            v[i] = keep + eps;
-            s = loss_at(p, loss, run, &lp);
-            v[i] = keep - eps;
-            if (s == RC_OK) s = loss_at(p, loss, run, &lm);
-            v[i] = keep;
-            /* the step actually taken, after float rounding of keep +- eps */
-            double h = (double)(float)(keep + eps) - (double)(float)(keep - eps);
-            double num = (lp - lm) / h;
+            double d1 = 0, d2 = 0;
+            s = central_diff(p, loss, run, v + i, eps, &d1);
+            if (s == RC_OK) s = central_diff(p, loss, run, v + i, 0.5f * eps, &d2);
+            double num = (4.0 * d2 - d1) / 3.0;   /* Richardson: the h^2 error cancels */
             maxdiff = fmax(maxdiff, fabs(num - g[i]));
             maxnum = fmax(maxnum, fabs(num));
         }

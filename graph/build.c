@@ -103,6 +103,17 @@ rc_node *rc_slice(rc_graph *g, rc_node *a, int start, int len)
     op_params p = { .i = { start, len } };
     return op1(g, OP_SLICE, a, &p);
 }
+rc_node *rc_row_slice(rc_graph *g, rc_node *a, int start, int len)
+{
+    op_params p = { .i = { start, len } };
+    return op1(g, OP_ROW_SLICE, a, &p);
+}
+rc_node *rc_row_concat(rc_graph *g, int n, rc_node *const *parts)
+{
+    if (!g || g->status != RC_OK) return NULL;
+    if (n < 1 || !parts) return graph_fail(g, RC_ERR_ARG, "row_concat: needs at least one part, got %d", n);
+    return make_op(g, OP_ROW_CONCAT, n, parts, NULL);
+}
 rc_node *rc_sum(rc_graph *g, rc_node *a) { return op1(g, OP_SUM, a, NULL); }
 rc_node *rc_mean(rc_graph *g, rc_node *a) { return op1(g, OP_MEAN, a, NULL); }
 rc_node *rc_embedding(rc_graph *g, rc_node *table, rc_node *idx)

@@ -25,7 +25,7 @@ static void node_free(rc_node *n)
     if (!n) return;
     free(n->in);
     free(n->name);
-    if (n->kind == NK_PARAM || n->kind == NK_CONST) free(n->t.data);
+    if ((n->kind == NK_PARAM && !n->external) || n->kind == NK_CONST) free(n->t.data);
     free(n);
 }
 

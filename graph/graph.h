@@ -20,6 +20,9 @@ struct rc_node {
     char *name;
     int requires_grad;    /* inputs: asked for by the user; params: always */
     rc_node *def;         /* NK_DECL: the defining node, once rc_define() ran */
+    int init_kind;        /* NK_PARAM: rc_init_kind for rc_graph_init_params */
+    float init_a;
+    int external;         /* NK_PARAM: t.data is borrowed, not freed with the node */
 };
 
 struct rc_graph {

@@ -181,6 +181,10 @@ rc_node *rc_log_softmax(rc_graph *g, rc_node *a);
 rc_node *rc_concat(rc_graph *g, int n, rc_node *const *parts);
 /* Columns [start, start+len) of the last axis. */
 rc_node *rc_slice(rc_graph *g, rc_node *a, int start, int len);
+/* Rows [start, start+len) of a 2-D tensor (step t of a [T*B, I] sequence). */
+rc_node *rc_row_slice(rc_graph *g, rc_node *a, int start, int len);
+/* 2-D tensors with equal columns stacked by rows. */
+rc_node *rc_row_concat(rc_graph *g, int n, rc_node *const *parts);
 /* The sum of all elements (a scalar, shape [1]). */
 rc_node *rc_sum(rc_graph *g, rc_node *a);
 /* The mean of all elements (a scalar, shape [1]). */
@@ -234,6 +238,121 @@ int rc_plan_length(const rc_plan *p);
 size_t rc_plan_arena_bytes(const rc_plan *p);
 /* Forward FLOPs of one run, summed from the op table. */
 double rc_plan_flops(const rc_plan *p);
+
+/* ---- parameter initialisation -------------------------------------------------- */
+
+typedef enum rc_init_kind {
+    RC_INIT_DEFAULT = 0, /* matrices U(-1/sqrt(rows), 1/sqrt(rows)) as PyTorch's RNNs; vectors 0 */
+    RC_INIT_ZEROS,
+    RC_INIT_CONST,       /* every element = a */
+    RC_INIT_UNIFORM,     /* U(-a, a) */
+    RC_INIT_GLOROT,      /* U(-s, s), s = sqrt(6 / (rows + cols)) */
+    RC_INIT_ORTHOGONAL   /* an orthogonal matrix (QR of a Gaussian one), times a (1 if 0) */
+} rc_init_kind;
+
+/* Sets how rc_graph_init_params() fills a parameter. RC_ERR_ARG when n is not a parameter. */
+rc_status rc_param_set_init(rc_node *n, rc_init_kind kind, float a);
+/* Fills every parameter of the graph per its init kind, from one generator seeded with
+ * seed, in creation order (the same seed gives the same weights). */
+rc_status rc_graph_init_params(rc_graph *g, uint64_t seed);
+
+/* ---- recurrent cells --------------------------------------------------------------
+ * A cell is one time step: a step function that reads the step's input and the
+ * previous states and builds the new states from op calls, the way every built-in
+ * cell is written (cells/). Parameters made through rc_step_param() are named,
+ * prefixed per layer, and shared by all time steps. */
+
+typedef struct rc_cell rc_cell;
+typedef struct rc_step rc_step;
+/* Builds one step; returns RC_OK or the error recorded (rc_step_fail, or a graph error). */
+typedef rc_status (*rc_step_fn)(rc_step *s, void *user);
+
+/* A new cell with hidden size `hidden` built by fn(s, user). NULL when hidden < 1,
+ * fn is NULL or memory is short. */
+rc_cell *rc_cell_new(const char *name, int hidden, rc_step_fn fn, void *user);
+/* Declares a recurrent state of `size` units (the first declared is the output unless
+ * rc_step_set_output is used). RC_ERR_ARG on a duplicate name, size < 1 or > 16 states. */
+rc_status rc_cell_add_state(rc_cell *c, const char *name, int size);
+/* Frees a cell definition (graphs built from it are unaffected). */
+void rc_cell_free(rc_cell *c);
+/* The cell's name. */
+const char *rc_cell_name(const rc_cell *c);
+/* The cell's hidden size. */
+int rc_cell_hidden(const rc_cell *c);
+/* The number of states. */
+int rc_cell_state_count(const rc_cell *c);
+/* The i-th state's name, or NULL. */
+const char *rc_cell_state_name(const rc_cell *c, int i);
+/* The i-th state's size, or 0. */
+int rc_cell_state_size(const rc_cell *c, int i);
+
+typedef enum rc_activation { RC_ACT_TANH = 0, RC_ACT_RELU = 1 } rc_activation;
+/* Elman RNN: h' = act(W_x x + W_h h + b). */
+rc_cell *rc_cell_rnn(int hidden, rc_activation act);
+
+typedef struct rc_lstm_opts {
+    float forget_bias;   /* initial forget-gate bias (Jozefowicz et al. 2015: 1.0) */
+    int peepholes;       /* diagonal peepholes p_i, p_f on c, p_o on c' (Gers & Schmidhuber 2001) */
+    int no_forget_gate;  /* f = 1 */
+    int no_input_gate;   /* i = 1 */
+    int no_output_gate;  /* o = 1 */
+} rc_lstm_opts;
+/* The defaults: forget_bias 1.0, no peepholes, all gates. */
+rc_lstm_opts rc_lstm_defaults(void);
+/* LSTM with states "h" (output) and "c"; o NULL means rc_lstm_defaults(). */
+rc_cell *rc_cell_lstm(int hidden, const rc_lstm_opts *o);
+
+typedef enum rc_gru_variant {
+    RC_GRU_RESET_AFTER = 0,  /* n = tanh(W_xn x + b_xn + r*(W_hn h + b_hn)): cuDNN / PyTorch */
+    RC_GRU_RESET_BEFORE = 1  /* n = tanh(W_xn x + W_hn (r*h) + b_n): Cho et al. 2014 */
+} rc_gru_variant;
+/* GRU with state "h"; h' = (1 - z) * n + z * h. */
+rc_cell *rc_cell_gru(int hidden, rc_gru_variant v);
+/* MUT1, MUT2 or MUT3 of Jozefowicz, Zaremba & Sutskever 2015 (which = 1..3). MUT1 and
+ * MUT2 use x itself, so their input size must equal the hidden size (checked when
+ * unrolled). NULL when which is not 1..3. */
+rc_cell *rc_cell_mut(int which, int hidden);
+
+/* In a step function: the graph being built. */
+rc_graph *rc_step_graph(rc_step *s);
+/* The step's input x_t, [B, input size]. */
+rc_node *rc_step_input(rc_step *s);
+/* The previous value of a state, [B, size]; NULL and an error when no such state. */
+rc_node *rc_step_state(rc_step *s, const char *name);
+/* Sets a state's new value (same shape). Returns RC_OK or an error. */
+rc_status rc_step_set_state(rc_step *s, const char *name, rc_node *value);
+/* Sets the step's output when it is not the first state ([B, any size]). */
+rc_status rc_step_set_output(rc_step *s, rc_node *value);
+/* The cell's hidden size, the input size, the batch size, the time index t, the length T. */
+int rc_step_hidden(const rc_step *s);
+int rc_step_input_size(const rc_step *s);
+int rc_step_batch(const rc_step *s);
+int rc_step_time(const rc_step *s);
+int rc_step_length(const rc_step *s);
+/* A parameter of the cell (name prefixed by the layer), shared by all steps. */
+rc_node *rc_step_param(rc_step *s, const char *name, int ndim, const int *shape);
+/* x @ W^T for W = parameter `name` of shape [out, in] (PyTorch's layout). */
+rc_node *rc_step_linear(rc_step *s, const char *name, rc_node *x, int out);
+/* A bias vector parameter of `size` (zeros by default). */
+rc_node *rc_step_bias(rc_step *s, const char *name, int size);
+/* Records an error for the step being built (printf-style); returns its code. */
+rc_status rc_step_fail(rc_step *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+typedef struct rc_unroll_opts {
+    const char *prefix;      /* parameter name prefix (e.g. "l0."); NULL: none */
+    rc_node *mask;           /* [T*B, 1] 1 where step t of sequence b is valid, or NULL */
+    rc_node *const *init;    /* per state: its initial value [B, size], or NULL entries */
+    int learned_init;        /* states with no given value start from a learned
+                                parameter "<prefix>init_<state>"; otherwise from zeros */
+} rc_unroll_opts;
+/* Unrolls `cell` over T steps of x ([T*B, I], time-major: row t*B+b is step t of
+ * sequence b). Writes the stacked step outputs [T*B, out] to *outputs and, when
+ * final_states is not NULL, each state's last value to final_states[i]. With a mask,
+ * a sequence's states stop updating after its end and its outputs there are 0.
+ * Returns RC_OK, or an error recorded on g (T < 1, rows not divisible by T, a state
+ * never set or of the wrong size, a step error). */
+rc_status rc_unroll(rc_graph *g, const rc_cell *cell, rc_node *x, int T, const rc_unroll_opts *o,
+                    rc_node **outputs, rc_node **final_states);
 
 /* ---- gradient checking -------------------------------------------------------- */
 

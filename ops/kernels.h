@@ -45,6 +45,8 @@ FLOPS_FN(flops_in_size);       /* one FLOP per input element */
 /* op_layout.c */
 SHAPE_FN(shape_concat); FWD_FN(fwd_concat); BWD_FN(bwd_concat);
 SHAPE_FN(shape_slice); FWD_FN(fwd_slice); BWD_FN(bwd_slice);
+SHAPE_FN(shape_row_slice); FWD_FN(fwd_row_slice); BWD_FN(bwd_row_slice);
+SHAPE_FN(shape_row_concat); FWD_FN(fwd_row_concat); BWD_FN(bwd_row_concat);
 SHAPE_FN(shape_embedding); FWD_FN(fwd_embedding); BWD_FN(bwd_embedding);
 FLOPS_FN(flops_zero);
 

@@ -12,7 +12,7 @@ typedef enum op_id {
     OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_SCALE, OP_ONE_MINUS,
     OP_SIGMOID, OP_TANH, OP_RELU, OP_SOFTPLUS, OP_ABS, OP_SQRT, OP_EXP, OP_LOG,
     OP_MIN, OP_MAX, OP_ROW_MEAN, OP_ROW_VAR, OP_SOFTMAX, OP_LOG_SOFTMAX,
-    OP_CONCAT, OP_SLICE, OP_SUM, OP_MEAN, OP_EMBEDDING, OP_DROPOUT,
+    OP_CONCAT, OP_SLICE, OP_ROW_SLICE, OP_ROW_CONCAT, OP_SUM, OP_MEAN, OP_EMBEDDING, OP_DROPOUT,
     OP_SOFTMAX_XENT, OP_SIGMOID_BCE, OP_MSE,
     OP_COUNT
 } op_id;
@@ -26,7 +26,7 @@ enum {
 
 /* Per-node constants of an op. */
 typedef struct op_params {
-    int i[4];        /* matmul: ta, tb; slice: start, len */
+    int i[4];        /* matmul: ta, tb; slice, row_slice: start, len */
     float f[2];      /* scale: c; dropout: p */
     uint64_t seed;   /* dropout */
 } op_params;

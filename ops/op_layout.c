@@ -70,8 +70,8 @@ SHAPE_FN(shape_slice)
         return -1;
     }
     if (start < 0 || len < 1 || start > cols - len) {
-        msgf(msg, OP_MSG, "columns [%d, %d) are not inside the last axis of size %d",
-             start, start + len, cols);
+        msgf(msg, OP_MSG, "columns [%d, %lld) are not inside the last axis of size %d",
+             start, (long long)start + len, cols);
         return -1;
     }
     *out = *a;
@@ -100,6 +100,92 @@ BWD_FN(bwd_slice)
     if (!ga) return;
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < len; j++) ga[r * ac + start + j] += g[r * len + j];
+}
+
+/* Rows of a 2-D tensor: how an unrolled graph takes step t's [B, I] block out of
+ * a [T*B, I] sequence, and stacks T step outputs back into one [T*B, H] block. */
+SHAPE_FN(shape_row_slice)
+{
+    (void)nin;
+    const tensor *a = in[0];
+    int start = par->i[0], len = par->i[1];
+    if (a->dt != RC_F32 || a->ndim != 2) {
+        msgf(msg, OP_MSG, "operand must be a 2-D float tensor");
+        return -1;
+    }
+    if (start < 0 || len < 1 || start > a->shape[0] - len) {
+        msgf(msg, OP_MSG, "rows [%d, %lld) are not inside the %d rows", start, (long long)start + len, a->shape[0]);
+        return -1;
+    }
+    int shape[2] = { len, a->shape[1] };
+    out->dt = RC_F32;
+    tensor_set_shape(out, 2, shape);
+    return 0;
+}
+
+FWD_FN(fwd_row_slice)
+{
+    (void)msg;
+    size_t cols = (size_t)it->in[0]->shape[1];
+    memcpy(it->out->data, (const float *)it->in[0]->data + (size_t)it->par->i[0] * cols,
+           it->out->size * sizeof(float));
+    return 0;
+}
+
+BWD_FN(bwd_row_slice)
+{
+    float *ga = it->gin[0];
+    const float *g = it->gout;
+    size_t cols = (size_t)it->in[0]->shape[1], n = it->out->size;
+    if (!ga) return;
+    ga += (size_t)it->par->i[0] * cols;
+    for (size_t i = 0; i < n; i++) ga[i] += g[i];
+}
+
+SHAPE_FN(shape_row_concat)
+{
+    (void)par;
+    int rows = 0, cols = in[0]->ndim == 2 ? in[0]->shape[1] : 0;
+    for (int k = 0; k < nin; k++) {
+        const tensor *t = in[k];
+        if (t->dt != RC_F32 || t->ndim != 2 || t->shape[1] != cols) {
+            char s0[64], sk[64];
+            tensor_shape_str(in[0], s0, sizeof s0);
+            tensor_shape_str(t, sk, sizeof sk);
+            msgf(msg, OP_MSG, "part %d has shape %s, part 0 has %s: parts must be 2-D float with equal columns",
+                 k, sk, s0);
+            return -1;
+        }
+        rows += t->shape[0];
+    }
+    int shape[2] = { rows, cols };
+    out->dt = RC_F32;
+    tensor_set_shape(out, 2, shape);
+    return 0;
+}
+
+FWD_FN(fwd_row_concat)
+{
+    (void)msg;
+    char *o = it->out->data;
+    for (int k = 0; k < it->nin; k++) {
+        size_t b = it->in[k]->size * sizeof(float);
+        memcpy(o, it->in[k]->data, b);
+        o += b;
+    }
+    return 0;
+}
+
+BWD_FN(bwd_row_concat)
+{
+    const float *g = it->gout;
+    for (int k = 0; k < it->nin; k++) {
+        float *ga = it->gin[k];
+        size_t n = it->in[k]->size;
+        if (ga)
+            for (size_t i = 0; i < n; i++) ga[i] += g[i];
+        g += n;
+    }
 }
 
 SHAPE_FN(shape_embedding)
