@@ -29,6 +29,8 @@ rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
     if (!p->in_plan[l->id]) return plan_fail(p, RC_ERR_ARG, "backward: %s is not part of this plan", d);
     if (l->t.size != 1 || l->t.dt != RC_F32)
         return plan_fail(p, RC_ERR_SHAPE, "backward: %s is not a float scalar (reduce it with rc_sum or rc_mean)", d);
+    if (p->flags & RC_PLAN_NO_GRAD)
+        return plan_fail(p, RC_ERR_STATE, "backward: this plan was built for inference (RC_PLAN_NO_GRAD)");
     if (!p->forwarded) return plan_fail(p, RC_ERR_STATE, "backward: run rc_plan_forward first");
     if (p->grad_bytes) memset(p->grad_base, 0, p->grad_bytes);
     if (!p->grad[l->id]) return RC_OK;   /* nothing it depends on has a gradient */

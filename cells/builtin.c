@@ -27,5 +27,6 @@ rc_cell *cell_with_opts(const char *name, int hidden, rc_step_fn fn, const void 
         return NULL;
     }
     c->free_user = free;
+    c->user_size = size;
     return c;
 }

@@ -34,6 +34,23 @@ rc_status rc_cell_add_state(rc_cell *c, const char *name, int size)
     return RC_OK;
 }
 
+rc_cell *cell_clone(const rc_cell *c)
+{
+    rc_cell *d = malloc(sizeof *d);
+    if (!d) return NULL;
+    *d = *c;
+    if (c->free_user) {
+        d->user = malloc(c->user_size ? c->user_size : 1);
+        if (!d->user) {
+            free(d);
+            return NULL;
+        }
+        memcpy(d->user, c->user, c->user_size);
+        d->free_user = free;
+    }
+    return d;
+}
+
 void rc_cell_free(rc_cell *c)
 {
     if (!c) return;

@@ -16,6 +16,7 @@ struct rc_cell {
     rc_step_fn fn;
     void *user;
     void (*free_user)(void *);   /* built-in cells own their options */
+    size_t user_size;            /* size of owned options, for cell_clone */
 };
 
 struct rc_step {
@@ -30,6 +31,8 @@ struct rc_step {
     rc_status status;
 };
 
+/* A copy of a cell; owned options are copied too. NULL when memory is short. */
+rc_cell *cell_clone(const rc_cell *c);
 /* Index of a state by name, or -1. */
 int cell_state_index(const rc_cell *c, const char *name);
 

@@ -11,6 +11,9 @@
  * recursive-descent parser that stops at its end, and the file must hold exactly the
  * data the header announces. Data are converted from little-endian byte by byte, so
  * the code does not depend on the host's byte order. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L   /* fsync, strdup, O_CLOEXEC, strerror_r */
+#endif
 #include "npy.h"
 
 #include <errno.h>
@@ -24,6 +27,10 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#ifndef O_CLOEXEC
+#define O_CLOEXEC 0
+#endif
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
@@ -559,7 +566,7 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
 {
     char eb[128];
     if (!path || !*path) {
-        fail(err, errlen, path, "path is empty");
+        fail(err, errlen, path, "path is NULL or empty");
         return -1;
     }
     if (ndim < 1 || ndim > NPY_MAX_DIMS) {

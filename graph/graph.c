@@ -270,3 +270,10 @@ float *rc_param_data(rc_node *n)
 {
     return (n && (n->kind == NK_PARAM || n->kind == NK_CONST)) ? n->t.data : NULL;
 }
+
+void graph_param_borrow(rc_node *n, float *data)
+{
+    if (!n->external) free(n->t.data);
+    n->t.data = data;
+    n->external = 1;
+}

@@ -37,6 +37,8 @@ rc_node *graph_fail(rc_graph *g, rc_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Appends a node (taking ownership of `in`); NULL and an error when memory is short. */
 rc_node *graph_add(rc_graph *g, node_kind kind, rc_node **in, int nin);
+/* Makes parameter n use borrowed storage `data` (same size) instead of its own. */
+void graph_param_borrow(rc_node *n, float *data);
 /* Follows forward declarations to the node that defines the value. */
 rc_node *node_resolve(rc_node *n);
 /* "node #12 'name' (op) [2,3]" for messages. */

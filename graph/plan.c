@@ -45,7 +45,8 @@ static int topo_sort(rc_graph *g, int nroots, rc_node *const *roots, unsigned ch
             if (v->kind == NK_DECL) {   /* resolved decls are never pushed; this one is undefined */
                 char d[128];
                 node_describe(v, d, sizeof d);
-                graph_fail(g, RC_ERR_GRAPH, "%s is declared but never defined (rc_define)", d);
+                if (v->def) graph_fail(g, RC_ERR_GRAPH, "cycle: %s is defined in terms of itself", d);
+                else graph_fail(g, RC_ERR_GRAPH, "%s is declared but never defined (rc_define)", d);
                 rc = -1;
                 break;
             }
@@ -95,6 +96,11 @@ static void plan_free_parts(rc_plan *p)
 
 rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots)
 {
+    return rc_plan_new_ex(g, n_roots, roots, 0);
+}
+
+rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags)
+{
     if (!g) return NULL;
     if (g->status != RC_OK) return NULL;
     if (n_roots < 1 || !roots) {
@@ -120,6 +126,7 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots)
     p->g = g;
     p->nnodes = n;
     p->training = 1;
+    p->flags = flags;
     p->live_loss = -1;
     int norder = 0;
     if (topo_sort(g, n_roots, roots, mark, order, &norder) != 0) {
@@ -146,6 +153,7 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots)
         if (!mark[i]) continue;
         p->in_plan[i] = 1;
         p->val[i] = v->t;
+        if (flags & RC_PLAN_NO_GRAD) continue;
         if (v->kind == NK_PARAM || (v->kind == NK_INPUT && v->requires_grad)) needs[i] = 1;
     }
     size_t nptr = 0;

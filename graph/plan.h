@@ -22,6 +22,7 @@ struct rc_plan {
     size_t arena_bytes;
     char *grad_base;        /* gradient region of the arena, cleared per backward */
     size_t grad_bytes;
+    unsigned flags;         /* RC_PLAN_NO_GRAD */
     int training;
     uint64_t run;           /* forward counter, read by dropout */
     int forwarded;

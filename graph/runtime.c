@@ -36,13 +36,19 @@ rc_status rc_blas_check(void)
 
 static int threads_now;
 
-int rc_set_num_threads(int n)
+static int apply_threads(int n)
 {
     if (n <= 0) n = omp_get_num_procs();
     omp_set_num_threads(n);
     openblas_set_num_threads(n);
     threads_now = n;
     return n;
+}
+
+int rc_set_num_threads(int n)
+{
+    runtime_init();   /* RC_NUM_THREADS is read first, so it cannot undo this call */
+    return apply_threads(n);
 }
 
 int rc_num_threads(void)
@@ -57,7 +63,7 @@ static void init_threads(void)
 {
     const char *e = getenv("RC_NUM_THREADS");
     int n = e ? atoi(e) : 0;
-    rc_set_num_threads(n);
+    apply_threads(n);
 }
 
 void runtime_init(void)

@@ -137,13 +137,14 @@ float *rc_param_data(rc_node *n);
 rc_node *rc_matmul_t(rc_graph *g, rc_node *a, rc_node *b, int ta, int tb);
 /* a @ b. */
 rc_node *rc_matmul(rc_graph *g, rc_node *a, rc_node *b);
-/* a + b; b of a's shape, or a vector of a's last dimension (row broadcast). */
+/* a + b; b of a's shape, a vector of a's last dimension (row broadcast), one value
+ * per row ([.., 1]) or a scalar ([1]). */
 rc_node *rc_add(rc_graph *g, rc_node *a, rc_node *b);
-/* a - b (same shapes). */
+/* a - b; b broadcast as in rc_add, or one value per row [.., 1], or a scalar [1]. */
 rc_node *rc_sub(rc_graph *g, rc_node *a, rc_node *b);
-/* a * b elementwise; b of a's shape, or a vector of a's last dimension. */
+/* a * b elementwise; b broadcast as in rc_add. */
 rc_node *rc_mul(rc_graph *g, rc_node *a, rc_node *b);
-/* a / b elementwise (same shapes). */
+/* a / b elementwise; b broadcast as in rc_sub. */
 rc_node *rc_div(rc_graph *g, rc_node *a, rc_node *b);
 /* c * a for a constant c. */
 rc_node *rc_scale(rc_graph *g, rc_node *a, float c);
@@ -211,6 +212,10 @@ rc_node *rc_mse(rc_graph *g, rc_node *pred, rc_node *target);
  * instances in topological order with their buffers in one arena. Checks shapes,
  * cycles and undefined declarations. NULL on error (see rc_graph_error). */
 rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
+/* Plan flags. */
+#define RC_PLAN_NO_GRAD 1u   /* inference: no gradient buffers, backward is an error */
+/* rc_plan_new with flags (RC_PLAN_NO_GRAD). */
+rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags);
 /* Frees a plan and its arena. */
 void rc_plan_free(rc_plan *p);
 /* The message of the plan's last error ("" when none). */
@@ -353,6 +358,118 @@ typedef struct rc_unroll_opts {
  * never set or of the wrong size, a step error). */
 rc_status rc_unroll(rc_graph *g, const rc_cell *cell, rc_node *x, int T, const rc_unroll_opts *o,
                     rc_node **outputs, rc_node **final_states);
+
+/* ---- models: stacked, bidirectional recurrent layers with an output head ----------
+ * A model owns its parameters and builds (and caches) one unrolled graph and plan per
+ * (T, B) it meets. Parameters are named "embed" [vocab, input], "l<k>.<cell param>"
+ * for layer k ("l<k>r." for the reverse direction of a bidirectional layer), "out.W"
+ * [output, features] and "out.b" [output]. See README "Weights by name" for the
+ * layouts and the mapping to PyTorch's nn.LSTM / nn.GRU. */
+
+typedef struct rc_model rc_model;
+
+typedef enum rc_head {
+    RC_HEAD_SOFTMAX = 0,  /* classes: softmax cross-entropy against int32 targets */
+    RC_HEAD_SIGMOID = 1,  /* multi-label: sigmoid cross-entropy summed over outputs (frame NLL) */
+    RC_HEAD_LINEAR = 2    /* regression: squared error, mean over outputs */
+} rc_head;
+
+typedef enum rc_loss_norm {
+    RC_NORM_STEPS = 0,    /* loss = sum over valid targets / their number */
+    RC_NORM_SEQUENCES = 1 /* loss = sum over valid targets / B (Zaremba et al. 2014) */
+} rc_loss_norm;
+
+typedef struct rc_model_opts {
+    int input_size;       /* features per step; with vocab > 0, the embedding size */
+    int vocab;            /* > 0: inputs are int32 token ids, embedded by parameter "embed" */
+    int layers;           /* stacked layers, >= 1 */
+    int bidirectional;    /* each layer runs forward and backward, outputs concatenated */
+    float dropout;        /* drop probability on layer inputs and the head input */
+    rc_head head;
+    int output_size;      /* classes, labels or regression outputs */
+    int last_step_only;   /* one target per sequence (at its last valid step) */
+    rc_loss_norm norm;
+    int learned_init;     /* initial states are learned parameters instead of zeros */
+    uint64_t seed;        /* parameter initialisation and dropout masks */
+} rc_model_opts;
+
+/* input_size 0 (must be set), vocab 0, 1 layer, no dropout, softmax head, per-step
+ * targets, RC_NORM_STEPS, seed 1. */
+rc_model_opts rc_model_defaults(void);
+/* A model of `cell` (copied; each layer uses the same cell definition). Its
+ * parameters are initialised from o->seed. NULL only when memory is short: check
+ * rc_model_status() for a mistake in the options or the cell. */
+rc_model *rc_model_new(const rc_cell *cell, const rc_model_opts *o);
+/* Frees the model, its graphs and plans. */
+void rc_model_free(rc_model *m);
+/* RC_OK or the code of the model's last error. */
+rc_status rc_model_status(const rc_model *m);
+/* The message of the model's last error ("" when none). */
+const char *rc_model_error(const rc_model *m);
+/* The options the model was made with. */
+rc_model_opts rc_model_options(const rc_model *m);
+
+/* One batch, time-major: row t*B+b is step t of sequence b. */
+typedef struct rc_batch {
+    int T, B;
+    const float *x;          /* [T*B*input_size] when vocab == 0 */
+    const int32_t *tokens;   /* [T*B] when vocab > 0 */
+    const int32_t *lengths;  /* [B] valid steps of each sequence (1..T), or NULL: all T */
+    const int32_t *targets;  /* softmax head: [T*B], or [B] with last_step_only; < 0 = none */
+    const float *y;          /* sigmoid/linear heads: [T*B*output_size] or [B*output_size] */
+} rc_batch;
+
+/* Runs the model on a batch (building the plan for (T, B) on first use) and writes
+ * the normalised loss to *loss (may be NULL). Returns RC_OK or an error. */
+rc_status rc_model_forward(rc_model *m, const rc_batch *b, double *loss);
+/* The reverse sweep of the last forward: fills every parameter's gradient. */
+rc_status rc_model_backward(rc_model *m);
+/* Training (dropout on) or evaluation mode. Default: training. */
+void rc_model_set_training(rc_model *m, int on);
+/* Of the last forward: the sum of per-target losses and the number of valid targets
+ * (perplexity = exp(sum / count)). */
+void rc_model_last_stats(const rc_model *m, double *sum, double *count);
+/* The head's output of the last forward: [T*B, output] (or [B, output]) logits,
+ * pre-sigmoid values or predictions. NULL before any forward. */
+const float *rc_model_output(const rc_model *m);
+
+/* Carry (truncated BPTT): when on, each forward's final states become the next
+ * forward's initial states, as constants (no gradient crosses the boundary). */
+void rc_model_set_carry(rc_model *m, int on);
+/* Sets all initial states to zero. */
+void rc_model_reset_state(rc_model *m);
+/* Gives the initial value [B, size] of `state` of layer `layer`, direction dir (0
+ * forward, 1 reverse) for the following forwards with batch B. RC_ERR_ARG on a bad
+ * layer, direction, name or size. */
+rc_status rc_model_set_state(rc_model *m, int layer, int dir, const char *state, int B, const float *data);
+/* The current initial state (after a carried forward: the last final state), or
+ * NULL when none is held for that layer, direction, state. *B receives the batch. */
+const float *rc_model_get_state(const rc_model *m, int layer, int dir, const char *state, int *B);
+
+/* The number of parameter tensors. */
+int rc_model_param_count(const rc_model *m);
+/* The i-th parameter's name, or NULL. */
+const char *rc_model_param_name(const rc_model *m, int i);
+/* A parameter's storage by name (row-major), its rank and shape; NULL when unknown. */
+float *rc_model_param(rc_model *m, const char *name, int *ndim, int shape[RC_MAX_DIMS]);
+/* A parameter's gradient from the last backward, or NULL. */
+const float *rc_model_grad(const rc_model *m, const char *name);
+/* The total number of trainable scalars. */
+size_t rc_model_param_total(const rc_model *m);
+/* Re-initialises every parameter from seed (per each parameter's init kind). */
+rc_status rc_model_init(rc_model *m, uint64_t seed);
+/* Writes every parameter to dir/<name>.npy (NumPy float32; dir must exist). */
+rc_status rc_model_save_npy(rc_model *m, const char *dir);
+/* Reads every parameter from dir/<name>.npy; shapes must match. All files are read
+ * and checked before any parameter changes, so an error changes nothing. */
+rc_status rc_model_load_npy(rc_model *m, const char *dir);
+
+/* Inference without a tape: starts a stream of B sequences from zero states. */
+rc_status rc_model_stream_reset(rc_model *m, int B);
+/* Feeds one step (x: [B*input_size], or tokens: [B] ids) and returns the head's
+ * output [B*output_size] in *out (valid until the next call). Records nothing for a
+ * reverse sweep. Not available for bidirectional models (RC_ERR_STATE). */
+rc_status rc_model_stream_step(rc_model *m, const float *x, const int32_t *tokens, const float **out);
 
 /* ---- gradient checking -------------------------------------------------------- */
 

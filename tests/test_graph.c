@@ -548,7 +548,11 @@ Test(graph, forward_unfed_input)
     rc_node *e = rc_param(g, "emb", 2, (int[]){5, 3});
     rc_node *y = rc_add(g, x, rc_embedding(g, e, tok));
     rc_plan *p = rc_plan_new(g, 1, &y);
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     cr_expect_eq(rc_plan_feed(p, x, (float[6]){0}, 6), RC_OK, "%s", rc_plan_error(p));
     rc_status st = rc_plan_forward(p);
     cr_expect_neq(st, RC_OK, "forward with an unfed input must fail");
@@ -576,7 +580,11 @@ Test(graph, feed_wrong_count)
     rc_node *other = rc_input(g, "unused", RC_F32, 1, (int[]){3});
     rc_node *y = rc_matmul(g, x, w);
     rc_plan *p = rc_plan_new(g, 1, &y);
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     float buf[8] = {0};
     cr_expect_eq(rc_plan_feed(p, x, buf, 5), RC_ERR_ARG);
     EXPECT_HAS(rc_plan_error(p), "'inp'");
@@ -604,7 +612,11 @@ Test(graph, backward_before_forward)
     rc_node *w = rc_param(g, "W", 2, (int[]){3, 2});
     rc_node *loss = rc_sum(g, rc_tanh(g, rc_matmul(g, x, w)));
     rc_plan *p = rc_plan_new(g, 1, &loss);
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     cr_expect_eq(rc_plan_feed(p, x, (float[6]){1, 2, 3, 4, 5, 6}, 6), RC_OK);
     cr_expect_eq(rc_plan_backward(p, loss), RC_ERR_STATE);
     EXPECT_HAS(rc_plan_error(p), "forward");
@@ -622,7 +634,11 @@ Test(graph, backward_failed_forward)
     rc_node *tok = rc_input(g, "tok", RC_I32, 1, (int[]){3});
     rc_node *loss = rc_sum(g, rc_embedding(g, e, tok));
     rc_plan *p = rc_plan_new(g, 1, &loss);
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     cr_expect_eq(rc_plan_feed(p, tok, (int32_t[]){0, 1, 2}, 3), RC_OK);
     cr_expect_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
     cr_expect_eq(rc_plan_feed(p, tok, (int32_t[]){0, 9, 2}, 3), RC_OK);
@@ -642,7 +658,11 @@ Test(graph, backward_from_non_scalar)
     rc_node *h = rc_tanh(g, rc_matmul(g, x, w));
     rc_node_set_name(h, "hidden");
     rc_plan *p = rc_plan_new(g, 1, &h);
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     cr_expect_eq(rc_plan_feed(p, x, (float[6]){1, 2, 3, 4, 5, 6}, 6), RC_OK);
     cr_expect_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
     rc_status st = rc_plan_backward(p, h);
@@ -663,7 +683,11 @@ Test(graph, plan_value_of_node_not_in_plan)
     rc_node *a = rc_exp(g, x);
     rc_node *b = rc_log(g, x);                  /* not reached from the root */
     rc_plan *p = rc_plan_new(g, 1, &a);
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     rc_node *c = rc_sqrt(g, a);                 /* built after the plan */
     cr_expect_eq(rc_plan_feed(p, x, (float[3]){1, 2, 3}, 3), RC_OK);
     cr_expect_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
@@ -760,6 +784,121 @@ Test(graph, status_names_and_version)
     cr_expect_not_null(rc_plan_error(NULL));
     rc_graph_free(NULL);
     rc_plan_free(NULL);
+}
+
+Test(graph, long_names_in_messages)
+{
+    /* messages are bounded: a very long node name is cut, never overflows */
+    char name[1200];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    rc_graph *g = new_graph();
+    rc_node *a = rc_input(g, name, RC_F32, 2, (int[]){3, 4});
+    rc_node *b = rc_param(g, name, 2, (int[]){5, 2});
+    cr_expect_str_eq(rc_node_name(a), name);
+    cr_expect_null(rc_matmul(g, a, b));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "matmul");
+    cr_expect_lt(strlen(rc_graph_error(g)), sizeof name);
+    rc_graph_free(g);
+}
+
+Test(graph, node_queries)
+{
+    rc_graph *g = new_graph();
+    rc_node *x = rc_input(g, "x", RC_F32, 3, (int[]){2, 3, 4});
+    rc_node *k = rc_input(g, "k", RC_I32, 1, (int[]){5});
+    rc_node *m = rc_row_mean(g, x);
+    cr_expect_eq(rc_graph_node_count(g), 3);
+    cr_expect_eq(rc_graph_node(g, 0), x);
+    cr_expect_eq(rc_graph_node(g, 2), m);
+    cr_expect_null(rc_graph_node(g, 3));
+    cr_expect_null(rc_graph_node(g, -1));
+    cr_expect_eq(rc_node_id(m), 2);
+    cr_expect_str_eq(rc_node_op(x), "input");
+    cr_expect_str_eq(rc_node_op(m), "row_mean");
+    cr_expect_str_eq(rc_node_name(m), "");
+    cr_expect_eq(rc_node_set_name(m, "mu"), RC_OK);
+    cr_expect_str_eq(rc_node_name(m), "mu");
+    cr_expect_eq(rc_node_ndim(m), 3);
+    cr_expect_eq(rc_node_dim(m, 2), 1);
+    cr_expect_eq(rc_node_dim(m, 3), 0);
+    cr_expect_eq(rc_node_size(m), 6);
+    cr_expect_eq(rc_node_dtype(k), RC_I32);
+    cr_expect_null(rc_param_data(x), "an input has no storage of its own");
+    cr_expect_eq(rc_node_ndim(NULL), 0);
+    rc_graph_free(g);
+}
+
+Test(graph, two_roots_backward_from_either)
+{
+    rc_graph *g = new_graph();
+    rc_node *x = rc_input(g, "x", RC_F32, 2, (int[]){2, 2});
+    rc_node *w = rc_param(g, "W", 2, (int[]){2, 2});
+    rc_node *v = rc_param(g, "V", 1, (int[]){2});
+    rc_node *l1 = rc_sum(g, rc_matmul(g, x, w));
+    rc_node *l2 = rc_sum(g, rc_mul(g, x, v));
+    rc_plan *p = rc_plan_new(g, 2, (rc_node *[]){l1, l2});
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
+    for (int i = 0; i < 4; i++) rc_param_data(w)[i] = 1.0f;
+    rc_param_data(v)[0] = 2.0f;
+    rc_param_data(v)[1] = 3.0f;
+    float xd[4] = {1, 2, 3, 4};
+    cr_expect_eq(rc_plan_feed(p, x, xd, 4), RC_OK);
+    cr_expect_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
+    const float *v1 = rc_plan_value(p, l1), *v2 = rc_plan_value(p, l2);
+    cr_expect(v1 && v1[0] == 20.0f, "sum(x W) = %g", v1 ? v1[0] : NAN);
+    cr_expect(v2 && v2[0] == 1 * 2 + 2 * 3 + 3 * 2 + 4 * 3, "sum(x * v) = %g", v2 ? v2[0] : NAN);
+    /* from l1: W gets x's column sums per row of W, V gets nothing */
+    cr_expect_eq(rc_plan_backward(p, l1), RC_OK, "%s", rc_plan_error(p));
+    const float *gw = rc_plan_grad(p, w), *gv = rc_plan_grad(p, v);
+    if (!gw || !gv) {
+        cr_expect_fail("no gradient for W or V");
+        rc_plan_free(p);
+        rc_graph_free(g);
+        return;
+    }
+    cr_expect(gw[0] == 4 && gw[1] == 4 && gw[2] == 6 && gw[3] == 6, "dl1/dW %g %g %g %g", gw[0],
+              gw[1], gw[2], gw[3]);
+    cr_expect(gv[0] == 0 && gv[1] == 0, "dl1/dV must be 0: %g %g", gv[0], gv[1]);
+    /* from l2: the gradient of l1 is gone */
+    cr_expect_eq(rc_plan_backward(p, l2), RC_OK, "%s", rc_plan_error(p));
+    cr_expect(gw[0] == 0 && gw[1] == 0 && gw[2] == 0 && gw[3] == 0, "dl2/dW must be 0");
+    cr_expect(gv[0] == 4 && gv[1] == 6, "dl2/dV %g %g", gv[0], gv[1]);
+    /* and back */
+    cr_expect_eq(rc_plan_backward(p, l1), RC_OK, "%s", rc_plan_error(p));
+    cr_expect(gw[0] == 4 && gv[0] == 0);
+    rc_plan_free(p);
+    rc_graph_free(g);
+}
+
+Test(graph, long_chain)
+{
+    /* a long unrolled chain: plan building must not recurse per node */
+    enum { LEN = 20000 };
+    rc_graph *g = new_graph();
+    rc_node *x = rc_input(g, "x", RC_F32, 1, (int[]){2});
+    rc_requires_grad(x, 1);
+    rc_node *h = x;
+    for (int i = 0; i < LEN && h; i++) h = rc_scale(g, h, (i & 1) ? 2.0f : 0.5f);
+    rc_node *loss = rc_sum(g, h);
+    rc_plan *p = loss ? rc_plan_new(g, 1, &loss) : NULL;
+    cr_expect_not_null(p, "%s", rc_graph_error(g));
+    if (p) {
+        cr_expect_eq(rc_plan_length(p), LEN + 1);
+        cr_expect_eq(rc_plan_feed(p, x, (float[2]){1.5f, -3.0f}, 2), RC_OK);
+        cr_expect_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
+        cr_expect_eq(rc_plan_backward(p, loss), RC_OK, "%s", rc_plan_error(p));
+        const float *l = rc_plan_value(p, loss), *gx = rc_plan_grad(p, x);
+        cr_expect(l && l[0] == -1.5f, "loss %g", l ? l[0] : NAN);
+        cr_expect(gx && gx[0] == 1.0f && gx[1] == 1.0f, "gradient %g %g", gx ? gx[0] : NAN,
+                  gx ? gx[1] : NAN);
+        rc_plan_free(p);
+    }
+    rc_graph_free(g);
 }
 
 /* ---- composite graphs: gradient checks -------------------------------------------------- */
@@ -1139,7 +1278,11 @@ static int mlp_run_copy(uint64_t seed, float drop, float *loss, float *grads, si
 static void expect_reproducible(float drop)
 {
     float *ga = calloc(MLP_BIG_GRADS, sizeof *ga), *gb = calloc(MLP_BIG_GRADS, sizeof *gb);
-    cr_assert(ga && gb);
+    if (!ga || !gb) {
+        free(ga);
+        free(gb);
+        cr_assert_fail("out of memory");
+    }
     float la = 0, lb = 1;
     size_t na = 0, nb = 0;
     int ra = mlp_run_copy(42, drop, &la, ga, &na);
@@ -1211,7 +1354,11 @@ Test(graph, plan_runs_repeatedly_with_new_data)
     rc_node *y = rc_tanh(g, rc_add(g, rc_matmul(g, x, w), b));
     rc_node *loss = rc_sum(g, y);
     rc_plan *p = loss ? rc_plan_new(g, 1, &loss) : NULL;
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     g_fill_param(&s, w, -1, 1);
     g_fill_param(&s, b, -0.5f, 0.5f);
     const float *wd = rc_param_data(w), *bd = rc_param_data(b);
@@ -1265,7 +1412,11 @@ Test(graph, plan_length_flops_arena)
     (void)unused;
     rc_node *loss = rc_sum(g, rc_tanh(g, mm));
     rc_plan *p = loss ? rc_plan_new(g, 1, &loss) : NULL;
-    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    if (!p) {
+        cr_expect_fail("rc_plan_new: %s", rc_graph_error(g));
+        rc_graph_free(g);
+        return;
+    }
     cr_expect_eq(rc_plan_length(p), 3, "matmul, tanh, sum: the unused exp is not on the tape");
     cr_expect_gt(rc_plan_flops(p), 0.0);
     cr_expect_geq(rc_plan_flops(p), 2.0 * 4 * 5 * 6, "a [4,5]x[5,6] matmul alone is 240 FLOPs");
@@ -1320,7 +1471,11 @@ Test(graph, single_thread_identical_runs)
     cr_expect_eq(rc_num_threads(), 1);
     enum { NG = 160 * 64 };
     float *a = calloc(NG, sizeof *a), *b = calloc(NG, sizeof *b);
-    cr_assert(a && b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        cr_assert_fail("out of memory");
+    }
     float la = 0, lb = 1;
     cr_expect_eq(run_mid_mlp(&la, a, NG), 0);
     cr_expect_eq(run_mid_mlp(&lb, b, NG), 0);
