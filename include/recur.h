@@ -471,6 +471,65 @@ rc_status rc_model_stream_reset(rc_model *m, int B);
  * reverse sweep. Not available for bidirectional models (RC_ERR_STATE). */
 rc_status rc_model_stream_step(rc_model *m, const float *x, const int32_t *tokens, const float **out);
 
+/* ---- optimisers, schedules, clipping -------------------------------------------- */
+
+typedef enum rc_optim_kind { RC_OPT_SGD = 0, RC_OPT_ADAM, RC_OPT_RMSPROP, RC_OPT_ADAGRAD } rc_optim_kind;
+
+typedef struct rc_optim_opts {
+    rc_optim_kind kind;
+    float momentum;      /* SGD: heavy-ball momentum mu (0: plain SGD) */
+    int nesterov;        /* SGD: Nesterov momentum */
+    float beta1, beta2;  /* Adam (0.9, 0.999) */
+    float rho;           /* RMSprop: decay of the mean square (0.99) */
+    float eps;           /* Adam, RMSprop, Adagrad: added to the denominator (1e-8) */
+    float weight_decay;  /* lambda */
+    int decoupled;       /* 0: L2, lambda * w added to the gradient; 1: w -= lr * lambda * w
+                            applied apart from the gradient (AdamW, Loshchilov & Hutter 2019) */
+    float clip_norm;     /* > 0: scale all gradients so their global L2 norm is <= clip_norm */
+    float weight_noise;  /* > 0: Gaussian noise of this std on the weights during each
+                            forward/backward, the update applied to the clean weights
+                            (Graves 2011; Chung et al. 2014 for music) */
+    uint64_t seed;       /* weight noise */
+} rc_optim_opts;
+
+/* Defaults for a kind: momentum 0, betas 0.9/0.999, rho 0.99, eps 1e-8, no decay, no
+ * clipping, no noise, seed 1. */
+rc_optim_opts rc_optim_defaults(rc_optim_kind kind);
+typedef struct rc_optim rc_optim;
+/* An optimiser of all of a model's parameters. NULL when memory is short or the
+ * options are invalid (a message is left on the model: rc_model_error). */
+rc_optim *rc_optim_new(rc_model *m, const rc_optim_opts *o);
+/* Frees the optimiser (not the model). */
+void rc_optim_free(rc_optim *o);
+/* Before a forward: puts weight noise on the weights (no-op without weight noise). */
+rc_status rc_optim_begin(rc_optim *o);
+/* After a backward: restores clean weights (if noisy), clips, and applies one update
+ * with learning rate lr. Returns RC_OK, or RC_ERR_STATE when a gradient is not finite
+ * (nothing is changed then). */
+rc_status rc_optim_step(rc_optim *o, float lr);
+/* The global gradient norm before clipping, of the last rc_optim_step. */
+double rc_optim_grad_norm(const rc_optim *o);
+/* The number of updates applied. */
+uint64_t rc_optim_steps(const rc_optim *o);
+
+typedef enum rc_schedule_kind {
+    RC_SCHED_CONSTANT = 0,
+    RC_SCHED_STEP,       /* lr * factor^(max(0, epoch - start + 1)) once epoch >= start
+                            (Zaremba et al. 2014: start 5, factor 0.5, epochs from 1) */
+    RC_SCHED_COSINE      /* lr * (min_frac + (1 - min_frac) * (1 + cos(pi * progress)) / 2) */
+} rc_schedule_kind;
+
+typedef struct rc_schedule {
+    rc_schedule_kind kind;
+    float lr;            /* base learning rate */
+    int start;           /* STEP: first epoch (1-based) that is decayed */
+    float factor;        /* STEP: decay factor per epoch */
+    float min_frac;      /* COSINE: final lr as a fraction of lr */
+} rc_schedule;
+
+/* The learning rate at 1-based `epoch`, and for COSINE at progress in [0, 1]. */
+float rc_schedule_lr(const rc_schedule *s, int epoch, double progress);
+
 /* ---- gradient checking -------------------------------------------------------- */
 
 /* Compares the reverse-sweep gradient of scalar `loss` with central differences

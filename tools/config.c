@@ -1,0 +1,286 @@
+/* The option table and its parsers (see config.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+
+typedef enum { T_STR, T_INT, T_LONG, T_DBL, T_FLAG } opt_type;
+
+typedef struct opt {
+    const char *key;
+    opt_type type;
+    size_t off, size;      /* field in config; size for strings */
+    const char *def;
+    unsigned cmds;
+    const char *help;
+} opt;
+
+#define F(field) offsetof(config, field), sizeof(((config *)0)->field)
+#define TR CMD_TRAIN
+#define EV CMD_EVAL
+#define SA CMD_SAMPLE
+#define PL CMD_PLOT
+
+static const opt opts[] = {
+    { "data", T_STR, F(data), "", TR | EV, "training text or data file (default: the fortunes corpus)" },
+    { "valid", T_STR, F(valid), "", TR | EV, "validation file (default: a split of --data)" },
+    { "test", T_STR, F(test), "", TR | EV, "test file (default: a split of --data)" },
+    { "data-kind", T_STR, F(data_kind), "chars", TR, "chars | words | music | csv" },
+    { "valid-frac", T_DBL, F(valid_frac), "0.05", TR, "fraction of --data held out for validation" },
+    { "test-frac", T_DBL, F(test_frac), "0", TR, "fraction of --data held out for test" },
+    { "max-vocab", T_INT, F(max_vocab), "0", TR, "words: keep the most frequent N (0: all)" },
+    { "cell", T_STR, F(cell), "lstm", TR, "lstm | gru | gru-cho | rnn | rnn-relu | mut1 | mut2 | mut3" },
+    { "hidden", T_INT, F(hidden), "128", TR, "hidden units per layer" },
+    { "layers", T_INT, F(layers), "2", TR, "stacked layers" },
+    { "embed", T_INT, F(embed), "0", TR, "embedding size for token data (0: = hidden)" },
+    { "bidirectional", T_FLAG, F(bidirectional), "0", TR, "bidirectional layers (not for language models)" },
+    { "dropout", T_DBL, F(dropout), "0", TR, "dropout on non-recurrent connections" },
+    { "forget-bias", T_DBL, F(forget_bias), "1", TR, "LSTM forget-gate bias at init" },
+    { "init", T_STR, F(init), "default", TR, "default | uniform | glorot | orthogonal (recurrent matrices)" },
+    { "init-scale", T_DBL, F(init_scale), "0.1", TR, "a of U(-a, a) for --init uniform" },
+    { "seq", T_INT, F(seq), "50", TR | EV, "unroll length T (truncated BPTT window)" },
+    { "batch", T_INT, F(batch), "50", TR | EV, "batch size B" },
+    { "epochs", T_INT, F(epochs), "10", TR, "epochs" },
+    { "steps", T_LONG, F(steps), "0", TR, "stop after this many updates (0: no limit)" },
+    { "time-limit", T_DBL, F(time_limit), "0", TR, "stop after this many seconds (0: no limit)" },
+    { "optim", T_STR, F(optim), "adam", TR, "sgd | adam | rmsprop | adagrad" },
+    { "lr", T_DBL, F(lr), "0.002", TR, "learning rate" },
+    { "momentum", T_DBL, F(momentum), "0", TR, "SGD momentum" },
+    { "nesterov", T_FLAG, F(nesterov), "0", TR, "Nesterov momentum" },
+    { "beta1", T_DBL, F(beta1), "0.9", TR, "Adam beta1" },
+    { "beta2", T_DBL, F(beta2), "0.999", TR, "Adam beta2" },
+    { "rho", T_DBL, F(rho), "0.95", TR, "RMSprop decay" },
+    { "eps", T_DBL, F(eps), "1e-8", TR, "optimiser epsilon" },
+    { "weight-decay", T_DBL, F(weight_decay), "0", TR, "weight decay" },
+    { "decoupled", T_FLAG, F(decoupled), "0", TR, "decoupled weight decay (AdamW)" },
+    { "clip", T_DBL, F(clip), "5", TR, "global gradient-norm clip (0: off)" },
+    { "weight-noise", T_DBL, F(weight_noise), "0", TR, "std of Gaussian weight noise during training" },
+    { "schedule", T_STR, F(schedule), "constant", TR, "constant | step | cosine" },
+    { "decay-start", T_INT, F(decay_start), "5", TR, "step schedule: first decayed epoch" },
+    { "decay-factor", T_DBL, F(decay_factor), "0.5", TR, "step schedule: factor per epoch" },
+    { "min-lr-frac", T_DBL, F(min_lr_frac), "0", TR, "cosine schedule: final lr / lr" },
+    { "seed", T_LONG, F(seed), "1", TR | SA, "random seed (weights, data order, dropout, sampling)" },
+    { "threads", T_INT, F(threads), "0", TR | EV | SA, "threads (0: all cores; also RC_NUM_THREADS)" },
+    { "out", T_STR, F(out), "runs/default", TR | PL, "run directory: checkpoints, metrics, plots" },
+    { "metrics", T_STR, F(metrics), "csv", TR, "csv | jsonl" },
+    { "save-every", T_LONG, F(save_every), "500", TR, "checkpoint every N updates (0: only per epoch)" },
+    { "eval-every", T_LONG, F(eval_every), "0", TR, "validate every N updates (0: every epoch)" },
+    { "patience", T_INT, F(patience), "0", TR, "early stop after N validations without improvement (0: off)" },
+    { "resume", T_FLAG, F(resume), "0", TR, "continue from <out>/last.ckpt" },
+    { "progress", T_INT, F(progress), "-1", TR, "live progress line: 1 on, 0 off, -1 when stderr is a terminal" },
+    { "checkpoint", T_STR, F(checkpoint), "", EV | SA, "checkpoint file (default: <out>/best.ckpt)" },
+    { "split", T_STR, F(split), "valid", EV, "valid | test | train" },
+    { "prime", T_STR, F(prime), "", SA, "text to start the sample with" },
+    { "length", T_INT, F(length), "400", SA, "characters or words to generate" },
+    { "temperature", T_DBL, F(temperature), "0.8", SA, "sampling temperature" },
+    { "sample", T_INT, F(sample), "300", TR, "after each epoch print a sample of this length (0: off)" },
+    { "plot-out", T_STR, F(plot_out), "", PL, "image to write (.png or .svg; default <out>/curves.png)" },
+};
+#define NOPTS (sizeof opts / sizeof *opts)
+
+static void seterr(char *msg, size_t len, const char *fmt, const char *a, const char *b)
+{
+    snprintf(msg, len, fmt, a, b);
+}
+
+static const opt *find(const char *key)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strcmp(opts[i].key, key) == 0) return &opts[i];
+    return NULL;
+}
+
+static int set_opt(config *c, const opt *o, const char *v, char *msg, size_t len)
+{
+    char *field = (char *)c + o->off, *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case T_STR:
+        if (strlen(v) >= o->size) {
+            seterr(msg, len, "--%s: value '%.60s' is too long", o->key, v);
+            return -1;
+        }
+        strcpy(field, v);
+        return 0;
+    case T_INT:
+    case T_LONG:
+    case T_FLAG: {
+        long x;
+        if (o->type == T_FLAG && (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))) x = 1;
+        else if (o->type == T_FLAG && (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))) x = 0;
+        else {
+            x = strtol(v, &end, 10);
+            if (!*v || *end || errno || (o->type != T_LONG && (x < -2147483647L || x > 2147483647L))) {
+                seterr(msg, len, "--%s: '%s' is not an integer", o->key, v);
+                return -1;
+            }
+        }
+        if (o->type == T_LONG) *(long *)field = x;
+        else *(int *)field = (int)x;
+        return 0;
+    }
+    case T_DBL: {
+        double x = strtod(v, &end);
+        if (!*v || *end || errno || x != x) {
+            seterr(msg, len, "--%s: '%s' is not a number", o->key, v);
+            return -1;
+        }
+        *(double *)field = x;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+void config_defaults(config *c)
+{
+    memset(c, 0, sizeof *c);
+    char msg[128];
+    for (size_t i = 0; i < NOPTS; i++) set_opt(c, &opts[i], opts[i].def, msg, sizeof msg);
+}
+
+int config_set(config *c, const char *key, const char *value, char *msg, size_t len)
+{
+    const opt *o = find(key);
+    if (!o) {
+        seterr(msg, len, "unknown option '%s'%s", key, " (see --help)");
+        return -1;
+    }
+    return set_opt(c, o, value, msg, len);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = 0;
+    return s;
+}
+
+int config_read_file(config *c, const char *path, char *msg, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(msg, len, "%s: cannot open config file: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    int ln = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        ln++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(msg, len, "%s:%d: line too long", path, ln);
+            rc = -1;
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *s = trim(line);
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(msg, len, "%s:%d: expected 'key = value', got '%.60s'", path, ln, s);
+            rc = -1;
+            break;
+        }
+        *eq = 0;
+        char *k = trim(s), *v = trim(eq + 1), sub[512];
+        if (!strcmp(k, "config")) {
+            snprintf(msg, len, "%s:%d: a config file cannot include another", path, ln);
+            rc = -1;
+        } else if (config_set(c, k, v, sub, sizeof sub) != 0) {
+            snprintf(msg, len, "%s:%d: %s", path, ln, sub);
+            rc = -1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int config_parse_args(config *c, int argc, char **argv, int first, char *msg, size_t len)
+{
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || !a[2]) {
+            seterr(msg, len, "unexpected argument '%s'%s", a, " (options start with --)");
+            return -1;
+        }
+        char key[128];
+        const char *val = NULL, *eq = strchr(a + 2, '=');
+        size_t kl = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (kl >= sizeof key) {
+            seterr(msg, len, "option '%.60s' is too long%s", a, "");
+            return -1;
+        }
+        memcpy(key, a + 2, kl);
+        key[kl] = 0;
+        if (eq) val = eq + 1;
+        if (!strcmp(key, "config")) {
+            if (!val && i + 1 < argc) val = argv[++i];
+            if (!val) {
+                seterr(msg, len, "--config needs a file%s%s", "", "");
+                return -1;
+            }
+            if (config_read_file(c, val, msg, len) != 0) return -1;
+            continue;
+        }
+        const opt *o = find(key);
+        if (!o) {
+            seterr(msg, len, "unknown option '--%s'%s", key, " (see --help)");
+            return -1;
+        }
+        if (!val && o->type == T_FLAG) val = "1";
+        if (!val && i + 1 < argc) val = argv[++i];
+        if (!val) {
+            seterr(msg, len, "--%s needs a value%s", key, "");
+            return -1;
+        }
+        if (set_opt(c, o, val, msg, len) != 0) return -1;
+    }
+    return 0;
+}
+
+void config_usage(FILE *f, unsigned which)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &opts[i];
+        if (!(o->cmds & which)) continue;
+        char k[64];
+        snprintf(k, sizeof k, "--%s%s", o->key, o->type == T_FLAG ? "" : " V");
+        fprintf(f, "  %-22s %s", k, o->help);
+        if (o->type != T_FLAG && o->def[0]) fprintf(f, " [%s]", o->def);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-22s %s\n", "--config FILE", "read 'key = value' lines (keys as above, without --)");
+}
+
+void config_write(const config *c, FILE *f)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const opt *o = &opts[i];
+        const char *field = (const char *)c + o->off;
+        fprintf(f, "%s = ", o->key);
+        switch (o->type) {
+        case T_STR: fprintf(f, "%s\n", field); break;
+        case T_INT:
+        case T_FLAG: fprintf(f, "%d\n", *(const int *)field); break;
+        case T_LONG: fprintf(f, "%ld\n", *(const long *)field); break;
+        case T_DBL: fprintf(f, "%.17g\n", *(const double *)field); break;
+        }
+    }
+}
+
+char *config_to_text(const config *c)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return NULL;
+    config_write(c, f);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

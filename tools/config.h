@@ -1,0 +1,62 @@
+/* The run configuration of the recur command: one struct, filled from defaults,
+ * then a config file (--config), then the command line. Options are data: the
+ * table in config.c lists each once with its type, default and help. */
+#ifndef RC_TOOLS_CONFIG_H
+#define RC_TOOLS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct config {
+    /* data */
+    char data[1024], valid[1024], test[1024], data_kind[16];
+    double valid_frac, test_frac;
+    int max_vocab;
+    /* model */
+    char cell[1024];
+    int hidden, layers, embed, bidirectional;
+    double dropout, forget_bias;
+    char init[32];
+    double init_scale;
+    /* training */
+    int seq, batch, epochs;
+    long steps;
+    double time_limit;
+    char optim[16];
+    double lr, momentum, beta1, beta2, rho, eps, weight_decay, clip, weight_noise;
+    int nesterov, decoupled;
+    char schedule[16];
+    int decay_start;
+    double decay_factor, min_lr_frac;
+    long seed;
+    int threads;
+    /* run management */
+    char out[1024], metrics[16];
+    long save_every, eval_every;
+    int patience, resume, progress;
+    /* sampling / evaluation */
+    char checkpoint[1024], split[16], prime[1024], plot_out[1024];
+    int length, sample_every_epoch, sample;
+    double temperature;
+} config;
+
+/* Fills c with the defaults. */
+void config_defaults(config *c);
+/* Applies one "key = value" (key as the long option without dashes). 0 or -1 with msg. */
+int config_set(config *c, const char *key, const char *value, char *msg, size_t len);
+/* Reads a config file of "key = value" lines (# comments). 0 or -1 with file:line in msg. */
+int config_read_file(config *c, const char *path, char *msg, size_t len);
+/* Parses argv[first..]: --key value, --key=value, --flag, --config FILE (applied where it
+ * appears, so later options override it). 0 or -1 with msg. */
+int config_parse_args(config *c, int argc, char **argv, int first, char *msg, size_t len);
+/* Writes the options a command takes, with defaults and help, to f. `which` is a
+ * mask of the commands (CMD_TRAIN, ...). */
+#include <stdio.h>
+enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_SAMPLE = 4, CMD_PLOT = 8 };
+void config_usage(FILE *f, unsigned which);
+/* Writes the whole configuration as "key = value" lines (the run record, checkpoints). */
+void config_write(const config *c, FILE *f);
+/* The same into a malloc'ed string (NULL when memory is short). */
+char *config_to_text(const config *c);
+
+#endif

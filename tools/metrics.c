@@ -1,0 +1,90 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "git_version.h"
+#include "metrics.h"
+#include "recur.h"
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+static void run_record(metrics *mx, const config *c)
+{
+    char host[256] = "unknown", when[64] = "";
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    char *cfg = config_to_text(c);
+    if (mx->jsonl) {
+        fprintf(mx->f, "{\"run\": {\"recur\": \"%s\", \"git\": \"%s\", \"host\": ", rc_version(), RECUR_GIT_HASH);
+        json_str(mx->f, host);
+        fprintf(mx->f, ", \"threads\": %d, \"seed\": %ld, \"started\": \"%s\", \"config\": ", rc_num_threads(), c->seed, when);
+        json_str(mx->f, cfg ? cfg : "");
+        fprintf(mx->f, "}}\n");
+    } else {
+        fprintf(mx->f, "# recur %s (git %s) on %s, %d threads, seed %ld, started %s\n", rc_version(), RECUR_GIT_HASH,
+                host, rc_num_threads(), c->seed, when);
+        for (char *line = cfg, *nl; line && *line; line = nl + 1) {
+            nl = strchr(line, '\n');
+            if (!nl) break;
+            fprintf(mx->f, "# %.*s\n", (int)(nl - line), line);
+        }
+        fprintf(mx->f, "kind,step,epoch,loss,metric_name,metric,lr,grad_norm");
+        for (int g = 0; g < mx->ngroups; g++) fprintf(mx->f, ",gn_%s", mx->group[g]);
+        fprintf(mx->f, ",tokens_per_s,elapsed_s\n");
+    }
+    free(cfg);
+}
+
+int metrics_open(metrics *mx, const char *path, int jsonl, int append, const config *c, int ngroups,
+                 char group[][32], char *msg, size_t len)
+{
+    memset(mx, 0, sizeof *mx);
+    mx->jsonl = jsonl;
+    mx->ngroups = ngroups < METRICS_MAX_GROUPS ? ngroups : METRICS_MAX_GROUPS;
+    for (int g = 0; g < mx->ngroups; g++) snprintf(mx->group[g], sizeof mx->group[g], "%s", group[g]);
+    int exists = append && access(path, F_OK) == 0;
+    mx->f = fopen(path, exists ? "a" : "w");
+    if (!mx->f) {
+        snprintf(msg, len, "%s: cannot write metrics: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!exists) run_record(mx, c);
+    fflush(mx->f);
+    return 0;
+}
+
+void metrics_write(metrics *mx, const metrics_row *r)
+{
+    if (!mx->f) return;
+    if (mx->jsonl) {
+        fprintf(mx->f, "{\"kind\": \"%s\", \"step\": %ld, \"epoch\": %d, \"loss\": %.6g, \"%s\": %.6g, \"lr\": %.6g, "
+                "\"grad_norm\": %.6g", r->kind, r->step, r->epoch, r->loss, r->metric_name, r->metric, r->lr, r->grad_norm);
+        for (int g = 0; r->group_norm && g < mx->ngroups; g++)
+            fprintf(mx->f, ", \"gn_%s\": %.6g", mx->group[g], r->group_norm[g]);
+        fprintf(mx->f, ", \"tokens_per_s\": %.6g, \"elapsed_s\": %.3f}\n", r->tokens_per_s, r->elapsed_s);
+    } else {
+        fprintf(mx->f, "%s,%ld,%d,%.6g,%s,%.6g,%.6g,%.6g", r->kind, r->step, r->epoch, r->loss, r->metric_name, r->metric,
+                r->lr, r->grad_norm);
+        for (int g = 0; g < mx->ngroups; g++) fprintf(mx->f, ",%.6g", r->group_norm ? r->group_norm[g] : 0.0);
+        fprintf(mx->f, ",%.6g,%.3f\n", r->tokens_per_s, r->elapsed_s);
+    }
+    fflush(mx->f);
+}
+
+void metrics_close(metrics *mx)
+{
+    if (mx->f) fclose(mx->f);
+    mx->f = NULL;
+}

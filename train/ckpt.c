@@ -1,0 +1,1046 @@
+/* The checkpoint file container: see ckpt.h for the format and the conventions.
+ *
+ * Reading loads the whole file, then walks it twice. The first walk allocates
+ * nothing: it checks the header, every entry against the bytes left in the file,
+ * the trailer and the CRC, so a corrupted length can only produce a message. The
+ * second walk fills the entry list (whose size is now known to be backed by the
+ * file), names are checked for uniqueness, and only then are payloads allocated and
+ * decoded. Values are assembled from little-endian bytes with shifts, so the code
+ * does not depend on the host's byte order.
+ *
+ * Writing streams the entries through a buffer that feeds the CRC, into
+ * "<path>.tmp.<pid>", then fsync, rename over path, fsync of the directory. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L   /* fsync, O_CLOEXEC, strerror_r, getpid */
+#endif
+#include "ckpt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifndef O_CLOEXEC
+#define O_CLOEXEC 0
+#endif
+
+#define MAGIC "RECURCKP"
+#define END_MAGIC "RECUREND"
+#define MAGIC_LEN 8
+#define HEADER_LEN 16                    /* magic, version, count */
+#define TRAILER_LEN 20                   /* length, CRC, end magic */
+/* Smallest entry: name length, a 1-byte name, type, ndim, one dim, payload length. */
+#define MIN_ENTRY_LEN (2 + 1 + 1 + 1 + 4 + 8)
+/* Size of the write buffer. */
+#define WBUF_LEN ((size_t)1 << 20)
+
+/* ---- messages ------------------------------------------------------------- */
+
+static void fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* "path: message" into err (just "message" when path is NULL), if there is room. */
+static void fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    int k = 0;
+    if (path) {
+        k = snprintf(err, errlen, "%s: ", path);
+        if (k < 0) {
+            err[0] = 0;
+            k = 0;
+        }
+        if ((size_t)k >= errlen - 1) return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+/* strerror() is not required to be thread-safe; strerror_r() comes in two flavours. */
+static const char *errstr(int e, char *buf, size_t len)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(e, buf, len);
+#else
+    if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
+    return buf;
+#endif
+}
+
+/* Bytes for a message: printable ASCII as is, anything else (and '\\', '"') as \xNN;
+ * "..." when out (at least 8 bytes) is too small. Returns out. */
+static const char *show(const void *p, size_t n, char *out, size_t outlen)
+{
+    const unsigned char *s = p;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned ch = s[i];
+        int plain = ch >= 0x20 && ch <= 0x7e && ch != '\\' && ch != '"';
+        size_t w = plain ? 1 : 4;
+        if (k + w + 4 > outlen) {          /* room for "..." and the NUL */
+            memcpy(out + k, "...", 4);
+            return out;
+        }
+        if (plain) out[k++] = (char)ch;
+        else k += (size_t)snprintf(out + k, outlen - k, "\\x%02x", ch);
+    }
+    out[k] = 0;
+    return out;
+}
+
+/* Output buffer of show() for an entry name (up to 127 bytes, shown up to ~90 chars). */
+#define SHOW_LEN 96
+
+static const char *type_name(unsigned t)
+{
+    switch (t) {
+    case CKPT_F32: return "F32";
+    case CKPT_I32: return "I32";
+    case CKPT_U64: return "U64";
+    case CKPT_TEXT: return "TEXT";
+    default: return "?";
+    }
+}
+
+/* Bytes per element of a type, 0 for an unknown type. */
+static size_t elem_size(unsigned t)
+{
+    switch (t) {
+    case CKPT_F32: return 4;
+    case CKPT_I32: return 4;
+    case CKPT_U64: return 8;
+    case CKPT_TEXT: return 1;
+    default: return 0;
+    }
+}
+
+/* "[3, 4]" into buf. */
+static const char *show_dims(int ndim, const uint32_t *dims, char *buf, size_t len)
+{
+    size_t k = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < ndim && k < len; d++)
+        k += (size_t)snprintf(buf + k, len - k, d ? ", %lu" : "%lu", (unsigned long)dims[d]);
+    if (k < len) snprintf(buf + k, len - k, "]");
+    return buf;
+}
+
+/* ---- CRC-32 (IEEE 802.3, reflected, as zlib) ------------------------------ */
+
+typedef struct crc_tab {
+    uint32_t t[8][256];
+} crc_tab;
+
+/* t[0] is the classic byte table; t[k][n] is the CRC of byte n followed by k zero
+ * bytes, which lets crc_update() consume 8 bytes per step (slicing by 8). */
+static void crc_tab_init(crc_tab *k)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int b = 0; b < 8; b++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+        k->t[0][n] = c;
+    }
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = k->t[0][n];
+        for (int s = 1; s < 8; s++) {
+            c = k->t[0][c & 0xff] ^ (c >> 8);
+            k->t[s][n] = c;
+        }
+    }
+}
+
+/* Advances the raw CRC register (pre- and post-inversion are the caller's). */
+static uint32_t crc_update(const crc_tab *k, uint32_t c, const unsigned char *p, size_t n)
+{
+    while (n >= 8) {
+        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
+                           | (uint32_t)p[3] << 24);
+        uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16
+                    | (uint32_t)p[7] << 24;
+        c = k->t[7][lo & 0xff] ^ k->t[6][(lo >> 8) & 0xff] ^ k->t[5][(lo >> 16) & 0xff]
+          ^ k->t[4][lo >> 24] ^ k->t[3][hi & 0xff] ^ k->t[2][(hi >> 8) & 0xff]
+          ^ k->t[1][(hi >> 16) & 0xff] ^ k->t[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) c = k->t[0][(c ^ *p++) & 0xff] ^ (c >> 8);
+    return c;
+}
+
+uint32_t ckpt_crc32(uint32_t crc, const void *buf, size_t len)
+{
+    if (!buf) return crc;
+    crc_tab k;
+    crc_tab_init(&k);
+    return ~crc_update(&k, ~crc, buf, len);
+}
+
+/* ---- little-endian fields ------------------------------------------------- */
+
+static uint32_t get_u16(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
+}
+
+static void put_u16(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v & 0xff);
+    p[1] = (unsigned char)(v >> 8 & 0xff);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i) & 0xff);
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i) & 0xff);
+}
+
+/* ---- the in-memory list --------------------------------------------------- */
+
+void ckpt_init(ckpt *c)
+{
+    if (!c) return;
+    c->n = 0;
+    c->cap = 0;
+    c->e = NULL;
+}
+
+void ckpt_free(ckpt *c)
+{
+    if (!c) return;
+    if (c->e)
+        for (int i = 0; i < c->n; i++) free(c->e[i].data);
+    free(c->e);
+    ckpt_init(c);
+}
+
+const ckpt_entry *ckpt_find(const ckpt *c, const char *name)
+{
+    if (!c || !name || !c->e) return NULL;
+    for (int i = 0; i < c->n; i++)
+        if (strncmp(c->e[i].name, name, sizeof c->e[i].name) == 0) return &c->e[i];
+    return NULL;
+}
+
+size_t ckpt_count(const ckpt_entry *e)
+{
+    if (!e || e->ndim < 1 || e->ndim > CKPT_MAX_DIMS) return 0;
+    if (e->type == CKPT_TEXT) return e->shape[0] > 0 ? (size_t)e->shape[0] : 0;
+    size_t n = 1;
+    for (int d = 0; d < e->ndim; d++) {
+        if (e->shape[d] <= 0) return 0;
+        n *= (size_t)e->shape[d];
+    }
+    return n;
+}
+
+/* Why a type, rank and shape cannot make an entry (a static or buf message), or NULL
+ * when they can, with the payload size in *bytes. */
+static const char *shape_error(int t, int ndim, const int *shape, size_t *bytes,
+                               char *buf, size_t len)
+{
+    size_t es = elem_size((unsigned)t);
+    if (es == 0) {
+        snprintf(buf, len, "unknown type %d (expected 1..4: F32, I32, U64, TEXT)", t);
+        return buf;
+    }
+    if (t == CKPT_TEXT && ndim != 1) {
+        snprintf(buf, len, "a TEXT entry has ndim %d, expected 1", ndim);
+        return buf;
+    }
+    if (ndim < 1 || ndim > CKPT_MAX_DIMS) {
+        snprintf(buf, len, "ndim %d, expected 1..%d", ndim, CKPT_MAX_DIMS);
+        return buf;
+    }
+    if (!shape) return "shape is NULL";
+    /* Element count, then bytes, kept below SIZE_MAX (one byte is spare for the
+     * NUL after a text) and below 2^63 (the file's u64 field, with room to spare). */
+    uint64_t limit = (uint64_t)1 << 62;
+    if ((uint64_t)SIZE_MAX / 2 < limit) limit = (uint64_t)SIZE_MAX / 2;
+    uint64_t n = 1;
+    int zero = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) {
+            snprintf(buf, len, "dim %d is %d (must be >= 0)", d, shape[d]);
+            return buf;
+        }
+        if (shape[d] == 0) zero = 1;
+        else if (!zero && n > limit / (uint64_t)shape[d]) n = limit + 1;
+        else if (!zero) n *= (uint64_t)shape[d];
+    }
+    if (zero) n = 0;
+    if (n > limit / es) return "too many elements";
+    *bytes = (size_t)(n * es);
+    return NULL;
+}
+
+/* A fresh copy of a payload (never NULL on success, even for 0 bytes; a NUL follows
+ * a text). NULL when memory is short. */
+static void *copy_payload(const void *data, size_t bytes)
+{
+    unsigned char *p = malloc(bytes + 1);
+    if (!p) return NULL;
+    if (bytes) memcpy(p, data, bytes);
+    p[bytes] = 0;
+    return p;
+}
+
+/* Room for one more entry. 0, or -1 when memory is short (c unchanged). */
+static int grow(ckpt *c)
+{
+    if (c->n < c->cap) return 0;
+    if (c->cap > INT_MAX / 2) return -1;
+    int cap = c->cap ? c->cap * 2 : 16;
+    if ((size_t)cap > SIZE_MAX / sizeof(ckpt_entry)) return -1;
+    ckpt_entry *e = realloc(c->e, (size_t)cap * sizeof *e);
+    if (!e) return -1;
+    c->e = e;
+    c->cap = cap;
+    return 0;
+}
+
+int ckpt_add(ckpt *c, const char *name, ckpt_type t, int ndim, const int *shape,
+             const void *data, char *err, size_t errlen)
+{
+    char nb[SHOW_LEN], why[128];
+    if (!c || !name) {
+        fail(err, errlen, NULL, "ckpt_add: the checkpoint or the name is NULL");
+        return -1;
+    }
+    if (c->n < 0 || c->cap < c->n || (c->cap > 0 && !c->e)) {
+        fail(err, errlen, NULL, "ckpt_add: the checkpoint is not initialised (n %d, cap %d)",
+             c->n, c->cap);
+        return -1;
+    }
+    size_t nl = strlen(name);
+    if (nl == 0) {
+        fail(err, errlen, NULL, "entry name is empty");
+        return -1;
+    }
+    if (nl > CKPT_NAME_MAX) {
+        fail(err, errlen, NULL, "entry name \"%s\" is %zu bytes long, at most %d",
+             show(name, nl, nb, sizeof nb), nl, CKPT_NAME_MAX);
+        return -1;
+    }
+    show(name, nl, nb, sizeof nb);
+    const ckpt_entry *dup = ckpt_find(c, name);
+    if (dup) {
+        fail(err, errlen, NULL, "entry \"%s\": duplicate name (entry %d has it already)", nb,
+             (int)(dup - c->e));
+        return -1;
+    }
+    size_t bytes = 0;
+    const char *bad = shape_error((int)t, ndim, shape, &bytes, why, sizeof why);
+    if (bad) {
+        fail(err, errlen, NULL, "entry \"%s\": %s", nb, bad);
+        return -1;
+    }
+    if (!data && bytes) {
+        fail(err, errlen, NULL, "entry \"%s\": data is NULL for %zu bytes", nb, bytes);
+        return -1;
+    }
+    if (c->n == INT_MAX) {
+        fail(err, errlen, NULL, "entry \"%s\": the checkpoint is full (%d entries)", nb, c->n);
+        return -1;
+    }
+    void *copy = copy_payload(data, bytes);
+    if (!copy || grow(c) != 0) {
+        free(copy);
+        fail(err, errlen, NULL, "entry \"%s\": out of memory (%zu bytes)", nb, bytes);
+        return -1;
+    }
+    ckpt_entry *e = &c->e[c->n++];
+    memset(e, 0, sizeof *e);
+    memcpy(e->name, name, nl + 1);
+    e->type = t;
+    e->ndim = ndim;
+    for (int d = 0; d < ndim; d++) e->shape[d] = shape[d];
+    e->data = copy;
+    return 0;
+}
+
+int ckpt_add_text(ckpt *c, const char *name, const char *text, char *err, size_t errlen)
+{
+    char nb[SHOW_LEN];
+    if (!text) {
+        fail(err, errlen, NULL, "entry \"%s\": text is NULL",
+             name ? show(name, strlen(name), nb, sizeof nb) : "(null)");
+        return -1;
+    }
+    size_t n = strlen(text);
+    if (n > (size_t)INT_MAX) {
+        fail(err, errlen, NULL, "entry \"%s\": text of %zu bytes is too long (at most %d)",
+             name ? show(name, strlen(name), nb, sizeof nb) : "(null)", n, INT_MAX);
+        return -1;
+    }
+    int shape[1] = { (int)n };
+    return ckpt_add(c, name, CKPT_TEXT, 1, shape, text, err, errlen);
+}
+
+int ckpt_add_u64(ckpt *c, const char *name, const uint64_t *v, int count, char *err,
+                 size_t errlen)
+{
+    int shape[1] = { count };
+    return ckpt_add(c, name, CKPT_U64, 1, shape, v, err, errlen);
+}
+
+/* ---- low-level I/O -------------------------------------------------------- */
+
+/* Reads up to n bytes, retrying after signals and short reads. Returns the count read
+ * (less than n only at the end of the file), or -1 with errno set. */
+static long long read_full(int fd, void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got;
+        if (want > (size_t)1 << 30) want = (size_t)1 << 30;
+        ssize_t r = read(fd, p + got, want);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (long long)got;
+}
+
+/* Writes all n bytes, retrying after signals and short writes. 0, or -1 with errno. */
+static int write_full(int fd, const void *buf, size_t n)
+{
+    const unsigned char *p = buf;
+    while (n > 0) {
+        size_t want = n > (size_t)1 << 30 ? (size_t)1 << 30 : n;
+        ssize_t w = write(fd, p, want);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* fsync of the directory holding path, so the rename itself is durable. Best effort:
+ * some file systems refuse fsync on directories, and the data are already safe. */
+static void sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash) {
+        dir = malloc(2);
+        if (dir) memcpy(dir, ".", 2);
+    } else if (slash == path) {
+        dir = malloc(2);
+        if (dir) memcpy(dir, "/", 2);
+    } else {
+        size_t n = (size_t)(slash - path);
+        dir = malloc(n + 1);
+        if (dir) {
+            memcpy(dir, path, n);
+            dir[n] = 0;
+        }
+    }
+    if (!dir) return;
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return;
+    (void)fsync(fd);
+    close(fd);
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+/* A buffered writer whose flushed bytes feed the CRC. */
+typedef struct wbuf {
+    int fd;
+    unsigned char *buf;
+    size_t len;
+    uint64_t off;          /* bytes flushed so far */
+    uint32_t crc;          /* raw CRC register over the flushed bytes */
+    const crc_tab *tab;
+} wbuf;
+
+/* 0, or -1 with errno. */
+static int wb_flush(wbuf *w)
+{
+    if (w->len == 0) return 0;
+    w->crc = crc_update(w->tab, w->crc, w->buf, w->len);
+    if (write_full(w->fd, w->buf, w->len) != 0) return -1;
+    w->off += w->len;
+    w->len = 0;
+    return 0;
+}
+
+/* At least k (<= WBUF_LEN) free bytes at w->buf + w->len. 0, or -1 with errno. */
+static int wb_room(wbuf *w, size_t k)
+{
+    return WBUF_LEN - w->len < k ? wb_flush(w) : 0;
+}
+
+static int wb_bytes(wbuf *w, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    while (n > 0) {
+        if (w->len == WBUF_LEN && wb_flush(w) != 0) return -1;
+        size_t k = WBUF_LEN - w->len < n ? WBUF_LEN - w->len : n;
+        memcpy(w->buf + w->len, s, k);
+        w->len += k;
+        s += k;
+        n -= k;
+    }
+    return 0;
+}
+
+/* The payload of e, element by element in little-endian order. 0, or -1 with errno. */
+static int wb_payload(wbuf *w, const ckpt_entry *e, size_t count)
+{
+    const unsigned char *src = e->data;
+    if (e->type == CKPT_TEXT) return wb_bytes(w, src, count);
+    size_t es = elem_size((unsigned)e->type);
+    size_t i = 0;
+    while (i < count) {
+        if (wb_room(w, es) != 0) return -1;
+        size_t k = (WBUF_LEN - w->len) / es;
+        if (k > count - i) k = count - i;
+        unsigned char *dst = w->buf + w->len;
+        if (es == 4) {
+            for (size_t j = 0; j < k; j++) {
+                uint32_t v;
+                memcpy(&v, src + 4 * (i + j), 4);
+                put_u32(dst + 4 * j, v);
+            }
+        } else {
+            for (size_t j = 0; j < k; j++) {
+                uint64_t v;
+                memcpy(&v, src + 8 * (i + j), 8);
+                put_u64(dst + 8 * j, v);
+            }
+        }
+        w->len += k * es;
+        i += k;
+    }
+    return 0;
+}
+
+/* Header, entries and trailer of c into fd. 0, or -1 with errno. */
+static int write_body(int fd, const ckpt *c, unsigned char *buf, const crc_tab *tab)
+{
+    wbuf w = { fd, buf, 0, 0, 0xFFFFFFFFu, tab };
+    unsigned char h[HEADER_LEN];
+    memcpy(h, MAGIC, MAGIC_LEN);
+    put_u32(h + 8, CKPT_VERSION);
+    put_u32(h + 12, (uint32_t)c->n);
+    if (wb_bytes(&w, h, sizeof h) != 0) return -1;
+    for (int i = 0; i < c->n; i++) {
+        const ckpt_entry *e = &c->e[i];
+        size_t nl = strlen(e->name), count = ckpt_count(e);
+        unsigned char f[2 + CKPT_NAME_MAX + 2 + 4 * CKPT_MAX_DIMS + 8];
+        size_t k = 0;
+        put_u16(f, (uint32_t)nl);
+        memcpy(f + 2, e->name, nl);
+        k = 2 + nl;
+        f[k++] = (unsigned char)e->type;
+        f[k++] = (unsigned char)e->ndim;
+        for (int d = 0; d < e->ndim; d++, k += 4) put_u32(f + k, (uint32_t)e->shape[d]);
+        put_u64(f + k, (uint64_t)count * elem_size((unsigned)e->type));
+        k += 8;
+        if (wb_bytes(&w, f, k) != 0 || wb_payload(&w, e, count) != 0) return -1;
+    }
+    if (wb_flush(&w) != 0) return -1;
+    unsigned char t[TRAILER_LEN];
+    put_u64(t, w.off);
+    put_u32(t + 8, ~w.crc);
+    memcpy(t + 12, END_MAGIC, MAGIC_LEN);
+    return write_full(fd, t, sizeof t);
+}
+
+/* Orders pointers to entries by name, then by position (a total order for qsort). */
+static int cmp_entry_name(const void *a, const void *b)
+{
+    const ckpt_entry *x = *(const ckpt_entry *const *)a, *y = *(const ckpt_entry *const *)b;
+    int r = strcmp(x->name, y->name);
+    return r ? r : (x < y ? -1 : x > y);
+}
+
+/* Checks the entries of c as ckpt_add would, and their names for uniqueness. 0, or -1
+ * with a message. */
+static int check_for_write(const char *path, const ckpt *c, char *err, size_t errlen)
+{
+    char nb[SHOW_LEN], why[128];
+    if (!c || c->n < 0 || (c->n > 0 && !c->e)) {
+        fail(err, errlen, path, "the checkpoint is NULL or not initialised");
+        return -1;
+    }
+    for (int i = 0; i < c->n; i++) {
+        const ckpt_entry *e = &c->e[i];
+        const char *z = memchr(e->name, 0, sizeof e->name);
+        if (!z) {
+            fail(err, errlen, path, "entry %d: the name is not NUL-terminated", i);
+            return -1;
+        }
+        size_t nl = (size_t)(z - e->name);
+        if (nl == 0) {
+            fail(err, errlen, path, "entry %d: the name is empty", i);
+            return -1;
+        }
+        show(e->name, nl, nb, sizeof nb);
+        size_t bytes = 0;
+        const char *bad = shape_error((int)e->type, e->ndim, e->shape, &bytes, why, sizeof why);
+        if (bad) {
+            fail(err, errlen, path, "entry %d \"%s\": %s", i, nb, bad);
+            return -1;
+        }
+        if (!e->data && bytes) {
+            fail(err, errlen, path, "entry %d \"%s\": data is NULL for %zu bytes", i, nb, bytes);
+            return -1;
+        }
+    }
+    if (c->n < 2) return 0;
+    const ckpt_entry **ix = malloc((size_t)c->n * sizeof *ix);
+    if (!ix) {
+        fail(err, errlen, path, "out of memory (%d entries)", c->n);
+        return -1;
+    }
+    for (int i = 0; i < c->n; i++) ix[i] = &c->e[i];
+    qsort(ix, (size_t)c->n, sizeof *ix, cmp_entry_name);
+    for (int i = 1; i < c->n; i++)
+        if (strcmp(ix[i - 1]->name, ix[i]->name) == 0) {
+            fail(err, errlen, path, "entries %d and %d have the same name \"%s\"",
+                 (int)(ix[i - 1] - c->e), (int)(ix[i] - c->e),
+                 show(ix[i]->name, strlen(ix[i]->name), nb, sizeof nb));
+            free(ix);
+            return -1;
+        }
+    free(ix);
+    return 0;
+}
+
+int ckpt_write(const char *path, const ckpt *c, char *err, size_t errlen)
+{
+    char eb[128];
+    if (!path || !*path) {
+        fail(err, errlen, NULL, "ckpt_write: the path is NULL or empty");
+        return -1;
+    }
+    if (check_for_write(path, c, err, errlen) != 0) return -1;
+
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 32);
+    unsigned char *buf = malloc(WBUF_LEN);
+    crc_tab *tab = malloc(sizeof *tab);
+    if (!tmp || !buf || !tab) {
+        fail(err, errlen, path, "out of memory");
+        free(tmp);
+        free(buf);
+        free(tab);
+        return -1;
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    crc_tab_init(tab);
+
+    int rc = -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        fail(err, errlen, path, "cannot create the temporary file %s: %s", tmp,
+             errstr(errno, eb, sizeof eb));
+        goto done;   /* nothing was created */
+    }
+    if (write_body(fd, c, buf, tab) != 0) {
+        fail(err, errlen, path, "cannot write %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        goto remove;
+    }
+    if (fsync(fd) != 0) {
+        fail(err, errlen, path, "cannot fsync %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        goto remove;
+    }
+    int cr = close(fd);
+    fd = -1;
+    if (cr != 0) {
+        fail(err, errlen, path, "cannot close %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        goto remove;
+    }
+    if (rename(tmp, path) != 0) {
+        fail(err, errlen, path, "cannot rename %s over it: %s", tmp,
+             errstr(errno, eb, sizeof eb));
+        goto remove;
+    }
+    sync_dir(path);
+    rc = 0;
+    goto done;
+
+remove:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+done:
+    free(tmp);
+    free(buf);
+    free(tab);
+    return rc;
+}
+
+/* ---- reading -------------------------------------------------------------- */
+
+/* The whole file into a fresh buffer (*buf, *size). 0, or -1 with a message. */
+static int load_file(const char *path, unsigned char **buf, size_t *size, char *err,
+                     size_t errlen)
+{
+    char eb[128];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fail(err, errlen, path, "cannot open: %s", errstr(errno, eb, sizeof eb));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fail(err, errlen, path, "cannot stat: %s", errstr(errno, eb, sizeof eb));
+        close(fd);
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fail(err, errlen, path, "is a directory, not a checkpoint file");
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail(err, errlen, path, "is not a regular file");
+        close(fd);
+        return -1;
+    }
+    if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)(SIZE_MAX - 1)) {
+        fail(err, errlen, path, "is too large to read (%jd bytes)", (intmax_t)st.st_size);
+        close(fd);
+        return -1;
+    }
+    size_t n = (size_t)st.st_size;
+    /* One spare byte, to notice a file that grew since fstat. */
+    unsigned char *b = malloc(n + 1);
+    if (!b) {
+        fail(err, errlen, path, "out of memory reading %zu bytes", n);
+        close(fd);
+        return -1;
+    }
+    long long got = read_full(fd, b, n + 1);
+    int e = errno;
+    close(fd);
+    if (got < 0) {
+        fail(err, errlen, path, "cannot read: %s", errstr(e, eb, sizeof eb));
+        free(b);
+        return -1;
+    }
+    if ((unsigned long long)got != n) {
+        fail(err, errlen, path, "the file changed size while being read (%zu bytes, then %s%lld)",
+             n, (unsigned long long)got > n ? "more than " : "", got);
+        free(b);
+        return -1;
+    }
+    *buf = b;
+    *size = n;
+    return 0;
+}
+
+/* Walks the entries of a loaded file. Without out, validates everything but name
+ * uniqueness (header, entries, trailer, CRC) and sets *count, allocating nothing.
+ * With out (count entries) and poff (count offsets), fills the names, types and
+ * shapes and the payloads' offsets, on a file that has passed the first walk.
+ * 0, or -1 with a message. */
+static int walk(const char *path, const unsigned char *b, size_t size, uint32_t *count,
+                ckpt_entry *out, size_t *poff, char *err, size_t errlen)
+{
+    char nb[SHOW_LEN], db[64];
+    size_t m = size < MAGIC_LEN ? size : MAGIC_LEN;
+    if (memcmp(b, MAGIC, m) != 0) {
+        fail(err, errlen, path,
+             "not a recur checkpoint: expected magic \"" MAGIC "\" at offset 0, found \"%s\"",
+             show(b, m, nb, sizeof nb));
+        return -1;
+    }
+    if (size < HEADER_LEN) {
+        fail(err, errlen, path, "truncated: the file is %zu bytes, shorter than the %d-byte "
+             "header (a checkpoint has at least %d bytes)", size, HEADER_LEN,
+             HEADER_LEN + TRAILER_LEN);
+        return -1;
+    }
+    uint32_t version = get_u32(b + 8);
+    if (version != CKPT_VERSION) {
+        fail(err, errlen, path, "version %lu, this build reads version %d",
+             (unsigned long)version, CKPT_VERSION);
+        return -1;
+    }
+    uint32_t n = get_u32(b + 12);
+    if (n > (uint32_t)INT_MAX) {
+        fail(err, errlen, path, "entry count %lu at offset 12 is too large (at most %d)",
+             (unsigned long)n, INT_MAX);
+        return -1;
+    }
+
+    size_t off = HEADER_LEN;
+/* Fails unless k more bytes (what, at off) are in the file. */
+#define NEED(k, ...)                                                                         \
+    do {                                                                                     \
+        if ((uint64_t)(size - off) < (uint64_t)(k)) {                                        \
+            char what_[160];                                                                 \
+            snprintf(what_, sizeof what_, __VA_ARGS__);                                      \
+            fail(err, errlen, path, "truncated: %s at offset %zu needs %llu bytes, the file "  \
+                 "ends after %zu (file is %zu bytes)", what_, off,                           \
+                 (unsigned long long)(k), size - off, size);                                 \
+            return -1;                                                                       \
+        }                                                                                    \
+    } while (0)
+
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned long ui = (unsigned long)i, un = (unsigned long)n;
+        NEED(2, "the name length of entry %lu of %lu", ui, un);
+        size_t nl = get_u16(b + off);
+        if (nl == 0 || nl > CKPT_NAME_MAX) {
+            fail(err, errlen, path, "entry %lu of %lu: name length %zu at offset %zu, "
+                 "expected 1..%d", ui, un, nl, off, CKPT_NAME_MAX);
+            return -1;
+        }
+        off += 2;
+        NEED(nl, "the name of entry %lu of %lu", ui, un);
+        const unsigned char *name = b + off;
+        show(name, nl, nb, sizeof nb);
+        if (memchr(name, 0, nl)) {
+            fail(err, errlen, path, "entry %lu of %lu: the name \"%s\" at offset %zu "
+                 "contains a NUL byte", ui, un, nb, off);
+            return -1;
+        }
+        off += nl;
+        NEED(2, "the type and ndim of entry \"%s\"", nb);
+        unsigned t = b[off], nd = b[off + 1];
+        if (elem_size(t) == 0) {
+            fail(err, errlen, path, "entry \"%s\": type %u at offset %zu, expected 1..4 "
+                 "(F32, I32, U64, TEXT)", nb, t, off);
+            return -1;
+        }
+        if (nd < 1 || nd > CKPT_MAX_DIMS || (t == CKPT_TEXT && nd != 1)) {
+            fail(err, errlen, path, "entry \"%s\": ndim %u at offset %zu, expected %s", nb, nd,
+                 off + 1, t == CKPT_TEXT ? "1 for TEXT" : "1..4");
+            return -1;
+        }
+        off += 2;
+        NEED(4 * (size_t)nd, "the dims of entry \"%s\"", nb);
+        uint32_t dims[CKPT_MAX_DIMS];
+        uint64_t elems = 1;
+        int overflow = 0, zero = 0;
+        for (unsigned d = 0; d < nd; d++, off += 4) {
+            dims[d] = get_u32(b + off);
+            if (dims[d] > (uint32_t)INT_MAX) {
+                fail(err, errlen, path, "entry \"%s\": dim %u is %lu at offset %zu, at most %d",
+                     nb, d, (unsigned long)dims[d], off, INT_MAX);
+                return -1;
+            }
+            if (dims[d] == 0) zero = 1;
+            else if (elems > UINT64_MAX / dims[d]) overflow = 1;
+            else elems *= dims[d];
+        }
+        if (zero) {
+            overflow = 0;
+            elems = 0;
+        }
+        size_t es = elem_size(t);
+        if (elems > UINT64_MAX / es) overflow = 1;
+        uint64_t want = overflow ? 0 : elems * es;
+        NEED(8, "the payload length of entry \"%s\"", nb);
+        uint64_t plen = get_u64(b + off);
+        if (plen > (uint64_t)(size - off - 8)) {
+            fail(err, errlen, path, "truncated: entry \"%s\" declares a payload of %llu bytes "
+                 "at offset %zu, but only %zu bytes follow (file is %zu bytes)", nb,
+                 (unsigned long long)plen, off, size - off - 8, size);
+            return -1;
+        }
+        if (overflow || plen != want) {
+            char wb[32];
+            if (overflow) snprintf(wb, sizeof wb, "more than 2^64");
+            else snprintf(wb, sizeof wb, "%llu", (unsigned long long)want);
+            fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, expected "
+                 "%s for %s %s (%zu bytes each)", nb, (unsigned long long)plen, off, wb,
+                 type_name(t), show_dims((int)nd, dims, db, sizeof db), es);
+            return -1;
+        }
+        off += 8;
+        if (out) {
+            ckpt_entry *e = &out[i];
+            memcpy(e->name, name, nl);
+            e->name[nl] = 0;
+            e->type = (ckpt_type)t;
+            e->ndim = (int)nd;
+            for (unsigned d = 0; d < nd; d++) e->shape[d] = (int)dims[d];
+            poff[i] = off;
+        }
+        off += (size_t)plen;
+    }
+
+    NEED(TRAILER_LEN, "the trailer");
+#undef NEED
+    if (memcmp(b + off + 12, END_MAGIC, MAGIC_LEN) != 0) {
+        fail(err, errlen, path, "expected the end marker \"" END_MAGIC "\" at offset %zu after "
+             "%lu entries, found \"%s\" (the entry count or a length is corrupted)", off + 12,
+             (unsigned long)n, show(b + off + 12, MAGIC_LEN, nb, sizeof nb));
+        return -1;
+    }
+    uint64_t tlen = get_u64(b + off);
+    if (tlen != off) {
+        fail(err, errlen, path, "the trailer at offset %zu records %llu bytes before it, "
+             "found %zu", off, (unsigned long long)tlen, off);
+        return -1;
+    }
+    if (size - off > TRAILER_LEN) {
+        fail(err, errlen, path, "%zu bytes of unexpected data after the trailer, at offset %zu",
+             size - off - TRAILER_LEN, off + TRAILER_LEN);
+        return -1;
+    }
+    if (!out) {
+        crc_tab *tab = malloc(sizeof *tab);
+        if (!tab) {
+            fail(err, errlen, path, "out of memory");
+            return -1;
+        }
+        crc_tab_init(tab);
+        uint32_t crc = ~crc_update(tab, 0xFFFFFFFFu, b, off);
+        free(tab);
+        uint32_t stored = get_u32(b + off + 8);
+        if (crc != stored) {
+            fail(err, errlen, path, "checksum mismatch: the file is corrupted (CRC-32 "
+                 "0x%08lx recorded at offset %zu, 0x%08lx computed over %zu bytes)",
+                 (unsigned long)stored, off + 8, (unsigned long)crc, off);
+            return -1;
+        }
+    }
+    *count = n;
+    return 0;
+}
+
+/* Decodes a payload of count elements of type t from little-endian bytes into a fresh
+ * buffer (a NUL follows, for texts). NULL when memory is short. */
+static void *decode_payload(unsigned t, const unsigned char *p, size_t count)
+{
+    size_t es = elem_size(t), bytes = count * es;
+    unsigned char *d = malloc(bytes + 1);
+    if (!d) return NULL;
+    d[bytes] = 0;
+    if (t == CKPT_TEXT) {
+        memcpy(d, p, bytes);
+    } else if (es == 4) {
+        for (size_t i = 0; i < count; i++) {
+            uint32_t v = get_u32(p + 4 * i);
+            memcpy(d + 4 * i, &v, 4);
+        }
+    } else {
+        for (size_t i = 0; i < count; i++) {
+            uint64_t v = get_u64(p + 8 * i);
+            memcpy(d + 8 * i, &v, 8);
+        }
+    }
+    return d;
+}
+
+/* Everything after the load: validate, then build *c (empty, on success only). */
+static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c, char *err,
+                 size_t errlen)
+{
+    char nb[SHOW_LEN];
+    uint32_t n = 0;
+    if (walk(path, b, size, &n, NULL, NULL, err, errlen) != 0) return -1;
+    if (n == 0) return 0;
+    /* n entries of at least MIN_ENTRY_LEN bytes each are in the file. */
+    ckpt_entry *e = calloc(n, sizeof *e);
+    size_t *poff = malloc(n * sizeof *poff);
+    const ckpt_entry **ix = malloc(n * sizeof *ix);
+    if (!e || !poff || !ix) {
+        fail(err, errlen, path, "out of memory (%lu entries)", (unsigned long)n);
+        goto fail;
+    }
+    uint32_t again = 0;
+    if (walk(path, b, size, &again, e, poff, err, errlen) != 0) goto fail;
+
+    for (uint32_t i = 0; i < n; i++) ix[i] = &e[i];
+    qsort(ix, n, sizeof *ix, cmp_entry_name);
+    for (uint32_t i = 1; i < n; i++)
+        if (strcmp(ix[i - 1]->name, ix[i]->name) == 0) {
+            fail(err, errlen, path, "entries %d and %d have the same name \"%s\"",
+                 (int)(ix[i - 1] - e), (int)(ix[i] - e),
+                 show(ix[i]->name, strlen(ix[i]->name), nb, sizeof nb));
+            goto fail;
+        }
+
+    for (uint32_t i = 0; i < n; i++) {
+        size_t count = ckpt_count(&e[i]);
+        e[i].data = decode_payload((unsigned)e[i].type, b + poff[i], count);
+        if (!e[i].data) {
+            fail(err, errlen, path, "out of memory: entry \"%s\" needs %zu bytes",
+                 show(e[i].name, strlen(e[i].name), nb, sizeof nb),
+                 count * elem_size((unsigned)e[i].type));
+            goto fail;
+        }
+    }
+    free(poff);
+    free(ix);
+    c->e = e;
+    c->n = (int)n;
+    c->cap = (int)n;
+    return 0;
+
+fail:
+    if (e)
+        for (uint32_t i = 0; i < n; i++) free(e[i].data);
+    free(e);
+    free(poff);
+    free(ix);
+    return -1;
+}
+
+int ckpt_read(const char *path, ckpt *c, char *err, size_t errlen)
+{
+    if (!path || !*path) {
+        fail(err, errlen, NULL, "ckpt_read: the path is NULL or empty");
+        return -1;
+    }
+    if (!c) {
+        fail(err, errlen, path, "the output checkpoint is NULL");
+        return -1;
+    }
+    if (c->n != 0) {
+        fail(err, errlen, path, "the output checkpoint is not empty (%d entries)", c->n);
+        return -1;
+    }
+    unsigned char *b = NULL;
+    size_t size = 0;
+    if (load_file(path, &b, &size, err, errlen) != 0) return -1;
+    ckpt out;
+    ckpt_init(&out);
+    int rc = parse(path, b, size, &out, err, errlen);
+    free(b);
+    if (rc != 0) return -1;
+    free(c->e);   /* an empty list may still hold its array */
+    *c = out;
+    return 0;
+}

@@ -1,0 +1,1 @@
+/* placeholder: being written */ typedef int rc_placeholder_data_text;
