@@ -45,7 +45,8 @@ struct rc_model {
     float *fbuf;                /* feed scratch */
     int32_t *ibuf;
     size_t fcap, icap;
-    rc_status status;
+    rc_status status;           /* last error (cleared by the next successful forward) */
+    int broken;                 /* made with bad options: every call fails */
     char err[512];
 };
 
@@ -58,6 +59,16 @@ static rc_status mfail(rc_model *m, rc_status s, const char *fmt, ...)
     va_end(ap);
     m->status = s;
     return s;
+}
+
+void model_set_error(rc_model *m, rc_status s, const char *fmt, ...)
+{
+    if (!m) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->err, sizeof m->err, fmt, ap);
+    va_end(ap);
+    m->status = s;
 }
 
 rc_model_opts rc_model_defaults(void)
@@ -130,7 +141,7 @@ static rc_status build_graph(rc_model *m, built *b)
     if (rc_graph_status(g) != RC_OK)
         return mfail(m, rc_graph_status(g), "model graph: %s", rc_graph_error(g));
     int R = N;
-    if (o->last_step_only) {   /* forward: the last valid step; reverse: step 0, its last */
+    if (o->last_step_only && !b->stream) {   /* forward: the last valid step; reverse: step 0, its last */
         R = B;
         b->last = rc_input(g, "last", RC_I32, 1, &B);
         h = rc_embedding(g, lastout[0], b->last);
@@ -185,8 +196,8 @@ static built *get_built(rc_model *m, int T, int B, int masked, int stream)
     }
     int victim = m->ncache;
     if (m->ncache == MODEL_CACHE) {
-        victim = 0;
-        for (int i = 1; i < MODEL_CACHE; i++)
+        victim = 1;   /* entry 0 is the store: never evicted */
+        for (int i = 2; i < MODEL_CACHE; i++)
             if (m->cache[i].used < m->cache[victim].used) victim = i;
         if (m->last == &m->cache[victim]) m->last = NULL;
         if (m->stream == &m->cache[victim]) m->stream = NULL;
@@ -237,7 +248,7 @@ static void free_states(rc_model *m, float **st)
     free(st);
 }
 
-rc_model *rc_model_new(const rc_cell *cell, const rc_model_opts *opts)
+static rc_model *model_make(const rc_cell *cell, const rc_model_opts *opts)
 {
     rc_model *m = calloc(1, sizeof *m);
     if (!m) return NULL;
@@ -290,6 +301,16 @@ rc_model *rc_model_new(const rc_cell *cell, const rc_model_opts *opts)
     return m;
 }
 
+rc_model *rc_model_new(const rc_cell *cell, const rc_model_opts *opts)
+{
+    rc_model *m = model_make(cell, opts);
+    if (m && (m->status != RC_OK || !m->store || !m->state)) {
+        m->broken = 1;
+        if (m->status == RC_OK) mfail(m, RC_ERR_NOMEM, "out of memory making the model");
+    }
+    return m;
+}
+
 void rc_model_free(rc_model *m)
 {
     if (!m) return;
@@ -313,7 +334,7 @@ rc_model_opts rc_model_options(const rc_model *m) { return m ? m->o : rc_model_d
 void rc_model_set_training(rc_model *m, int on) { if (m) m->training = on != 0; }
 void rc_model_set_carry(rc_model *m, int on) { if (m) m->carry = on != 0; }
 
-static int ready(const rc_model *m) { return m && m->status == RC_OK && m->store; }
+static int ready(const rc_model *m) { return m && !m->broken && m->store; }
 
 void rc_model_reset_state(rc_model *m)
 {
@@ -409,6 +430,8 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
 {
     if (!m) return RC_ERR_ARG;
     if (!ready(m)) return m->status ? m->status : RC_ERR_STATE;
+    m->status = RC_OK;
+    m->err[0] = 0;
     if (check_batch(m, bt) != RC_OK) return m->status;
     const rc_model_opts *o = &m->o;
     int T = bt->T, B = bt->B, N = T * B, masked = 0;

@@ -9,4 +9,7 @@ rc_node *model_param_node(const rc_model *m, int i);
 /* The gradient of parameter i from the last backward, or NULL. */
 const float *model_grad(const rc_model *m, int i);
 
+/* Records an error on the model (for train/, which has no other way to report). */
+void model_set_error(rc_model *m, rc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -481,7 +481,7 @@ typedef struct rc_optim_opts {
     int nesterov;        /* SGD: Nesterov momentum */
     float beta1, beta2;  /* Adam (0.9, 0.999) */
     float rho;           /* RMSprop: decay of the mean square (0.99) */
-    float eps;           /* Adam, RMSprop, Adagrad: added to the denominator (1e-8) */
+    float eps;           /* Adam, RMSprop, Adagrad: added to the denominator (1e-8; > 0) */
     float weight_decay;  /* lambda */
     int decoupled;       /* 0: L2, lambda * w added to the gradient; 1: w -= lr * lambda * w
                             applied apart from the gradient (AdamW, Loshchilov & Hutter 2019) */
@@ -504,9 +504,13 @@ void rc_optim_free(rc_optim *o);
 /* Before a forward: puts weight noise on the weights (no-op without weight noise). */
 rc_status rc_optim_begin(rc_optim *o);
 /* After a backward: restores clean weights (if noisy), clips, and applies one update
- * with learning rate lr. Returns RC_OK, or RC_ERR_STATE when a gradient is not finite
- * (nothing is changed then). */
+ * with learning rate lr to every parameter that has a gradient. Returns RC_OK;
+ * RC_ERR_STATE when a gradient is not finite or there is none (nothing is updated,
+ * clean weights are still restored); RC_ERR_ARG for a negative or non-finite lr. */
 rc_status rc_optim_step(rc_optim *o, float lr);
+/* Restores the clean weights after rc_optim_begin without updating (e.g. a failed
+ * forward); a no-op without weight noise. */
+void rc_optim_end(rc_optim *o);
 /* The global gradient norm before clipping, of the last rc_optim_step. */
 double rc_optim_grad_norm(const rc_optim *o);
 /* The number of updates applied. */
@@ -516,7 +520,8 @@ typedef enum rc_schedule_kind {
     RC_SCHED_CONSTANT = 0,
     RC_SCHED_STEP,       /* lr * factor^(max(0, epoch - start + 1)) once epoch >= start
                             (Zaremba et al. 2014: start 5, factor 0.5, epochs from 1) */
-    RC_SCHED_COSINE      /* lr * (min_frac + (1 - min_frac) * (1 + cos(pi * progress)) / 2) */
+    RC_SCHED_COSINE      /* lr * (min_frac + (1 - min_frac) * (1 + cos(pi * progress)) / 2),
+                            progress clamped to [0, 1] */
 } rc_schedule_kind;
 
 typedef struct rc_schedule {

@@ -115,13 +115,26 @@ void rc_optim_free(rc_optim *o)
     free(o);
 }
 
+static void restore_clean(rc_optim *o);
+
 rc_optim *rc_optim_new(rc_model *m, const rc_optim_opts *opts)
 {
-    if (!m || optim_opts_error(opts)) return NULL;
+    if (!m) return NULL;
+    const char *bad = optim_opts_error(opts);
+    if (bad) {
+        model_set_error(m, RC_ERR_ARG, "rc_optim_new: %s", bad);
+        return NULL;
+    }
     int np = rc_model_param_count(m);
-    if (np < 1) return NULL;
+    if (np < 1) {
+        model_set_error(m, RC_ERR_STATE, "rc_optim_new: the model has no parameters (was it made with bad options?)");
+        return NULL;
+    }
     rc_optim *o = calloc(1, sizeof *o);
-    if (!o) return NULL;
+    if (!o) {
+        model_set_error(m, RC_ERR_NOMEM, "rc_optim_new: out of memory");
+        return NULL;
+    }
     o->m = m;
     o->o = *opts;
     o->np = np;
@@ -155,7 +168,13 @@ rc_optim *rc_optim_new(rc_model *m, const rc_optim_opts *opts)
     return o;
 fail:
     rc_optim_free(o);
+    model_set_error(m, RC_ERR_NOMEM, "rc_optim_new: out of memory");
     return NULL;
+}
+
+void rc_optim_end(rc_optim *o)
+{
+    if (o) restore_clean(o);
 }
 
 /* Fetches the parameters' storage; 0 when one has gone (the model was changed). */
