@@ -42,6 +42,7 @@ struct rc_model {
     float **sstate;             /* stream states [stream_B, size] */
     int stream_B;
     double last_sum, last_count;
+    uint64_t runs;              /* training forwards so far: the dropout masks' counter */
     float *fbuf;                /* feed scratch */
     int32_t *ibuf;
     size_t fcap, icap;
@@ -483,6 +484,8 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
         s = feed(m, b, b->init[k], m->state[k], (size_t)B * (size_t)m->cell->state_size[k % m->nst]);
     if (s != RC_OK) return s;
     rc_plan_set_training(b->p, m->training);
+    b->p->run = m->runs;   /* masks follow the model, not the plan, so a resumed run repeats them */
+    if (m->training) m->runs++;
     if (rc_plan_forward(b->p) != RC_OK) return mfail(m, RC_ERR_ARG, "forward: %s", rc_plan_error(b->p));
     const float *rl = rc_plan_value(b->p, b->rowloss), *lm = m->fbuf;
     double sum = 0;
@@ -549,6 +552,9 @@ rc_node *model_param_node(const rc_model *m, int i)
 {
     return (ready(m) && i >= 0 && i < m->nparams) ? m->params[i] : NULL;
 }
+
+uint64_t model_get_runs(const rc_model *m) { return m ? m->runs : 0; }
+void model_set_runs(rc_model *m, uint64_t runs) { if (m) m->runs = runs; }
 
 const float *model_grad(const rc_model *m, int i)
 {

@@ -9,6 +9,9 @@ rc_node *model_param_node(const rc_model *m, int i);
 /* The gradient of parameter i from the last backward, or NULL. */
 const float *model_grad(const rc_model *m, int i);
 
+/* The dropout-mask counter (saved in checkpoints so a resumed run is identical). */
+uint64_t model_get_runs(const rc_model *m);
+void model_set_runs(rc_model *m, uint64_t runs);
 /* Records an error on the model (for train/, which has no other way to report). */
 void model_set_error(rc_model *m, rc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -337,7 +337,15 @@ static double eval_loss(rc_model *m, const rc_batch *b)
  * extrapolated central differences (eps 1e-2). */
 static void gradcheck(rc_model *m, const rc_batch *b, const char *tag)
 {
-    if (getenv("SC")) { float *w; size_t n = param_size(m, "out.W", &w); for (size_t k = 0; k < n; k++) w[k] *= (float)atof(getenv("SC")); }
+    /* larger recurrent and input weights make every parameter matter: the gradients
+     * then stand well above the float32 rounding noise of the loss */
+    for (int i = 0; i < rc_model_param_count(m); i++) {
+        const char *nm = rc_model_param_name(m, i);
+        if (!strstr(nm, ".W_")) continue;
+        float *w;
+        size_t n = param_size(m, nm, &w);
+        for (size_t k = 0; k < n; k++) w[k] *= 3.0f;
+    }
     must_forward(m, b);
     must_backward(m);
     snap g;
@@ -364,7 +372,7 @@ static void gradcheck(rc_model *m, const rc_batch *b, const char *tag)
                 p[idx] = orig;
                 D[r] = (fp - fm) / ((double)xp - (double)xm);
             }
-            double num = (4 * D[1] - D[0]) / 3, diff = fabs(num - g.data[i][idx] * (getenv("MUT") && i == atoi(getenv("MUT")) ? atof(getenv("MF")) : 1));
+            double num = (4 * D[1] - D[0]) / 3, diff = fabs(num - g.data[i][idx]);
             maxn = fmax(maxn, fabs(num));
             if (diff > maxd) {
                 maxd = diff;
@@ -375,7 +383,6 @@ static void gradcheck(rc_model *m, const rc_batch *b, const char *tag)
         }
         overall = fmax(overall, maxn);
         double tol = fmax(2e-3 * maxn, 1e-5);
-        if (getenv("GC_DBG")) fprintf(stderr, "%s %s ratio %.3f maxn %g\n", tag, name, maxd / tol, maxn);
         cr_expect(maxd <= tol, "%s: '%s' max|g - num| = %.3g > %.3g (max|num| %.3g; at [%zu] g = %.6g, num = %.6g)",
                   tag, name, maxd, tol, maxn, worst, worst_g, worst_n);
     }
@@ -711,7 +718,12 @@ Test(model, set_state_bad_arguments)
         rc_status s = rc_model_set_state(m, bad[c].layer, bad[c].dir, bad[c].name, bad[c].B, bad[c].data);
         cr_expect_eq(s, RC_ERR_ARG, "case %zu: set_state returned %s", c, rc_status_name(s));
         cr_expect(strlen(rc_model_error(m)) > 0, "case %zu: no message", c);
-        cr_expect_null(rc_model_get_state(m, bad[c].layer, bad[c].dir, bad[c].name ? bad[c].name : "zz", NULL));
+        if (c < 5)   /* no such slot */
+            cr_expect_null(rc_model_get_state(m, bad[c].layer, bad[c].dir, bad[c].name ? bad[c].name : "zz", NULL),
+                           "case %zu: get_state found a state", c);
+        /* the model still takes a good state */
+        cr_expect_eq(rc_model_set_state(m, 1, 0, "c", 2, st), RC_OK, "case %zu: after the bad call: %s", c,
+                     rc_model_error(m));
         rc_model_free(m);
     }
 }

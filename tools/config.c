@@ -23,10 +23,10 @@ typedef struct opt {
 #define PL CMD_PLOT
 
 static const opt opts[] = {
-    { "data", T_STR, F(data), "", TR | EV, "training text or data file (default: the fortunes corpus)" },
+    { "data", T_STR, F(data), "/usr/share/games/fortunes", TR | EV, "training data: a file, or a folder of text files (default: the fortunes corpus)" },
     { "valid", T_STR, F(valid), "", TR | EV, "validation file (default: a split of --data)" },
     { "test", T_STR, F(test), "", TR | EV, "test file (default: a split of --data)" },
-    { "data-kind", T_STR, F(data_kind), "chars", TR, "chars | words | music | csv" },
+    { "data-kind", T_STR, F(data_kind), "chars", TR, "chars | words | music | csv | classify | tags" },
     { "valid-frac", T_DBL, F(valid_frac), "0.05", TR, "fraction of --data held out for validation" },
     { "test-frac", T_DBL, F(test_frac), "0", TR, "fraction of --data held out for test" },
     { "max-vocab", T_INT, F(max_vocab), "0", TR, "words: keep the most frequent N (0: all)" },
@@ -42,6 +42,8 @@ static const opt opts[] = {
     { "seq", T_INT, F(seq), "50", TR | EV, "unroll length T (truncated BPTT window)" },
     { "batch", T_INT, F(batch), "50", TR | EV, "batch size B" },
     { "epochs", T_INT, F(epochs), "10", TR, "epochs" },
+    { "bucket", T_INT, F(bucket), "10", TR, "sequence sets: sort by length within chunks of N batches" },
+    { "loss-norm", T_STR, F(loss_norm), "steps", TR, "steps (mean per target) | sequences (sum over steps / B)" },
     { "steps", T_LONG, F(steps), "0", TR, "stop after this many updates (0: no limit)" },
     { "time-limit", T_DBL, F(time_limit), "0", TR, "stop after this many seconds (0: no limit)" },
     { "optim", T_STR, F(optim), "adam", TR, "sgd | adam | rmsprop | adagrad" },

@@ -10,6 +10,7 @@
 typedef struct config {
     /* data */
     char data[1024], valid[1024], test[1024], data_kind[16];
+    int csv_target;
     double valid_frac, test_frac;
     int max_vocab;
     /* model */
@@ -19,7 +20,8 @@ typedef struct config {
     char init[32];
     double init_scale;
     /* training */
-    int seq, batch, epochs;
+    int seq, batch, epochs, bucket;
+    char loss_norm[16];
     long steps;
     double time_limit;
     char optim[16];

@@ -15,9 +15,9 @@ static int write_script(FILE *f, const char *csv, const char *out, int svg)
     fprintf(f, "set datafile separator ','\nset key top right\nset grid\n");
     fprintf(f, "set xlabel 'update'\nset ylabel 'loss (nats per target)'\n");
     fprintf(f, "set title 'recur: %s'\n", csv);
-    fprintf(f, "plot '%s' using ($1 eq \"train\" ? $2 : 1/0):($1 eq \"train\" ? $4 : 1/0) every ::1 "
+    fprintf(f, "plot '%s' using (strcol(1) eq \"train\" ? $2 : 1/0):(strcol(1) eq \"train\" ? $4 : 1/0) every ::1 "
                "with lines lw 1 lc rgb '#4477aa' title 'train', \\\n", csv);
-    fprintf(f, "     '%s' using ($1 eq \"valid\" ? $2 : 1/0):($1 eq \"valid\" ? $4 : 1/0) every ::1 "
+    fprintf(f, "     '%s' using (strcol(1) eq \"valid\" ? $2 : 1/0):(strcol(1) eq \"valid\" ? $4 : 1/0) every ::1 "
                "with linespoints lw 2 pt 7 lc rgb '#cc3311' title 'valid'\n", csv);
     return ferror(f) ? -1 : 0;
 }

@@ -1,8 +1,9 @@
 /* The checkpoint file container: see ckpt.h for the format and the conventions.
  *
  * Reading loads the whole file, then walks it twice. The first walk allocates
- * nothing: it checks the header, every entry against the bytes left in the file,
- * the trailer and the CRC, so a corrupted length can only produce a message. The
+ * nothing: it checks the header, the CRC (first, when the file ends in an intact
+ * trailer, so that damage is reported as such), every entry against the bytes left in
+ * the file, and the trailer, so a corrupted length can only produce a message. The
  * second walk fills the entry list (whose size is now known to be backed by the
  * file), names are checked for uniqueness, and only then are payloads allocated and
  * decoded. Values are assembled from little-endian bytes with shifts, so the code
@@ -766,6 +767,29 @@ static int load_file(const char *path, unsigned char **buf, size_t *size, char *
     return 0;
 }
 
+/* Compares the CRC recorded at b + body + 8 with the CRC of b[0, body). 0, or -1
+ * with a message. */
+static int check_crc(const char *path, const unsigned char *b, size_t body, char *err,
+                     size_t errlen)
+{
+    crc_tab *tab = malloc(sizeof *tab);
+    if (!tab) {
+        fail(err, errlen, path, "out of memory");
+        return -1;
+    }
+    crc_tab_init(tab);
+    uint32_t crc = ~crc_update(tab, 0xFFFFFFFFu, b, body);
+    free(tab);
+    uint32_t stored = get_u32(b + body + 8);
+    if (crc != stored) {
+        fail(err, errlen, path, "checksum mismatch: the file is corrupted (CRC-32 0x%08lx "
+             "recorded at offset %zu, 0x%08lx computed over the %zu bytes before the trailer)",
+             (unsigned long)stored, body + 8, (unsigned long)crc, body);
+        return -1;
+    }
+    return 0;
+}
+
 /* Walks the entries of a loaded file. Without out, validates everything but name
  * uniqueness (header, entries, trailer, CRC) and sets *count, allocating nothing.
  * With out (count entries) and poff (count offsets), fills the names, types and
@@ -794,6 +818,16 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
              (unsigned long)version, CKPT_VERSION);
         return -1;
     }
+    /* A file that ends in an intact trailer (end marker, and a length that matches) is
+     * complete as written: a CRC mismatch then means damage, which is said first. Other
+     * files are truncated or have bytes appended, which the walk below pins down. */
+    int crc_done = 0;
+    if (!out && size >= HEADER_LEN + TRAILER_LEN
+        && memcmp(b + size - MAGIC_LEN, END_MAGIC, MAGIC_LEN) == 0
+        && get_u64(b + size - TRAILER_LEN) == (uint64_t)(size - TRAILER_LEN)) {
+        if (check_crc(path, b, size - TRAILER_LEN, err, errlen) != 0) return -1;
+        crc_done = 1;
+    }
     uint32_t n = get_u32(b + 12);
     if (n > (uint32_t)INT_MAX) {
         fail(err, errlen, path, "entry count %lu at offset 12 is too large (at most %d)",
@@ -808,9 +842,9 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         if ((uint64_t)(size - off) < (uint64_t)(k)) {                                        \
             char what_[160];                                                                 \
             snprintf(what_, sizeof what_, __VA_ARGS__);                                      \
-            fail(err, errlen, path, "truncated: %s at offset %zu needs %llu bytes, the file "  \
-                 "ends after %zu (file is %zu bytes)", what_, off,                           \
-                 (unsigned long long)(k), size - off, size);                                 \
+            fail(err, errlen, path, "truncated: %s at offset %zu: %llu bytes needed, %zu "   \
+                 "left (file is %zu bytes)", what_, off, (unsigned long long)(k),            \
+                 size - off, size);                                                          \
             return -1;                                                                       \
         }                                                                                    \
     } while (0)
@@ -872,8 +906,8 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         NEED(8, "the payload length of entry \"%s\"", nb);
         uint64_t plen = get_u64(b + off);
         if (plen > (uint64_t)(size - off - 8)) {
-            fail(err, errlen, path, "truncated: entry \"%s\" declares a payload of %llu bytes "
-                 "at offset %zu, but only %zu bytes follow (file is %zu bytes)", nb,
+            fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, but only "
+                 "%zu bytes follow (the file is truncated or corrupted, %zu bytes)", nb,
                  (unsigned long long)plen, off, size - off - 8, size);
             return -1;
         }
@@ -918,23 +952,8 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
              size - off - TRAILER_LEN, off + TRAILER_LEN);
         return -1;
     }
-    if (!out) {
-        crc_tab *tab = malloc(sizeof *tab);
-        if (!tab) {
-            fail(err, errlen, path, "out of memory");
-            return -1;
-        }
-        crc_tab_init(tab);
-        uint32_t crc = ~crc_update(tab, 0xFFFFFFFFu, b, off);
-        free(tab);
-        uint32_t stored = get_u32(b + off + 8);
-        if (crc != stored) {
-            fail(err, errlen, path, "checksum mismatch: the file is corrupted (CRC-32 "
-                 "0x%08lx recorded at offset %zu, 0x%08lx computed over %zu bytes)",
-                 (unsigned long)stored, off + 8, (unsigned long)crc, off);
-            return -1;
-        }
-    }
+    /* Reached only with an intact trailer, whose CRC was checked above. */
+    if (!out && !crc_done && check_crc(path, b, off, err, errlen) != 0) return -1;
     *count = n;
     return 0;
 }

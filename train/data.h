@@ -258,7 +258,7 @@ typedef struct seqdata {
     vocab words;        /* text formats: input tokens */
     vocab labels;       /* text formats: class labels or tags */
     int nseq[3];        /* sequences in the input (music: before dropping any) */
-    size_t frames[3];   /* music: frames before the next-step shift */
+    size_t frames[3];   /* music: frames before the next-step shift; text: tokens */
 } seqdata;
 
 /* Frees a data set and leaves it empty. */

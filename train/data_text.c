@@ -57,11 +57,12 @@ int data_read_file(const char *path, char **buf, size_t *len, char *err, size_t 
         return data_fail(err, errlen, "%s: cannot open: %s", path, errstr(e, eb, sizeof eb));
     }
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    int have_st = fstat(fd, &st) == 0;
+    if (have_st && S_ISDIR(st.st_mode)) {
         close(fd);
         return data_fail(err, errlen, "%s: is a directory", path);
     }
-    size_t cap = (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+    size_t cap = (have_st && S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2)
                      ? (size_t)st.st_size + 1 : 65536;
     size_t n = 0;
     char *b = malloc(cap);
@@ -70,20 +71,11 @@ int data_read_file(const char *path, char **buf, size_t *len, char *err, size_t 
         return data_fail(err, errlen, "%s: out of memory", path);
     }
     for (;;) {
-        if (n + 1 >= cap) {
-            size_t nc = cap * 2;
-            char *nb = nc > cap ? realloc(b, nc) : NULL;
-            if (!nb) {
-                free(b);
-                close(fd);
-                return data_fail(err, errlen, "%s: out of memory", path);
-            }
-            b = nb;
-            cap = nc;
-        }
-        size_t want = cap - 1 - n;
+        char probe[4096];
+        int full = n + 1 >= cap;   /* then read into probe: grow only when more comes */
+        size_t want = full ? sizeof probe : cap - 1 - n;
         if (want > (size_t)1 << 30) want = (size_t)1 << 30;
-        ssize_t r = read(fd, b + n, want);
+        ssize_t r = read(fd, full ? probe : b + n, want);
         if (r < 0) {
             if (errno == EINTR) continue;
             int e = errno;
@@ -92,6 +84,18 @@ int data_read_file(const char *path, char **buf, size_t *len, char *err, size_t 
             return data_fail(err, errlen, "%s: read error: %s", path, errstr(e, eb, sizeof eb));
         }
         if (r == 0) break;
+        if (full) {
+            size_t nc = cap * 2 > n + 1 + (size_t)r ? cap * 2 : n + 1 + (size_t)r;
+            char *nb = nc > cap ? realloc(b, nc) : NULL;
+            if (!nb) {
+                free(b);
+                close(fd);
+                return data_fail(err, errlen, "%s: out of memory", path);
+            }
+            b = nb;
+            cap = nc;
+            memcpy(b + n, probe, (size_t)r);
+        }
         n += (size_t)r;
     }
     close(fd);

@@ -1,0 +1,395 @@
+/* recur train: the training loop with validation, checkpoints, progress, metrics,
+ * early stopping, resume and a clean stop on Ctrl-C. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "commands.h"
+#include "metrics.h"
+#include "model.h"
+#include "optim.h"
+#include "run_ckpt.h"
+#include "task.h"
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_time(double s, char *buf, size_t len)
+{
+    if (!(s >= 0) || s > 1e8) snprintf(buf, len, "?");
+    else if (s < 60) snprintf(buf, len, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, len, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static int parse_optim(const config *c, rc_optim_opts *o, char *msg, size_t len)
+{
+    static const char *names[] = { "sgd", "adam", "rmsprop", "adagrad" };
+    int k = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(c->optim, names[i])) k = i;
+    if (k < 0) {
+        snprintf(msg, len, "--optim '%s' is not one of sgd, adam, rmsprop, adagrad", c->optim);
+        return -1;
+    }
+    *o = rc_optim_defaults((rc_optim_kind)k);
+    o->momentum = (float)c->momentum;
+    o->nesterov = c->nesterov;
+    o->beta1 = (float)c->beta1;
+    o->beta2 = (float)c->beta2;
+    o->rho = (float)c->rho;
+    o->eps = (float)c->eps;
+    o->weight_decay = (float)c->weight_decay;
+    o->decoupled = c->decoupled;
+    o->clip_norm = (float)c->clip;
+    o->weight_noise = (float)c->weight_noise;
+    o->seed = (uint64_t)c->seed + 7;
+    return 0;
+}
+
+static int parse_schedule(const config *c, rc_schedule *s, char *msg, size_t len)
+{
+    memset(s, 0, sizeof *s);
+    s->lr = (float)c->lr;
+    s->start = c->decay_start;
+    s->factor = (float)c->decay_factor;
+    s->min_frac = (float)c->min_lr_frac;
+    if (!strcmp(c->schedule, "constant")) s->kind = RC_SCHED_CONSTANT;
+    else if (!strcmp(c->schedule, "step")) s->kind = RC_SCHED_STEP;
+    else if (!strcmp(c->schedule, "cosine")) s->kind = RC_SCHED_COSINE;
+    else {
+        snprintf(msg, len, "--schedule '%s' is not one of constant, step, cosine", c->schedule);
+        return -1;
+    }
+    if (!(c->lr > 0)) {
+        snprintf(msg, len, "--lr %g must be > 0", c->lr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parameter groups for the gradient-norm columns: the name up to the first '.'. */
+static int groups_of(rc_model *m, char names[][32], int *group_of)
+{
+    int ng = 0;
+    for (int i = 0; i < rc_model_param_count(m); i++) {
+        const char *nm = rc_model_param_name(m, i), *dot = strchr(nm, '.');
+        char g[32];
+        snprintf(g, sizeof g, "%.*s", dot ? (int)(dot - nm) : (int)strlen(nm), nm);
+        int k = 0;
+        while (k < ng && strcmp(names[k], g) != 0) k++;
+        if (k == ng && ng < METRICS_MAX_GROUPS) snprintf(names[ng++], 32, "%s", g);
+        group_of[i] = k < METRICS_MAX_GROUPS ? k : METRICS_MAX_GROUPS - 1;
+    }
+    return ng;
+}
+
+static void group_norms(rc_model *m, const int *group_of, int ng, double *out)
+{
+    for (int g = 0; g < ng; g++) out[g] = 0;
+    for (int i = 0; i < rc_model_param_count(m); i++) {
+        const float *gr = model_grad(m, i);
+        size_t n = rc_node_size(model_param_node(m, i));
+        double s = 0;
+        for (size_t k = 0; gr && k < n; k++) s += (double)gr[k] * gr[k];
+        out[group_of[i]] += s;
+    }
+    for (int g = 0; g < ng; g++) out[g] = sqrt(out[g]);
+}
+
+/* Saves and restores the carried state around a validation in the middle of an epoch. */
+typedef struct saved_state { float *d[64]; int B, n; } saved_state;
+
+static void state_save(task *t, saved_state *s)
+{
+    memset(s, 0, sizeof *s);
+    rc_model_opts mo = rc_model_options(t->model);
+    for (int l = 0; l < mo.layers; l++)
+        for (int k = 0; k < rc_cell_state_count(t->cell) && s->n < 64; k++) {
+            int B = 0;
+            const float *d = rc_model_get_state(t->model, l, 0, rc_cell_state_name(t->cell, k), &B);
+            size_t bytes = (size_t)B * (size_t)rc_cell_state_size(t->cell, k) * sizeof(float);
+            s->d[s->n] = d ? malloc(bytes) : NULL;
+            if (s->d[s->n]) memcpy(s->d[s->n], d, bytes);
+            s->B = B;
+            s->n++;
+        }
+}
+
+static void state_restore(task *t, saved_state *s)
+{
+    rc_model_opts mo = rc_model_options(t->model);
+    int i = 0;
+    for (int l = 0; l < mo.layers; l++)
+        for (int k = 0; k < rc_cell_state_count(t->cell) && i < s->n; k++, i++) {
+            if (s->d[i]) rc_model_set_state(t->model, l, 0, rc_cell_state_name(t->cell, k), s->B, s->d[i]);
+            free(s->d[i]);
+        }
+}
+
+typedef struct trainer {
+    config *c;
+    task t;
+    rc_optim *opt;
+    feeder train;
+    metrics mx;
+    rc_schedule sched;
+    run_progress pr;
+    char last_path[2200], best_path[2200];
+    int groups, group_of[4096], live;
+    char gname[METRICS_MAX_GROUPS][32];
+} trainer;
+
+static int save(trainer *tr, const char *path, char *msg, size_t len)
+{
+    return run_save(path, &tr->t, tr->opt, &tr->train, &tr->pr, msg, len);
+}
+
+/* Validation: metrics row, best checkpoint, patience. Returns 1 to stop early. */
+static int validate(trainer *tr, long epoch_batches, char *msg, size_t len, int *err)
+{
+    task *t = &tr->t;
+    if (!(t->is_lm ? t->text.n[DATA_VALID] > 1 : t->seq.set[DATA_VALID].n > 0)) return 0;
+    saved_state ss;
+    if (t->is_lm) state_save(t, &ss);
+    double loss, metric;
+    int rc = task_evaluate(t, DATA_VALID, &loss, &metric, msg, len);
+    if (t->is_lm) state_restore(t, &ss);
+    if (rc != 0) {
+        *err = 1;
+        return 1;
+    }
+    (void)epoch_batches;
+    metrics_row r = { .kind = "valid", .step = (long)tr->pr.step, .epoch = (int)tr->pr.epoch + 1, .loss = loss,
+                      .metric_name = task_metric_name(t), .metric = metric, .elapsed_s = tr->pr.elapsed };
+    metrics_write(&tr->mx, &r);
+    int better = loss < tr->pr.best;
+    if (tr->live) fprintf(stderr, "\r\033[K");
+    printf("epoch %d step %lu: valid loss %.4f %s %.4f%s\n", (int)tr->pr.epoch + 1, (unsigned long)tr->pr.step, loss,
+           task_metric_name(t), metric, better ? " (best)" : "");
+    fflush(stdout);
+    if (better) {
+        tr->pr.best = loss;
+        tr->pr.bad = 0;
+        if (save(tr, tr->best_path, msg, len) != 0) {
+            *err = 1;
+            return 1;
+        }
+    } else tr->pr.bad++;
+    return tr->c->patience > 0 && tr->pr.bad >= (uint64_t)tr->c->patience;
+}
+
+int cmd_train(config *cfg)
+{
+    trainer *tr = calloc(1, sizeof *tr);
+    char msg[2048] = "";
+    int rc = 1;
+    if (!tr) return fprintf(stderr, "recur train: out of memory\n"), 1;
+    if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
+    if (rc_blas_check() != RC_OK)
+        fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
+    if (mkdir(cfg->out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "recur train: %s: cannot create the run folder: %s\n", cfg->out, strerror(errno));
+        free(tr);
+        return 1;
+    }
+    snprintf(tr->last_path, sizeof tr->last_path, "%s/last.ckpt", cfg->out);
+    snprintf(tr->best_path, sizeof tr->best_path, "%s/best.ckpt", cfg->out);
+    if (cfg->resume) {   /* the stored configuration, then this command line's options */
+        config stored;
+        if (run_read_config(tr->last_path, &stored, msg, sizeof msg) != 0) goto fail;
+        stored.resume = 1;
+        stored.epochs = cfg->epochs > stored.epochs ? cfg->epochs : stored.epochs;
+        stored.steps = cfg->steps;
+        stored.time_limit = cfg->time_limit;
+        stored.progress = cfg->progress;
+        *cfg = stored;
+    }
+    tr->c = cfg;
+    rc_optim_opts oo;
+    if (parse_optim(cfg, &oo, msg, sizeof msg) || parse_schedule(cfg, &tr->sched, msg, sizeof msg)) goto fail;
+    if (!strcmp(cfg->metrics, "csv") && !strcmp(cfg->metrics, "jsonl")) goto fail;
+    if (strcmp(cfg->metrics, "csv") && strcmp(cfg->metrics, "jsonl")) {
+        snprintf(msg, sizeof msg, "--metrics '%s' is not csv or jsonl", cfg->metrics);
+        goto fail;
+    }
+    if (task_load(&tr->t, cfg, msg, sizeof msg) != 0 || task_make_model(&tr->t, msg, sizeof msg) != 0) goto fail;
+    task *t = &tr->t;
+    tr->opt = rc_optim_new(t->model, &oo);
+    if (!tr->opt) {
+        snprintf(msg, sizeof msg, "optimiser: %s", rc_model_error(t->model));
+        goto fail;
+    }
+    if (feeder_init(&tr->train, t, DATA_TRAIN, 1, msg, sizeof msg) != 0) goto fail;
+    tr->pr.best = INFINITY;
+    if (cfg->resume) {
+        if (run_load(tr->last_path, t, tr->opt, &tr->train, &tr->pr, msg, sizeof msg) != 0) goto fail;
+        printf("resumed %s at epoch %lu, batch %lu, step %lu\n", tr->last_path, (unsigned long)tr->pr.epoch + 1,
+               (unsigned long)tr->pr.batch, (unsigned long)tr->pr.step);
+    } else if (feeder_epoch(&tr->train, 0, msg, sizeof msg) != 0) goto fail;
+    tr->groups = groups_of(t->model, tr->gname, tr->group_of);
+    char mpath[2200];
+    snprintf(mpath, sizeof mpath, "%s/metrics.%s", cfg->out, cfg->metrics);
+    if (metrics_open(&tr->mx, mpath, !strcmp(cfg->metrics, "jsonl"), cfg->resume, cfg, tr->groups, tr->gname, msg,
+                     sizeof msg) != 0)
+        goto fail;
+    tr->live = cfg->progress > 0 || (cfg->progress < 0 && isatty(STDERR_FILENO));
+    long nb = feeder_count(&tr->train);
+    printf("recur %s: %s, %d x %d %s, %zu parameters, %ld batches of %d x %d per epoch, %d threads\n", rc_version(),
+           cfg->data_kind, cfg->layers, cfg->hidden, cfg->cell, rc_model_param_total(t->model), nb, cfg->batch, cfg->seq,
+           rc_num_threads());
+    fflush(stdout);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    stop_requested = 0;
+
+    double t0 = now() - tr->pr.elapsed, last_report = now(), tok_window = 0, win_start = now();
+    long total_steps = (long)cfg->epochs * nb;
+    if (cfg->steps > 0 && cfg->steps < total_steps) total_steps = cfg->steps;
+    double loss_acc = 0;
+    long loss_n = 0;
+    int stop = 0, err = 0;
+    const char *why = "done";
+    for (; !stop && tr->pr.epoch < (uint64_t)cfg->epochs; tr->pr.epoch++, tr->pr.batch = 0) {
+        int ep = (int)tr->pr.epoch;
+        if (tr->pr.batch == 0) {
+            if (feeder_epoch(&tr->train, ep, msg, sizeof msg) != 0) { err = 1; break; }
+            if (t->is_lm) rc_model_reset_state(t->model);
+        }
+        rc_model_set_carry(t->model, t->is_lm);
+        rc_model_set_training(t->model, 1);
+        double progress = 0;
+        for (; tr->pr.batch < (uint64_t)nb; tr->pr.batch++) {
+            rc_batch b;
+            progress = total_steps > 0 ? (double)tr->pr.step / (double)total_steps : 0;
+            float lr = rc_schedule_lr(&tr->sched, ep + 1, progress);
+            double loss = 0;
+            if (feeder_get(&tr->train, (long)tr->pr.batch, &b, msg, sizeof msg) != 0) { err = 1; break; }
+            if (rc_optim_begin(tr->opt) != RC_OK || rc_model_forward(t->model, &b, &loss) != RC_OK ||
+                rc_model_backward(t->model) != RC_OK) {
+                rc_optim_end(tr->opt);
+                snprintf(msg, sizeof msg, "step %lu: %s", (unsigned long)tr->pr.step, rc_model_error(t->model));
+                err = 1;
+                break;
+            }
+            rc_status st = rc_optim_step(tr->opt, lr);
+            if (st != RC_OK) {
+                snprintf(msg, sizeof msg, "step %lu: the gradient is not finite (norm %g): lower --lr or set --clip",
+                         (unsigned long)tr->pr.step, rc_optim_grad_norm(tr->opt));
+                err = 1;
+                break;
+            }
+            tr->pr.step++;
+            tr->pr.runs = model_get_runs(t->model);
+            double sum, cnt;
+            rc_model_last_stats(t->model, &sum, &cnt);
+            loss_acc += sum;
+            loss_n += (long)cnt;
+            tok_window += (double)batch_targets(t, &b);
+            double tnow = now();
+            tr->pr.elapsed = tnow - t0;
+            if (tnow - last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)nb) {
+                double tps = tok_window / (tnow - win_start + 1e-9), mean = loss_n ? loss_acc / (double)loss_n : NAN;
+                double eta = total_steps > 0 ? (tnow - t0) / (double)tr->pr.step * (double)(total_steps - (long)tr->pr.step) : -1;
+                if (cfg->time_limit > 0 && cfg->time_limit - tr->pr.elapsed < eta) eta = cfg->time_limit - tr->pr.elapsed;
+                double gn[METRICS_MAX_GROUPS];
+                group_norms(t->model, tr->group_of, tr->groups, gn);
+                metrics_row r = { .kind = "train", .step = (long)tr->pr.step, .epoch = ep + 1, .loss = mean,
+                                  .metric_name = task_metric_name(t), .metric = task_metric(t, loss_acc, (double)loss_n, NAN),
+                                  .lr = lr, .grad_norm = rc_optim_grad_norm(tr->opt), .group_norm = gn,
+                                  .tokens_per_s = tps, .elapsed_s = tr->pr.elapsed };
+                if (t->labels) r.metric = NAN;
+                metrics_write(&tr->mx, &r);
+                if (tr->live) {
+                    char e[32];
+                    fmt_time(eta, e, sizeof e);
+                    fprintf(stderr, "\r\033[Kepoch %d  step %lu/%ld  loss %.4f  %.0f tok/s  lr %.3g  ETA %s", ep + 1,
+                            (unsigned long)tr->pr.step, total_steps, mean, tps, lr, e);
+                    fflush(stderr);
+                }
+                loss_acc = 0;
+                loss_n = 0;
+                tok_window = 0;
+                win_start = tnow;
+                last_report = tnow;
+            }
+            int next_saved = cfg->save_every > 0 && tr->pr.step % (uint64_t)cfg->save_every == 0;
+            if (cfg->eval_every > 0 && tr->pr.step % (uint64_t)cfg->eval_every == 0) {
+                tr->pr.batch++;   /* a checkpoint written here resumes after this batch */
+                if (validate(tr, nb, msg, sizeof msg, &err)) { stop = 1; why = "early stop"; }
+                tr->pr.batch--;
+                if (err) break;
+            }
+            if (next_saved) {
+                tr->pr.batch++;
+                if (save(tr, tr->last_path, msg, sizeof msg) != 0) { err = 1; break; }
+                tr->pr.batch--;
+            }
+            if (stop_requested) { stop = 1; why = "interrupted"; }
+            if (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) { stop = 1; why = "step limit"; }
+            if (cfg->time_limit > 0 && tr->pr.elapsed >= cfg->time_limit) { stop = 1; why = "time limit"; }
+            if (stop) {
+                tr->pr.batch++;
+                break;
+            }
+        }
+        if (err) break;
+        int epoch_done = tr->pr.batch >= (uint64_t)nb;
+        if (tr->live) fprintf(stderr, "\r\033[K");
+        if (epoch_done && cfg->eval_every == 0 && validate(tr, nb, msg, sizeof msg, &err)) {
+            if (err) break;
+            stop = 1;
+            why = "early stop";
+        }
+        if (epoch_done && t->is_lm && cfg->sample > 0) {
+            printf("--- sample after epoch %d ---\n", ep + 1);
+            saved_state ss;
+            state_save(t, &ss);
+            if (print_sample(t, "", cfg->sample, cfg->temperature, (unsigned long long)cfg->seed + (unsigned long long)ep,
+                             stdout, msg, sizeof msg) != 0) {
+                state_restore(t, &ss);
+                err = 1;
+                break;
+            }
+            state_restore(t, &ss);
+            printf("\n---\n");
+            fflush(stdout);
+        }
+        if (!epoch_done) break;   /* stopped inside the epoch: resume continues it */
+    }
+    if (!err) {
+        if (tr->pr.epoch >= (uint64_t)cfg->epochs && tr->pr.batch == 0) tr->pr.batch = 0;
+        if (save(tr, tr->last_path, msg, sizeof msg) != 0) err = 1;
+    }
+    if (tr->live) fprintf(stderr, "\r\033[K");
+    if (err) goto fail;
+    printf("%s after %lu updates, %.1f s: checkpoint %s%s\n", why, (unsigned long)tr->pr.step, tr->pr.elapsed,
+           tr->last_path, isfinite(tr->pr.best) ? ", best validation in best.ckpt" : "");
+    rc = stop_requested ? 130 : 0;
+    goto done;
+fail:
+    fprintf(stderr, "recur train: %s\n", msg);
+    rc = 1;
+done:
+    metrics_close(&tr->mx);
+    feeder_free(&tr->train);
+    rc_optim_free(tr->opt);
+    task_free(&tr->t);
+    free(tr);
+    return rc;
+}

@@ -1,0 +1,75 @@
+/* recur: train, evaluate, sample and plot recurrent networks from the command line. */
+#include <stdio.h>
+#include <string.h>
+#include "commands.h"
+#include "recur.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: recur COMMAND [options]   (recur COMMAND --help for its options)\n\n"
+               "commands:\n"
+               "  train     train a model; writes checkpoints and metrics to --out\n"
+               "  eval      evaluate a checkpoint on the validation or test data\n"
+               "  sample    generate text from a checkpoint\n"
+               "  plot      draw a run's training curves (gnuplot)\n"
+               "  version   print the version\n");
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    static const struct { const char *name; unsigned mask; } cmds[] = {
+        { "train", CMD_TRAIN }, { "eval", CMD_EVAL }, { "sample", CMD_SAMPLE }, { "plot", CMD_PLOT },
+    };
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("recur %s\n", rc_version());
+        return 0;
+    }
+    unsigned mask = 0;
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (!strcmp(cmd, cmds[i].name)) mask = cmds[i].mask;
+    if (!mask) {
+        fprintf(stderr, "recur: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (wants_help(argc, argv)) {
+        printf("usage: recur %s [options]\n\noptions:\n", cmd);
+        config_usage(stdout, mask);
+        return 0;
+    }
+    static config c;
+    char msg[2048];
+    config_defaults(&c);
+    if (config_parse_args(&c, argc, argv, 2, msg, sizeof msg) != 0) {
+        fprintf(stderr, "recur %s: %s\nusage: recur %s [options]   (recur %s --help lists them)\n", cmd, msg, cmd, cmd);
+        return 2;
+    }
+    switch (mask) {
+    case CMD_TRAIN: return cmd_train(&c);
+    case CMD_EVAL: return cmd_eval(&c);
+    case CMD_SAMPLE: return cmd_sample(&c);
+    default:
+        if (plot_run(c.out, c.plot_out, msg, sizeof msg) != 0) {
+            fprintf(stderr, "recur plot: %s\n", msg);
+            return 1;
+        }
+        printf("wrote %s\n", msg);
+        return 0;
+    }
+}

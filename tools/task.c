@@ -1,0 +1,454 @@
+/* Tasks: data kinds, the model for each, batches, evaluation. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "graph.h"
+#include "model.h"
+#include "task.h"
+
+static const struct { const char *name; task_kind kind; } kinds[] = {
+    { "chars", TK_CHARS }, { "words", TK_WORDS }, { "music", TK_MUSIC },
+    { "csv", TK_CSV }, { "classify", TK_CLASSIFY }, { "tags", TK_TAGS },
+};
+
+/* A folder of text files becomes one file: the files in name order, skipping
+ * fortune index files (.dat), symbolic links and hidden files. */
+static int concat_folder(const char *dir, const char *out, char *msg, size_t len)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    if (n < 0) {
+        snprintf(msg, len, "%s: cannot read the folder: %s", dir, strerror(errno));
+        return -1;
+    }
+    FILE *o = fopen(out, "w");
+    int rc = o ? 0 : -1, used = 0;
+    if (!o) snprintf(msg, len, "%s: cannot write: %s", out, strerror(errno));
+    for (int i = 0; i < n; i++) {
+        const char *nm = names[i]->d_name;
+        size_t l = strlen(nm);
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, nm);
+        if (rc == 0 && nm[0] != '.' && !(l > 4 && strcmp(nm + l - 4, ".dat") == 0) && lstat(path, &st) == 0 &&
+            S_ISREG(st.st_mode)) {
+            FILE *f = fopen(path, "rb");
+            char buf[65536];
+            size_t k;
+            while (f && (k = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, k, o);
+            if (f) fclose(f);
+            used++;
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (o && fclose(o) != 0 && rc == 0) {
+        snprintf(msg, len, "%s: write failed", out);
+        rc = -1;
+    }
+    if (rc == 0 && used == 0) {
+        snprintf(msg, len, "%s: the folder holds no text files", dir);
+        rc = -1;
+    }
+    return rc;
+}
+
+static const char *opt_path(const char *p) { return p && p[0] ? p : NULL; }
+
+int task_load(task *t, const config *cfg, char *msg, size_t len)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    int found = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (!strcmp(cfg->data_kind, kinds[i].name)) {
+            t->kind = kinds[i].kind;
+            found = 1;
+        }
+    if (!found) {
+        snprintf(msg, len, "--data-kind '%s' is not one of chars, words, music, csv, classify, tags", cfg->data_kind);
+        return -1;
+    }
+    if (!cfg->data[0]) {
+        snprintf(msg, len, "--data is empty: give a data file");
+        return -1;
+    }
+    char err[4096] = "", data[2048];
+    snprintf(data, sizeof data, "%s", cfg->data);
+    struct stat st;
+    if (stat(data, &st) != 0) {
+        snprintf(msg, len, "%s: %s%s", data, strerror(errno),
+                 !strcmp(data, "/usr/share/games/fortunes") ? " (the default corpus: apt-get install fortunes, or give --data FILE)" : "");
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (t->kind != TK_CHARS && t->kind != TK_WORDS) {
+            snprintf(msg, len, "%s is a folder: only text data (chars, words) can be read from a folder", data);
+            return -1;
+        }
+        if (mkdir(cfg->out, 0777) != 0 && errno != EEXIST) {
+            snprintf(msg, len, "%s: cannot create the run folder: %s", cfg->out, strerror(errno));
+            return -1;
+        }
+        snprintf(data, sizeof data, "%s/corpus.txt", cfg->out);
+        if (concat_folder(cfg->data, data, msg, len) != 0) return -1;
+    }
+    int rc = 0;
+    switch (t->kind) {
+    case TK_CHARS:
+        rc = corpus_char(&t->text, data, cfg->valid_frac, cfg->test_frac, err, sizeof err);
+        t->voc = &t->text.voc;
+        t->is_lm = 1;
+        break;
+    case TK_WORDS:
+        rc = opt_path(cfg->valid) ? corpus_words(&t->text, data, opt_path(cfg->valid), opt_path(cfg->test),
+                                                 cfg->max_vocab, err, sizeof err)
+                                  : corpus_words_split(&t->text, data, cfg->valid_frac, cfg->test_frac, cfg->max_vocab,
+                                                       err, sizeof err);
+        t->voc = &t->text.voc;
+        t->is_lm = 1;
+        break;
+    case TK_MUSIC:
+        rc = music_load(&t->seq, data, err, sizeof err);
+        break;
+    case TK_CSV: {
+        seqset series = { 0 };
+        rc = csv_load(&series, data, err, sizeof err);
+        if (rc == 0) {   /* rows split in time: train, then valid, then test */
+            seqset tmp[3] = { { 0 } };
+            size_t R = series.off[1];
+            size_t nv = (size_t)(R * cfg->valid_frac), nt = (size_t)(R * cfg->test_frac), ntr = R - nv - nt;
+            size_t start[3] = { 0, ntr, ntr + nv }, cnt[3] = { ntr, nv, nt };
+            for (int s = 0; s < 3 && rc == 0; s++) {
+                if (cnt[s] < (size_t)cfg->seq + 1) continue;
+                rc = seqset_init(&tmp[s], series.F, SEQ_TGT_NONE, 0, err, sizeof err);
+                if (rc == 0)
+                    rc = seqset_add(&tmp[s], (int)cnt[s], series.x + start[s] * (size_t)series.F, NULL, 0, NULL, NULL,
+                                    err, sizeof err);
+                if (rc == 0) rc = seqset_windows(&t->seq.set[s], &tmp[s], 0, cfg->seq, cfg->seq, err, sizeof err);
+                seqset_free(&tmp[s]);
+            }
+            if (rc == 0 && t->seq.set[DATA_TRAIN].n == 0) {
+                snprintf(err, sizeof err, "%s: %zu rows leave fewer than --seq + 1 = %d for training", data, ntr,
+                         cfg->seq + 1);
+                rc = -1;
+            }
+        }
+        seqset_free(&series);
+        break;
+    }
+    case TK_CLASSIFY:
+        rc = text_class_load(&t->seq, data, opt_path(cfg->valid), opt_path(cfg->test), cfg->max_vocab, err, sizeof err);
+        t->voc = &t->seq.words;
+        t->labels = &t->seq.labels;
+        break;
+    case TK_TAGS:
+        rc = text_tags_load(&t->seq, data, opt_path(cfg->valid), opt_path(cfg->test), cfg->max_vocab, err, sizeof err);
+        t->voc = &t->seq.words;
+        t->labels = &t->seq.labels;
+        break;
+    }
+    if (rc != 0) {
+        snprintf(msg, len, "%s", err);
+        task_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+static rc_cell *make_cell(const config *c, char *msg, size_t len)
+{
+    int H = c->hidden;
+    rc_cell *cell = NULL;
+    if (H < 1) {
+        snprintf(msg, len, "--hidden %d must be >= 1", H);
+        return NULL;
+    }
+    if (!strcmp(c->cell, "lstm")) {
+        rc_lstm_opts o = rc_lstm_defaults();
+        o.forget_bias = (float)c->forget_bias;
+        cell = rc_cell_lstm(H, &o);
+    } else if (!strcmp(c->cell, "gru")) cell = rc_cell_gru(H, RC_GRU_RESET_AFTER);
+    else if (!strcmp(c->cell, "gru-cho")) cell = rc_cell_gru(H, RC_GRU_RESET_BEFORE);
+    else if (!strcmp(c->cell, "rnn")) cell = rc_cell_rnn(H, RC_ACT_TANH);
+    else if (!strcmp(c->cell, "rnn-relu")) cell = rc_cell_rnn(H, RC_ACT_RELU);
+    else if (!strcmp(c->cell, "mut1")) cell = rc_cell_mut(1, H);
+    else if (!strcmp(c->cell, "mut2")) cell = rc_cell_mut(2, H);
+    else if (!strcmp(c->cell, "mut3")) cell = rc_cell_mut(3, H);
+    else {
+        snprintf(msg, len, "--cell '%s' is not one of lstm, gru, gru-cho, rnn, rnn-relu, mut1, mut2, mut3", c->cell);
+        return NULL;
+    }
+    if (!cell) snprintf(msg, len, "out of memory making the cell");
+    return cell;
+}
+
+/* Applies --init to the model's parameters, then initialises from the seed. */
+static int apply_init(task *t, char *msg, size_t len)
+{
+    const config *c = &t->cfg;
+    rc_model *m = t->model;
+    int kind = -1;
+    if (!strcmp(c->init, "default")) kind = RC_INIT_DEFAULT;
+    else if (!strcmp(c->init, "uniform")) kind = RC_INIT_UNIFORM;
+    else if (!strcmp(c->init, "glorot")) kind = RC_INIT_GLOROT;
+    else if (!strcmp(c->init, "orthogonal")) kind = RC_INIT_ORTHOGONAL;
+    if (kind < 0) {
+        snprintf(msg, len, "--init '%s' is not one of default, uniform, glorot, orthogonal", c->init);
+        return -1;
+    }
+    for (int i = 0; kind != RC_INIT_DEFAULT && i < rc_model_param_count(m); i++) {
+        rc_node *n = model_param_node(m, i);
+        const char *nm = rc_node_name(n), *dot = strrchr(nm, '.');
+        const char *base = dot ? dot + 1 : nm;
+        if (n->init_kind == RC_INIT_CONST) continue;   /* e.g. the LSTM forget bias */
+        if (kind == RC_INIT_UNIFORM) rc_param_set_init(n, RC_INIT_UNIFORM, (float)c->init_scale);
+        else if (rc_node_ndim(n) == 2 && strcmp(nm, "embed") != 0) {
+            /* orthogonal: the recurrent matrices W_h*; Glorot for the rest */
+            int rec = base[0] == 'W' && base[1] == '_' && base[2] == 'h';
+            rc_param_set_init(n, kind == RC_INIT_ORTHOGONAL && rec ? RC_INIT_ORTHOGONAL : RC_INIT_GLOROT, 0);
+        }
+    }
+    if (rc_model_init(m, (uint64_t)c->seed) != RC_OK) {
+        snprintf(msg, len, "init: %s", rc_model_error(m));
+        return -1;
+    }
+    return 0;
+}
+
+int task_make_model(task *t, char *msg, size_t len)
+{
+    const config *c = &t->cfg;
+    if (c->layers < 1 || c->seq < 1 || c->batch < 1) {
+        snprintf(msg, len, "--layers, --seq and --batch must be >= 1 (got %d, %d, %d)", c->layers, c->seq, c->batch);
+        return -1;
+    }
+    t->cell = make_cell(c, msg, len);
+    if (!t->cell) return -1;
+    rc_model_opts o = rc_model_defaults();
+    o.layers = c->layers;
+    o.bidirectional = c->bidirectional;
+    o.dropout = (float)c->dropout;
+    o.seed = (uint64_t)c->seed;
+    if (!strcmp(c->loss_norm, "sequences")) o.norm = RC_NORM_SEQUENCES;
+    else if (strcmp(c->loss_norm, "steps") != 0) {
+        snprintf(msg, len, "--loss-norm '%s' is not steps or sequences", c->loss_norm);
+        return -1;
+    }
+    int emb = c->embed > 0 ? c->embed : c->hidden;
+    switch (t->kind) {
+    case TK_CHARS:
+    case TK_WORDS:
+        o.vocab = t->voc->n;
+        o.input_size = emb;
+        o.output_size = t->voc->n;
+        if (c->bidirectional) {
+            snprintf(msg, len, "--bidirectional: a language model cannot see the future it predicts");
+            return -1;
+        }
+        break;
+    case TK_MUSIC:
+    case TK_CSV:
+        o.input_size = t->seq.set[DATA_TRAIN].F;
+        o.output_size = t->seq.set[DATA_TRAIN].F;
+        o.head = t->kind == TK_MUSIC ? RC_HEAD_SIGMOID : RC_HEAD_LINEAR;
+        break;
+    case TK_CLASSIFY:
+    case TK_TAGS:
+        o.vocab = t->voc->n;
+        o.input_size = emb;
+        o.output_size = t->labels->n;
+        o.last_step_only = t->kind == TK_CLASSIFY;
+        break;
+    }
+    t->model = rc_model_new(t->cell, &o);
+    if (!t->model || rc_model_status(t->model) != RC_OK) {
+        snprintf(msg, len, "model: %s", t->model ? rc_model_error(t->model) : "out of memory");
+        return -1;
+    }
+    return apply_init(t, msg, len);
+}
+
+void task_free(task *t)
+{
+    rc_model_free(t->model);
+    rc_cell_free(t->cell);
+    corpus_free(&t->text);
+    seqdata_free(&t->seq);
+    memset(t, 0, sizeof *t);
+}
+
+char *task_arch(const task *t)
+{
+    const config *c = &t->cfg;
+    rc_model_opts o = rc_model_options(t->model);
+    char *s = malloc(4096);
+    if (!s)
+        return NULL;
+    snprintf(s, 4096,
+             "data-kind = %.15s\ncell = %.1000s\nhidden = %d\nlayers = %d\nbidirectional = %d\ninput = %d\nvocab = %d\n"
+             "output = %d\nhead = %d\nlast-step = %d\nparams = %zu\n",
+             c->data_kind, c->cell, c->hidden, o.layers, o.bidirectional, o.input_size, o.vocab, o.output_size,
+             (int)o.head, o.last_step_only, rc_model_param_total(t->model));
+    return s;
+}
+
+const char *task_metric_name(const task *t)
+{
+    static const char *names[] = { "bpc", "ppl", "nll", "mse", "acc", "acc" };
+    return names[t->kind];
+}
+
+double task_metric(const task *t, double sum, double count, double correct)
+{
+    if (count <= 0) return NAN;
+    switch (t->kind) {
+    case TK_CHARS: return sum / count / log(2.0);
+    case TK_WORDS: return exp(sum / count);
+    case TK_MUSIC:
+    case TK_CSV: return sum / count;
+    default: return correct / count;
+    }
+}
+
+int feeder_init(feeder *f, task *t, int split, int shuffle, char *msg, size_t len)
+{
+    memset(f, 0, sizeof *f);
+    f->t = t;
+    f->split = split;
+    char err[512] = "";
+    int B = t->cfg.batch, T = t->cfg.seq;
+    if (t->is_lm) {
+        size_t n = t->text.n[split];
+        if (n < 2) {
+            snprintf(msg, len, "the %s part of the data is empty", split == DATA_VALID ? "validation" : split == DATA_TEST ? "test" : "training");
+            return -1;
+        }
+        if (split != DATA_TRAIN)   /* a short held-out part still gets evaluated, with fewer streams */
+            while (B > 1 && (n / (size_t)B - 1) / (size_t)T < 1) B /= 2;
+        if (stream_init(&f->lm, t->text.ids[split], n, B, T, err, sizeof err) != 0 ||
+            !(f->tok = malloc((size_t)B * (size_t)T * sizeof *f->tok)) ||
+            !(f->tgt = malloc((size_t)B * (size_t)T * sizeof *f->tgt))) {
+            snprintf(msg, len, "%s", err[0] ? err : "out of memory");
+            feeder_free(f);
+            return -1;
+        }
+        return 0;
+    }
+    const seqset *s = &t->seq.set[split];
+    if (s->n == 0) {
+        snprintf(msg, len, "the %s part of the data is empty", split == DATA_VALID ? "validation" : split == DATA_TEST ? "test" : "training");
+        return -1;
+    }
+    if (batcher_init(&f->bt, s, B, shuffle ? t->cfg.bucket : 0, shuffle, (uint64_t)t->cfg.seed, err, sizeof err) != 0) {
+        snprintf(msg, len, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+void feeder_free(feeder *f)
+{
+    if (!f->t) return;
+    if (!f->t->is_lm) batcher_free(&f->bt);
+    free(f->tok);
+    free(f->tgt);
+    memset(f, 0, sizeof *f);
+}
+
+long feeder_count(const feeder *f)
+{
+    return f->t->is_lm ? (long)stream_count(&f->lm) : (long)batcher_count(&f->bt);
+}
+
+int feeder_epoch(feeder *f, int epoch, char *msg, size_t len)
+{
+    char err[512] = "";
+    if (f->t->is_lm) return 0;
+    if (batcher_set_epoch(&f->bt, epoch, err, sizeof err) != 0) {
+        snprintf(msg, len, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int feeder_get(feeder *f, long j, rc_batch *b, char *msg, size_t len)
+{
+    char err[512] = "";
+    if (f->t->is_lm) {
+        if (stream_get(&f->lm, (size_t)j, f->tok, f->tgt, err, sizeof err) != 0) {
+            snprintf(msg, len, "%s", err);
+            return -1;
+        }
+        rc_batch x = { .T = f->lm.T, .B = f->lm.B, .tokens = f->tok, .targets = f->tgt };
+        *b = x;
+        return 0;
+    }
+    if (batcher_get(&f->bt, (int)j, b, err, sizeof err) != 0) {
+        snprintf(msg, len, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+long batch_targets(const task *t, const rc_batch *b)
+{
+    if (t->kind == TK_CLASSIFY) return b->B;
+    if (!b->lengths) return (long)b->T * b->B;
+    long n = 0;
+    for (int j = 0; j < b->B; j++) n += b->lengths[j];
+    return n;
+}
+
+/* Correct argmax predictions of the last forward (classify, tags). */
+static double count_correct(const task *t, const rc_batch *b)
+{
+    const float *out = rc_model_output(t->model);
+    int C = t->labels->n, rows = t->kind == TK_CLASSIFY ? b->B : b->T * b->B;
+    double ok = 0;
+    for (int r = 0; r < rows; r++) {
+        if (b->targets[r] < 0) continue;
+        if (t->kind == TK_TAGS && b->lengths && r / b->B >= b->lengths[r % b->B]) continue;
+        int best = 0;
+        for (int k = 1; k < C; k++) best = out[(size_t)r * C + k] > out[(size_t)r * C + best] ? k : best;
+        ok += best == b->targets[r];
+    }
+    return ok;
+}
+
+int task_evaluate(task *t, int split, double *loss, double *metric, char *msg, size_t len)
+{
+    feeder f;
+    if (feeder_init(&f, t, split, 0, msg, len) != 0) return -1;
+    rc_model *m = t->model;
+    rc_model_set_training(m, 0);
+    rc_model_set_carry(m, t->is_lm);
+    rc_model_reset_state(m);
+    double sum = 0, count = 0, correct = 0;
+    int rc = feeder_epoch(&f, 0, msg, len);
+    for (long j = 0; rc == 0 && j < feeder_count(&f); j++) {
+        rc_batch b;
+        double s, c;
+        if ((rc = feeder_get(&f, j, &b, msg, len)) != 0) break;
+        if (rc_model_forward(m, &b, NULL) != RC_OK) {
+            snprintf(msg, len, "evaluation: %s", rc_model_error(m));
+            rc = -1;
+            break;
+        }
+        rc_model_last_stats(m, &s, &c);
+        sum += s;
+        count += c;
+        if (t->labels) correct += count_correct(t, &b);
+    }
+    rc_model_reset_state(m);
+    rc_model_set_training(m, 1);
+    feeder_free(&f);
+    if (rc != 0) return -1;
+    *loss = count > 0 ? sum / count : NAN;
+    *metric = task_metric(t, sum, count, correct);
+    return 0;
+}

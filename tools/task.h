@@ -1,0 +1,60 @@
+/* A task: the data of a run (by kind), the model made for it, and batches of it.
+ * Shared by recur train, eval and sample. */
+#ifndef RC_TOOLS_TASK_H
+#define RC_TOOLS_TASK_H
+
+#include "config.h"
+#include "data.h"
+#include "recur.h"
+
+typedef enum task_kind { TK_CHARS, TK_WORDS, TK_MUSIC, TK_CSV, TK_CLASSIFY, TK_TAGS } task_kind;
+
+typedef struct task {
+    config cfg;
+    task_kind kind;
+    corpus text;          /* chars, words */
+    seqdata seq;          /* music, classify, tags; csv windows in seq.set */
+    vocab *voc;           /* token vocabulary (text kinds) or NULL */
+    vocab *labels;        /* classify / tags labels or NULL */
+    rc_model *model;
+    rc_cell *cell;
+    int is_lm;            /* text kinds: carried state, B-stream batches */
+} task;
+
+/* Loads the data named by cfg (data, valid, test, data-kind). 0 or -1 with msg. */
+int task_load(task *t, const config *cfg, char *msg, size_t len);
+/* Makes the cell and model for the loaded data. 0 or -1 with msg. */
+int task_make_model(task *t, char *msg, size_t len);
+/* Frees everything. */
+void task_free(task *t);
+/* The text that identifies the architecture (checked when a checkpoint is loaded). */
+char *task_arch(const task *t);
+/* The metric name of the task and its value from a loss sum and target count. */
+const char *task_metric_name(const task *t);
+double task_metric(const task *t, double sum, double count, double correct);
+
+/* Batches of one split. */
+typedef struct feeder {
+    task *t;
+    int split;
+    lm_stream lm;
+    batcher bt;
+    int32_t *tok, *tgt;
+    rc_batch cur;
+} feeder;
+
+/* A feeder over split (DATA_TRAIN/VALID/TEST); shuffle for training. 0 or -1. */
+int feeder_init(feeder *f, task *t, int split, int shuffle, char *msg, size_t len);
+void feeder_free(feeder *f);
+/* Batches per epoch. */
+long feeder_count(const feeder *f);
+/* Prepares epoch e (0-based): the order of a shuffled set. */
+int feeder_epoch(feeder *f, int epoch, char *msg, size_t len);
+/* Batch j of the current epoch into *b (valid until the next call). */
+int feeder_get(feeder *f, long j, rc_batch *b, char *msg, size_t len);
+/* Targets (tokens or steps) in a batch: the throughput unit. */
+long batch_targets(const task *t, const rc_batch *b);
+/* Evaluates the model on a split (eval mode, fresh state): loss per target, metric. */
+int task_evaluate(task *t, int split, double *loss, double *metric, char *msg, size_t len);
+
+#endif
