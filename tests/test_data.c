@@ -351,6 +351,60 @@ Test(data, vocab_save_load_roundtrip)
     vocab_free(&v);
 }
 
+Test(data, vocab_large_and_encode)
+{
+    char err[512] = "";
+    vocab v;
+    memset(&v, 0, sizeof v);
+    char tok[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(tok, sizeof tok, "w%d", i);
+        cr_assert_eq(vocab_add(&v, tok, strlen(tok), err, sizeof err), i);
+    }
+    cr_assert_eq(vocab_add(&v, "w17", 3, err, sizeof err), 17);   /* present: same id */
+    cr_assert_eq(v.n, 5000);
+    char *t;
+    size_t tl;
+    cr_assert_eq(vocab_to_text(&v, &t, &tl, err, sizeof err), 0);
+    vocab w;
+    cr_assert_eq(vocab_from_text(&w, t, tl, "big", err, sizeof err), 0, "%s", err);
+    free(t);
+    for (int i = 0; i < 5000; i += 7) {
+        snprintf(tok, sizeof tok, "w%d", i);
+        cr_assert_eq(vocab_id(&w, tok), i);
+    }
+    cr_assert_eq(vocab_id(&w, "w5000"), -1);
+    cr_assert_null(vocab_token(&w, 5000, NULL));
+    cr_assert_null(vocab_token(&w, -1, NULL));
+    cr_assert_eq(vocab_add(&w, "", 0, err, sizeof err), -1);
+    /* no <unk>: an unknown word cannot be encoded */
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(vocab_encode(&w, "w1 nope", 7, &ids, &n, err, sizeof err), -1);
+    ASSERT_ERR(err, "'nope'", "offset 3");
+    vocab_free(&w);
+    vocab_free(&v);
+
+    /* a character vocabulary encodes bytes and refuses unknown ones */
+    cr_assert_eq(vocab_from_text(&v, "a\nb\n\\n\n", 8, "chars", err, sizeof err), 0, "%s", err);
+    cr_assert_eq(v.chars, 1);
+    cr_assert_eq(vocab_encode(&v, "ab\na", 4, &ids, &n, err, sizeof err), 0, "%s", err);
+    int32_t want[] = {0, 1, 2, 0};
+    cr_assert_eq(n, 4);
+    assert_ids(ids, want, 4, "char ids");
+    free(ids);
+    cr_assert_eq(vocab_encode(&v, "abc", 3, &ids, &n, err, sizeof err), -1);
+    ASSERT_ERR(err, "'c'", "offset 2");
+    /* save into a missing directory; load a directory */
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/v.vocab", tmpdir);
+    cr_assert_eq(vocab_save(&v, bad, err, sizeof err), -1);
+    ASSERT_ERR(err, "v.vocab", "cannot create");
+    vocab_free(&v);
+    cr_assert_eq(vocab_load(&v, tmpdir, err, sizeof err), -1);
+    ASSERT_ERR(err, "is a directory");
+}
+
 Test(data, vocab_text_errors)
 {
     vocab v;
@@ -461,7 +515,7 @@ Test(data, music_small_file)
                           "{\n"
                           "  \"train\": [ [[60, 64], [], [21,108]],\n"
                           "              [[60]] ],\n"
-                          "  \"valid\" : [[[62],[63, 63.0]]]\n"
+                          "  \"valid\" : [[[62],[63, 63.0, 0.64E+2]]]\n"
                           "}\n");
     seqdata d;
     char err[512] = "";
@@ -475,6 +529,8 @@ Test(data, music_small_file)
     cr_assert_eq(d.nseq[1], 1);
     cr_assert_eq(d.frames[1], 2);
     cr_assert_eq(seqset_len(&d.set[1], 0), 1);
+    const float *v1 = d.set[1].x + 88;   /* frame 1 of valid: notes 63 and 64 */
+    cr_assert(frame_has(v1, 63) && frame_has(v1, 64) && !frame_has(v1, 62));
     cr_assert_eq(d.nseq[2], 0);
     cr_assert_eq(d.set[2].n, 0);
     /* batch: input frame t, target frame t+1 */
@@ -537,6 +593,10 @@ Test(data, music_rejects_malformed)
     MUSIC_BAD("{\"train\": [[[60],]]}", ":1:18:", "expected '[' to start a step");
     MUSIC_BAD("{\"train\": []", ":1:13:", "unterminated object");
     MUSIC_BAD("{\"tra", ":1:2:", "unterminated string");
+    MUSIC_BAD("{1: []}", ":1:2:", "expected a key");
+    MUSIC_BAD("{\"train\": [[[60, \x01]]]}", ":1:18:", "byte 0x01");
+    MUSIC_BAD("{\"train\": [[[60,", ":1:17:", "unexpected end of file");
+    MUSIC_BAD("{\"train\": [[[2.1e2]]]}", ":1:14:", "note 2.1e2 out of range");
     seqdata d;
     char err[512] = "";
     cr_assert_eq(music_load(&d, tpath("nofile.json"), err, sizeof err), -1);
@@ -607,6 +667,9 @@ Test(data, csv_header_windows)
     seqset_free(&w);
     cr_assert_eq(seqset_windows(&w, &s, 0, 5, 1, err, sizeof err), -1);
     ASSERT_ERR(err, "5 rows", "needs 6");
+    cr_assert_eq(seqset_windows(&w, &s, 1, 2, 1, err, sizeof err), -1);
+    ASSERT_ERR(err, "sequence 1 out of range");
+    cr_assert_eq(seqset_windows(&w, &s, 0, 2, 0, err, sizeof err), -1);
     seqset_free(&s);
 }
 
@@ -706,6 +769,9 @@ Test(data, text_classification)
     const char *bad = wtext("bad.train", "pos\tok\npos no tab here\n");
     cr_assert_eq(text_class_load(&d, bad, NULL, NULL, 0, err, sizeof err), -1);
     ASSERT_ERR(err, "bad.train:2:", "no tab");
+    bad = wtext("bad1.train", "pos\tok\n \tno label\n");
+    cr_assert_eq(text_class_load(&d, bad, NULL, NULL, 0, err, sizeof err), -1);
+    ASSERT_ERR(err, "bad1.train:2:", "empty label");
     bad = wtext("bad2.train", "pos\t  \n");
     cr_assert_eq(text_class_load(&d, bad, NULL, NULL, 0, err, sizeof err), -1);
     ASSERT_ERR(err, "bad2.train:1:", "no words");
@@ -850,8 +916,21 @@ Test(data, batcher_epochs_and_seeds)
     /* errors */
     cr_assert_eq(batcher_init(&a, &s, 0, 0, 1, 1, err, sizeof err), -1);
     ASSERT_ERR(err, "batch size 0");
+    cr_assert_eq(batcher_init(&a, &s, 8, 0, 1, 42, err, sizeof err), 0);
+    rc_batch x;
+    cr_assert_eq(batcher_get(&a, 7, &x, err, sizeof err), -1);
+    ASSERT_ERR(err, "batch 7 out of range");
+    cr_assert_eq(batcher_get(&a, 6, &x, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(x.B, 53 - 6 * 8);
+    batcher_free(&a);
     seqset e;
+    cr_assert_eq(seqset_init(&e, -1, SEQ_TGT_NONE, 0, err, sizeof err), -1);
+    cr_assert_eq(seqset_init(&e, 2, SEQ_TGT_FLOAT, 0, err, sizeof err), -1);
+    ASSERT_ERR(err, "target values");
+    cr_assert_eq(seqset_init(&e, 2, (seq_target)9, 0, err, sizeof err), -1);
     cr_assert_eq(seqset_init(&e, 4, SEQ_TGT_NONE, 0, err, sizeof err), 0);
+    cr_assert_eq(seqset_add(&e, 2, NULL, NULL, 0, NULL, NULL, err, sizeof err), -1);
+    ASSERT_ERR(err, "no features");
     cr_assert_eq(batcher_init(&a, &e, 2, 0, 1, 1, err, sizeof err), -1);
     ASSERT_ERR(err, "no sequences");
     seqset_free(&e);

@@ -148,7 +148,7 @@ typedef struct trainer {
     rc_schedule sched;
     run_progress pr;
     char last_path[2200], best_path[2200];
-    int groups, group_of[4096], live;
+    int groups, group_of[4096], live, validated;
     char gname[METRICS_MAX_GROUPS][32];
 } trainer;
 
@@ -157,7 +157,23 @@ static int save(trainer *tr, const char *path, char *msg, size_t len)
     return run_save(path, &tr->t, tr->opt, &tr->train, &tr->pr, msg, len);
 }
 
-/* Validation: metrics row, best checkpoint, patience. Returns 1 to stop early. */
+/* A text sample from the model as it is (its carried training state is kept). */
+static int show_sample(trainer *tr, char *msg, size_t len)
+{
+    task *t = &tr->t;
+    if (!t->is_lm || tr->c->sample <= 0) return 0;
+    printf("--- sample at step %lu ---\n", (unsigned long)tr->pr.step);
+    saved_state ss;
+    state_save(t, &ss);
+    int rc = print_sample(t, "", tr->c->sample, tr->c->temperature, (unsigned long long)tr->c->seed + tr->pr.step, stdout,
+                          msg, len);
+    state_restore(t, &ss);
+    printf("\n---\n");
+    fflush(stdout);
+    return rc;
+}
+
+/* Validation: metrics row, best checkpoint, patience, a sample. Returns 1 to stop early. */
 static int validate(trainer *tr, long epoch_batches, char *msg, size_t len, int *err)
 {
     task *t = &tr->t;
@@ -188,6 +204,11 @@ static int validate(trainer *tr, long epoch_batches, char *msg, size_t len, int 
             return 1;
         }
     } else tr->pr.bad++;
+    tr->validated = 1;
+    if (show_sample(tr, msg, len) != 0) {
+        *err = 1;
+        return 1;
+    }
     return tr->c->patience > 0 && tr->pr.bad >= (uint64_t)tr->c->patience;
 }
 
@@ -356,19 +377,9 @@ int cmd_train(config *cfg)
             stop = 1;
             why = "early stop";
         }
-        if (epoch_done && t->is_lm && cfg->sample > 0) {
-            printf("--- sample after epoch %d ---\n", ep + 1);
-            saved_state ss;
-            state_save(t, &ss);
-            if (print_sample(t, "", cfg->sample, cfg->temperature, (unsigned long long)cfg->seed + (unsigned long long)ep,
-                             stdout, msg, sizeof msg) != 0) {
-                state_restore(t, &ss);
-                err = 1;
-                break;
-            }
-            state_restore(t, &ss);
-            printf("\n---\n");
-            fflush(stdout);
+        if (epoch_done && !tr->validated && show_sample(tr, msg, sizeof msg) != 0) {
+            err = 1;
+            break;
         }
         if (!epoch_done) break;   /* stopped inside the epoch: resume continues it */
     }

@@ -61,9 +61,9 @@ int run_save(const char *path, task *t, rc_optim *o, feeder *train, const run_pr
         if (rc == 0) rc = ckpt_add_u64(&c, "optim.scalars", sc, 5, E);
     }
     if (rc == 0 && p) {
-        uint64_t best, el, pr[7];
+        uint64_t best, el = 0, pr[7];
         memcpy(&best, &p->best, 8);
-        memcpy(&el, &p->elapsed, 8);
+        memcpy(&el, &p->elapsed, 8);   /* wall time: the one field a resumed run need not repeat */
         pr[0] = p->step; pr[1] = p->epoch; pr[2] = p->batch; pr[3] = p->runs; pr[4] = best; pr[5] = p->bad; pr[6] = el;
         rc = ckpt_add_u64(&c, "train.progress", pr, 7, E);
     }

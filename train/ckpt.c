@@ -37,8 +37,6 @@
 #define MAGIC_LEN 8
 #define HEADER_LEN 16                    /* magic, version, count */
 #define TRAILER_LEN 20                   /* length, CRC, end magic */
-/* Smallest entry: name length, a 1-byte name, type, ndim, one dim, payload length. */
-#define MIN_ENTRY_LEN (2 + 1 + 1 + 1 + 4 + 8)
 /* Size of the write buffer. */
 #define WBUF_LEN ((size_t)1 << 20)
 
@@ -944,7 +942,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
     uint64_t tlen = get_u64(b + off);
     if (tlen != off) {
         fail(err, errlen, path, "the trailer at offset %zu records %llu bytes before it, "
-             "found %zu", off, (unsigned long long)tlen, off);
+             "but %zu precede it", off, (unsigned long long)tlen, off);
         return -1;
     }
     if (size - off > TRAILER_LEN) {
@@ -990,16 +988,16 @@ static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c,
     uint32_t n = 0;
     if (walk(path, b, size, &n, NULL, NULL, err, errlen) != 0) return -1;
     if (n == 0) return 0;
-    /* n entries of at least MIN_ENTRY_LEN bytes each are in the file. */
+    /* The walk found n entries in the file, each of at least 17 bytes. */
     ckpt_entry *e = calloc(n, sizeof *e);
     size_t *poff = malloc(n * sizeof *poff);
     const ckpt_entry **ix = malloc(n * sizeof *ix);
     if (!e || !poff || !ix) {
         fail(err, errlen, path, "out of memory (%lu entries)", (unsigned long)n);
-        goto fail;
+        goto bad;
     }
     uint32_t again = 0;
-    if (walk(path, b, size, &again, e, poff, err, errlen) != 0) goto fail;
+    if (walk(path, b, size, &again, e, poff, err, errlen) != 0) goto bad;
 
     for (uint32_t i = 0; i < n; i++) ix[i] = &e[i];
     qsort(ix, n, sizeof *ix, cmp_entry_name);
@@ -1008,7 +1006,7 @@ static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c,
             fail(err, errlen, path, "entries %d and %d have the same name \"%s\"",
                  (int)(ix[i - 1] - e), (int)(ix[i] - e),
                  show(ix[i]->name, strlen(ix[i]->name), nb, sizeof nb));
-            goto fail;
+            goto bad;
         }
 
     for (uint32_t i = 0; i < n; i++) {
@@ -1018,7 +1016,7 @@ static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c,
             fail(err, errlen, path, "out of memory: entry \"%s\" needs %zu bytes",
                  show(e[i].name, strlen(e[i].name), nb, sizeof nb),
                  count * elem_size((unsigned)e[i].type));
-            goto fail;
+            goto bad;
         }
     }
     free(poff);
@@ -1028,7 +1026,7 @@ static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c,
     c->cap = (int)n;
     return 0;
 
-fail:
+bad:
     if (e)
         for (uint32_t i = 0; i < n; i++) free(e[i].data);
     free(e);

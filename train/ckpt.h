@@ -34,13 +34,18 @@
  * length against the bytes left in the file before it allocates (a corrupted length
  * fails with a message, it never causes a large allocation or a read past the end),
  * names, types, ranks, payload lengths against the dims, the trailer and its CRC, and
- * that nothing follows the trailer. Memory allocated by a read is bounded by a small
- * multiple of the file's size.
+ * that nothing follows the trailer. A read holds the file and the decoded entries (about
+ * twice the file's size, plus sizeof(ckpt_entry) per entry); nothing is sized by a
+ * length field before the file is shown to hold that many bytes. When the file ends in an intact trailer the CRC is
+ * checked before the entries, so damage is reported as "checksum mismatch"; a file cut
+ * short is reported as "truncated" with the offset where it ends.
  *
  * Writing is atomic: the file is written to "<path>.tmp.<pid>" in the same directory,
  * fsync'ed, renamed over path, and the directory is fsync'ed. A crash or a kill at any
  * moment leaves path holding either its previous contents or the complete new file
- * (a process killed mid-write can leave its own "<path>.tmp.<pid>" behind).
+ * (a process killed mid-write can leave its own "<path>.tmp.<pid>" behind; nothing
+ * removes such files). The temporary name is per process: two threads of one process
+ * must not write the same path at the same time.
  *
  * ---- Conventions -----------------------------------------------------------------
  *

@@ -858,7 +858,7 @@ int csv_load(seqset *out, const char *path, char *err, size_t errlen)
             }
         }
         if (nf != cols) {
-            data_fail(err, errlen, "%s:%ld: %d columns, expected %d (as %s line %ld)", path, line, nf, cols,
+            data_fail(err, errlen, "%s:%ld: %d column%s, expected %d (as %s line %ld)", path, line, nf, nf == 1 ? "" : "s", cols,
                       names ? "the header," : "the first row,", first);
             goto fail;
         }
