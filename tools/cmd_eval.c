@@ -114,7 +114,10 @@ int print_sample(task *t, const char *prime, int length, double temperature, uns
         if (tok < 0) tok = 0;
     }
     for (size_t i = 0; i < n; i++) {
-        fputs(vocab_token(t->voc, ids[i], NULL), f);
+        size_t tl;
+        const char *s = vocab_token(t->voc, ids[i], &tl);
+        fwrite(s, 1, tl, f);
+        if (!t->voc->chars) fputc(' ', f);
         if (rc_model_stream_step(m, NULL, &ids[i], &out) != RC_OK) break;
     }
     if (n) tok = draw(out, V, temperature, &r);

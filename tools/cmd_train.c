@@ -17,6 +17,20 @@
 #include "task.h"
 
 static volatile sig_atomic_t stop_requested;
+
+/* mkdir -p */
+static int make_dirs(const char *path)
+{
+    char p[2048];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) return -1;
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
+            *s = '/';
+        }
+    return mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
 static double now(void)
@@ -221,7 +235,7 @@ int cmd_train(config *cfg)
     if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
     if (rc_blas_check() != RC_OK)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
-    if (mkdir(cfg->out, 0777) != 0 && errno != EEXIST) {
+    if (make_dirs(cfg->out) != 0) {
         fprintf(stderr, "recur train: %s: cannot create the run folder: %s\n", cfg->out, strerror(errno));
         free(tr);
         return 1;

@@ -1,0 +1,1279 @@
+/* The recur command-line program, run as a child process (fork/execv, no shell):
+ * argument and value errors, the train/eval/sample/plot round trip, resume ==
+ * uninterrupted (bitwise, for carried-state language models and shuffled sequence
+ * sets), config files, corrupt checkpoints, Ctrl-C / SIGTERM / SIGKILL during
+ * training, and small tasks trained to a stated quality.
+ *
+ * Every test works in its own mkdtemp folder (removed by the fixture, also after a
+ * failed assertion) on small generated data; each recur run is tiny (hidden 16, one
+ * layer, a few dozen updates). The binary is RECUR_EXE (set by meson), or the
+ * RECUR_TEST_EXE environment variable when set (e.g. to run the suite against a
+ * sanitizer build of the tool). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RECUR_EXE
+#define RECUR_EXE "/work/main/build/tools/recur"
+#endif
+
+/* The options that keep every training run tiny. */
+#define SMALL "--hidden", "16", "--layers", "1", "--seq", "10", "--batch", "4", "--progress", "0", "--sample", "0"
+
+/* ---- per-test state: the temp folder, memory to free, a background child ---------- */
+
+static char g_dir[64];
+static void *g_mem[1024];
+static int g_nmem, g_nrun;
+static pid_t g_bg = -1;
+
+static void *track(void *p)
+{
+    cr_assert_not_null(p, "out of memory");
+    if (g_nmem < (int)(sizeof g_mem / sizeof *g_mem)) g_mem[g_nmem++] = p;
+    return p;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(NULL, 0, f, ap);
+    va_end(ap);
+    char *s = track(malloc((size_t)n + 1));
+    va_start(ap, f);
+    vsnprintf(s, (size_t)n + 1, f, ap);
+    va_end(ap);
+    return s;
+}
+
+/* A path inside the test's folder. */
+static char *P(const char *name) { return fmt("%s/%s", g_dir, name); }
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            size_t n = strlen(path) + strlen(e->d_name) + 2;
+            char *sub = malloc(n);
+            if (!sub) break;
+            snprintf(sub, n, "%s/%s", path, e->d_name);
+            rm_rf(sub);
+            free(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else unlink(path);
+}
+
+static void setup(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/recur-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+    g_nmem = 0;
+    g_nrun = 0;
+    g_bg = -1;
+}
+
+static void teardown(void)
+{
+    if (g_bg > 0) {
+        kill(g_bg, SIGKILL);
+        waitpid(g_bg, NULL, 0);
+        g_bg = -1;
+    }
+    if (g_dir[0]) rm_rf(g_dir);
+    g_dir[0] = 0;
+    for (int i = 0; i < g_nmem; i++) free(g_mem[i]);
+    g_nmem = 0;
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- files ----------------------------------------------------------------------- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* The whole file (NUL-terminated, tracked), or NULL when it cannot be read. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, k;
+    char *b = malloc(cap);
+    while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (cap - n - 1 == 0) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+            }
+            b = nb;
+        }
+    }
+    fclose(f);
+    if (!b) return NULL;
+    b[n] = 0;
+    if (len) *len = n;
+    return track(b);
+}
+
+static void spit(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void spit_str(const char *path, const char *s) { spit(path, s, strlen(s)); }
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t n;
+    char *b = slurp(from, &n);
+    cr_assert_not_null(b, "cannot read %s", from);
+    spit(to, b, n);
+}
+
+static int same_bytes(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = slurp(a, &na), *y = slurp(b, &nb);
+    return x && y && na == nb && memcmp(x, y, na) == 0;
+}
+
+/* ---- generated data ----------------------------------------------------------------- */
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* About `bytes` of text: lines of 8 words from a small list (characters a-f, space and
+ * newline); upper = 1 gives the same text in capitals (another vocabulary of the
+ * same size). */
+static void gen_text(const char *path, size_t bytes, uint32_t seed, int upper)
+{
+    static const char *words[] = { "abba", "cab", "bad", "dab", "ace", "be", "a", "bed", "dead", "fade" };
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    size_t n = 0;
+    for (int col = 1; n < bytes; col++) {
+        const char *w = words[lcg(&seed) % 10];
+        for (const char *c = w; *c; c++) fputc(upper ? *c - 'a' + 'A' : *c, f);
+        fputc(col % 8 ? ' ' : '\n', f);
+        n += strlen(w) + 1;
+    }
+    fputc('\n', f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Classification lines "L<first token>\t<3..8 tokens of a..e>". */
+static void gen_classify(const char *path, int lines, uint32_t seed)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < lines; i++) {
+        int len = 3 + (int)(lcg(&seed) % 6);
+        char tok[8];
+        for (int t = 0; t < len; t++) tok[t] = (char)('a' + lcg(&seed) % 5);
+        fprintf(f, "L%c\t", tok[0]);
+        for (int t = 0; t < len; t++) fprintf(f, "%c%s", tok[t], t + 1 < len ? " " : "\n");
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Tagging lines "w/T ...": the tag of a word is its capital. */
+static void gen_tags(const char *path, int lines, uint32_t seed)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < lines; i++) {
+        int len = 3 + (int)(lcg(&seed) % 6);
+        for (int t = 0; t < len; t++) {
+            char c = (char)('a' + lcg(&seed) % 5);
+            fprintf(f, "%c/%c%s", c, c - 'a' + 'A', t + 1 < len ? " " : "\n");
+        }
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Polyphonic music JSON: 24 train and 6 valid sequences of 6..12 steps (arpeggios
+ * over a held bass note, sometimes a silent step). */
+static void gen_music(const char *path, uint32_t seed)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"train\": [");
+    for (int part = 0; part < 2; part++) {
+        int n = part ? 6 : 24;
+        if (part) fprintf(f, "],\n \"valid\": [");
+        for (int s = 0; s < n; s++) {
+            int len = 6 + (int)(lcg(&seed) % 7), base = 60 + (int)(lcg(&seed) % 8);
+            fprintf(f, "%s[", s ? ",\n  " : "");
+            for (int t = 0; t < len; t++) {
+                if (t % 5 == 4) fprintf(f, "%s[]", t ? ", " : "");
+                else fprintf(f, "%s[%d, %d]", t ? ", " : "", 36 + base % 12, base + 4 * (t % 3));
+            }
+            fprintf(f, "]");
+        }
+    }
+    fprintf(f, "]}\n");
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A two-column CSV time series with a header. */
+static void gen_csv(const char *path, int rows)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "x,y\n");
+    for (int i = 0; i < rows; i++) fprintf(f, "%.6f,%.6f\n", sin(0.2 * i), cos(0.3 * i));
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* ---- running recur -------------------------------------------------------------------- */
+
+typedef struct run {
+    int code;         /* exit status, or -1 when killed by a signal */
+    int sig;          /* the signal that ended it, or 0 */
+    int timed_out;
+    double secs;
+    char *out, *err;  /* captured stdout / stderr (tracked) */
+    char *cmd;        /* the command line, for messages */
+    pid_t pid;
+    char out_path[128], err_path[128];
+    double t0;
+} run;
+
+static const char *exe(void)
+{
+    const char *e = getenv("RECUR_TEST_EXE");
+    return e && e[0] ? e : RECUR_EXE;
+}
+
+/* Starts recur with the args (NULL-terminated), stdout and stderr to files. */
+static void start_v(run *r, const char *first, va_list ap)
+{
+    const char *argv[80];
+    int n = 0;
+    argv[n++] = exe();
+    for (const char *a = first; a && n < 79; a = va_arg(ap, const char *)) argv[n++] = a;
+    argv[n] = NULL;
+    memset(r, 0, sizeof *r);
+    size_t cl = 0;
+    for (int i = 0; i < n; i++) cl += strlen(argv[i]) + 1;
+    r->cmd = track(calloc(cl + 1, 1));
+    for (int i = 0; i < n; i++) {
+        strcat(r->cmd, argv[i]);
+        if (i + 1 < n) strcat(r->cmd, " ");
+    }
+    int k = g_nrun++;
+    snprintf(r->out_path, sizeof r->out_path, "%s/run%d.out", g_dir, k);
+    snprintf(r->err_path, sizeof r->err_path, "%s/run%d.err", g_dir, k);
+    fflush(stdout);
+    fflush(stderr);
+    r->t0 = now();
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int o = open(r->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(r->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (o < 0 || e < 0 || in < 0) _exit(126);
+        dup2(in, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        close(in);
+        close(o);
+        close(e);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    r->pid = pid;
+}
+
+static void start(run *r, const char *first, ...) __attribute__((sentinel));
+static void start(run *r, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    start_v(r, first, ap);
+    va_end(ap);
+    g_bg = r->pid;
+}
+
+/* Waits up to timeout seconds (then kills it), collects the outputs. */
+static void finish(run *r, double timeout)
+{
+    int st = 0;
+    for (;;) {
+        pid_t w = waitpid(r->pid, &st, WNOHANG);
+        if (w == r->pid) break;
+        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        if (now() - r->t0 > timeout) {
+            kill(r->pid, SIGKILL);
+            waitpid(r->pid, &st, 0);
+            r->timed_out = 1;
+            break;
+        }
+        sleep_s(0.002);
+    }
+    if (g_bg == r->pid) g_bg = -1;
+    r->secs = now() - r->t0;
+    r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r->sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    r->out = slurp(r->out_path, NULL);
+    r->err = slurp(r->err_path, NULL);
+    if (!r->out) r->out = fmt("%s", "");
+    if (!r->err) r->err = fmt("%s", "");
+    cr_assert_neq(r->code, 127, "cannot run %s (build it: ninja -C build)", exe());
+    cr_assert(!r->timed_out, "%s: did not finish within %.0f s", r->cmd, timeout);
+}
+
+/* Runs recur to the end (30 s at most). */
+static run recur(const char *first, ...) __attribute__((sentinel));
+static run recur(const char *first, ...)
+{
+    run r;
+    va_list ap;
+    va_start(ap, first);
+    start_v(&r, first, ap);
+    va_end(ap);
+    finish(&r, 30);
+    return r;
+}
+
+#define SHOW(r) "%s\n  exit %d signal %d\n  stdout: %.1500s\n  stderr: %.1500s", (r).cmd, (r).code, (r).sig, (r).out, (r).err
+
+/* The run exited normally with code. */
+#define EXPECT_EXIT(r, c) cr_assert((r).sig == 0 && (r).code == (c), "expected exit %d: " SHOW(r), (c), SHOW_ARGS(r))
+#define SHOW_ARGS(r) (r).cmd, (r).code, (r).sig, (r).out, (r).err
+#define OK(r) cr_assert((r).sig == 0 && (r).code == 0, "expected success: " SHOW(r))
+
+static int has(const char *s, const char *sub) { return s && strstr(s, sub) != NULL; }
+
+/* The number after `key` in s (e.g. key "loss "), NAN when absent. */
+static double number_after(const char *s, const char *key)
+{
+    const char *p = s ? strstr(s, key) : NULL;
+    if (!p) return NAN;
+    char *end;
+    double v = strtod(p + strlen(key), &end);
+    return end == p + strlen(key) ? NAN : v;
+}
+
+/* ---- the checkpoint container (train/ckpt.h), parsed independently --------------------- */
+
+typedef struct entry {
+    char name[128];
+    int type, ndim;
+    uint32_t dims[4];
+    const unsigned char *data;
+    uint64_t bytes;
+} entry;
+
+typedef struct ckfile {
+    unsigned char *buf;
+    size_t len;
+    int n;
+    entry *e;
+} ckfile;
+
+static uint64_t le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* Parses path; fails the test on any malformation. */
+static void ck_read(const char *path, ckfile *c)
+{
+    memset(c, 0, sizeof *c);
+    c->buf = (unsigned char *)slurp(path, &c->len);
+    cr_assert_not_null(c->buf, "cannot read %s", path);
+    const unsigned char *b = c->buf;
+    size_t n = c->len, o = 16;
+    cr_assert(n >= 36 && memcmp(b, "RECURCKP", 8) == 0, "%s: no header", path);
+    cr_assert_eq(le(b + 8, 4), 1, "%s: version", path);
+    c->n = (int)le(b + 12, 4);
+    cr_assert(c->n >= 0 && c->n < 100000, "%s: %d entries", path, c->n);
+    c->e = track(calloc((size_t)c->n + 1, sizeof *c->e));
+    for (int i = 0; i < c->n; i++) {
+        entry *e = &c->e[i];
+        cr_assert(o + 2 <= n, "%s: truncated", path);
+        size_t L = (size_t)le(b + o, 2);
+        o += 2;
+        cr_assert(L >= 1 && L <= 127 && o + L + 2 <= n, "%s: entry %d name", path, i);
+        memcpy(e->name, b + o, L);
+        o += L;
+        e->type = b[o];
+        e->ndim = b[o + 1];
+        o += 2;
+        cr_assert(e->ndim >= 1 && e->ndim <= 4 && o + 4u * (size_t)e->ndim + 8 <= n, "%s: %s dims", path, e->name);
+        for (int d = 0; d < e->ndim; d++) e->dims[d] = (uint32_t)le(b + o + 4u * (size_t)d, 4);
+        o += 4u * (size_t)e->ndim;
+        e->bytes = le(b + o, 8);
+        o += 8;
+        cr_assert(e->bytes <= n - o, "%s: %s payload", path, e->name);
+        e->data = b + o;
+        o += (size_t)e->bytes;
+    }
+    cr_assert_eq(o + 20, n, "%s: trailer at %zu of %zu", path, o, n);
+    cr_assert_eq(le(b + o, 8), o, "%s: trailer length", path);
+    cr_assert(memcmp(b + o + 12, "RECUREND", 8) == 0, "%s: end magic", path);
+}
+
+static const entry *ck_find(const ckfile *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->e[i].name, name)) return &c->e[i];
+    return NULL;
+}
+
+static int is_state_entry(const char *nm)
+{
+    return !strncmp(nm, "param/", 6) || !strncmp(nm, "optim/", 6) || !strncmp(nm, "state/", 6) ||
+           !strcmp(nm, "optim.scalars") || !strcmp(nm, "train.order");
+}
+
+/* Every param/, optim/, state/ entry (and optim.scalars, train.order) of a and b is
+ * the same, byte for byte, and so are the training counters (step, epoch, batch,
+ * dropout runs, best loss, bad validations; not the wall time). Returns the number
+ * of entries compared. */
+static int ck_same_state(const char *pa, const char *pb)
+{
+    ckfile a, b;
+    ck_read(pa, &a);
+    ck_read(pb, &b);
+    int compared = 0;
+    for (int i = 0; i < a.n; i++) {
+        const entry *x = &a.e[i];
+        if (!is_state_entry(x->name)) continue;
+        const entry *y = ck_find(&b, x->name);
+        cr_assert_not_null(y, "%s has '%s', %s does not", pa, x->name, pb);
+        cr_assert(x->type == y->type && x->ndim == y->ndim && memcmp(x->dims, y->dims, sizeof x->dims) == 0 &&
+                      x->bytes == y->bytes,
+                  "'%s': type/shape differ between %s and %s", x->name, pa, pb);
+        size_t k = 0;
+        while (k < x->bytes && x->data[k] == y->data[k]) k++;
+        cr_assert_eq(k, x->bytes, "'%s' differs at byte %zu of %llu between %s and %s", x->name, k,
+                     (unsigned long long)x->bytes, pa, pb);
+        compared++;
+    }
+    for (int i = 0; i < b.n; i++)
+        if (is_state_entry(b.e[i].name))
+            cr_assert_not_null(ck_find(&a, b.e[i].name), "%s has '%s', %s does not", pb, b.e[i].name, pa);
+    const entry *x = ck_find(&a, "train.progress"), *y = ck_find(&b, "train.progress");
+    if (x || y) {
+        cr_assert(x && y && x->bytes == 56 && y->bytes == 56, "train.progress missing or of another size");
+        static const char *what[] = { "step", "epoch", "batch", "runs", "best", "bad" };
+        for (int k = 0; k < 6; k++)
+            cr_assert_eq(le(x->data + 8 * k, 8), le(y->data + 8 * k, 8), "train.progress %s: %llu vs %llu", what[k],
+                         (unsigned long long)le(x->data + 8 * k, 8), (unsigned long long)le(y->data + 8 * k, 8));
+    }
+    return compared;
+}
+
+static int count_prefix(const char *path, const char *prefix)
+{
+    ckfile c;
+    ck_read(path, &c);
+    int k = 0;
+    for (int i = 0; i < c.n; i++) k += !strncmp(c.e[i].name, prefix, strlen(prefix));
+    return k;
+}
+
+/* ======================================================================================
+ * 1. Bad arguments: exit 2 and a usage hint on stderr
+ * ==================================================================================== */
+
+Test(cli, no_command)
+{
+    run r = recur(NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "usage: recur COMMAND"), SHOW(r));
+    cr_assert(has(r.err, "train"), SHOW(r));
+}
+
+Test(cli, unknown_command)
+{
+    run r = recur("frobnicate", NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "unknown command 'frobnicate'"), SHOW(r));
+    cr_assert(has(r.err, "usage:"), SHOW(r));
+}
+
+Test(cli, unknown_option)
+{
+    run r = recur("train", "--data", P("x.txt"), "--frobnicate", "3", NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "unknown option '--frobnicate'"), SHOW(r));
+    cr_assert(has(r.err, "usage: recur train"), SHOW(r));
+    cr_assert(!exists(P("x.txt")), "nothing should have been created");
+}
+
+Test(cli, option_missing_value)
+{
+    run r = recur("train", "--out", P("o"), "--hidden", NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "--hidden needs a value"), SHOW(r));
+    cr_assert(has(r.err, "usage: recur train"), SHOW(r));
+    cr_assert(!exists(P("o")), "a parse error must not create the run folder");
+
+    run r2 = recur("eval", "--checkpoint", NULL);
+    EXPECT_EXIT(r2, 2);
+    cr_assert(has(r2.err, "--checkpoint needs a value"), SHOW(r2));
+
+    run r3 = recur("train", "--config", NULL);
+    EXPECT_EXIT(r3, 2);
+    cr_assert(has(r3.err, "--config needs a file"), SHOW(r3));
+}
+
+Test(cli, non_numbers)
+{
+    static const char *cases[][3] = {
+        { "--hidden", "abc", "'abc' is not an integer" }, { "--hidden", "12x", "not an integer" },
+        { "--hidden", "", "not an integer" },            { "--hidden", "99999999999", "not an integer" },
+        { "--lr", "fast", "'fast' is not a number" },    { "--lr", "nan", "not a number" },
+        { "--steps", "1.5", "not an integer" },          { "--dropout", "0.1.2", "not a number" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run r = recur("train", "--out", P("o"), cases[i][0], cases[i][1], NULL);
+        EXPECT_EXIT(r, 2);
+        cr_assert(has(r.err, cases[i][2]) && has(r.err, cases[i][0]), SHOW(r));
+        cr_assert(has(r.err, "usage: recur train"), SHOW(r));
+    }
+    run r = recur("train", "--out", P("o"), "stray", NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "unexpected argument 'stray'"), SHOW(r));
+    cr_assert(!exists(P("o")));
+}
+
+Test(cli, config_missing_file)
+{
+    run r = recur("train", "--config", P("nope.cfg"), NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "nope.cfg: cannot open config file"), SHOW(r));
+    cr_assert(has(r.err, "usage: recur train"), SHOW(r));
+}
+
+Test(cli, config_bad_lines)
+{
+    static const char *cases[][3] = {
+        { "# a comment\nhidden = 16\n\nthis line has no equals\n", ":4: expected 'key = value'", "" },
+        { "hidden = 16\nfrobnicate = 2\n", ":2: unknown option 'frobnicate'", "" },
+        { "layers = 1\nhidden = lots\n", ":2: --hidden: 'lots' is not an integer", "" },
+        { "config = other.cfg\n", ":1: a config file cannot include another", "" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *cfg = P(fmt("bad%zu.cfg", i));
+        spit_str(cfg, cases[i][0]);
+        run r = recur("train", "--config", cfg, NULL);
+        EXPECT_EXIT(r, 2);
+        cr_assert(has(r.err, fmt("bad%zu.cfg%s", i, cases[i][1])), "case %zu: " SHOW(r), i, SHOW_ARGS(r));
+        cr_assert(has(r.err, "usage: recur train"), SHOW(r));
+    }
+}
+
+Test(cli, help_and_version)
+{
+    run r = recur("--help", NULL);
+    OK(r);
+    cr_assert(has(r.out, "usage: recur COMMAND") && has(r.out, "train") && has(r.out, "eval") &&
+                  has(r.out, "sample") && has(r.out, "plot"),
+              SHOW(r));
+
+    run t = recur("train", "--help", NULL);
+    OK(t);
+    static const char *opts[] = { "--data V", "--data-kind V", "--cell V", "--hidden V", "--layers V", "--dropout V",
+                                  "--seq V", "--batch V", "--steps V", "--optim V", "--lr V", "--schedule V",
+                                  "--seed V", "--out V", "--save-every V", "--eval-every V", "--resume",
+                                  "--progress V", "--config FILE" };
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) cr_assert(has(t.out, opts[i]), "no %s in " SHOW(t), opts[i], SHOW_ARGS(t));
+    cr_assert(has(t.out, "[128]"), "defaults are listed: " SHOW(t));
+    cr_assert(!has(t.out, "--prime"), "sample's options are not train's: " SHOW(t));
+
+    run e = recur("eval", "-h", NULL);
+    OK(e);
+    cr_assert(has(e.out, "--checkpoint V") && has(e.out, "--split V") && !has(e.out, "--lr V"), SHOW(e));
+
+    run s = recur("sample", "--help", NULL);
+    OK(s);
+    cr_assert(has(s.out, "--prime V") && has(s.out, "--length V") && has(s.out, "--temperature V"), SHOW(s));
+
+    run v = recur("version", NULL);
+    OK(v);
+    cr_assert(!strncmp(v.out, "recur ", 6), SHOW(v));
+}
+
+/* ======================================================================================
+ * 2. Bad values: exit 1 with a clear message, no crash
+ * ==================================================================================== */
+
+Test(cli, bad_values)
+{
+    char *data = P("text.txt");
+    gen_text(data, 4000, 1, 0);
+    static const char *cases[][3] = {
+        { "--cell", "nope", "--cell 'nope' is not one of" },
+        { "--data-kind", "nope", "--data-kind 'nope' is not one of" },
+        { "--optim", "nope", "--optim 'nope' is not one of" },
+        { "--lr", "0", "--lr 0 must be > 0" },
+        { "--lr", "-1", "must be > 0" },
+        { "--schedule", "nope", "--schedule 'nope' is not one of" },
+        { "--hidden", "0", "--hidden 0 must be >= 1" },
+        { "--layers", "0", "must be >= 1" },
+        { "--batch", "0", "must be >= 1" },
+        { "--init", "nope", "--init 'nope'" },
+        { "--metrics", "nope", "--metrics 'nope'" },
+        { "--loss-norm", "nope", "--loss-norm 'nope'" },
+        { "--valid-frac", "1.5", "split fractions" },
+        { "--dropout", "1", "dropout" },
+        { "--clip", "-1", "clip" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run r = recur("train", "--data", data, "--out", P("o"), SMALL, "--steps", "2", cases[i][0], cases[i][1], NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(has(r.err, "recur train: ") && has(r.err, cases[i][2]), SHOW(r));
+        cr_assert(!exists(P("o/last.ckpt")), "a failed run must not write a checkpoint: " SHOW(r));
+    }
+    run m = recur("train", "--data", P("missing.txt"), "--out", P("o"), SMALL, NULL);
+    EXPECT_EXIT(m, 1);
+    cr_assert(has(m.err, "missing.txt") && has(m.err, "No such file"), SHOW(m));
+
+    spit_str(P("empty.txt"), "");
+    run em = recur("train", "--data", P("empty.txt"), "--out", P("o"), SMALL, NULL);
+    EXPECT_EXIT(em, 1);
+    cr_assert(has(em.err, "empty"), SHOW(em));
+
+    run bi = recur("train", "--data", data, "--out", P("o"), SMALL, "--bidirectional", NULL);
+    EXPECT_EXIT(bi, 1);
+    cr_assert(has(bi.err, "--bidirectional"), SHOW(bi));
+
+    run nr = recur("train", "--out", P("fresh"), "--resume", NULL);
+    EXPECT_EXIT(nr, 1);
+    cr_assert(has(nr.err, "last.ckpt") && has(nr.err, "cannot open"), SHOW(nr));
+
+    run e = recur("eval", "--checkpoint", P("missing.ckpt"), NULL);
+    EXPECT_EXIT(e, 1);
+    cr_assert(has(e.err, "recur eval: ") && has(e.err, "missing.ckpt"), SHOW(e));
+
+    run e2 = recur("eval", "--out", P("nothing-here"), NULL);
+    EXPECT_EXIT(e2, 1);
+    cr_assert(has(e2.err, "nothing-here/last.ckpt"), SHOW(e2));
+
+    run s = recur("sample", "--checkpoint", P("missing.ckpt"), NULL);
+    EXPECT_EXIT(s, 1);
+    cr_assert(has(s.err, "recur sample: ") && has(s.err, "missing.ckpt"), SHOW(s));
+
+    run p = recur("plot", "--out", P("nothing-here"), NULL);
+    EXPECT_EXIT(p, 1);
+    cr_assert(has(p.err, "no metrics to plot"), SHOW(p));
+
+    spit_str(P("not-a-ckpt"), "hello, world, this is not a checkpoint at all\n");
+    run nc = recur("eval", "--checkpoint", P("not-a-ckpt"), NULL);
+    EXPECT_EXIT(nc, 1);
+    cr_assert(has(nc.err, "not a recur checkpoint"), SHOW(nc));
+}
+
+/* Bad values of eval and sample, given a real run. */
+Test(cli, bad_values_eval_sample)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 4000, 1, 0);
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "3", NULL);
+    OK(t);
+    run te = recur("eval", "--out", out, "--split", "test", NULL);
+    EXPECT_EXIT(te, 1);
+    cr_assert(has(te.err, "test part of the data is empty"), SHOW(te));
+    run bs = recur("eval", "--out", out, "--split", "nope", NULL);
+    cr_assert(bs.sig == 0 && bs.code != 0 && has(bs.err, "--split 'nope'"), SHOW(bs));
+    run pr = recur("sample", "--out", out, "--prime", "xyz", "--length", "5", NULL);
+    EXPECT_EXIT(pr, 1);
+    cr_assert(has(pr.err, "--prime") && has(pr.err, "not in the vocabulary"), SHOW(pr));
+    run nl = recur("sample", "--out", out, "--length", "-1", NULL);
+    cr_assert(nl.sig == 0 && nl.code != 0 && has(nl.err, "--length"), SHOW(nl));
+}
+
+/* ======================================================================================
+ * 3. Train / eval / sample / plot round trip on generated text
+ * ==================================================================================== */
+
+Test(cli, round_trip_chars)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 20000, 7, 0);
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "60", "--eval-every", "20", NULL);
+    OK(t);
+    cr_assert(t.secs < 3, "training 60 tiny steps took %.1f s", t.secs);
+    cr_assert(has(t.out, "chars, 1 x 16 lstm"), SHOW(t));
+    cr_assert(has(t.out, "valid loss") && has(t.out, "(best)"), SHOW(t));
+    cr_assert(has(t.out, "step limit after 60 updates"), SHOW(t));
+    cr_assert(exists(P("run/last.ckpt")) && exists(P("run/best.ckpt")), "checkpoints missing");
+    cr_assert_gt(count_prefix(P("run/last.ckpt"), "param/"), 0);
+    cr_assert_gt(count_prefix(P("run/last.ckpt"), "state/"), 0, "a language model carries its state");
+
+    /* metrics.csv: the run record, the header row, validation rows */
+    char *m = slurp(P("run/metrics.csv"), NULL);
+    cr_assert_not_null(m, "no metrics.csv");
+    cr_assert(!strncmp(m, "# recur ", 8), "metrics.csv starts with the run record:\n%.400s", m);
+    const char *nl = strchr(m, '\n');
+    cr_assert_not_null(nl);
+    char first[512];
+    snprintf(first, sizeof first, "%.*s", (int)(nl - m), m);
+    cr_assert(has(first, "(git ") && has(first, " on ") && has(first, " threads") && has(first, "seed 1") &&
+                  has(first, "started "),
+              "run record: %s", first);
+    static const char *cfg[] = { "\n# data = ", "\n# data-kind = chars\n", "\n# hidden = 16\n", "\n# layers = 1\n",
+                                 "\n# seq = 10\n", "\n# batch = 4\n", "\n# steps = 60\n", "\n# eval-every = 20\n",
+                                 "\n# cell = lstm\n", "\n# optim = adam\n", "\n# seed = 1\n" };
+    for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++) cr_assert(has(m, cfg[i]), "no '%s' in metrics.csv:\n%.3000s", cfg[i] + 1, m);
+    const char *hdr = strstr(m, "\nkind,step,epoch,loss,metric_name,metric,lr,grad_norm");
+    cr_assert_not_null(hdr, "no header row:\n%.3000s", m);
+    for (const char *p = m; p < hdr; p = strchr(p, '\n') + 1) cr_assert_eq(*p, '#', "only '#' lines before the header");
+    const char *hdr_end = strchr(hdr + 1, '\n');
+    cr_assert(hdr_end && !strncmp(hdr_end - 23, ",tokens_per_s,elapsed_s", 23), "header row: %.300s", hdr + 1);
+    cr_assert(has(hdr, "\nvalid,20,1,") && has(hdr, "\nvalid,40,1,") && has(hdr, "\nvalid,60,1,"),
+              "validation rows at 20, 40, 60:\n%s", hdr);
+
+    /* eval */
+    run e = recur("eval", "--out", out, NULL);
+    OK(e);
+    cr_assert(has(e.out, "best.ckpt valid: loss "), SHOW(e));
+    double loss = number_after(e.out, "loss "), bpc = number_after(e.out, "bpc ");
+    cr_assert(isfinite(loss) && loss > 0 && loss < 3, SHOW(e));
+    cr_assert(fabs(bpc - loss / log(2.0)) < 2e-3, "bpc = loss / ln 2: " SHOW(e));
+    double v60 = number_after(strstr(hdr, "\nvalid,60,1,"), "\nvalid,60,1,");
+    cr_assert(fabs(v60 - loss) < 1e-3, "eval of best.ckpt (%g) repeats the last validation (%g)", loss, v60);
+    run el = recur("eval", "--checkpoint", P("run/last.ckpt"), "--split", "train", NULL);
+    OK(el);
+    cr_assert(has(el.out, "last.ckpt train: loss ") && has(el.out, "bpc "), SHOW(el));
+
+    /* sample: the prime, then 50 characters of the data's alphabet */
+    run s = recur("sample", "--out", out, "--length", "50", "--prime", "ab", NULL);
+    OK(s);
+    cr_assert(!strncmp(s.out, "ab", 2), "sample starts with the prime: " SHOW(s));
+    cr_assert_eq(strlen(s.out), 2 + 50 + 1, "prime + 50 characters + newline: " SHOW(s));
+    for (const char *c = s.out; *c; c++) cr_assert(strchr("abcdef \n", *c), "'%c' is not in the data: " SHOW(s), *c, SHOW_ARGS(s));
+    run s2 = recur("sample", "--out", out, "--length", "50", "--prime", "ab", NULL);
+    OK(s2);
+    cr_assert_str_eq(s.out, s2.out, "the same seed gives the same sample");
+    run s0 = recur("sample", "--out", out, "--length", "30", NULL);
+    OK(s0);
+    cr_assert_eq(strlen(s0.out), 31, SHOW(s0));
+
+    /* plot */
+    if (access("/usr/bin/gnuplot", X_OK) != 0) {
+        cr_log_warn("gnuplot is absent: the plot part of cli/round_trip_chars is skipped");
+        return;
+    }
+    run p = recur("plot", "--out", out, NULL);
+    OK(p);
+    cr_assert(has(p.out, "curves.png"), SHOW(p));
+    size_t n = 0;
+    char *png = slurp(P("run/curves.png"), &n);
+    cr_assert(png && n > 100 && !memcmp(png, "\x89PNG", 4), "curves.png is a PNG image");
+    run ps = recur("plot", "--out", out, "--plot-out", P("run/c.svg"), NULL);
+    OK(ps);
+    char *svg = slurp(P("run/c.svg"), NULL);
+    cr_assert(svg && has(svg, "<svg"), "c.svg is an SVG image");
+    run pb = recur("plot", "--out", out, "--plot-out", P("run/c.gif"), NULL);
+    EXPECT_EXIT(pb, 1);
+    cr_assert(has(pb.err, ".png or .svg"), SHOW(pb));
+}
+
+/* The metrics of a short run hold its training loss: a run stopped by --steps before
+ * the first 0.5 s report still records the loss of the updates it did. */
+Test(cli, metrics_train_rows)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 20000, 7, 0);
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "60", "--eval-every", "20", NULL);
+    OK(t);
+    char *m = slurp(P("run/metrics.csv"), NULL);
+    cr_assert_not_null(m);
+    cr_assert(has(m, "\ntrain,"), "metrics.csv of a 60-update run has no 'train' row (only validation rows):\n%s",
+              strstr(m, "\nkind,") ? strstr(m, "\nkind,") + 1 : m);
+    cr_assert(has(m, "\ntrain,60,"), "no 'train' row for the last update (60):\n%s", strstr(m, "\nkind,") + 1);
+}
+
+/* The words kind: perplexity, and a sample of words. */
+Test(cli, round_trip_words)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 8000, 3, 0);
+    run t = recur("train", "--data", data, "--data-kind", "words", "--valid-frac", "0.1", "--out", out, SMALL,
+                  "--steps", "30", "--eval-every", "15", NULL);
+    OK(t);
+    run e = recur("eval", "--out", out, NULL);
+    OK(e);
+    double ppl = number_after(e.out, "ppl "), loss = number_after(e.out, "loss ");
+    cr_assert(isfinite(ppl) && fabs(ppl - exp(loss)) < 0.01 * ppl, "ppl = exp(loss): " SHOW(e));
+    cr_assert(ppl < 12, "perplexity %g not below the 11-token vocabulary's uniform 11", ppl);
+    run s = recur("sample", "--out", out, "--length", "12", "--prime", "abba cab", NULL);
+    OK(s);
+    cr_assert(!strncmp(s.out, "abba cab ", 9), SHOW(s));
+}
+
+/* ======================================================================================
+ * 4. Resume == uninterrupted, bitwise
+ * ==================================================================================== */
+
+/* Trains `total` updates in one run (A) and in two (B: stop_at, then --resume), both
+ * with the options given, and compares the checkpoints' state entries. */
+static void resume_case(const char *tag, const char **opts, int nopts, int stop_at, int total, int compare_best)
+{
+    char *a = P(fmt("%s-A", tag)), *b = P(fmt("%s-B%d", tag, stop_at));
+    char stot[16], sstop[16];
+    snprintf(stot, sizeof stot, "%d", total);
+    snprintf(sstop, sizeof sstop, "%d", stop_at);
+    const char *argv[64];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0 && exists(fmt("%s/last.ckpt", a))) continue;   /* A is shared by the stop points */
+        int n = 0;
+        argv[n++] = "train";
+        argv[n++] = "--out";
+        argv[n++] = pass ? b : a;
+        argv[n++] = "--steps";
+        argv[n++] = pass ? sstop : stot;
+        for (int i = 0; i < nopts; i++) argv[n++] = opts[i];
+        while (n < 63) argv[n++] = NULL;
+        argv[63] = NULL;
+        run r = recur(argv[0], argv[1], argv[2], argv[3], argv[4], argv[5], argv[6], argv[7], argv[8], argv[9],
+                      argv[10], argv[11], argv[12], argv[13], argv[14], argv[15], argv[16], argv[17], argv[18],
+                      argv[19], argv[20], argv[21], argv[22], argv[23], argv[24], argv[25], argv[26], argv[27],
+                      argv[28], argv[29], argv[30], argv[31], argv[32], argv[33], argv[34], argv[35], argv[36],
+                      argv[37], argv[38], argv[39], NULL);
+        OK(r);
+    }
+    run r = recur("train", "--out", b, "--resume", "--steps", stot, "--progress", "0", NULL);
+    OK(r);
+    cr_assert(has(r.out, fmt("resumed %s/last.ckpt", b)) && has(r.out, fmt("step %d\n", stop_at)), SHOW(r));
+    cr_assert(has(r.out, fmt("after %d updates", total)), SHOW(r));
+    int n = ck_same_state(fmt("%s/last.ckpt", a), fmt("%s/last.ckpt", b));
+    cr_assert_gt(n, 10, "compared %d entries", n);
+    if (compare_best) ck_same_state(fmt("%s/best.ckpt", a), fmt("%s/best.ckpt", b));
+    /* the resumed run appends to its metrics, with one run record */
+    char *m = slurp(fmt("%s/metrics.csv", b), NULL);
+    cr_assert(m && strstr(m, "# recur ") == m && !strstr(m + 1, "# recur "), "one run record in the resumed metrics");
+}
+
+Test(cli, resume_chars)
+{
+    char *data = P("text.txt");
+    gen_text(data, 20000, 11, 0);
+    const char *opts[] = { "--data", data, SMALL, "--dropout", "0.1", "--save-every", "0" };
+    int n = sizeof opts / sizeof *opts;
+    resume_case("c", opts, n, 25, 60, 0);
+    /* with validation in the middle (it saves and restores the carried state) */
+    const char *opts2[] = { "--data", data, SMALL, "--dropout", "0.1", "--save-every", "0", "--eval-every", "20" };
+    resume_case("cv", opts2, sizeof opts2 / sizeof *opts2, 25, 60, 1);
+    resume_case("cv", opts2, sizeof opts2 / sizeof *opts2, 40, 60, 1);
+}
+
+/* Across an epoch boundary: the carried state is reset at each epoch's start. */
+Test(cli, resume_chars_epochs)
+{
+    char *data = P("text.txt");
+    gen_text(data, 2500, 5, 0);   /* 59 batches of 4 x 10 per epoch */
+    const char *opts[] = { "--data", data, SMALL, "--dropout", "0.1", "--save-every", "0", "--eval-every", "13",
+                           "--cell", "gru" };
+    int n = sizeof opts / sizeof *opts;
+    resume_case("e", opts, n, 58, 90, 1);
+    resume_case("e", opts, n, 59, 90, 1);
+    resume_case("e", opts, n, 70, 90, 1);
+}
+
+Test(cli, resume_words)
+{
+    char *data = P("text.txt");
+    gen_text(data, 20000, 13, 0);
+    const char *opts[] = { "--data", data, "--data-kind", "words", "--valid-frac", "0.1", SMALL, "--dropout", "0.1",
+                           "--save-every", "0" };
+    resume_case("w", opts, sizeof opts / sizeof *opts, 25, 60, 0);
+}
+
+/* Shuffled sequence sets: the data order of the epoch in progress is restored. */
+Test(cli, resume_classify)
+{
+    char *tr = P("train.tsv"), *va = P("valid.tsv");
+    gen_classify(tr, 200, 21);   /* 50 batches of 4 per epoch */
+    gen_classify(va, 40, 22);
+    const char *opts[] = { "--data", tr, "--valid", va, "--data-kind", "classify", SMALL, "--cell", "gru",
+                           "--dropout", "0.1", "--save-every", "0", "--eval-every", "30" };
+    int n = sizeof opts / sizeof *opts;
+    resume_case("k", opts, n, 20, 120, 1);    /* inside epoch 1 */
+    resume_case("k", opts, n, 50, 120, 1);    /* at the end of epoch 1 */
+    resume_case("k", opts, n, 77, 120, 1);    /* inside epoch 2: its shuffled order */
+    cr_assert_gt(count_prefix(P("k-A/last.ckpt"), "train.order"), 0, "the data order is in the checkpoint");
+}
+
+Test(cli, resume_music)
+{
+    char *data = P("music.json");
+    gen_music(data, 31);   /* 6 batches of 4 per epoch */
+    const char *opts[] = { "--data", data, "--data-kind", "music", SMALL, "--dropout", "0.1", "--save-every", "0",
+                           "--epochs", "10" };
+    int n = sizeof opts / sizeof *opts;
+    resume_case("m", opts, n, 9, 20, 1);
+    resume_case("m", opts, n, 14, 20, 1);
+}
+
+/* ======================================================================================
+ * 5. Config file
+ * ==================================================================================== */
+
+Test(cli, config_file_and_overrides)
+{
+    char *data = P("text.txt"), *cfg = P("run.cfg");
+    gen_text(data, 4000, 1, 0);
+    spit_str(cfg, fmt("# a tiny run\n"
+                      "data = %s   # the generated text\n"
+                      "hidden = 12\n"
+                      "  layers=1\n"
+                      "cell = gru\n"
+                      "lr = 0.005\n"
+                      "seq = 10\n"
+                      "batch = 4\n"
+                      "\n"
+                      "steps = 7\n"
+                      "progress = 0\n"
+                      "sample = 0\n"
+                      "seed = 42\n",
+                      data));
+    /* before --config: overridden by the file; after it: overrides the file */
+    run r = recur("train", "--cell", "rnn", "--seed", "5", "--config", cfg, "--hidden", "16", "--steps=3", "--out",
+                  P("run"), NULL);
+    OK(r);
+    cr_assert(has(r.out, "1 x 16 gru"), SHOW(r));
+    cr_assert(has(r.out, "after 3 updates"), SHOW(r));
+    char *m = slurp(P("run/metrics.csv"), NULL);
+    cr_assert_not_null(m);
+    static const char *want[] = { "\n# hidden = 16\n", "\n# layers = 1\n", "\n# cell = gru\n", "\n# lr = 0.005\n",
+                                  "\n# steps = 3\n", "\n# seed = 42\n", "\n# batch = 4\n", "\n# seq = 10\n" };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) cr_assert(has(m, want[i]), "no '%s' in the run record:\n%.2500s", want[i] + 1, m);
+    cr_assert(has(m, fmt("\n# data = %s\n", data)), "the data path from the file (comment stripped)");
+    cr_assert(has(m, "seed 42,"), "the record's first line names the seed:\n%.200s", m);
+
+    /* --config=FILE form, and the stored configuration is what eval rebuilds from */
+    run r2 = recur("train", fmt("--config=%s", cfg), "--out", P("run2"), NULL);
+    OK(r2);
+    cr_assert(has(r2.out, "1 x 12 gru") && has(r2.out, "after 7 updates"), SHOW(r2));
+    run e = recur("eval", "--checkpoint", P("run2/last.ckpt"), NULL);
+    OK(e);
+    cr_assert(has(e.out, "loss "), SHOW(e));
+}
+
+/* ======================================================================================
+ * 6. Corrupt checkpoints
+ * ==================================================================================== */
+
+static void corrupt_variants(const char *good, const char *dir, char names[][160], int *count)
+{
+    size_t n = 0;
+    unsigned char *b = (unsigned char *)slurp(good, &n);
+    cr_assert(b && n > 200);
+    size_t cuts[] = { 0, 1, 8, 15, 16, 17, 30, 100, n / 3, n / 2, n - 21, n - 20, n - 13, n - 8, n - 1 };
+    int k = 0;
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        snprintf(names[k], 160, "%s/cut%zu.ckpt", dir, cuts[i]);
+        spit(names[k++], b, cuts[i]);
+    }
+    size_t flips[] = { 9, 13, 20, 40, n / 4, n / 2, n - 30, n - 15, n - 5 };
+    for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+        unsigned char *c = track(malloc(n));
+        memcpy(c, b, n);
+        c[flips[i]] ^= 0x41;
+        snprintf(names[k], 160, "%s/flip%zu.ckpt", dir, flips[i]);
+        spit(names[k++], c, n);
+    }
+    unsigned char *c = track(malloc(n + 1));
+    memcpy(c, b, n);
+    memcpy(c, "NOTACKPT", 8);
+    snprintf(names[k], 160, "%s/magic.ckpt", dir);
+    spit(names[k++], c, n);
+    memcpy(c, b, n);
+    c[n] = 'x';
+    snprintf(names[k], 160, "%s/extra.ckpt", dir);
+    spit(names[k++], c, n + 1);
+    *count = k;
+}
+
+Test(cli, corrupt_checkpoint_eval)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 4000, 1, 0);
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "5", NULL);
+    OK(t);
+    char names[32][160];
+    int n = 0;
+    corrupt_variants(P("run/last.ckpt"), g_dir, names, &n);
+    for (int i = 0; i < n; i++) {
+        run e = recur("eval", "--checkpoint", names[i], NULL);
+        EXPECT_EXIT(e, 1);
+        cr_assert(has(e.err, "recur eval: ") && has(e.err, names[i]) && strlen(e.err) > 30, SHOW(e));
+        run s = recur("sample", "--checkpoint", names[i], "--length", "5", NULL);
+        EXPECT_EXIT(s, 1);
+        cr_assert(has(s.err, "recur sample: "), SHOW(s));
+    }
+    run e = recur("eval", "--checkpoint", P("flip9.ckpt"), NULL);
+    cr_assert(has(e.err, "version") || has(e.err, "checksum"), SHOW(e));
+    run e2 = recur("eval", "--checkpoint", P(fmt("cut%d.ckpt", 100)), NULL);
+    cr_assert(has(e2.err, "truncated"), SHOW(e2));
+    run e3 = recur("eval", "--checkpoint", P("magic.ckpt"), NULL);
+    cr_assert(has(e3.err, "magic"), SHOW(e3));
+}
+
+Test(cli, corrupt_checkpoint_resume)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 4000, 1, 0);
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "12", "--eval-every", "6", NULL);
+    OK(t);
+    cr_assert(exists(P("run/best.ckpt")));
+    copy_file(P("run/last.ckpt"), P("good.ckpt"));
+    copy_file(P("run/best.ckpt"), P("best.orig"));
+    copy_file(P("run/metrics.csv"), P("metrics.orig"));
+    char names[32][160];
+    int n = 0;
+    corrupt_variants(P("good.ckpt"), g_dir, names, &n);
+    for (int i = 0; i < n; i++) {
+        copy_file(names[i], P("run/last.ckpt"));
+        run r = recur("train", "--out", out, "--resume", "--steps", "20", NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(has(r.err, "recur train: ") && has(r.err, "last.ckpt"), SHOW(r));
+        cr_assert(same_bytes(P("run/last.ckpt"), names[i]), "the corrupt last.ckpt was changed (%s)", names[i]);
+        cr_assert(same_bytes(P("run/best.ckpt"), P("best.orig")), "best.ckpt was changed (%s)", names[i]);
+        cr_assert(same_bytes(P("run/metrics.csv"), P("metrics.orig")), "metrics.csv was changed (%s)", names[i]);
+    }
+    /* the good one still resumes */
+    copy_file(P("good.ckpt"), P("run/last.ckpt"));
+    run r = recur("train", "--out", out, "--resume", "--steps", "20", NULL);
+    OK(r);
+    cr_assert(has(r.out, "after 20 updates"), SHOW(r));
+}
+
+/* A checkpoint evaluated on data of another vocabulary. */
+Test(cli, eval_other_vocabulary)
+{
+    char *data = P("text.txt"), *upper = P("upper.txt"), *other = P("other.txt"), *out = P("run");
+    gen_text(data, 4000, 1, 0);
+    gen_text(upper, 4000, 1, 1);   /* the same number of distinct characters, other ones */
+    spit_str(other, "0123456789 xyz\n0123456789 xyz\n0123456789 xyz\n0123456789 xyz\n0123456789 xyz\n"
+                    "0123456789 xyz\n0123456789 xyz\n0123456789 xyz\n0123456789 xyz\n0123456789 xyz\n");
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "5", NULL);
+    OK(t);
+    run e = recur("eval", "--checkpoint", P("run/last.ckpt"), "--data", upper, NULL);
+    EXPECT_EXIT(e, 1);
+    cr_assert(has(e.err, "vocabulary"), "same size, other characters: " SHOW(e));
+    run e2 = recur("eval", "--checkpoint", P("run/last.ckpt"), "--data", other, NULL);
+    EXPECT_EXIT(e2, 1);
+    cr_assert(has(e2.err, "vocab"), "another vocabulary size: " SHOW(e2));
+    run s = recur("sample", "--checkpoint", P("run/last.ckpt"), "--data", upper, "--length", "5", NULL);
+    EXPECT_EXIT(s, 1);
+    cr_assert(has(s.err, "vocabulary"), SHOW(s));
+    /* and a classify checkpoint on another label set */
+    gen_classify(P("c.tsv"), 40, 1);
+    spit_str(P("c2.tsv"), "X\ta b\nY\tc d\nX\te a\nY\tb b\n");
+    run tc = recur("train", "--data", P("c.tsv"), "--valid", P("c.tsv"), "--data-kind", "classify", "--out", P("cls"),
+                   SMALL, "--steps", "3", NULL);
+    OK(tc);
+    run ec = recur("eval", "--checkpoint", P("cls/last.ckpt"), "--data", P("c2.tsv"), "--valid", P("c2.tsv"), NULL);
+    EXPECT_EXIT(ec, 1);
+    cr_assert(strlen(ec.err) > 20, SHOW(ec));
+}
+
+/* ======================================================================================
+ * 7. Ctrl-C and SIGTERM: save, say so, exit 130
+ * ==================================================================================== */
+
+/* Waits until the training run has printed its header (its signal handlers follow
+ * immediately), then `extra` seconds. */
+static void wait_started(run *r, double extra)
+{
+    double t0 = now();
+    for (;;) {
+        char *o = slurp(r->out_path, NULL);
+        if (o && has(o, " per epoch, ")) break;
+        cr_assert(waitpid(r->pid, NULL, WNOHANG) == 0, "the run ended before it started training");
+        cr_assert(now() - t0 < 10, "the run did not start within 10 s");
+        sleep_s(0.01);
+    }
+    sleep_s(extra);
+}
+
+static void interrupt_case(int sig)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 20000, 3, 0);
+    run r;
+    start(&r, "train", "--data", data, "--out", out, SMALL, "--epochs", "100000", "--time-limit", "60", "--eval-every",
+          "200", NULL);
+    wait_started(&r, 0.4);
+    double t0 = now();
+    cr_assert_eq(kill(r.pid, sig), 0);
+    finish(&r, 10);
+    double took = now() - t0;
+    EXPECT_EXIT(r, 130);
+    cr_assert(took < 3, "it took %.1f s to stop", took);
+    cr_assert(has(r.out, "interrupted after "), SHOW(r));
+    double steps = number_after(r.out, "interrupted after ");
+    cr_assert(steps >= 1, SHOW(r));
+    cr_assert(exists(P("run/last.ckpt")), "no last.ckpt after the interrupt");
+    run e = recur("eval", "--checkpoint", P("run/last.ckpt"), NULL);
+    OK(e);
+    cr_assert(has(e.out, "loss ") && has(e.out, "bpc "), SHOW(e));
+    /* it resumes from there */
+    char *more = fmt("%d", (int)steps + 5);
+    run c = recur("train", "--out", out, "--resume", "--steps", more, NULL);
+    OK(c);
+    cr_assert(has(c.out, fmt("step %d\n", (int)steps)) && has(c.out, fmt("after %s updates", more)), SHOW(c));
+}
+
+Test(cli, ctrl_c) { interrupt_case(SIGINT); }
+Test(cli, sigterm) { interrupt_case(SIGTERM); }
+
+/* ======================================================================================
+ * 8. SIGKILL during training leaves a loadable last.ckpt
+ * ==================================================================================== */
+
+Test(cli, sigkill_leaves_loadable_checkpoint)
+{
+    char *data = P("text.txt");
+    gen_text(data, 20000, 9, 0);
+    double delays[] = { 0.3, 0.13, 0.21 };
+    for (int i = 0; i < 3; i++) {
+        char *out = P(fmt("run%d", i));
+        run r;
+        start(&r, "train", "--data", data, "--out", out, SMALL, "--epochs", "100000", "--time-limit", "60",
+              "--save-every", "1", "--eval-every", "50", NULL);
+        wait_started(&r, 0.0);
+        double t0 = now();
+        while (!exists(fmt("%s/last.ckpt", out)) && now() - t0 < 10) sleep_s(0.005);
+        cr_assert(exists(fmt("%s/last.ckpt", out)), "no last.ckpt with --save-every 1");
+        sleep_s(delays[i]);
+        cr_assert_eq(kill(r.pid, SIGKILL), 0);
+        finish(&r, 10);
+        cr_assert_eq(r.sig, SIGKILL, SHOW(r));
+        run e = recur("eval", "--checkpoint", fmt("%s/last.ckpt", out), NULL);
+        OK(e);
+        cr_assert(has(e.out, "loss "), SHOW(e));
+        run c = recur("train", "--out", out, "--resume", "--steps", "0", "--epochs", "1", NULL);
+        cr_assert(c.sig == 0 && (c.code == 0 || c.code == 1), SHOW(c));
+        run c2 = recur("train", "--out", out, "--resume", "--steps", "100000", "--time-limit", "0.2", NULL);
+        OK(c2);
+        cr_assert(has(c2.out, "resumed "), SHOW(c2));
+    }
+}
+
+/* ======================================================================================
+ * 9. Small tasks trained through the CLI
+ * ==================================================================================== */
+
+Test(cli, classify_first_token_gru)
+{
+    char *tr = P("train.tsv"), *va = P("valid.tsv");
+    gen_classify(tr, 400, 101);
+    gen_classify(va, 100, 202);
+    run t = recur("train", "--data", tr, "--valid", va, "--data-kind", "classify", "--cell", "gru", "--hidden", "16",
+                  "--layers", "1", "--batch", "16", "--lr", "0.01", "--epochs", "15", "--progress", "0", "--out",
+                  P("run"), NULL);
+    OK(t);
+    cr_assert(t.secs < 3, "training took %.1f s", t.secs);
+    cr_assert(has(t.out, "classify, 1 x 16 gru"), SHOW(t));
+    run e = recur("eval", "--out", P("run"), NULL);
+    OK(e);
+    double acc = number_after(e.out, " acc ");
+    cr_assert(acc >= 0.95, "validation accuracy %g < 0.95: " SHOW(e), acc, SHOW_ARGS(e));
+    double loss = number_after(e.out, "loss ");
+    cr_assert(loss < 0.3, SHOW(e));
+    run s = recur("sample", "--out", P("run"), "--length", "5", NULL);
+    EXPECT_EXIT(s, 1);
+    cr_assert(has(s.err, "needs a text model"), SHOW(s));
+}
+
+Test(cli, music_run)
+{
+    char *data = P("music.json");
+    gen_music(data, 5);
+    run t = recur("train", "--data", data, "--data-kind", "music", "--out", P("run"), SMALL, "--epochs", "15",
+                  "--lr", "0.01", NULL);
+    OK(t);
+    cr_assert(has(t.out, "music, 1 x 16 lstm") && has(t.out, "valid loss"), SHOW(t));
+    run e = recur("eval", "--out", P("run"), NULL);
+    OK(e);
+    double nll = number_after(e.out, "nll "), loss = number_after(e.out, "loss ");
+    cr_assert(isfinite(nll) && nll > 0 && fabs(nll - loss) < 1e-3, SHOW(e));
+    /* 88 independent keys at p = 0.5 cost 88 ln 2 = 61 nats a frame */
+    cr_assert(nll < 30, "music nll %g did not fall well below 61", nll);
+}
+
+Test(cli, csv_run)
+{
+    char *data = P("series.csv");
+    gen_csv(data, 400);
+    run t = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", "0.2", "--out", P("run"), SMALL,
+                  "--epochs", "20", "--lr", "0.01", NULL);
+    OK(t);
+    cr_assert(has(t.out, "csv, 1 x 16 lstm") && has(t.out, "valid loss"), SHOW(t));
+    run e = recur("eval", "--out", P("run"), NULL);
+    OK(e);
+    double mse = number_after(e.out, "mse ");
+    cr_assert(isfinite(mse) && mse >= 0, SHOW(e));
+    cr_assert(mse < 0.2, "mse %g on a sine/cosine series (variance 0.5)", mse);
+    run bad = recur("train", "--data", data, "--data-kind", "csv", "--out", P("run2"), SMALL, "--seq", "1000", NULL);
+    EXPECT_EXIT(bad, 1);
+    cr_assert(has(bad.err, "--seq"), SHOW(bad));
+}
+
+Test(cli, tags_run)
+{
+    gen_tags(P("train.txt"), 200, 7);
+    gen_tags(P("valid.txt"), 50, 8);
+    run t = recur("train", "--data", P("train.txt"), "--valid", P("valid.txt"), "--data-kind", "tags", "--out",
+                  P("run"), SMALL, "--batch", "8", "--epochs", "6", "--lr", "0.02", NULL);
+    OK(t);
+    run e = recur("eval", "--out", P("run"), NULL);
+    OK(e);
+    double acc = number_after(e.out, " acc ");
+    cr_assert(acc >= 0.95, "tagging each word with its capital: acc %g: " SHOW(e), acc, SHOW_ARGS(e));
+}
