@@ -18,6 +18,13 @@ static void mark_live(rc_plan *p, int loss)
     p->live_loss = loss;
 }
 
+static void clear_grad(rc_plan *p, int id)
+{
+    if (p->zeroed[id]) return;
+    memset(p->grad[id], 0, p->val[id].size * sizeof(float));
+    p->zeroed[id] = 1;
+}
+
 rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
 {
     if (!p) return RC_ERR_ARG;
@@ -32,14 +39,25 @@ rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
     if (p->flags & RC_PLAN_NO_GRAD)
         return plan_fail(p, RC_ERR_STATE, "backward: this plan was built for inference (RC_PLAN_NO_GRAD)");
     if (!p->forwarded) return plan_fail(p, RC_ERR_STATE, "backward: run rc_plan_forward first");
-    if (p->grad_bytes) memset(p->grad_base, 0, p->grad_bytes);
-    if (!p->grad[l->id]) return RC_OK;   /* nothing it depends on has a gradient */
+    if (!p->grad[l->id]) {   /* nothing it depends on has a gradient */
+        if (p->grad_bytes) memset(p->grad_base, 0, p->grad_bytes);
+        return RC_OK;
+    }
     if (p->live_loss != l->id) mark_live(p, l->id);
+    /* Each gradient is cleared just before its first contribution, while it is about
+     * to be in cache anyway; the ones the sweep never reaches are cleared at the end. */
+    memset(p->zeroed, 0, (size_t)p->nnodes);
+    clear_grad(p, l->id);
     p->grad[l->id][0] = 1.0f;
     for (int k = p->ntape - 1; k >= 0; k--) {
         op_inst *it = &p->tape[k];
         if (!it->gout || !p->live[p->tape_node[k]]) continue;
+        rc_node *v = p->g->nodes[p->tape_node[k]];
+        for (int j = 0; j < it->nin; j++)
+            if (it->gin[j]) clear_grad(p, node_resolve(v->in[j])->id);
         op_table[it->op].backward(it);
     }
+    for (int i = 0; i < p->nnodes; i++)
+        if (p->grad[i]) clear_grad(p, i);
     return RC_OK;
 }

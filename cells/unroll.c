@@ -86,6 +86,7 @@ rc_status rc_unroll(rc_graph *g, const rc_cell *cell, rc_node *x, int T, const r
             out = rc_mul(g, out, m);
         }
         memcpy(cur, s.next, sizeof cur);
+        if (o && o->states) memcpy(o->states + (size_t)t * (size_t)cell->nstates, cur, (size_t)cell->nstates * sizeof *cur);
         outs[t] = out;
         st = g->status;
     }

@@ -1,11 +1,11 @@
-/* The public op builders: each is one call into make_op(), which checks operands
+/* The public op builders: each is one call into graph_op(), which checks operands
  * against the op's shape rule from the table. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "graph.h"
 
-static rc_node *make_op(rc_graph *g, int op, int nin, rc_node *const *in, const op_params *par)
+rc_node *graph_op(rc_graph *g, int op, int nin, rc_node *const *in, const op_params *par)
 {
     if (!g || g->status != RC_OK) return NULL;
     const op_desc *d = &op_table[op];
@@ -54,12 +54,12 @@ static rc_node *make_op(rc_graph *g, int op, int nin, rc_node *const *in, const 
 static rc_node *op1(rc_graph *g, int op, rc_node *a, const op_params *p)
 {
     rc_node *in[1] = { a };
-    return make_op(g, op, 1, in, p);
+    return graph_op(g, op, 1, in, p);
 }
 static rc_node *op2(rc_graph *g, int op, rc_node *a, rc_node *b, const op_params *p)
 {
     rc_node *in[2] = { a, b };
-    return make_op(g, op, 2, in, p);
+    return graph_op(g, op, 2, in, p);
 }
 
 rc_node *rc_matmul_t(rc_graph *g, rc_node *a, rc_node *b, int ta, int tb)
@@ -96,7 +96,7 @@ rc_node *rc_concat(rc_graph *g, int n, rc_node *const *parts)
 {
     if (!g || g->status != RC_OK) return NULL;
     if (n < 1 || !parts) return graph_fail(g, RC_ERR_ARG, "concat: needs at least one part, got %d", n);
-    return make_op(g, OP_CONCAT, n, parts, NULL);
+    return graph_op(g, OP_CONCAT, n, parts, NULL);
 }
 rc_node *rc_slice(rc_graph *g, rc_node *a, int start, int len)
 {
@@ -112,7 +112,7 @@ rc_node *rc_row_concat(rc_graph *g, int n, rc_node *const *parts)
 {
     if (!g || g->status != RC_OK) return NULL;
     if (n < 1 || !parts) return graph_fail(g, RC_ERR_ARG, "row_concat: needs at least one part, got %d", n);
-    return make_op(g, OP_ROW_CONCAT, n, parts, NULL);
+    return graph_op(g, OP_ROW_CONCAT, n, parts, NULL);
 }
 rc_node *rc_sum(rc_graph *g, rc_node *a) { return op1(g, OP_SUM, a, NULL); }
 rc_node *rc_mean(rc_graph *g, rc_node *a) { return op1(g, OP_MEAN, a, NULL); }

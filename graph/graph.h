@@ -23,6 +23,8 @@ struct rc_node {
     int init_kind;        /* NK_PARAM: rc_init_kind for rc_graph_init_params */
     float init_a;
     int external;         /* NK_PARAM: t.data is borrowed, not freed with the node */
+    int pass;             /* the pass that made or rewrote the node (PASS_*), 0 none */
+    int group;            /* the group of nodes that pass made together (> 0) */
 };
 
 struct rc_graph {
@@ -37,6 +39,8 @@ rc_node *graph_fail(rc_graph *g, rc_status s, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Appends a node (taking ownership of `in`); NULL and an error when memory is short. */
 rc_node *graph_add(rc_graph *g, node_kind kind, rc_node **in, int nin);
+/* Appends an op node after checking its shape rule (what every rc_<op> builder calls). */
+rc_node *graph_op(rc_graph *g, int op, int nin, rc_node *const *in, const op_params *par);
 /* Makes parameter n use borrowed storage `data` (same size) instead of its own. */
 void graph_param_borrow(rc_node *n, float *data);
 /* Follows forward declarations to the node that defines the value. */

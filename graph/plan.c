@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "passes.h"
 #include "plan.h"
 
 #define ALIGN 64
@@ -90,6 +91,7 @@ static void plan_free_parts(rc_plan *p)
     free(p->in_ptrs);
     free(p->gin_ptrs);
     free(p->live);
+    free(p->zeroed);
     free(p->arena);
     free(p);
 }
@@ -118,6 +120,9 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
         }
     }
     runtime_init();
+    /* The passes rewrite the graph first (see passes.h). */
+    if (!(flags & RC_PLAN_NO_TIME_BATCH) && pass_time_batch(g) < 0) return NULL;
+    if (!(flags & RC_PLAN_NO_GEMM_FUSION) && pass_gemm_fusion(g) < 0) return NULL;
     int n = g->n;
     rc_plan *p = calloc(1, sizeof *p);
     unsigned char *mark = calloc((size_t)n, 1);
@@ -140,9 +145,10 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
     p->in_plan = calloc((size_t)n, 1);
     p->fed = calloc((size_t)n, 1);
     p->live = calloc((size_t)n, 1);
+    p->zeroed = calloc((size_t)n, 1);
     p->tape = calloc((size_t)(norder ? norder : 1), sizeof *p->tape);
     p->tape_node = malloc((size_t)(norder ? norder : 1) * sizeof *p->tape_node);
-    if (!p->val || !p->grad || !p->in_plan || !p->fed || !p->live || !p->tape || !p->tape_node)
+    if (!p->val || !p->grad || !p->in_plan || !p->fed || !p->live || !p->zeroed || !p->tape || !p->tape_node)
         goto nomem;
 
     /* Which nodes need a gradient: parameters, inputs that asked, and ops fed by them. */

@@ -17,6 +17,7 @@ struct rc_plan {
     tensor **in_ptrs;       /* storage behind every instance's in[] */
     float **gin_ptrs;       /* storage behind every instance's gin[] */
     unsigned char *live;    /* per node id: reaches the last backward's loss */
+    unsigned char *zeroed;  /* per node id: its gradient was cleared in this backward */
     int live_loss;          /* node id `live` was computed for, or -1 */
     char *arena;
     size_t arena_bytes;

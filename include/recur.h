@@ -212,8 +212,14 @@ rc_node *rc_mse(rc_graph *g, rc_node *pred, rc_node *target);
  * instances in topological order with their buffers in one arena. Checks shapes,
  * cycles and undefined declarations. NULL on error (see rc_graph_error). */
 rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
-/* Plan flags. */
-#define RC_PLAN_NO_GRAD 1u   /* inference: no gradient buffers, backward is an error */
+/* Plan flags. The passes rewrite the graph when a plan is built (the rewritten graph
+ * computes the same values); each can be switched off for debugging and comparison. */
+#define RC_PLAN_NO_GRAD        1u   /* inference: no gradient buffers, backward is an error */
+#define RC_PLAN_NO_TIME_BATCH  2u   /* keep per-step input projections (no one-GEMM-over-T*B) */
+#define RC_PLAN_NO_GEMM_FUSION 4u   /* keep matmuls that share an input separate */
+#define RC_PLAN_NO_EW_FUSION   8u   /* keep chains of elementwise ops as separate ops */
+#define RC_PLAN_NO_BUFFER_PLAN 16u  /* one buffer per value, no reuse */
+#define RC_PLAN_NO_PASSES      (RC_PLAN_NO_TIME_BATCH | RC_PLAN_NO_GEMM_FUSION | RC_PLAN_NO_EW_FUSION | RC_PLAN_NO_BUFFER_PLAN)
 /* rc_plan_new with flags (RC_PLAN_NO_GRAD). */
 rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags);
 /* Frees a plan and its arena. */
@@ -349,6 +355,9 @@ typedef struct rc_unroll_opts {
     rc_node *const *init;    /* per state: its initial value [B, size], or NULL entries */
     int learned_init;        /* states with no given value start from a learned
                                 parameter "<prefix>init_<state>"; otherwise from zeros */
+    rc_node **states;        /* when not NULL: receives [T * nstates] nodes, the value of
+                                state i after step t at states[t * nstates + i] (for
+                                inspection, e.g. gradients d loss / d h_t) */
 } rc_unroll_opts;
 /* Unrolls `cell` over T steps of x ([T*B, I], time-major: row t*B+b is step t of
  * sequence b). Writes the stacked step outputs [T*B, out] to *outputs and, when

@@ -2,6 +2,7 @@
  * and dropout. Loops over large tensors are split across OpenMP threads with a
  * static schedule, so each element is computed the same way for any thread count. */
 #include <math.h>
+#include "fastmath.h"
 #include "kernels.h"
 
 #define PFOR _Pragma("omp parallel for schedule(static) if (n >= OP_PAR_MIN)")
@@ -74,12 +75,7 @@ BINARY(div, x / y, 1.0f / y, -o / y)
 BINARY(min, x <= y ? x : y, (x <= y ? 1.0f : 0.0f), (x <= y ? 0.0f : 1.0f))
 BINARY(max, x >= y ? x : y, (x >= y ? 1.0f : 0.0f), (x >= y ? 0.0f : 1.0f))
 
-static inline float sigmoidf(float x)
-{
-    if (x >= 0) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
+static inline float sigmoidf(float x) { return fm_sigmoid(x); }
 
 /* F: value of x; D: derivative given x and output o; c: the op's constant. */
 #define UNARY(NAME, F, D)                                                             \
@@ -111,12 +107,12 @@ BWD_FN(bwd_##NAME)                                                              
 UNARY(scale, c * x, c)
 UNARY(one_minus, 1.0f - x, -1.0f)
 UNARY(sigmoid, sigmoidf(x), o * (1.0f - o))
-UNARY(tanh, tanhf(x), 1.0f - o * o)
+UNARY(tanh, fm_tanh(x), 1.0f - o * o)
 UNARY(relu, x > 0 ? x : 0.0f, (x > 0 ? 1.0f : 0.0f))
 UNARY(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), sigmoidf(x))
 UNARY(abs, fabsf(x), (x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f)))
 UNARY(sqrt, sqrtf(x), 0.5f / o)
-UNARY(exp, expf(x), o)
+UNARY(exp, fm_exp(x), o)
 UNARY(log, logf(x), 1.0f / x)
 
 FLOPS_FN(flops_size) { return (double)it->out->size; }
