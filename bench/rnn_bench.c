@@ -694,6 +694,8 @@ int main(int argc, char **argv)
         print_header(NULL);
         for (int f = 0; f < nf; f++) {
             const config *cfg = have_user ? &user : &CONFIGS[fs[f]];
+            double lstm_loss[NPASS_EACH]; /* the custom LSTM must start with the same loss */
+            for (int k = 0; k < NPASS_EACH; k++) lstm_loss[k] = NAN;
             for (int c = 0; c < nc; c++) {
                 double base = 0, base_loss = NAN;
                 for (int k = 0; k < npass; k++) {
@@ -708,6 +710,13 @@ int main(int argc, char **argv)
                         char m[128];
                         snprintf(m, sizeof m, "loss0 differs from all-on (%.8g)", base_loss);
                         if (!*r.note) set_note(&r, "CHECK", m);
+                    }
+                    if (!strcmp(CELLS[cs[c]], "lstm")) lstm_loss[k] = r.loss0;
+                    if (!strcmp(CELLS[cs[c]], "custom") && !isnan(lstm_loss[k]) && !r.failed && !*r.note &&
+                        !(fabs(r.loss0 - lstm_loss[k]) <= 1e-4 * fabs(lstm_loss[k]) + 1e-7)) {
+                        char m[128];
+                        snprintf(m, sizeof m, "loss0 differs from the built-in lstm (%.8g)", lstm_loss[k]);
+                        set_note(&r, "CHECK", m);
                     }
                     print_row(&o, &r, base > 0 ? r.ms_med / base : 0, NULL, 0);
                     if (r.skipped) break;

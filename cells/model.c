@@ -217,7 +217,7 @@ static built *get_built(rc_model *m, int T, int B, int masked, int stream)
         roots[nr++] = b->out;
         if (b->loss) roots[nr++] = b->loss;
         for (int i = 0; i < m->nslots && nr < (int)(sizeof roots / sizeof *roots); i++) roots[nr++] = b->fin[i];
-        b->p = rc_plan_new_ex(b->g, nr, roots, stream ? RC_PLAN_NO_GRAD : 0);
+        b->p = rc_plan_new_ex(b->g, nr, roots, (stream ? RC_PLAN_NO_GRAD : 0) | m->o.plan_flags);
         if (!b->p) s = mfail(m, rc_graph_status(b->g), "model plan: %s", rc_graph_error(b->g));
     }
     if (s != RC_OK) {

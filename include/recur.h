@@ -400,6 +400,7 @@ typedef struct rc_model_opts {
     rc_loss_norm norm;
     int learned_init;     /* initial states are learned parameters instead of zeros */
     uint64_t seed;        /* parameter initialisation and dropout masks */
+    unsigned plan_flags;  /* RC_PLAN_NO_* flags for the model's training plans (0: all passes) */
 } rc_model_opts;
 
 /* input_size 0 (must be set), vocab 0, 1 layer, no dropout, softmax head, per-step
