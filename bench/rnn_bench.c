@@ -484,10 +484,17 @@ static void print_row(const output *o, const result *r, double x_all, const char
     if (ok) snprintf(og, sizeof og, "%.1f", ogfs); else snprintf(og, sizeof og, "-");
     if (ok && extra_label) snprintf(ex, sizeof ex, "%.3f", extra); else snprintf(ex, sizeof ex, "-");
     if (!isnan(r->loss0)) snprintf(lo, sizeof lo, "%.6g", r->loss0); else snprintf(lo, sizeof lo, "-");
-    printf("%-7s %-5s %4d %3d %4d %4d %3d %-12s %3d %9s %9s %9s %6s %6s %6s %6s %8.1f %7.1f %7.1f %6d %8.1f ",
+    char mem[4][16], bld[16];
+    const double mv[3] = { (double)r->arena / 1048576.0, r->hwm_kb / 1024.0, r->maxrss_kb / 1024.0 };
+    for (int k = 0; k < 3; k++) {
+        if (!r->skipped && (k > 0 || r->arena) && mv[k] >= 0) snprintf(mem[k], sizeof mem[k], "%.1f", mv[k]);
+        else snprintf(mem[k], sizeof mem[k], "-");
+    }
+    if (r->tape) snprintf(mem[3], sizeof mem[3], "%d", r->tape); else snprintf(mem[3], sizeof mem[3], "-");
+    if (r->tape) snprintf(bld, sizeof bld, "%.1f", r->build_ms); else snprintf(bld, sizeof bld, "-");
+    printf("%-7s %-5s %4d %3d %4d %4d %3d %-12s %3d %9s %9s %9s %6s %6s %6s %6s %8s %7s %7s %6s %8s ",
            r->cell, r->cfg.name, r->cfg.T, r->cfg.B, r->cfg.I, r->cfg.H, r->threads, r->passes, r->reps, ms[0], ms[1],
-           ms[2], xa, gf, pk, og, (double)r->arena / 1048576.0, r->hwm_kb / 1024.0, r->maxrss_kb / 1024.0, r->tape,
-           r->build_ms);
+           ms[2], xa, gf, pk, og, mem[0], mem[1], mem[2], mem[3], bld);
     if (extra_label) printf("%8s ", ex);
     printf("%-12s %s\n", lo, r->note);
     fflush(stdout);
@@ -522,7 +529,8 @@ static void usage(FILE *f)
         "  --reps R           timed steps per row (default: 10, fewer for big configs so\n"
         "                     that R x step time stays within --budget, at least 3)\n"
         "  --warmup W         untimed steps first (default 2; the first gives loss0)\n"
-        "  --budget S         seconds of timed steps per row when --reps is not given (default 2)\n"
+        "  --budget S         seconds of timed steps per row when --reps is not given\n"
+        "                     (default 2; 1 with --passes each)\n"
         "  --cells LIST       lstm,gru,mut1,custom (default all)\n"
         "  --configs LIST     s128,s512,l256,ptb,tiny (default all)\n"
         "  --T T --B B --I I --H H   one config 'user' instead (unset sizes from s128)\n"
@@ -568,7 +576,7 @@ int main(int argc, char **argv)
     run_opts ro = { .threads = 0, .warmup = 2, .reps_req = 0, .budget = 2.0 };
     int cells[MAX_ITEMS], ncells = 0, cfgs[MAX_ITEMS], ncfgs = 0;
     const char *passes = "all", *tsv_path = NULL;
-    int sweep = 0, tcompare = 0, no_peak = 0, uT = 0, uB = 0, uI = 0, uH = 0;
+    int sweep = 0, tcompare = 0, no_peak = 0, uT = 0, uB = 0, uI = 0, uH = 0, budget_set = 0;
     const char *cfg_names[NCONFIGS];
     for (int i = 0; i < NCONFIGS; i++) cfg_names[i] = CONFIGS[i].name;
 
@@ -582,6 +590,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--warmup")) ro.warmup = pos_int(a, v), i++;
         else if (!strcmp(a, "--budget")) {
             ro.budget = v ? atof(v) : 0;
+            budget_set = 1;
             i++;
             if (!(ro.budget > 0)) {
                 fprintf(stderr, "rnn_bench: --budget needs seconds > 0\n");
@@ -621,6 +630,7 @@ int main(int argc, char **argv)
         }
     }
     if (ro.reps_req > MAX_REPS) ro.reps_req = MAX_REPS;
+    if (!budget_set && !strcmp(passes, "each")) ro.budget = 1.0; /* six rows per cell and config */
 
     /* Threads: 0 means all cores, as rc_set_num_threads(0). */
     int nthr = rc_set_num_threads(ro.threads);

@@ -554,6 +554,129 @@ float rc_schedule_lr(const rc_schedule *s, int epoch, double progress);
 rc_status rc_gradcheck(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt,
                        float eps, double *err);
 
+/* ---- inspection: statistics, structural diffs, Graphviz, gradient flow ----------
+ * Read-only views of the part of a graph that n roots depend on (the part a plan
+ * would compute). Call them on a graph as built, or after rc_plan_new to see what
+ * the passes made of it: a pass rewrites nodes in place and tags each node it made
+ * or rewrote with its pass id and a group (the nodes it made together). */
+
+#define RC_STATS_MAX_OPS 64
+#define RC_STATS_MAX_PASSES 8
+/* Pass ids, as in rc_stats.pass_nodes[] and rc_pass_group.pass. */
+#define RC_PASS_TIME_BATCH 1   /* per-step projections op(row_slice(X)) @ W -> one GEMM over T*B rows */
+#define RC_PASS_GEMM_FUSION 2  /* matmuls A @ W_k of one A -> one GEMM against the concatenated W_k */
+#define RC_PASS_EW_FUSION 3    /* chains of elementwise ops -> one fused op */
+
+/* Counts and costs of one op type. */
+typedef struct rc_op_stat {
+    const char *op;            /* the op's name (static storage) */
+    int count;                 /* nodes of this op */
+    double fwd_flops, bwd_flops;
+} rc_op_stat;
+
+/* Statistics of the part of a graph the roots depend on.
+ * FLOPs: forward FLOPs are the op table's count (what rc_plan_flops sums); backward
+ * FLOPs follow the reverse sweep: an op costs nothing unless it has a gradient, and
+ * then, for each operand that receives a gradient, a matmul costs one GEMM of the
+ * forward's size (so 2x forward when both operands need gradients, 1x for x @ W with
+ * x an input) and other ops cost a few FLOPs per element (table in graph/inspect.c:
+ * add/sub 1, mul 2, sigmoid/tanh 4, slices and concatenations 1 per element moved).
+ * Memory (bytes, 4 per element, before alignment and before any buffer reuse): the
+ * values of inputs and op nodes, the gradients of inputs and op nodes that need one
+ * (parameters, inputs that asked, and everything computed from them), and per-op
+ * scratch; parameter storage and parameter gradients are counted apart. */
+typedef struct rc_stats {
+    int nodes;                 /* reachable nodes, leaves included */
+    int op_nodes, inputs, consts;
+    int n_ops;                 /* op types present, in op-table order */
+    rc_op_stat ops[RC_STATS_MAX_OPS];
+    int param_tensors;
+    size_t param_scalars;
+    double fwd_flops, bwd_flops;
+    size_t value_bytes;        /* input and op values */
+    size_t grad_bytes;         /* gradients of inputs and op nodes */
+    size_t aux_bytes;          /* per-op scratch kept from forward to backward */
+    size_t activation_bytes;   /* value_bytes + grad_bytes + aux_bytes */
+    size_t param_bytes;        /* parameter storage (= param_grad_bytes: one gradient each) */
+    size_t param_grad_bytes;
+    int pass_nodes[RC_STATS_MAX_PASSES];   /* nodes tagged with each pass id */
+    int pass_groups[RC_STATS_MAX_PASSES];  /* distinct groups of each pass id */
+    int time_batch_gemms;      /* = pass_groups[RC_PASS_TIME_BATCH]: GEMMs over T*B rows made
+                                  (a later GEMM fusion may have merged them further) */
+    int fused_gemms;           /* = pass_groups[RC_PASS_GEMM_FUSION] */
+    int fused_ew_groups;       /* = pass_groups[RC_PASS_EW_FUSION] */
+} rc_stats;
+
+/* Fills *out with the statistics of the part of g the roots depend on. RC_ERR_ARG on
+ * NULL arguments or a root of another graph, RC_ERR_GRAPH on an undefined forward
+ * declaration or a cycle, RC_ERR_NOMEM. The graph is not changed. */
+rc_status rc_graph_stats(const rc_graph *g, int n_roots, rc_node *const *roots, rc_stats *out);
+/* The name of a pass id ("time-batch", "gemm-fusion", "ew-fusion"); "" for 0, "?" unknown. */
+const char *rc_pass_name(int pass);
+
+/* One group of nodes a pass made together. */
+typedef struct rc_pass_group {
+    int pass, group;           /* pass id, group id (unique in the graph) */
+    int nodes;                 /* reachable nodes of the group */
+    int step;                  /* the time step all its nodes belong to, or -1 (see rc_dot_opts) */
+    char what[240];            /* e.g. "time-batched: x @ W_xi^T over 3*4 = 12 rows (3 steps of 4)",
+                                  "fused GEMM: x @ [W_xg, W_xi, W_xf, W_xo]^T (4 matmuls -> 1)" */
+} rc_pass_group;
+/* Writes up to max groups of the reachable part (in group order) to out (may be NULL
+ * with max 0) and returns how many there are, or -1 on an error (as rc_graph_stats). */
+int rc_graph_pass_groups(const rc_graph *g, int n_roots, rc_node *const *roots, rc_pass_group *out, int max);
+
+/* A structural diff of two graphs (e.g. the step graphs of two cells). Parameters are
+ * matched by name. A parameter in both is "rewired" when the set of its uses differs:
+ * a use is the consuming op with its operands, each named by what it is (the parameter
+ * itself, another parameter's name, an input's name, "const", or the producing op). */
+#define RC_DIFF_MAX 64
+typedef struct rc_graph_diff {
+    int n_ops;                 /* op types whose counts differ */
+    struct { const char *op; int a, b; } ops[RC_STATS_MAX_OPS];
+    int n_only_a, n_only_b, n_rewired;
+    char only_a[RC_DIFF_MAX][64], only_b[RC_DIFF_MAX][64];
+    char rewired[RC_DIFF_MAX][64];
+    char rewired_how[RC_DIFF_MAX][256];   /* "a: matmul(const, .) | b: matmul(mul, .)" */
+    int truncated;             /* more than RC_DIFF_MAX names in some list */
+} rc_graph_diff;
+/* Compares the parts of a and b their roots depend on. Errors as rc_graph_stats. */
+rc_status rc_graph_diff_of(const rc_graph *a, int na, rc_node *const *ra, const rc_graph *b, int nb,
+                           rc_node *const *rb, rc_graph_diff *out);
+
+/* Graphviz output. */
+typedef struct rc_dot_opts {
+    int step_clusters;         /* one cluster per time step of an unrolled graph: a node's
+                                  step is start/len of the row_slice it descends from
+                                  (row_slice(x, t*B, B) is step t), the latest step among its
+                                  operands otherwise; leaves, and row_concat of several steps
+                                  (the stacked outputs) stay outside */
+    const char *title;         /* graph label, or NULL */
+} rc_dot_opts;
+/* Writes a Graphviz DOT file of the part of g the roots depend on: op nodes labelled
+ * with op, name and shape; parameters as boxes, inputs as house shapes, constants
+ * dashed; the nodes of each pass group inside a `subgraph cluster_N` labelled with
+ * what the pass did (nested in its step's cluster when the group lies in one step).
+ * The file is written to a temporary name and renamed, so it is never half-written.
+ * o may be NULL (defaults: no step clusters). On error, returns RC_ERR_IO / RC_ERR_ARG /
+ * RC_ERR_GRAPH / RC_ERR_NOMEM and a message in err (when err is not NULL). */
+rc_status rc_graph_write_dot(const rc_graph *g, int n_roots, rc_node *const *roots, const char *path,
+                             const rc_dot_opts *o, char *err, size_t errlen);
+
+/* Gradient flow through time. Unrolls `cell` over T steps of B sequences on inputs
+ * drawn from N(0, 1) (input_size features), with the cell's parameters initialised
+ * by their default init kinds from seed, and measures for t = 0..T-1, with h_t the
+ * cell's first state after step t:
+ *   dl_dh[t]   = ||dL/dh_t||, L = sum_t mean_b mean_k (out_t - y_t)^2 with per-step random
+ *                targets y ~ U(-1, 1), the norm taken per sequence and averaged (RMS) over B;
+ *   dhT_dht[t] = ||u^T dh_{T-1}/dh_t||, the vector-Jacobian product of a random unit
+ *                vector u per sequence at the last state, averaged over B and 4 draws of u
+ *                (so dhT_dht[T-1] = 1).
+ * Either output may be NULL; each holds T values. Deterministic for a seed. Returns
+ * RC_OK, or an error with a message in err (a bad size, an unroll error of the cell). */
+rc_status rc_gradient_flow(const rc_cell *cell, int input_size, int T, int B, uint64_t seed, double *dl_dh,
+                           double *dhT_dht, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

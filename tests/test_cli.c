@@ -36,7 +36,7 @@
 /* ---- per-test state: the temp folder, memory to free, a background child ---------- */
 
 static char g_dir[64];
-static void *g_mem[1024];
+static void *g_mem[4096];
 static int g_nmem, g_nrun;
 static pid_t g_bg = -1;
 
@@ -465,6 +465,17 @@ static uint64_t le(const unsigned char *p, int n)
     return v;
 }
 
+/* CRC-32 (IEEE, reflected, as zlib's crc32), bit by bit. */
+static uint32_t crc32_of(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
 /* Parses path; fails the test on any malformation. */
 static void ck_read(const char *path, ckfile *c)
 {
@@ -501,6 +512,7 @@ static void ck_read(const char *path, ckfile *c)
     cr_assert_eq(o + 20, n, "%s: trailer at %zu of %zu", path, o, n);
     cr_assert_eq(le(b + o, 8), o, "%s: trailer length", path);
     cr_assert(memcmp(b + o + 12, "RECUREND", 8) == 0, "%s: end magic", path);
+    cr_assert_eq(le(b + o + 8, 4), crc32_of(b, o), "%s: CRC-32", path);
 }
 
 static const entry *ck_find(const ckfile *c, const char *name)
@@ -823,11 +835,21 @@ Test(cli, round_trip_chars)
     double loss = number_after(e.out, "loss "), bpc = number_after(e.out, "bpc ");
     cr_assert(isfinite(loss) && loss > 0 && loss < 3, SHOW(e));
     cr_assert(fabs(bpc - loss / 0.69314718055994531) < 2e-3, "bpc = loss / ln 2: " SHOW(e));
-    double v60 = number_after(strstr(hdr, "\nvalid,60,1,"), "\nvalid,60,1,");
-    cr_assert(fabs(v60 - loss) < 1e-3, "eval of best.ckpt (%g) repeats the last validation (%g)", loss, v60);
-    run el = recur("eval", "--checkpoint", P("run/last.ckpt"), "--split", "train", NULL);
+    /* best.ckpt holds the lowest validation loss; last.ckpt the model validated at 60 */
+    double v[3];
+    for (int i = 0; i < 3; i++) {
+        char *key = fmt("\nvalid,%d,1,", 20 * (i + 1));
+        v[i] = number_after(strstr(hdr, key), key);
+    }
+    double vmin = v[0] < v[1] ? (v[0] < v[2] ? v[0] : v[2]) : (v[1] < v[2] ? v[1] : v[2]);
+    cr_assert(fabs(vmin - loss) < 1e-3, "eval of best.ckpt (%g) repeats the best validation (%g)", loss, vmin);
+    run el = recur("eval", "--checkpoint", P("run/last.ckpt"), NULL);
     OK(el);
-    cr_assert(has(el.out, "last.ckpt train: loss ") && has(el.out, "bpc "), SHOW(el));
+    cr_assert(fabs(number_after(el.out, "loss ") - v[2]) < 1e-3, "eval of last.ckpt repeats the validation at 60 (%g): " SHOWF,
+              v[2], SHOWA(el));
+    run et = recur("eval", "--checkpoint", P("run/last.ckpt"), "--split", "train", NULL);
+    OK(et);
+    cr_assert(has(et.out, "last.ckpt train: loss ") && has(et.out, "bpc "), SHOW(et));
 
     /* sample: the prime, then 50 characters of the data's alphabet */
     run s = recur("sample", "--out", out, "--length", "50", "--prime", "ab", NULL);
@@ -918,6 +940,21 @@ Test(cli, eval_batch_seq_options)
     cr_assert(l0 != l1, "recur eval --batch 1 --seq 7 gives the loss of the stored batch 4 / seq 10 (%.4f): the "
                         "options are listed for eval but have no effect\n%s%s",
               l0, e0.out, e1.out);
+}
+
+/* recur sample rebuilds the model from the checkpoint alone (it stores the
+ * configuration and the vocabulary): it does not need the training data any more. */
+Test(cli, sample_without_the_data)
+{
+    char *data = P("text.txt"), *out = P("run");
+    gen_text(data, 4000, 1, 0);
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "5", NULL);
+    OK(t);
+    cr_assert_gt(count_prefix(P("run/last.ckpt"), "recur.vocab"), 0, "the vocabulary is in the checkpoint");
+    cr_assert_eq(unlink(data), 0);
+    run s = recur("sample", "--out", out, "--length", "20", "--prime", "ab", NULL);
+    cr_assert(s.sig == 0 && s.code == 0 && !strncmp(s.out, "ab", 2),
+              "sampling from a checkpoint whose training file was moved away fails: " SHOW(s));
 }
 
 /* The words kind: perplexity, and a sample of words. */
@@ -1207,7 +1244,10 @@ static void wait_started(run *r, double extra)
     for (;;) {
         char *o = slurp(r->out_path, NULL);
         if (o && has(o, " per epoch, ")) break;
-        cr_assert(waitpid(r->pid, NULL, WNOHANG) == 0, "the run ended before it started training");
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid) {
+            g_bg = -1;
+            cr_assert_fail("the run ended before it started training: %s", r->cmd);
+        }
         cr_assert(now() - t0 < 10, "the run did not start within 10 s");
         sleep_s(0.01);
     }
@@ -1267,9 +1307,11 @@ Test(cli, sigkill_leaves_loadable_checkpoint)
         cr_assert_eq(kill(r.pid, SIGKILL), 0);
         finish(&r, 10);
         cr_assert_eq(r.sig, SIGKILL, SHOW(r));
+        cr_assert_gt(count_prefix(fmt("%s/last.ckpt", out), "param/"), 0);   /* intact, CRC included */
         run e = recur("eval", "--checkpoint", fmt("%s/last.ckpt", out), NULL);
         OK(e);
         cr_assert(has(e.out, "loss "), SHOW(e));
+        /* and training resumes from it (--time-limit counts the time already trained) */
         run c2 = recur("train", "--out", out, "--resume", "--steps", "100000", "--time-limit", "0.2", NULL);
         OK(c2);
         cr_assert(has(c2.out, "resumed "), SHOW(c2));

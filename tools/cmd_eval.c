@@ -30,11 +30,22 @@ static int open_run(const config *cli, task *t, const char **path, char *pbuf, s
     *path = checkpoint_path(cli, pbuf, plen);
     config c;
     if (run_read_config(*path, &c, msg, len) != 0) return -1;
-    if (cli->data[0] && strcmp(cli->data, "/usr/share/games/fortunes") != 0) snprintf(c.data, sizeof c.data, "%s", cli->data);
-    if (cli->valid[0]) snprintf(c.valid, sizeof c.valid, "%s", cli->valid);
-    if (cli->test[0]) snprintf(c.test, sizeof c.test, "%s", cli->test);
-    (void)need_data;
-    if (task_load(t, &c, msg, len) != 0) return -1;
+    /* data paths and batch shape from this command line when it gives them */
+    static const char *keys[] = { "data", "valid", "test", "seq", "batch", "threads" };
+    config given = *cli;
+    config_keep_given(&given, keys, (int)(sizeof keys / sizeof *keys));
+    config_overlay(&c, &given);
+    int text_kind = !strcmp(c.data_kind, "chars") || !strcmp(c.data_kind, "words");
+    if (!need_data && text_kind && !config_was_set(cli, "data")) {   /* sampling needs only the stored vocabulary */
+        memset(t, 0, sizeof *t);
+        t->cfg = c;
+        t->kind = !strcmp(c.data_kind, "chars") ? TK_CHARS : TK_WORDS;
+        t->is_lm = 1;
+        t->voc = &t->text.voc;
+        if (run_read_vocab(*path, &t->text.voc, msg, len) != 0) return -1;
+        t->text.eos = vocab_id(t->voc, DATA_EOS);
+        t->text.unk = vocab_id(t->voc, DATA_UNK);
+    } else if (task_load(t, &c, msg, len) != 0) return -1;
     if (task_make_model(t, msg, len) != 0 || run_load(*path, t, NULL, NULL, NULL, msg, len) != 0) {
         task_free(t);
         return -1;

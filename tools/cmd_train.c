@@ -87,7 +87,7 @@ static int parse_schedule(const config *c, rc_schedule *s, char *msg, size_t len
         snprintf(msg, len, "--schedule '%s' is not one of constant, step, cosine", c->schedule);
         return -1;
     }
-    if (!(c->lr > 0)) {
+    if (!(c->lr > 0) || !isfinite(c->lr)) {
         snprintf(msg, len, "--lr %g must be > 0", c->lr);
         return -1;
     }
@@ -245,17 +245,16 @@ int cmd_train(config *cfg)
     if (cfg->resume) {   /* the stored configuration, then this command line's options */
         config stored;
         if (run_read_config(tr->last_path, &stored, msg, sizeof msg) != 0) goto fail;
+        memset(stored.set, 0, sizeof stored.set);
+        config_overlay(&stored, cfg);   /* what this command line says wins (the architecture is checked) */
+        if (!config_was_set(cfg, "steps")) stored.steps = 0;
+        if (!config_was_set(cfg, "time-limit")) stored.time_limit = 0;
         stored.resume = 1;
-        stored.epochs = cfg->epochs > stored.epochs ? cfg->epochs : stored.epochs;
-        stored.steps = cfg->steps;
-        stored.time_limit = cfg->time_limit;
-        stored.progress = cfg->progress;
         *cfg = stored;
     }
     tr->c = cfg;
     rc_optim_opts oo;
     if (parse_optim(cfg, &oo, msg, sizeof msg) || parse_schedule(cfg, &tr->sched, msg, sizeof msg)) goto fail;
-    if (!strcmp(cfg->metrics, "csv") && !strcmp(cfg->metrics, "jsonl")) goto fail;
     if (strcmp(cfg->metrics, "csv") && strcmp(cfg->metrics, "jsonl")) {
         snprintf(msg, sizeof msg, "--metrics '%s' is not csv or jsonl", cfg->metrics);
         goto fail;
@@ -286,14 +285,14 @@ int cmd_train(config *cfg)
            cfg->data_kind, cfg->layers, cfg->hidden, cfg->cell, rc_model_param_total(t->model), nb, cfg->batch, cfg->seq,
            rc_num_threads());
     fflush(stdout);
+    stop_requested = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    stop_requested = 0;
 
-    double t0 = now() - tr->pr.elapsed, last_report = now(), tok_window = 0, win_start = now();
+    double t0 = now() - tr->pr.elapsed, session0 = now(), last_report = now(), tok_window = 0, win_start = now();
     long total_steps = (long)cfg->epochs * nb;
     if (cfg->steps > 0 && cfg->steps < total_steps) total_steps = cfg->steps;
     double loss_acc = 0;
@@ -338,10 +337,12 @@ int cmd_train(config *cfg)
             tok_window += (double)batch_targets(t, &b);
             double tnow = now();
             tr->pr.elapsed = tnow - t0;
-            if (tnow - last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)nb) {
+            int limit = stop_requested || (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) ||
+                        (cfg->time_limit > 0 && tnow - session0 >= cfg->time_limit);
+            if (tnow - last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)nb || limit) {   /* a last row before a stop */
                 double tps = tok_window / (tnow - win_start + 1e-9), mean = loss_n ? loss_acc / (double)loss_n : NAN;
                 double eta = total_steps > 0 ? (tnow - t0) / (double)tr->pr.step * (double)(total_steps - (long)tr->pr.step) : -1;
-                if (cfg->time_limit > 0 && cfg->time_limit - tr->pr.elapsed < eta) eta = cfg->time_limit - tr->pr.elapsed;
+                if (cfg->time_limit > 0 && cfg->time_limit - (tnow - session0) < eta) eta = cfg->time_limit - (tnow - session0);
                 double gn[METRICS_MAX_GROUPS];
                 group_norms(t->model, tr->group_of, tr->groups, gn);
                 metrics_row r = { .kind = "train", .step = (long)tr->pr.step, .epoch = ep + 1, .loss = mean,
@@ -375,9 +376,10 @@ int cmd_train(config *cfg)
                 if (save(tr, tr->last_path, msg, sizeof msg) != 0) { err = 1; break; }
                 tr->pr.batch--;
             }
-            if (stop_requested) { stop = 1; why = "interrupted"; }
-            if (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) { stop = 1; why = "step limit"; }
-            if (cfg->time_limit > 0 && tr->pr.elapsed >= cfg->time_limit) { stop = 1; why = "time limit"; }
+            if (limit) {
+                stop = 1;
+                why = stop_requested ? "interrupted" : cfg->steps > 0 && (long)tr->pr.step >= cfg->steps ? "step limit" : "time limit";
+            }
             if (stop) {
                 tr->pr.batch++;
                 break;
@@ -397,10 +399,7 @@ int cmd_train(config *cfg)
         }
         if (!epoch_done) break;   /* stopped inside the epoch: resume continues it */
     }
-    if (!err) {
-        if (tr->pr.epoch >= (uint64_t)cfg->epochs && tr->pr.batch == 0) tr->pr.batch = 0;
-        if (save(tr, tr->last_path, msg, sizeof msg) != 0) err = 1;
-    }
+    if (!err && save(tr, tr->last_path, msg, sizeof msg) != 0) err = 1;
     if (tr->live) fprintf(stderr, "\r\033[K");
     if (err) goto fail;
     printf("%s after %lu updates, %.1f s: checkpoint %s%s\n", why, (unsigned long)tr->pr.step, tr->pr.elapsed,

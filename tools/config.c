@@ -140,6 +140,7 @@ void config_defaults(config *c)
     memset(c, 0, sizeof *c);
     char msg[128];
     for (size_t i = 0; i < NOPTS; i++) set_opt(c, &opts[i], opts[i].def, msg, sizeof msg);
+    _Static_assert(sizeof opts / sizeof *opts <= sizeof ((config *)0)->set, "config.set too small");
 }
 
 int config_set(config *c, const char *key, const char *value, char *msg, size_t len)
@@ -149,7 +150,33 @@ int config_set(config *c, const char *key, const char *value, char *msg, size_t 
         seterr(msg, len, "unknown option '%s'%s", key, " (see --help)");
         return -1;
     }
-    return set_opt(c, o, value, msg, len);
+    if (set_opt(c, o, value, msg, len) != 0) return -1;
+    c->set[o - opts] = 1;
+    return 0;
+}
+
+int config_was_set(const config *c, const char *key)
+{
+    const opt *o = find(key);
+    return o ? c->set[o - opts] : 0;
+}
+
+void config_keep_given(config *c, const char *const *keys, int n)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        int keep = 0;
+        for (int k = 0; k < n && !keep; k++) keep = !strcmp(opts[i].key, keys[k]);
+        if (!keep) c->set[i] = 0;
+    }
+}
+
+void config_overlay(config *dst, const config *src)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (src->set[i]) {
+            memcpy((char *)dst + opts[i].off, (const char *)src + opts[i].off, opts[i].size);
+            dst->set[i] = 1;
+        }
 }
 
 static char *trim(char *s)
@@ -239,6 +266,7 @@ int config_parse_args(config *c, int argc, char **argv, int first, char *msg, si
             return -1;
         }
         if (set_opt(c, o, val, msg, len) != 0) return -1;
+        c->set[o - opts] = 1;
     }
     return 0;
 }

@@ -40,8 +40,15 @@ typedef struct config {
     char checkpoint[1024], split[16], prime[1024], plot_out[1024];
     int length, sample_every_epoch, sample;
     double temperature;
+    unsigned char set[128];   /* options given on the command line or in a config file */
 } config;
 
+/* 1 when option `key` was given (command line or config file), not a default. */
+int config_was_set(const config *c, const char *key);
+/* Forgets that options other than keys[0..n) were given. */
+void config_keep_given(config *c, const char *const *keys, int n);
+/* Copies into dst every option given in src. */
+void config_overlay(config *dst, const config *src);
 /* Fills c with the defaults. */
 void config_defaults(config *c);
 /* Applies one "key = value" (key as the long option without dashes). 0 or -1 with msg. */

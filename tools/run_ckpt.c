@@ -129,6 +129,25 @@ int run_read_config(const char *path, config *cfg, char *msg, size_t len)
     return rc;
 }
 
+int run_read_vocab(const char *path, vocab *v, char *msg, size_t len)
+{
+    ckpt c;
+    ckpt_init(&c);
+    char err[512];
+    if (ckpt_read(path, &c, E) != 0) {
+        snprintf(msg, len, "%s", err);
+        return -1;
+    }
+    size_t n = 0;
+    const char *text = text_of(&c, "recur.vocab", &n);
+    int rc = -1;
+    if (!text) snprintf(msg, len, "%s: the checkpoint holds no vocabulary", path);
+    else if (vocab_from_text(v, text, n, path, E) != 0) snprintf(msg, len, "%s", err);
+    else rc = 0;
+    ckpt_free(&c);
+    return rc;
+}
+
 /* A float entry that must match count elements. */
 static const float *f32(const ckpt *c, const char *name, size_t count, const char *path, char *msg, size_t len)
 {

@@ -19,6 +19,8 @@ typedef struct run_progress {
 int run_save(const char *path, task *t, rc_optim *o, feeder *train, const run_progress *p, char *msg, size_t len);
 /* Reads the configuration stored in a checkpoint (to rebuild its task). 0 or -1. */
 int run_read_config(const char *path, config *c, char *msg, size_t len);
+/* Reads the token vocabulary stored in a checkpoint (text models). 0 or -1 with msg. */
+int run_read_vocab(const char *path, vocab *v, char *msg, size_t len);
 /* Restores a checkpoint into a task whose data and model are made (and an optimiser
  * and train feeder when resuming; both may be NULL). Everything is checked before
  * anything changes. 0 or -1 with msg. */

@@ -122,7 +122,7 @@ rc_optim *rc_optim_new(rc_model *m, const rc_optim_opts *opts)
     if (!m) return NULL;
     const char *bad = optim_opts_error(opts);
     if (bad) {
-        model_set_error(m, RC_ERR_ARG, "rc_optim_new: %s", bad);
+        model_set_error(m, RC_ERR_ARG, "%s", bad);
         return NULL;
     }
     int np = rc_model_param_count(m);
