@@ -48,6 +48,14 @@ rc_cell *cell_clone(const rc_cell *c)
         memcpy(d->user, c->user, c->user_size);
         d->free_user = free;
     }
+    if (c->source) {
+        size_t n = strlen(c->source) + 1;
+        if (!(d->source = malloc(n))) {
+            rc_cell_free(d);
+            return NULL;
+        }
+        memcpy(d->source, c->source, n);
+    }
     return d;
 }
 
@@ -55,6 +63,7 @@ void rc_cell_free(rc_cell *c)
 {
     if (!c) return;
     if (c->free_user) c->free_user(c->user);
+    free(c->source);
     free(c);
 }
 

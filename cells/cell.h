@@ -17,6 +17,7 @@ struct rc_cell {
     void *user;
     void (*free_user)(void *);   /* built-in cells own their options */
     size_t user_size;            /* size of owned options, for cell_clone */
+    char *source;                /* the text of a cell made by rc_cell_parse, or NULL */
 };
 
 struct rc_step {

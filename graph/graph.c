@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "graph.h"
+#include "fused.h"
 
 rc_node *graph_fail(rc_graph *g, rc_status s, const char *fmt, ...)
 {
@@ -25,6 +26,7 @@ static void node_free(rc_node *n)
     if (!n) return;
     free(n->in);
     free(n->name);
+    if (n->kind == NK_OP && n->op == OP_FUSED) fused_prog_free(n->par.fused);   /* the fusion pass's program */
     if ((n->kind == NK_PARAM && !n->external) || n->kind == NK_CONST) free(n->t.data);
     free(n);
 }

@@ -18,6 +18,12 @@ int pass_time_batch(rc_graph *g);
  * The concatenation of a set of weights is built once and shared by all time steps.
  * Returns the number of GEMMs made, or -1. */
 int pass_gemm_fusion(rc_graph *g);
+/* Groups of elementwise ops (gate nonlinearities, a cell update) with one result, on
+ * the part of the graph the roots need, become one OP_FUSED node each, which runs the
+ * group as one loop over cache-sized tiles forward and backward (ops/fused.h); roots
+ * are never fused away. flags: the plan's (RC_PLAN_NO_GRAD: keep nothing for a
+ * reverse sweep). Returns the number of fused nodes made, or -1. */
+int pass_ew_fusion(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags);
 /* The name of a pass. */
 const char *pass_name(int pass);
 

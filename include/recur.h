@@ -296,6 +296,16 @@ int rc_cell_state_count(const rc_cell *c);
 const char *rc_cell_state_name(const rc_cell *c, int i);
 /* The i-th state's size, or 0. */
 int rc_cell_state_size(const rc_cell *c, int i);
+/* Parses a cell definition in the cell language (see docs/CELLS.md). hidden > 0
+ * overrides the cell's own "hidden N" line; the cell must have a hidden size from one
+ * of them. `name` (e.g. the file name) is used in messages. NULL on error, with a
+ * message "name:line:col: what was wrong, the offending text and what was expected"
+ * in err. */
+rc_cell *rc_cell_parse(const char *text, size_t len, const char *name, int hidden, char *err, size_t errlen);
+/* rc_cell_parse of a file. */
+rc_cell *rc_cell_load(const char *path, int hidden, char *err, size_t errlen);
+/* The source text of a cell made by rc_cell_parse / rc_cell_load, or NULL. */
+const char *rc_cell_source(const rc_cell *c);
 
 typedef enum rc_activation { RC_ACT_TANH = 0, RC_ACT_RELU = 1 } rc_activation;
 /* Elman RNN: h' = act(W_x x + W_h h + b). */
@@ -599,12 +609,14 @@ typedef struct rc_stats {
     size_t activation_bytes;   /* value_bytes + grad_bytes + aux_bytes */
     size_t param_bytes;        /* parameter storage (= param_grad_bytes: one gradient each) */
     size_t param_grad_bytes;
-    int pass_nodes[RC_STATS_MAX_PASSES];   /* nodes tagged with each pass id */
-    int pass_groups[RC_STATS_MAX_PASSES];  /* distinct groups of each pass id */
-    int time_batch_gemms;      /* = pass_groups[RC_PASS_TIME_BATCH]: GEMMs over T*B rows made
+    int pass_nodes[RC_STATS_MAX_PASSES];   /* reachable nodes tagged with each pass id */
+    int pass_groups[RC_STATS_MAX_PASSES];  /* distinct groups of each pass id among them */
+    int made_groups[RC_STATS_MAX_PASSES];  /* groups each pass made in the whole graph, also
+                                              those a later pass made unreachable */
+    int time_batch_gemms;      /* = made_groups[RC_PASS_TIME_BATCH]: GEMMs over T*B rows made
                                   (a later GEMM fusion may have merged them further) */
-    int fused_gemms;           /* = pass_groups[RC_PASS_GEMM_FUSION] */
-    int fused_ew_groups;       /* = pass_groups[RC_PASS_EW_FUSION] */
+    int fused_gemms;           /* = made_groups[RC_PASS_GEMM_FUSION] */
+    int fused_ew_groups;       /* = made_groups[RC_PASS_EW_FUSION]: OP_FUSED nodes made */
 } rc_stats;
 
 /* Fills *out with the statistics of the part of g the roots depend on. RC_ERR_ARG on
@@ -617,13 +629,18 @@ const char *rc_pass_name(int pass);
 /* One group of nodes a pass made together. */
 typedef struct rc_pass_group {
     int pass, group;           /* pass id, group id (unique in the graph) */
-    int nodes;                 /* reachable nodes of the group */
-    int step;                  /* the time step all its nodes belong to, or -1 (see rc_dot_opts) */
-    char what[240];            /* e.g. "time-batched: x @ W_xi^T over 3*4 = 12 rows (3 steps of 4)",
-                                  "fused GEMM: x @ [W_xg, W_xi, W_xf, W_xo]^T (4 matmuls -> 1)" */
+    int nodes;                 /* nodes of the group in the graph */
+    int reachable;             /* of them, in the part the roots need (0: a later pass
+                                  superseded the group, e.g. time-batched GEMMs fused further) */
+    int step;                  /* the time step its reachable nodes share, or -1 (see rc_dot_opts) */
+    char what[240];            /* e.g. "time-batched: x @ W_xi^T over T*B = 3*4 = 12 rows (3 per-step
+                                  matmuls -> 1 GEMM)", "fused GEMM: x @ [W_xg, W_xi, W_xf, W_xo]^T
+                                  on 4 rows (4 matmuls -> 1)", "fused elementwise: 9 ops -> 1 loop
+                                  (add x3, mul x3, sigmoid x3)" */
 } rc_pass_group;
-/* Writes up to max groups of the reachable part (in group order) to out (may be NULL
- * with max 0) and returns how many there are, or -1 on an error (as rc_graph_stats). */
+/* Writes up to max pass groups of g (all of the graph's, in group order; the roots
+ * decide `reachable` and `step`) to out (may be NULL with max 0) and returns how many
+ * there are, or -1 on an error (as rc_graph_stats). */
 int rc_graph_pass_groups(const rc_graph *g, int n_roots, rc_node *const *roots, rc_pass_group *out, int max);
 
 /* A structural diff of two graphs (e.g. the step graphs of two cells). Parameters are
@@ -646,11 +663,12 @@ rc_status rc_graph_diff_of(const rc_graph *a, int na, rc_node *const *ra, const 
 
 /* Graphviz output. */
 typedef struct rc_dot_opts {
-    int step_clusters;         /* one cluster per time step of an unrolled graph: a node's
-                                  step is start/len of the row_slice it descends from
-                                  (row_slice(x, t*B, B) is step t), the latest step among its
-                                  operands otherwise; leaves, and row_concat of several steps
-                                  (the stacked outputs) stay outside */
+    int step_clusters;         /* one cluster per time step of an unrolled graph. Steps come
+                                  from the row_slice(x, t*B, B) that starts step t and from
+                                  creation order (what rc_unroll built after it, up to the next
+                                  step's slice); nodes a pass made belong to the step of their
+                                  consumers. Leaves, the stacked outputs and what is computed
+                                  from them (a loss) stay outside. Details: graph/inspect.c */
     const char *title;         /* graph label, or NULL */
 } rc_dot_opts;
 /* Writes a Graphviz DOT file of the part of g the roots depend on: op nodes labelled

@@ -8,8 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float fm_exp(float x)
+static inline float fm_exp(float x0)
 {
+    float x = x0 != x0 ? 0.0f : x0;   /* NaN goes through unchanged, below */
     x = x > 88.3762626647949f ? 88.3762626647949f : x;
     x = x < -87.3365447505531f ? -87.3365447505531f : x;
     float fx = x * 1.44269504088896341f;
@@ -22,10 +23,10 @@ static inline float fm_exp(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)fx + 127) << 23;
+    uint32_t e = (uint32_t)((int32_t)fx + 127) << 23;
     float scale;
     memcpy(&scale, &e, sizeof scale);
-    return p * scale;
+    return x0 != x0 ? x0 : p * scale;
 }
 
 static inline float fm_sigmoid(float x) { return 1.0f / (1.0f + fm_exp(-x)); }

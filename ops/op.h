@@ -14,6 +14,7 @@ typedef enum op_id {
     OP_MIN, OP_MAX, OP_ROW_MEAN, OP_ROW_VAR, OP_SOFTMAX, OP_LOG_SOFTMAX,
     OP_CONCAT, OP_SLICE, OP_ROW_SLICE, OP_ROW_CONCAT, OP_SUM, OP_MEAN, OP_EMBEDDING, OP_DROPOUT,
     OP_SOFTMAX_XENT, OP_SIGMOID_BCE, OP_MSE,
+    OP_FUSED,        /* a group of elementwise ops made by the fusion pass (ops/fused.h) */
     OP_COUNT
 } op_id;
 
@@ -29,6 +30,7 @@ typedef struct op_params {
     int i[4];        /* matmul: ta, tb; slice, row_slice: start, len */
     float f[2];      /* scale: c; dropout: p */
     uint64_t seed;   /* dropout */
+    struct fused_prog *fused; /* OP_FUSED: its program (ops/fused.h), owned by the node */
 } op_params;
 
 #define OP_MSG 256

@@ -1,5 +1,6 @@
 /* The op table: one descriptor per primitive op (see op.h). */
 #include "kernels.h"
+#include "fused.h"
 
 #define EW OPF_ELEMENTWISE
 op_desc op_table[OP_COUNT] = {
@@ -36,4 +37,5 @@ op_desc op_table[OP_COUNT] = {
     [OP_SOFTMAX_XENT]= { "softmax_xent", 2, OPF_LOSS,        shape_xent,            aux_xent, fwd_xent,        bwd_xent,        flops_in_size },
     [OP_SIGMOID_BCE] = { "sigmoid_bce",  2, OPF_LOSS,        shape_row_loss,        NULL,     fwd_bce,         bwd_bce,         flops_in_size },
     [OP_MSE]         = { "mse",          2, OPF_LOSS,        shape_row_loss,        NULL,     fwd_mse,         bwd_mse,         flops_in_size },
+    [OP_FUSED]       = { "fused",       -1, OPF_NEEDS_OUT,   shape_fused,           aux_fused,fwd_fused,       bwd_fused,       flops_fused },
 };

@@ -15,4 +15,32 @@ struct task;
 int print_sample(struct task *t, const char *prime, int length, double temperature, unsigned long long seed,
                  FILE *f, char *msg, size_t len);
 
+/* recur inspect (tools/cmd_inspect.c) and recur compare (tools/cmd_compare.c); compare
+ * takes its cells from pos[0..npos) (the arguments before the first option) and --cells. */
+int cmd_inspect(config *c);
+int cmd_compare(config *c, int npos, char **pos);
+/* The synopsis and options of inspect or compare (mask CMD_INSPECT / CMD_COMPARE). */
+void inspect_usage(FILE *f, unsigned mask);
+
+/* Shared by inspect and compare (cmd_inspect.c). */
+#include "recur.h"
+/* A cell from a built-in name (lstm, gru, gru-cho, rnn, rnn-relu, mut1..3) or a .cell
+ * file; NULL with msg. */
+rc_cell *tool_cell(const char *spec, int hidden, double forget_bias, char *msg, size_t len);
+/* A short label for a cell spec: the name, or a .cell file's base name. */
+void cell_label(const char *spec, char *buf, size_t len);
+/* One unrolled graph of a cell (T = 1: the step graph) on input [T*B, I]; its roots are
+ * the stacked outputs and the final states; p is its plan once planned (passes run). */
+typedef struct ugraph { rc_graph *g; rc_node *roots[17]; int nroots; rc_plan *p; } ugraph;
+int ugraph_build(ugraph *u, const rc_cell *cell, int I, int T, int B, char *msg, size_t len);
+int ugraph_plan(ugraph *u, char *msg, size_t len);
+void ugraph_free(ugraph *u);
+/* Runs argv[0] (searched in PATH) and waits: its exit status, 127 when it cannot run. */
+int run_program(char *const argv[]);
+/* Runs gnuplot on a script; 0, or -1 with msg. */
+int run_gnuplot(const char *script, char *msg, size_t len);
+/* "1.23 GFLOP", "4.50 MiB": human-readable quantities. */
+void fmt_si(double x, const char *unit, char *buf, size_t len);
+void fmt_bytes(double x, char *buf, size_t len);
+
 #endif

@@ -78,6 +78,15 @@ static const opt opts[] = {
     { "temperature", T_DBL, F(temperature), "0.8", SA, "sampling temperature" },
     { "sample", T_INT, F(sample), "300", TR, "after each epoch print a sample of this length (0: off)" },
     { "plot-out", T_STR, F(plot_out), "", PL, "image to write (.png or .svg; default <out>/curves.png)" },
+    { "input", T_INT, F(input), "0", CMD_INSPECT | CMD_COMPARE, "input features per step of the inspected cells (0: = hidden)" },
+    { "dot", T_STR, F(dot), "", CMD_INSPECT, "write the step graph (T = 1, after the passes) as Graphviz DOT" },
+    { "dot-unrolled", T_STR, F(dot_unrolled), "", CMD_INSPECT, "write the unrolled graph (T = --dot-steps, after the passes) as DOT, a cluster per step" },
+    { "dot-steps", T_INT, F(dot_steps), "3", CMD_INSPECT, "unrolled length T of --dot-unrolled" },
+    { "render", T_STR, F(render), "svg", CMD_INSPECT, "svg | png | none: render the DOT files with Graphviz's dot when it is installed" },
+    { "gradient-flow", T_FLAG, F(gradient_flow), "0", CMD_INSPECT, "measure ||dL/dh_t|| and ||dh_T/dh_t|| over --seq steps for each of --cells" },
+    { "cells", T_STR, F(cells), "", CMD_INSPECT | CMD_COMPARE, "comma-separated cells (names or .cell files): --gradient-flow (default lstm,gru,rnn), compare" },
+    { "plot", T_STR, F(plot), "", CMD_INSPECT | CMD_COMPARE, "picture (.png or .svg) of the gradient flow, or of compare's loss curves" },
+    { "train", T_STR, F(train), "", CMD_COMPARE, "compare: also train every cell on this data (same seed, same batches) for --steps updates" },
 };
 #define NOPTS (sizeof opts / sizeof *opts)
 

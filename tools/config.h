@@ -41,6 +41,9 @@ typedef struct config {
     int length, sample_every_epoch, sample;
     double temperature;
     unsigned char set[128];   /* options given on the command line or in a config file */
+    /* inspect, compare */
+    int input, dot_steps, gradient_flow;
+    char dot[1024], dot_unrolled[1024], render[8], cells[2048], plot[1024], train[1024];
 } config;
 
 /* 1 when option `key` was given (command line or config file), not a default. */
@@ -61,7 +64,7 @@ int config_parse_args(config *c, int argc, char **argv, int first, char *msg, si
 /* Writes the options a command takes, with defaults and help, to f. `which` is a
  * mask of the commands (CMD_TRAIN, ...). */
 #include <stdio.h>
-enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_SAMPLE = 4, CMD_PLOT = 8 };
+enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_SAMPLE = 4, CMD_PLOT = 8, CMD_INSPECT = 16, CMD_COMPARE = 32 };
 void config_usage(FILE *f, unsigned which);
 /* Writes the whole configuration as "key = value" lines (the run record, checkpoints). */
 void config_write(const config *c, FILE *f);

@@ -12,6 +12,8 @@ static void usage(FILE *f)
                "  eval      evaluate a checkpoint on the validation or test data\n"
                "  sample    generate text from a checkpoint\n"
                "  plot      draw a run's training curves (gnuplot)\n"
+               "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow\n"
+               "  compare   cells side by side: costs, structural diff; with --train, training runs\n"
                "  version   print the version\n");
 }
 
@@ -31,6 +33,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     static const struct { const char *name; unsigned mask; } cmds[] = {
         { "train", CMD_TRAIN }, { "eval", CMD_EVAL }, { "sample", CMD_SAMPLE }, { "plot", CMD_PLOT },
+        { "inspect", CMD_INSPECT }, { "compare", CMD_COMPARE },
     };
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
@@ -48,6 +51,10 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (wants_help(argc, argv) && (mask == CMD_INSPECT || mask == CMD_COMPARE)) {
+        inspect_usage(stdout, mask);
+        return 0;
+    }
     if (wants_help(argc, argv)) {
         printf("usage: recur %s [options]\n\noptions:\n", cmd);
         config_usage(stdout, mask);
@@ -56,7 +63,9 @@ int main(int argc, char **argv)
     static config c;
     char msg[2048];
     config_defaults(&c);
-    if (config_parse_args(&c, argc, argv, 2, msg, sizeof msg) != 0) {
+    int first = 2;   /* compare: the cells come before the options */
+    while (mask == CMD_COMPARE && first < argc && strncmp(argv[first], "--", 2) != 0) first++;
+    if (config_parse_args(&c, argc, argv, first, msg, sizeof msg) != 0) {
         fprintf(stderr, "recur %s: %s\nusage: recur %s [options]   (recur %s --help lists them)\n", cmd, msg, cmd, cmd);
         return 2;
     }
@@ -64,6 +73,8 @@ int main(int argc, char **argv)
     case CMD_TRAIN: return cmd_train(&c);
     case CMD_EVAL: return cmd_eval(&c);
     case CMD_SAMPLE: return cmd_sample(&c);
+    case CMD_INSPECT: return cmd_inspect(&c);
+    case CMD_COMPARE: return cmd_compare(&c, first - 2, argv + 2);
     default:
         if (plot_run(c.out, c.plot_out, msg, sizeof msg) != 0) {
             fprintf(stderr, "recur plot: %s\n", msg);

@@ -1,0 +1,728 @@
+/* OP_FUSED: a group of elementwise ops run as one loop (see fused.h).
+ *
+ * The node's value is cut into tiles of whole rows (or, for wide rows, blocks of a
+ * few rows by a column chunk) small enough that the registers of the program, one
+ * tile buffer per instruction, stay in cache. Forward evaluates the instructions one
+ * after another over a tile, reading the external operands in place (windows and
+ * broadcasts by strides) and writing only the result, plus the results of
+ * transcendentals when the reverse sweep will want them (the node's scratch).
+ * Backward, per tile, recomputes the cheap registers from the inputs, then runs the
+ * instructions in reverse, accumulating register gradients in tile buffers and adding
+ * into the external operands' gradients; a broadcast operand's gradient is reduced per
+ * tile and the tiles' sums are added in tile order, whether the tiles ran on one
+ * thread or several, so results do not depend on the thread count.
+ *
+ * The formulas are those of op_elementwise.c. When a test swaps a kernel of the op
+ * table (to prove that the gradient check notices), a program using that op runs
+ * through the table's kernels tile by tile instead, so the swap still takes effect. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fastmath.h"
+#include "fused.h"
+#include "kernels.h"
+
+/* Bytes of register tiles one program may use per thread in forward (twice that in
+ * backward); the tile size follows from it and the number of instructions. */
+#define FZ_TILE_BYTES (32 * 1024)
+
+void fused_prog_free(fused_prog *p)
+{
+    if (!p) return;
+    free(p->ins);
+    free(p->ext);
+    free(p);
+}
+
+int fused_op_ok(int op)
+{
+    switch (op) {
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_SCALE: case OP_ONE_MINUS:
+    case OP_SIGMOID: case OP_TANH: case OP_RELU: case OP_SOFTPLUS: case OP_ABS: case OP_SQRT:
+    case OP_EXP: case OP_LOG: case OP_MIN: case OP_MAX:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int is_binary(int op)
+{
+    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_MIN || op == OP_MAX;
+}
+
+/* ---- geometry ------------------------------------------------------------------- */
+
+typedef struct geom {
+    size_t R, C, N;      /* rows, columns, elements of the value */
+    size_t tr, tc;       /* tile rows, tile columns */
+    size_t nrb, ncb, ntiles;
+    size_t T;            /* elements of a tile buffer (tr * tc) */
+} geom;
+
+static geom geometry(const fused_prog *P, const tensor *out)
+{
+    geom g;
+    g.N = out->size;
+    g.C = (size_t)tensor_cols(out);
+    g.R = g.N / g.C;
+    size_t t = FZ_TILE_BYTES / (sizeof(float) * (size_t)(P->nins + 1));
+    t = t / 16 * 16;
+    if (t < 64) t = 64;
+    if (t > 2048) t = 2048;
+    if (g.C <= t) {
+        g.tc = g.C;
+        g.tr = t / g.C;
+    } else {
+        g.tc = t / 4;
+        g.tr = 4;
+    }
+    if (g.tr > g.R) g.tr = g.R;
+    g.nrb = (g.R + g.tr - 1) / g.tr;
+    g.ncb = (g.C + g.tc - 1) / g.tc;
+    g.ntiles = g.nrb * g.ncb;
+    g.T = g.tr * g.tc;
+    return g;
+}
+
+/* Floats of one tile's partial sum of a broadcast operand's gradient. */
+static size_t partial_len(int mode, const geom *g)
+{
+    return mode == 1 ? g->tc : mode == 2 ? g->tr : 1;
+}
+
+/* Whether the scratch holds per-tile partial sums (and the reverse sweep may use threads). */
+static int uses_partials(const fused_prog *P, const geom *g)
+{
+    return P->partials && !P->serial && g->N >= OP_PAR_MIN && g->ntiles > 1;
+}
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Float offset of each broadcast operand's partial sums in the scratch (after the
+ * saved results); returns the total floats. */
+static size_t scratch_layout(const fused_prog *P, const geom *g, size_t *poff)
+{
+    size_t off = (size_t)P->nsave * align16(g->N);
+    int part = uses_partials(P, g);
+    for (int k = 0; k < P->next; k++) {
+        poff[k] = off;
+        if (part && P->ext[k].mode != 0) off += align16(g->ntiles * partial_len(P->ext[k].mode, g));
+    }
+    return off;
+}
+
+SHAPE_FN(shape_fused)
+{
+    (void)nin;
+    (void)in;
+    if (!par || !par->fused) {
+        msgf(msg, OP_MSG, "fused nodes are made by the elementwise-fusion pass only");
+        return -1;
+    }
+    *out = par->fused->shape;
+    out->data = NULL;
+    return 0;
+}
+
+AUX_FN(aux_fused)
+{
+    const fused_prog *P = it->par->fused;
+    geom g = geometry(P, it->out);
+    size_t poff[P->next > 0 ? P->next : 1];
+    return scratch_layout(P, &g, poff) * sizeof(float);
+}
+
+FLOPS_FN(flops_fused)
+{
+    const fused_prog *P = it->par->fused;
+    double f = 0;
+    for (int i = 0; i < P->nins; i++) f += op_table[P->ins[i].op].flops(it);
+    return f;
+}
+
+/* ---- views -------------------------------------------------------------------------
+ * An operand over one tile: element (r, c) of the tile is p[r * ld + c] when vec, and
+ * p[r * ld] (one value per row) otherwise. */
+
+typedef struct view {
+    float *p;
+    ptrdiff_t ld;
+    int vec;
+} view;
+
+/* The tile at (r0, c0) of external operand k, over base (its value or its gradient). */
+static view ext_view(const fz_ext *e, const tensor *t, float *base, size_t r0, size_t c0)
+{
+    view v;
+    switch (e->mode) {
+    case 0: {
+        size_t ld = (size_t)tensor_cols(t);
+        v.p = base + ((size_t)e->roff + r0) * ld + (size_t)e->coff + c0;
+        v.ld = (ptrdiff_t)ld;
+        v.vec = 1;
+        break;
+    }
+    case 1: v.p = base + c0; v.ld = 0; v.vec = 1; break;
+    case 2: v.p = base + r0; v.ld = 1; v.vec = 0; break;
+    default: v.p = base; v.ld = 0; v.vec = 0; break;
+    }
+    return v;
+}
+
+/* As op_elementwise.c computes them (fastmath.h: no calls, so loops vectorise). */
+static inline float sigmoidf(float x) { return fm_sigmoid(x); }
+
+/* ---- forward of one instruction over a tile ---------------------------------------- */
+
+#define SIMD _Pragma("omp simd")
+#define NOSIMD
+
+/* o = F(x) for every element; a is always a full (vec) operand. */
+#define MAP1(VEC, F)                                                                  \
+    for (size_t r = 0; r < nr; r++) {                                                 \
+        const float *restrict A_ = a.p + (ptrdiff_t)r * a.ld;                         \
+        float *restrict O_ = o.p + (ptrdiff_t)r * o.ld;                               \
+        VEC for (size_t j = 0; j < nc; j++) { float x = A_[j]; O_[j] = (F); }         \
+    }
+/* o = F(x, y), y a full operand or one value per row. */
+#define MAP2(VEC, F)                                                                  \
+    for (size_t r = 0; r < nr; r++) {                                                 \
+        const float *restrict A_ = a.p + (ptrdiff_t)r * a.ld;                         \
+        float *restrict O_ = o.p + (ptrdiff_t)r * o.ld;                               \
+        if (b.vec) {                                                                  \
+            const float *restrict B_ = b.p + (ptrdiff_t)r * b.ld;                     \
+            VEC for (size_t j = 0; j < nc; j++) { float x = A_[j], y = B_[j]; O_[j] = (F); } \
+        } else {                                                                      \
+            const float y = b.p[(ptrdiff_t)r * b.ld];                                 \
+            VEC for (size_t j = 0; j < nc; j++) { float x = A_[j]; O_[j] = (F); }     \
+        }                                                                             \
+    }
+
+static void run_ins(const fz_ins *q, view a, view b, view o, size_t nr, size_t nc)
+{
+    const float c = q->c;
+    switch (q->op) {
+    case OP_ADD: MAP2(SIMD, x + y) break;
+    case OP_SUB: MAP2(SIMD, x - y) break;
+    case OP_MUL: MAP2(SIMD, x * y) break;
+    case OP_DIV: MAP2(SIMD, x / y) break;
+    case OP_MIN: MAP2(SIMD, x <= y ? x : y) break;
+    case OP_MAX: MAP2(SIMD, x >= y ? x : y) break;
+    case OP_SCALE: MAP1(SIMD, c * x) break;
+    case OP_ONE_MINUS: MAP1(SIMD, 1.0f - x) break;
+    case OP_SIGMOID: MAP1(SIMD, sigmoidf(x)) break;
+    case OP_TANH: MAP1(SIMD, fm_tanh(x)) break;
+    case OP_RELU: MAP1(SIMD, x > 0 ? x : 0.0f) break;
+    case OP_SOFTPLUS: MAP1(NOSIMD, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)))) break;
+    case OP_ABS: MAP1(SIMD, fabsf(x)) break;
+    case OP_SQRT: MAP1(SIMD, sqrtf(x)) break;
+    case OP_EXP: MAP1(SIMD, fm_exp(x)) break;
+    case OP_LOG: MAP1(NOSIMD, logf(x)) break;
+    default: break;
+    }
+}
+
+/* ---- backward of one instruction over a tile ----------------------------------------
+ * A gradient target: a register tile written (the first contribution) or added to, an
+ * external gradient added to (full operand: its window of the gradient; row-vector
+ * operand: the tile's partial sum, ld 0, so rows add up), or reduced per row into a
+ * partial sum (one value per row, ld 1; scalar, ld 0). */
+
+enum { K_NONE, K_SET, K_ADD, K_RED };
+typedef struct target {
+    int kind;
+    float *p;
+    ptrdiff_t ld;
+} target;
+
+/* The contribution g * D to target t; x, y, o are the instruction's operands and
+ * result at the element. YEXPR reads y. */
+#define DELIVER_Y(VEC, D, YDECL, YEXPR)                                               \
+    switch (t.kind) {                                                                 \
+    case K_SET:                                                                       \
+        for (size_t r = 0; r < nr; r++) {                                             \
+            const float *restrict A_ = a.p + (ptrdiff_t)r * a.ld;                     \
+            const float *restrict O_ = ov.p + (ptrdiff_t)r * ov.ld;                   \
+            const float *restrict G_ = gv.p + (ptrdiff_t)r * gv.ld;                   \
+            float *restrict T_ = t.p + (ptrdiff_t)r * t.ld;                           \
+            YDECL                                                                     \
+            VEC for (size_t j = 0; j < nc; j++) {                                     \
+                float x = A_[j], y = (YEXPR), o = O_[j];                              \
+                (void)x; (void)y; (void)o;                                            \
+                T_[j] = G_[j] * (D);                                                  \
+            }                                                                         \
+        }                                                                             \
+        break;                                                                        \
+    case K_ADD:                                                                       \
+        for (size_t r = 0; r < nr; r++) {                                             \
+            const float *restrict A_ = a.p + (ptrdiff_t)r * a.ld;                     \
+            const float *restrict O_ = ov.p + (ptrdiff_t)r * ov.ld;                   \
+            const float *restrict G_ = gv.p + (ptrdiff_t)r * gv.ld;                   \
+            float *restrict T_ = t.p + (ptrdiff_t)r * t.ld;                           \
+            YDECL                                                                     \
+            VEC for (size_t j = 0; j < nc; j++) {                                     \
+                float x = A_[j], y = (YEXPR), o = O_[j];                              \
+                (void)x; (void)y; (void)o;                                            \
+                T_[j] += G_[j] * (D);                                                 \
+            }                                                                         \
+        }                                                                             \
+        break;                                                                        \
+    case K_RED:                                                                       \
+        for (size_t r = 0; r < nr; r++) {                                             \
+            const float *restrict A_ = a.p + (ptrdiff_t)r * a.ld;                     \
+            const float *restrict O_ = ov.p + (ptrdiff_t)r * ov.ld;                   \
+            const float *restrict G_ = gv.p + (ptrdiff_t)r * gv.ld;                   \
+            YDECL                                                                     \
+            float s_ = 0.0f;                                                          \
+            for (size_t j = 0; j < nc; j++) {                                         \
+                float x = A_[j], y = (YEXPR), o = O_[j];                              \
+                (void)x; (void)y; (void)o;                                            \
+                s_ += G_[j] * (D);                                                    \
+            }                                                                         \
+            t.p[(ptrdiff_t)r * t.ld] += s_;                                           \
+        }                                                                             \
+        break;                                                                        \
+    default:                                                                          \
+        break;                                                                        \
+    }
+
+#define DELIVER(VEC, D)                                                               \
+    do {                                                                              \
+        if (b.vec) {                                                                  \
+            DELIVER_Y(VEC, D, const float *restrict B_ = b.p + (ptrdiff_t)r * b.ld;, B_[j]) \
+        } else {                                                                      \
+            DELIVER_Y(VEC, D, const float ys_ = b.p[(ptrdiff_t)r * b.ld];, ys_)       \
+        }                                                                             \
+    } while (0)
+
+/* The contribution to operand a of instruction q; ov is its result, gv its gradient. */
+static void back_a(const fz_ins *q, view a, view b, view ov, view gv, target t, size_t nr, size_t nc)
+{
+    const float c = q->c;
+    (void)c;
+    switch (q->op) {
+    case OP_ADD: case OP_SUB: DELIVER(SIMD, 1.0f); break;
+    case OP_MUL: DELIVER(SIMD, y); break;
+    case OP_DIV: DELIVER(SIMD, 1.0f / y); break;
+    case OP_MIN: DELIVER(SIMD, (x <= y ? 1.0f : 0.0f)); break;
+    case OP_MAX: DELIVER(SIMD, (x >= y ? 1.0f : 0.0f)); break;
+    case OP_SCALE: DELIVER(SIMD, c); break;
+    case OP_ONE_MINUS: DELIVER(SIMD, -1.0f); break;
+    case OP_SIGMOID: DELIVER(SIMD, o * (1.0f - o)); break;
+    case OP_TANH: DELIVER(SIMD, 1.0f - o * o); break;
+    case OP_RELU: DELIVER(SIMD, (x > 0 ? 1.0f : 0.0f)); break;
+    case OP_SOFTPLUS: DELIVER(SIMD, sigmoidf(x)); break;
+    case OP_ABS: DELIVER(SIMD, (x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f))); break;
+    case OP_SQRT: DELIVER(SIMD, 0.5f / o); break;
+    case OP_EXP: DELIVER(SIMD, o); break;
+    case OP_LOG: DELIVER(SIMD, 1.0f / x); break;
+    default: break;
+    }
+}
+
+static void back_b(const fz_ins *q, view a, view b, view ov, view gv, target t, size_t nr, size_t nc)
+{
+    switch (q->op) {
+    case OP_ADD: DELIVER(SIMD, 1.0f); break;
+    case OP_SUB: DELIVER(SIMD, -1.0f); break;
+    case OP_MUL: DELIVER(SIMD, x); break;
+    case OP_DIV: DELIVER(SIMD, -o / y); break;
+    case OP_MIN: DELIVER(SIMD, (x <= y ? 0.0f : 1.0f)); break;
+    case OP_MAX: DELIVER(SIMD, (x >= y ? 0.0f : 1.0f)); break;
+    default: break;
+    }
+}
+
+/* ---- the fast path -------------------------------------------------------------------- */
+
+typedef struct ctx {
+    const fused_prog *P;
+    op_inst *it;
+    geom g;
+    float *aux;
+    size_t poff[FZ_MAX_INS * 2 + 1];
+} ctx;
+
+/* The tile of operand reference ref, given the tile's register views. */
+static view operand(const ctx *x, int ref, const view *val, size_t r0, size_t c0)
+{
+    if (ref >= 0) return val[ref];
+    int k = -ref - 1;
+    return ext_view(&x->P->ext[k], x->it->in[k], x->it->in[k]->data, r0, c0);
+}
+
+/* Evaluates the program over tile (r0, c0, nr, nc) into val[]. Registers go to buf
+ * (tile buffers of T floats), saved results to the scratch when `save`, the last to
+ * the output. With `reuse` (backward), saved results and the output are read back
+ * instead of computed. */
+static void tile_values(const ctx *x, size_t r0, size_t c0, size_t nr, size_t nc, float *buf, view *val,
+                        int save, int reuse)
+{
+    const fused_prog *P = x->P;
+    size_t C = x->g.C, N = x->g.N;
+    float *out = x->it->out->data;
+    for (int i = 0; i < P->nins; i++) {
+        const fz_ins *q = &P->ins[i];
+        view o;
+        int have = 0;
+        if (i == P->nins - 1) {
+            o = (view){ out + r0 * C + c0, (ptrdiff_t)C, 1 };
+            have = reuse;
+        } else if (q->save >= 0 && (save || reuse)) {
+            o = (view){ x->aux + (size_t)q->save * align16(N) + r0 * C + c0, (ptrdiff_t)C, 1 };
+            have = reuse;
+        } else {
+            o = (view){ buf + (size_t)i * x->g.T, (ptrdiff_t)nc, 1 };
+        }
+        if (!have) {
+            view a = operand(x, q->a, val, r0, c0);
+            view b = is_binary(q->op) ? operand(x, q->b, val, r0, c0) : a;
+            run_ins(q, a, b, o, nr, nc);
+        }
+        val[i] = o;
+    }
+}
+
+static void tile_bounds(const geom *g, size_t t, size_t *r0, size_t *c0, size_t *nr, size_t *nc)
+{
+    size_t rb = t / g->ncb, cb = t % g->ncb;
+    *r0 = rb * g->tr;
+    *c0 = cb * g->tc;
+    *nr = g->R - *r0 < g->tr ? g->R - *r0 : g->tr;
+    *nc = g->C - *c0 < g->tc ? g->C - *c0 : g->tc;
+}
+
+/* Adds one tile's partial sum of a broadcast operand's gradient into the gradient. */
+static void commit_partial(int mode, float *gin, const float *part, size_t r0, size_t c0, size_t nr, size_t nc)
+{
+    if (mode == 1)
+        for (size_t j = 0; j < nc; j++) gin[c0 + j] += part[j];
+    else if (mode == 2)
+        for (size_t r = 0; r < nr; r++) gin[r0 + r] += part[r];
+    else
+        gin[0] += part[0];
+}
+
+static int table_swapped(const fused_prog *P);
+static int table_forward(ctx *x, char *msg);
+static void table_backward(ctx *x);
+
+static void ctx_init(ctx *x, op_inst *it)
+{
+    x->P = it->par->fused;
+    x->it = it;
+    x->g = geometry(x->P, it->out);
+    x->aux = it->aux;
+    scratch_layout(x->P, &x->g, x->poff);
+}
+
+FWD_FN(fwd_fused)
+{
+    ctx x;
+    ctx_init(&x, it);
+    const fused_prog *P = x.P;
+    if (table_swapped(P)) return table_forward(&x, msg);
+    (void)msg;
+    int save = it->gout != NULL && P->nsave > 0 && it->aux != NULL;
+    int par = x.g.N >= OP_PAR_MIN && x.g.ntiles > 1;
+    size_t ntiles = x.g.ntiles;
+#pragma omp parallel if (par)
+    {
+        float regs[(size_t)P->nins * x.g.T];
+        view val[P->nins];
+#pragma omp for schedule(static)
+        for (size_t t = 0; t < ntiles; t++) {
+            size_t r0, c0, nr, nc;
+            tile_bounds(&x.g, t, &r0, &c0, &nr, &nc);
+            tile_values(&x, r0, c0, nr, nc, regs, val, save, 0);
+        }
+    }
+    return 0;
+}
+
+/* The gradient target of operand reference ref of an instruction. */
+static target target_of(const ctx *x, int ref, int first, const unsigned char *need, float *gbuf, size_t nc,
+                        float *bp, size_t bpstride, size_t r0, size_t c0)
+{
+    target t = { K_NONE, NULL, 0 };
+    if (ref >= 0) {
+        if (!need[ref]) return t;
+        t.kind = first ? K_SET : K_ADD;
+        t.p = gbuf + (size_t)ref * x->g.T;
+        t.ld = (ptrdiff_t)nc;
+        return t;
+    }
+    int k = -ref - 1;
+    float *gin = x->it->gin[k];
+    if (!gin) return t;
+    const fz_ext *e = &x->P->ext[k];
+    if (e->mode == 0) {
+        view v = ext_view(e, x->it->in[k], gin, r0, c0);
+        t.kind = K_ADD;
+        t.p = v.p;
+        t.ld = v.ld;
+    } else {
+        t.p = bp + (size_t)k * bpstride;
+        t.kind = e->mode == 1 ? K_ADD : K_RED;
+        t.ld = e->mode == 2 ? 1 : 0;
+    }
+    return t;
+}
+
+BWD_FN(bwd_fused)
+{
+    ctx x;
+    ctx_init(&x, it);
+    const fused_prog *P = x.P;
+    if (table_swapped(P)) {
+        table_backward(&x);
+        return;
+    }
+    int n = P->nins, last = n - 1;
+    unsigned char need[FZ_MAX_INS];
+    for (int i = 0; i < n; i++) {
+        const fz_ins *q = &P->ins[i];
+        int nd = 0;
+        int refs[2] = { q->a, is_binary(q->op) ? q->b : q->a };
+        for (int s = 0; s < 2; s++) {
+            int ref = refs[s];
+            nd |= ref >= 0 ? need[ref] : it->gin[-ref - 1] != NULL;
+        }
+        need[i] = (unsigned char)nd;
+    }
+    if (!need[last]) return;
+    int part = uses_partials(P, &x.g);
+    int reuse = P->nsave > 0 && it->aux != NULL;
+    size_t ntiles = x.g.ntiles, bpstride = x.g.tr > x.g.tc ? x.g.tr : x.g.tc;
+    int nbc = 0;
+    for (int k = 0; k < P->next; k++) nbc += P->ext[k].mode != 0 && it->gin[k];
+#pragma omp parallel if (part)
+    {
+        float regs[(size_t)n * x.g.T], gbuf[(size_t)n * x.g.T];
+        float bp[(size_t)(P->next > 0 ? P->next : 1) * bpstride];
+        view val[n];
+#pragma omp for schedule(static)
+        for (size_t t = 0; t < ntiles; t++) {
+            size_t r0, c0, nr, nc;
+            tile_bounds(&x.g, t, &r0, &c0, &nr, &nc);
+            tile_values(&x, r0, c0, nr, nc, regs, val, 0, reuse);
+            if (nbc)
+                for (int k = 0; k < P->next; k++)
+                    if (P->ext[k].mode != 0 && it->gin[k])
+                        memset(bp + (size_t)k * bpstride, 0, partial_len(P->ext[k].mode, &x.g) * sizeof(float));
+            for (int i = last; i >= 0; i--) {
+                if (!need[i]) continue;
+                const fz_ins *q = &P->ins[i];
+                view gv = i == last ? (view){ it->gout + r0 * x.g.C + c0, (ptrdiff_t)x.g.C, 1 }
+                                    : (view){ gbuf + (size_t)i * x.g.T, (ptrdiff_t)nc, 1 };
+                view a = operand(&x, q->a, val, r0, c0);
+                int bin = is_binary(q->op);
+                view b = bin ? operand(&x, q->b, val, r0, c0) : a;
+                target ta = target_of(&x, q->a, q->first_a, need, gbuf, nc, bp, bpstride, r0, c0);
+                if (ta.kind != K_NONE) back_a(q, a, b, val[i], gv, ta, nr, nc);
+                if (bin) {
+                    target tb = target_of(&x, q->b, q->first_b, need, gbuf, nc, bp, bpstride, r0, c0);
+                    if (tb.kind != K_NONE) back_b(q, a, b, val[i], gv, tb, nr, nc);
+                }
+            }
+            if (nbc)
+                for (int k = 0; k < P->next; k++) {
+                    int mode = P->ext[k].mode;
+                    if (mode == 0 || !it->gin[k]) continue;
+                    float *src = bp + (size_t)k * bpstride;
+                    if (part) {
+                        size_t len = partial_len(mode, &x.g);
+                        memcpy(x.aux + x.poff[k] + t * len, src, len * sizeof(float));
+                    } else {
+                        commit_partial(mode, it->gin[k], src, r0, c0, nr, nc);
+                    }
+                }
+        }
+    }
+    if (part && nbc)
+        for (size_t t = 0; t < ntiles; t++) {
+            size_t r0, c0, nr, nc;
+            tile_bounds(&x.g, t, &r0, &c0, &nr, &nc);
+            for (int k = 0; k < P->next; k++) {
+                int mode = P->ext[k].mode;
+                if (mode == 0 || !it->gin[k]) continue;
+                size_t len = partial_len(mode, &x.g);
+                commit_partial(mode, it->gin[k], x.aux + x.poff[k] + t * len, r0, c0, nr, nc);
+            }
+        }
+}
+
+/* ---- the table path -------------------------------------------------------------------
+ * Each instruction is an op_inst over dense tile tensors, run by op_table's kernels. */
+
+static const struct builtin {
+    int (*fwd)(op_inst *, char *);
+    void (*bwd)(op_inst *);
+} builtins[OP_COUNT] = {
+    [OP_ADD] = { fwd_add, bwd_add }, [OP_SUB] = { fwd_sub, bwd_sub }, [OP_MUL] = { fwd_mul, bwd_mul },
+    [OP_DIV] = { fwd_div, bwd_div }, [OP_MIN] = { fwd_min, bwd_min }, [OP_MAX] = { fwd_max, bwd_max },
+    [OP_SCALE] = { fwd_scale, bwd_scale }, [OP_ONE_MINUS] = { fwd_one_minus, bwd_one_minus },
+    [OP_SIGMOID] = { fwd_sigmoid, bwd_sigmoid }, [OP_TANH] = { fwd_tanh, bwd_tanh },
+    [OP_RELU] = { fwd_relu, bwd_relu }, [OP_SOFTPLUS] = { fwd_softplus, bwd_softplus },
+    [OP_ABS] = { fwd_abs, bwd_abs }, [OP_SQRT] = { fwd_sqrt, bwd_sqrt }, [OP_EXP] = { fwd_exp, bwd_exp },
+    [OP_LOG] = { fwd_log, bwd_log },
+};
+
+static int table_swapped(const fused_prog *P)
+{
+    for (int i = 0; i < P->nins; i++) {
+        int op = P->ins[i].op;
+        if (op_table[op].forward != builtins[op].fwd || op_table[op].backward != builtins[op].bwd) return 1;
+    }
+    return 0;
+}
+
+static void dense(tensor *t, float *data, size_t nr, size_t nc)
+{
+    int shape[2] = { (int)nr, (int)nc };
+    memset(t, 0, sizeof *t);
+    t->dt = RC_F32;
+    tensor_set_shape(t, 2, shape);
+    t->data = data;
+}
+
+/* The tile tensor of operand reference ref: registers and full operands dense (full
+ * operands copied into `scr`), broadcast operands as [nc], [nr, 1] or [1] in place. */
+static void tile_tensor(const ctx *x, int ref, float *vals, float *scr, size_t r0, size_t c0, size_t nr, size_t nc,
+                        tensor *t)
+{
+    if (ref >= 0) {
+        dense(t, vals + (size_t)ref * x->g.T, nr, nc);
+        return;
+    }
+    int k = -ref - 1;
+    const fz_ext *e = &x->P->ext[k];
+    view v = ext_view(e, x->it->in[k], x->it->in[k]->data, r0, c0);
+    memset(t, 0, sizeof *t);
+    t->dt = RC_F32;
+    if (e->mode == 0) {
+        for (size_t r = 0; r < nr; r++) memcpy(scr + r * nc, v.p + (ptrdiff_t)r * v.ld, nc * sizeof(float));
+        dense(t, scr, nr, nc);
+    } else if (e->mode == 1) {
+        int s = (int)nc;
+        tensor_set_shape(t, 1, &s);
+        t->data = v.p;
+    } else if (e->mode == 2) {
+        int s[2] = { (int)nr, 1 };
+        tensor_set_shape(t, 2, s);
+        t->data = v.p;
+    } else {
+        int s = 1;
+        tensor_set_shape(t, 1, &s);
+        t->data = v.p;
+    }
+}
+
+/* Runs the program over one tile with the table's forward kernels into vals. */
+static int table_tile_values(const ctx *x, size_t r0, size_t c0, size_t nr, size_t nc, float *vals, float *scr,
+                             char *msg)
+{
+    const fused_prog *P = x->P;
+    for (int i = 0; i < P->nins; i++) {
+        const fz_ins *q = &P->ins[i];
+        int nin = is_binary(q->op) ? 2 : 1;
+        tensor tin[2], tout, *pin[2] = { &tin[0], &tin[1] };
+        tile_tensor(x, q->a, vals, scr, r0, c0, nr, nc, &tin[0]);
+        if (nin == 2) tile_tensor(x, q->b, vals, scr + x->g.T, r0, c0, nr, nc, &tin[1]);
+        dense(&tout, vals + (size_t)i * x->g.T, nr, nc);
+        op_params par = { .f = { q->c, 0 } };
+        op_inst ii = { .op = q->op, .nin = nin, .par = &par, .in = pin, .out = &tout,
+                       .run = x->it->run, .training = x->it->training };
+        if (op_table[q->op].forward(&ii, msg) != 0) return -1;
+    }
+    return 0;
+}
+
+static int table_forward(ctx *x, char *msg)
+{
+    const fused_prog *P = x->P;
+    size_t T = x->g.T, C = x->g.C;
+    float *vals = malloc(((size_t)P->nins + 2) * T * sizeof(float));
+    if (!vals) {
+        msgf(msg, OP_MSG, "out of memory running a fused node through the op table");
+        return -1;
+    }
+    float *scr = vals + (size_t)P->nins * T, *out = x->it->out->data;
+    for (size_t t = 0; t < x->g.ntiles; t++) {
+        size_t r0, c0, nr, nc;
+        tile_bounds(&x->g, t, &r0, &c0, &nr, &nc);
+        if (table_tile_values(x, r0, c0, nr, nc, vals, scr, msg) != 0) {
+            free(vals);
+            return -1;
+        }
+        const float *res = vals + (size_t)(P->nins - 1) * T;
+        for (size_t r = 0; r < nr; r++) memcpy(out + (r0 + r) * C + c0, res + r * nc, nc * sizeof(float));
+    }
+    free(vals);
+    return 0;
+}
+
+static void table_backward(ctx *x)
+{
+    const fused_prog *P = x->P;
+    op_inst *it = x->it;
+    int n = P->nins, last = n - 1;
+    size_t T = x->g.T, C = x->g.C;
+    /* values, gradients, two value copies, two gradient buffers */
+    float *vals = malloc(((size_t)2 * n + 4) * T * sizeof(float));
+    if (!vals) return;   /* a backward cannot fail; the table path is a test aid */
+    float *grads = vals + (size_t)n * T, *scr = grads + (size_t)n * T, *gscr = scr + 2 * T;
+    unsigned char need[FZ_MAX_INS];
+    for (int i = 0; i < n; i++) {
+        const fz_ins *q = &P->ins[i];
+        int refs[2] = { q->a, is_binary(q->op) ? q->b : q->a }, nd = 0;
+        for (int s = 0; s < 2; s++) nd |= refs[s] >= 0 ? need[refs[s]] : it->gin[-refs[s] - 1] != NULL;
+        need[i] = (unsigned char)nd;
+    }
+    char msg[OP_MSG];
+    for (size_t t = 0; t < x->g.ntiles && need[last]; t++) {
+        size_t r0, c0, nr, nc;
+        tile_bounds(&x->g, t, &r0, &c0, &nr, &nc);
+        if (table_tile_values(x, r0, c0, nr, nc, vals, scr, msg) != 0) break;
+        memset(grads, 0, (size_t)n * T * sizeof(float));
+        for (size_t r = 0; r < nr; r++)
+            memcpy(grads + (size_t)last * T + r * nc, it->gout + (r0 + r) * C + c0, nc * sizeof(float));
+        for (int i = last; i >= 0; i--) {
+            if (!need[i]) continue;
+            const fz_ins *q = &P->ins[i];
+            int nin = is_binary(q->op) ? 2 : 1, refs[2] = { q->a, q->b };
+            tensor tin[2], tout, *pin[2] = { &tin[0], &tin[1] };
+            float *gin[2] = { NULL, NULL };
+            for (int s = 0; s < nin; s++) {
+                tile_tensor(x, refs[s], vals, scr + (size_t)s * T, r0, c0, nr, nc, &tin[s]);
+                int ref = refs[s];
+                if (ref >= 0) {
+                    gin[s] = need[ref] ? grads + (size_t)ref * T : NULL;
+                } else if (it->gin[-ref - 1]) {
+                    gin[s] = gscr + (size_t)s * T;
+                    memset(gin[s], 0, T * sizeof(float));
+                }
+            }
+            dense(&tout, vals + (size_t)i * T, nr, nc);
+            op_params par = { .f = { q->c, 0 } };
+            op_inst ii = { .op = q->op, .nin = nin, .par = &par, .in = pin, .gin = gin, .out = &tout,
+                           .gout = grads + (size_t)i * T, .run = it->run, .training = it->training };
+            op_table[q->op].backward(&ii);
+            for (int s = 0; s < nin; s++) {
+                int ref = refs[s];
+                if (ref >= 0 || !gin[s]) continue;
+                int k = -ref - 1;
+                const fz_ext *e = &P->ext[k];
+                if (e->mode == 0) {
+                    view v = ext_view(e, it->in[k], it->gin[k], r0, c0);
+                    for (size_t r = 0; r < nr; r++)
+                        for (size_t j = 0; j < nc; j++) v.p[(ptrdiff_t)r * v.ld + (ptrdiff_t)j] += gin[s][r * nc + j];
+                } else {
+                    commit_partial(e->mode, it->gin[k], gin[s], r0, c0, nr, nc);
+                }
+            }
+        }
+    }
+    free(vals);
+}

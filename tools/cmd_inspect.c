@@ -1,0 +1,629 @@
+/* recur inspect: a cell's step graph and unrolled graph, before and after the plan's
+ * passes (nodes by op, parameters, forward/backward FLOPs, activation memory as a
+ * function of T and B, what the passes batched or fused), Graphviz pictures of both,
+ * and with --gradient-flow the norms of dL/dh_t and dh_T/dh_t of several cells.
+ * Also the helpers compare shares (cells by name or file, graphs, gnuplot). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "commands.h"
+#include "recur.h"
+
+/* ---- shared helpers ------------------------------------------------------------------ */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+rc_cell *tool_cell(const char *spec, int hidden, double forget_bias, char *msg, size_t len)
+{
+    rc_cell *cell = NULL;
+    if (hidden < 1) {
+        snprintf(msg, len, "--hidden %d must be >= 1", hidden);
+        return NULL;
+    }
+    if (ends_with(spec, ".cell")) {
+#ifdef RC_HAVE_CELL_LOAD
+        /* The cell language (cells/lang.c): tools/meson.build defines RC_HAVE_CELL_LOAD
+         * when recur.h declares rc_cell_load. */
+        char err[1024] = "";
+        cell = rc_cell_load(spec, hidden, err, sizeof err);
+        if (!cell) snprintf(msg, len, "%s", err[0] ? err : "cannot load the cell file");
+        return cell;
+#else
+        /* HOOK: cell files need rc_cell_load (the cell language); this build has none. */
+        snprintf(msg, len, "%s: this build has no cell-language loader (rc_cell_load); use a built-in cell: "
+                 "lstm, gru, gru-cho, rnn, rnn-relu, mut1, mut2, mut3", spec);
+        return NULL;
+#endif
+    }
+    if (!strcmp(spec, "lstm")) {
+        rc_lstm_opts o = rc_lstm_defaults();
+        o.forget_bias = (float)forget_bias;
+        cell = rc_cell_lstm(hidden, &o);
+    } else if (!strcmp(spec, "gru")) cell = rc_cell_gru(hidden, RC_GRU_RESET_AFTER);
+    else if (!strcmp(spec, "gru-cho")) cell = rc_cell_gru(hidden, RC_GRU_RESET_BEFORE);
+    else if (!strcmp(spec, "rnn")) cell = rc_cell_rnn(hidden, RC_ACT_TANH);
+    else if (!strcmp(spec, "rnn-relu")) cell = rc_cell_rnn(hidden, RC_ACT_RELU);
+    else if (!strcmp(spec, "mut1")) cell = rc_cell_mut(1, hidden);
+    else if (!strcmp(spec, "mut2")) cell = rc_cell_mut(2, hidden);
+    else if (!strcmp(spec, "mut3")) cell = rc_cell_mut(3, hidden);
+    else {
+        snprintf(msg, len, "cell '%s' is not one of lstm, gru, gru-cho, rnn, rnn-relu, mut1, mut2, mut3 or a .cell file",
+                 spec);
+        return NULL;
+    }
+    if (!cell) snprintf(msg, len, "out of memory making the cell");
+    return cell;
+}
+
+void cell_label(const char *spec, char *buf, size_t len)
+{
+    const char *base = strrchr(spec, '/');
+    base = base ? base + 1 : spec;
+    size_t n = strlen(base);
+    if (ends_with(base, ".cell")) n -= 5;
+    snprintf(buf, len, "%.*s", (int)n, base);
+}
+
+int ugraph_build(ugraph *u, const rc_cell *cell, int I, int T, int B, char *msg, size_t len)
+{
+    memset(u, 0, sizeof *u);
+    if (I < 1 || T < 1 || B < 1) {
+        snprintf(msg, len, "input, T and B must be >= 1 (got %d, %d, %d)", I, T, B);
+        return -1;
+    }
+    u->g = rc_graph_new();
+    if (!u->g) {
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
+    int shape[2] = { T * B, I };
+    rc_node *x = rc_input(u->g, "x", RC_F32, 2, shape), *out = NULL, *fin[16] = { 0 };
+    int ns = rc_cell_state_count(cell);
+    if (ns > 16) ns = 16;
+    if (rc_unroll(u->g, cell, x, T, NULL, &out, fin) != RC_OK) {
+        snprintf(msg, len, "%s", rc_graph_error(u->g));
+        ugraph_free(u);
+        return -1;
+    }
+    u->roots[u->nroots++] = out;
+    for (int i = 0; i < ns; i++) {
+        int dup = 0;
+        for (int k = 0; k < u->nroots; k++) dup |= u->roots[k] == fin[i];
+        if (!dup && fin[i]) u->roots[u->nroots++] = fin[i];
+    }
+    return 0;
+}
+
+int ugraph_plan(ugraph *u, char *msg, size_t len)
+{
+    u->p = rc_plan_new(u->g, u->nroots, u->roots);
+    if (!u->p) {
+        snprintf(msg, len, "plan: %s", rc_graph_error(u->g));
+        return -1;
+    }
+    return 0;
+}
+
+void ugraph_free(ugraph *u)
+{
+    rc_plan_free(u->p);
+    rc_graph_free(u->g);
+    memset(u, 0, sizeof *u);
+}
+
+int run_program(char *const argv[])
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return 127;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return 127;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+int run_gnuplot(const char *script, char *msg, size_t len)
+{
+    char *argv[] = { "gnuplot", (char *)script, NULL };
+    int rc = run_program(argv);
+    if (rc == 127) {
+        snprintf(msg, len, "gnuplot is not installed (apt-get install gnuplot-nox); the script is %.1500s", script);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(msg, len, "gnuplot failed (exit %d) on %.1500s", rc, script);
+        return -1;
+    }
+    return 0;
+}
+
+void fmt_si(double x, const char *unit, char *buf, size_t len)
+{
+    static const char *pre[] = { "", "k", "M", "G", "T", "P" };
+    int k = 0;
+    while (fabs(x) >= 1000.0 && k < 5) {
+        x /= 1000.0;
+        k++;
+    }
+    snprintf(buf, len, k ? "%.3g %s%s" : "%.0f %s%s", x, pre[k], unit);
+}
+
+void fmt_bytes(double x, char *buf, size_t len)
+{
+    static const char *pre[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    int k = 0;
+    while (fabs(x) >= 1024.0 && k < 4) {
+        x /= 1024.0;
+        k++;
+    }
+    snprintf(buf, len, k ? "%.3g %s" : "%.0f %s", x, pre[k]);
+}
+
+/* A picture kind from a file name: "png", "svg" or NULL. */
+static const char *picture_kind(const char *path)
+{
+    return ends_with(path, ".png") ? "png" : ends_with(path, ".svg") ? "svg" : NULL;
+}
+
+/* ---- usage ---------------------------------------------------------------------------- */
+
+void inspect_usage(FILE *f, unsigned mask)
+{
+    if (mask == CMD_INSPECT) {
+        fprintf(f, "usage: recur inspect --cell CELL [--hidden H] [--input I] [--batch B] [--seq T]\n"
+                   "                     [--dot FILE.dot] [--dot-unrolled FILE.dot] [--dot-steps 3] [--render svg|png|none]\n"
+                   "       recur inspect --gradient-flow [--cells lstm,gru,rnn,FILE.cell] [--seq T] [--hidden H]\n"
+                   "                     [--batch B] [--plot FILE.png]\n\n"
+                   "CELL: lstm | gru | gru-cho | rnn | rnn-relu | mut1 | mut2 | mut3 | FILE.cell\n\n"
+                   "options shared with train:\n"
+                   "  --cell V               the cell to inspect [lstm]\n"
+                   "  --hidden V             hidden units [128]\n"
+                   "  --seq V                unroll length T of the unrolled graph / the gradient flow [50]\n"
+                   "  --batch V              batch size B [50]\n"
+                   "  --forget-bias V        LSTM forget-gate bias at init [1]\n"
+                   "  --seed V               random seed (gradient flow: weights and data) [1]\n"
+                   "  --threads V            threads (0: all cores)\n"
+                   "inspect options:\n");
+    } else {
+        fprintf(f, "usage: recur compare CELL CELL... [--cells A,B] [--hidden H] [--input I] [--batch B] [--seq T]\n"
+                   "                     [--train DATA --steps N [--data-kind chars] [--out DIR] [--plot FILE.png]]\n\n"
+                   "CELL: lstm | gru | gru-cho | rnn | rnn-relu | mut1 | mut2 | mut3 | FILE.cell (cells come\n"
+                   "before the options). With --train, each cell is trained as `recur train` would (same\n"
+                   "seed, same data and batches) into <out>/<cell>/, and the runs' metrics are compared.\n\n"
+                   "options shared with train (all of train's options apply to --train runs):\n"
+                   "  --hidden V             hidden units [128]\n"
+                   "  --seq V                unroll length T [50]\n"
+                   "  --batch V              batch size B [50]\n"
+                   "  --steps V              updates per training run\n"
+                   "  --data-kind V          chars | words | music | csv | classify | tags [chars]\n"
+                   "  --out V                folder of the runs [runs/default]\n"
+                   "  --seed V               random seed [1]\n"
+                   "compare options:\n");
+    }
+    config_usage(f, mask);
+}
+
+/* ---- inspect ---------------------------------------------------------------------------- */
+
+typedef struct measured {
+    rc_stats built, planned;
+    size_t arena;
+    rc_pass_group *groups;
+    int ngroups;
+} measured;
+
+/* Builds the graph of (T, B), its statistics as built, then plans it and measures again. */
+static int measure(const rc_cell *cell, int I, int T, int B, measured *m, int want_groups, char *msg, size_t len)
+{
+    memset(m, 0, sizeof *m);
+    ugraph u;
+    if (ugraph_build(&u, cell, I, T, B, msg, len) != 0) return -1;
+    int rc = -1;
+    if (rc_graph_stats(u.g, u.nroots, u.roots, &m->built) != RC_OK) {
+        snprintf(msg, len, "statistics failed");
+        goto done;
+    }
+    if (ugraph_plan(&u, msg, len) != 0) goto done;
+    m->arena = rc_plan_arena_bytes(u.p);
+    if (rc_graph_stats(u.g, u.nroots, u.roots, &m->planned) != RC_OK) {
+        snprintf(msg, len, "statistics failed");
+        goto done;
+    }
+    if (want_groups) {
+        int n = rc_graph_pass_groups(u.g, u.nroots, u.roots, NULL, 0);
+        if (n < 0 || !(m->groups = calloc((size_t)n + 1, sizeof *m->groups))) {
+            snprintf(msg, len, "pass groups: out of memory");
+            goto done;
+        }
+        m->ngroups = rc_graph_pass_groups(u.g, u.nroots, u.roots, m->groups, n);
+    }
+    rc = 0;
+done:
+    ugraph_free(&u);
+    return rc;
+}
+
+static int op_count(const rc_stats *s, const char *op)
+{
+    for (int i = 0; i < s->n_ops; i++)
+        if (!strcmp(s->ops[i].op, op)) return s->ops[i].count;
+    return 0;
+}
+
+static void print_ops(const rc_stats *const *cols, int ncols)
+{
+    const char *names[RC_STATS_MAX_OPS * 4];
+    int n = 0;
+    for (int c = 0; c < ncols; c++)
+        for (int i = 0; i < cols[c]->n_ops; i++) {
+            int seen = 0;
+            for (int k = 0; k < n && !seen; k++) seen = !strcmp(names[k], cols[c]->ops[i].op);
+            if (!seen && n < (int)(sizeof names / sizeof *names)) names[n++] = cols[c]->ops[i].op;
+        }
+    for (int k = 0; k < n; k++) {
+        printf("    %-16s", names[k]);
+        for (int c = 0; c < ncols; c++) printf(" %12d", op_count(cols[c], names[k]));
+        printf("\n");
+    }
+}
+
+/* Pass groups with equal descriptions, counted. */
+static void print_groups(const measured *m)
+{
+    if (m->ngroups == 0) {
+        printf("    (none)\n");
+        return;
+    }
+    unsigned char *done = calloc((size_t)m->ngroups, 1);
+    if (!done) return;
+    for (int i = 0; i < m->ngroups; i++) {
+        if (done[i]) continue;
+        int n = 0;
+        for (int k = i; k < m->ngroups; k++)
+            if (!done[k] && m->groups[k].pass == m->groups[i].pass && !strcmp(m->groups[k].what, m->groups[i].what)) {
+                done[k] = 1;
+                n++;
+            }
+        char cnt[32];
+        snprintf(cnt, sizeof cnt, "x%d", n);
+        printf("    %-12s %5s  %s\n", rc_pass_name(m->groups[i].pass), n > 1 ? cnt : "", m->groups[i].what);
+    }
+    free(done);
+}
+
+static void print_stats_table(const char *title, const rc_stats *b, const rc_stats *p, size_t arena, int T)
+{
+    char x[64], y[64];
+    printf("  %-34s %14s %14s\n", title, "as built", "after passes");
+    printf("    %-30s %14d %14d\n", "nodes", b->nodes, p->nodes);
+    printf("    %-30s %14d %14d\n", "op nodes", b->op_nodes, p->op_nodes);
+    const rc_stats *cols[2] = { b, p };
+    printf("    ops by type:\n");
+    print_ops(cols, 2);
+    printf("    %-30s %14zu %14zu\n", "parameter scalars", b->param_scalars, p->param_scalars);
+    printf("    %-30s %14d %14d\n", "parameter tensors", b->param_tensors, p->param_tensors);
+    fmt_si(b->fwd_flops, "FLOP", x, sizeof x);
+    fmt_si(p->fwd_flops, "FLOP", y, sizeof y);
+    printf("    %-30s %14s %14s\n", "forward FLOPs", x, y);
+    fmt_si(b->bwd_flops, "FLOP", x, sizeof x);
+    fmt_si(p->bwd_flops, "FLOP", y, sizeof y);
+    printf("    %-30s %14s %14s\n", "backward FLOPs", x, y);
+    if (T > 1) {
+        fmt_si(b->fwd_flops / T, "FLOP", x, sizeof x);
+        fmt_si(p->fwd_flops / T, "FLOP", y, sizeof y);
+        printf("    %-30s %14s %14s\n", "forward FLOPs per step", x, y);
+        fmt_si(b->bwd_flops / T, "FLOP", x, sizeof x);
+        fmt_si(p->bwd_flops / T, "FLOP", y, sizeof y);
+        printf("    %-30s %14s %14s\n", "backward FLOPs per step", x, y);
+    }
+    fmt_bytes((double)b->value_bytes, x, sizeof x);
+    fmt_bytes((double)p->value_bytes, y, sizeof y);
+    printf("    %-30s %14s %14s\n", "values (inputs, ops)", x, y);
+    fmt_bytes((double)b->grad_bytes, x, sizeof x);
+    fmt_bytes((double)p->grad_bytes, y, sizeof y);
+    printf("    %-30s %14s %14s\n", "their gradients", x, y);
+    fmt_bytes((double)b->aux_bytes, x, sizeof x);
+    fmt_bytes((double)p->aux_bytes, y, sizeof y);
+    printf("    %-30s %14s %14s\n", "op scratch", x, y);
+    fmt_bytes((double)b->activation_bytes, x, sizeof x);
+    fmt_bytes((double)p->activation_bytes, y, sizeof y);
+    printf("    %-30s %14s %14s\n", "activation memory", x, y);
+    fmt_bytes((double)arena, y, sizeof y);
+    printf("    %-30s %14s %14s\n", "plan arena (incl. param grads)", "", y);
+}
+
+/* Renders a DOT file with Graphviz's dot next to it (FILE.svg / FILE.png). */
+static void render_dot(const char *dotfile, const char *fmt)
+{
+    if (!strcmp(fmt, "none")) return;
+    char out[2100], tflag[16];
+    size_t n = strlen(dotfile);
+    if (ends_with(dotfile, ".dot")) n -= 4;
+    snprintf(out, sizeof out, "%.*s.%s", (int)n, dotfile, fmt);
+    snprintf(tflag, sizeof tflag, "-T%s", fmt);
+    char *argv[] = { "dot", tflag, "-o", out, (char *)dotfile, NULL };
+    int rc = run_program(argv);
+    if (rc == 127) printf("  (Graphviz's dot is not installed: %s not rendered; apt-get install graphviz)\n", dotfile);
+    else if (rc != 0) printf("  dot failed (exit %d) rendering %s\n", rc, dotfile);
+    else printf("  rendered %s\n", out);
+}
+
+static int write_dot_of(const rc_cell *cell, int I, int T, int B, const char *path, const char *render, char *msg,
+                        size_t len)
+{
+    ugraph u;
+    if (ugraph_build(&u, cell, I, T, B, msg, len) != 0) return -1;
+    if (ugraph_plan(&u, msg, len) != 0) {
+        ugraph_free(&u);
+        return -1;
+    }
+    char title[256], err[1024] = "";
+    snprintf(title, sizeof title, "%s, hidden %d, input %d: %s (T = %d, B = %d), after the passes", rc_cell_name(cell),
+             rc_cell_hidden(cell), I, T == 1 ? "step graph" : "unrolled graph", T, B);
+    rc_dot_opts o = { .step_clusters = T > 1, .title = title };
+    rc_status st = rc_graph_write_dot(u.g, u.nroots, u.roots, path, &o, err, sizeof err);
+    ugraph_free(&u);
+    if (st != RC_OK) {
+        snprintf(msg, len, "%s", err);
+        return -1;
+    }
+    printf("  wrote %s (%s, T = %d)\n", path, T == 1 ? "step graph" : "unrolled graph", T);
+    render_dot(path, render);
+    return 0;
+}
+
+/* Activation memory at four (T, B): the bilinear fit a*T*B + b*T + c*B + d. */
+static int memory_fit(const rc_cell *cell, int I, int T, int B, char *msg, size_t len)
+{
+    int Ts[2] = { T >= 2 ? T / 2 : 1, T >= 2 ? T : 2 }, Bs[2] = { B >= 2 ? B / 2 : 1, B >= 2 ? B : 2 };
+    double act[2][2], arena[2][2];
+    printf("\nactivation memory against T and B (after passes; values + gradients + scratch):\n");
+    printf("  %6s %6s %16s %16s\n", "T", "B", "activations", "plan arena");
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            measured m;
+            if (measure(cell, I, Ts[i], Bs[j], &m, 0, msg, len) != 0) return -1;
+            act[i][j] = (double)m.planned.activation_bytes;
+            arena[i][j] = (double)m.arena;
+            char x[64], y[64];
+            fmt_bytes(act[i][j], x, sizeof x);
+            fmt_bytes(arena[i][j], y, sizeof y);
+            printf("  %6d %6d %16s %16s\n", Ts[i], Bs[j], x, y);
+        }
+    for (int k = 0; k < 2; k++) {
+        double (*m)[2] = k == 0 ? act : arena;
+        double dT = Ts[1] - Ts[0], dB = Bs[1] - Bs[0];
+        double a = (m[1][1] - m[1][0] - m[0][1] + m[0][0]) / (dT * dB);
+        double b = (m[1][0] - m[0][0]) / dT - a * Bs[0];
+        double c = (m[0][1] - m[0][0]) / dB - a * Ts[0];
+        double d = m[0][0] - a * Ts[0] * Bs[0] - b * Ts[0] - c * Bs[0];
+        printf("  %-12s ~ %.0f*T*B %+.0f*T %+.0f*B %+.0f bytes%s\n", k == 0 ? "activations" : "plan arena", a, b, c, d,
+               k == 0 ? "" : "   (arena: also parameter gradients, alignment)");
+        if (k == 0) printf("  %-12s = %.0f floats per step and sequence\n", "", a / 4);
+    }
+    return 0;
+}
+
+static int inspect_cell(config *c)
+{
+    char msg[2048] = "";
+    int H = c->hidden, I = c->input > 0 ? c->input : c->hidden, T = c->seq, B = c->batch;
+    if (T < 1 || B < 1) {
+        fprintf(stderr, "recur inspect: --seq and --batch must be >= 1\n");
+        return 2;
+    }
+    rc_cell *cell = tool_cell(c->cell, H, c->forget_bias, msg, sizeof msg);
+    if (!cell) {
+        fprintf(stderr, "recur inspect: %s\n", msg);
+        return 2;
+    }
+    int rc = 1;
+    measured st = { 0 }, un = { 0 };
+    printf("recur inspect: cell %s (%s), hidden %d, input %d, batch B = %d, unrolled T = %d\n", c->cell,
+           rc_cell_name(cell), H, I, B, T);
+    printf("  states:");
+    for (int i = 0; i < rc_cell_state_count(cell); i++)
+        printf(" %s[%d]", rc_cell_state_name(cell, i), rc_cell_state_size(cell, i));
+    printf("\n\n");
+    if (measure(cell, I, 1, B, &st, 1, msg, sizeof msg) != 0 || measure(cell, I, T, B, &un, 1, msg, sizeof msg) != 0)
+        goto done;
+    char title[128];
+    snprintf(title, sizeof title, "step graph (T = 1, B = %d)", B);
+    print_stats_table(title, &st.built, &st.planned, st.arena, 1);
+    printf("  passes on the step graph:\n");
+    print_groups(&st);
+    printf("\n");
+    snprintf(title, sizeof title, "unrolled graph (T = %d, B = %d)", T, B);
+    print_stats_table(title, &un.built, &un.planned, un.arena, T);
+    printf("  passes on the unrolled graph: %d time-batched GEMMs, %d fused GEMMs, %d fused elementwise groups\n",
+           un.planned.time_batch_gemms, un.planned.fused_gemms, un.planned.fused_ew_groups);
+    print_groups(&un);
+    char x[64], y[64], z[64];
+    fmt_si(un.planned.fwd_flops, "FLOP", x, sizeof x);
+    fmt_si(un.planned.bwd_flops, "FLOP", y, sizeof y);
+    fmt_si((un.planned.fwd_flops + un.planned.bwd_flops) / ((double)T * B), "FLOP", z, sizeof z);
+    printf("\nper sequence batch (T = %d, B = %d): forward %s, backward %s; %s per step and sequence\n", T, B, x, y, z);
+    if (memory_fit(cell, I, T, B, msg, sizeof msg) != 0) goto done;
+    if (c->dot[0] || c->dot_unrolled[0]) {
+        if (strcmp(c->render, "svg") && strcmp(c->render, "png") && strcmp(c->render, "none")) {
+            snprintf(msg, sizeof msg, "--render '%s' is not svg, png or none", c->render);
+            goto done;
+        }
+        printf("\nGraphviz:\n");
+        if (c->dot[0] && write_dot_of(cell, I, 1, B, c->dot, c->render, msg, sizeof msg) != 0) goto done;
+        if (c->dot_unrolled[0] &&
+            write_dot_of(cell, I, c->dot_steps > 0 ? c->dot_steps : 3, B, c->dot_unrolled, c->render, msg, sizeof msg) != 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "recur inspect: %s\n", msg);
+    free(st.groups);
+    free(un.groups);
+    rc_cell_free(cell);
+    return rc;
+}
+
+/* ---- gradient flow ------------------------------------------------------------------------ */
+
+/* Splits a comma-separated list in place into at most max items. */
+static int split_list(char *s, char **items, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) {
+        while (*tok == ' ') tok++;
+        if (*tok) items[n++] = tok;
+    }
+    return n;
+}
+
+static int flow_plot(const char *plot, int ncell, char labels[][64], int T, double *const *dl, double *const *dh,
+                     char *msg, size_t len)
+{
+    const char *kind = picture_kind(plot);
+    if (!kind) {
+        snprintf(msg, len, "--plot %s: the picture must end in .png or .svg", plot);
+        return -1;
+    }
+    if (strchr(plot, '\'')) {
+        snprintf(msg, len, "--plot: a path with a quote (') cannot be plotted");
+        return -1;
+    }
+    char dat[2100], gp[2100];
+    snprintf(dat, sizeof dat, "%s.dat", plot);
+    snprintf(gp, sizeof gp, "%s.gp", plot);
+    FILE *f = fopen(dat, "w");
+    if (!f) {
+        snprintf(msg, len, "%.1500s: %s", dat, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# t");
+    for (int k = 0; k < ncell; k++) fprintf(f, " dL/dh:%s", labels[k]);
+    for (int k = 0; k < ncell; k++) fprintf(f, " dhT/dht:%s", labels[k]);
+    fprintf(f, "\n");
+    for (int t = 0; t < T; t++) {
+        fprintf(f, "%d", t);
+        for (int k = 0; k < ncell; k++) fprintf(f, " %.6g", dl[k][t]);
+        for (int k = 0; k < ncell; k++) fprintf(f, " %.6g", dh[k][t]);
+        fprintf(f, "\n");
+    }
+    if (fclose(f) != 0) {
+        snprintf(msg, len, "%.1500s: write failed", dat);
+        return -1;
+    }
+    if (!(f = fopen(gp, "w"))) {
+        snprintf(msg, len, "%.1500s: %s", gp, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "set terminal %s size 1200,520\nset output '%s'\n", !strcmp(kind, "svg") ? "svg" : "pngcairo", plot);
+    fprintf(f, "set logscale y\nset format y '10^{%%L}'\nset grid\nset key bottom right\nset xlabel 't'\n");
+    fprintf(f, "set multiplot layout 1,2 title 'recur: gradient flow through time (T = %d)'\n", T);
+    for (int panel = 0; panel < 2; panel++) {
+        fprintf(f, "set title '%s'\nplot ", panel == 0 ? "||dL/dh_t||, L = per-step squared error" : "||dh_T/dh_t|| (VJP of a random unit vector)");
+        for (int k = 0; k < ncell; k++) {
+            char lab[64];
+            snprintf(lab, sizeof lab, "%.63s", labels[k]);
+            for (char *q = lab; *q; q++)
+                if (*q == '\'' || *q == '_') *q = '-';
+            fprintf(f, "%s'%s' using 1:%d with linespoints lw 2 pt 7 ps 0.5 title '%s'", k ? ", " : "", dat,
+                    2 + panel * ncell + k, lab);
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "unset multiplot\n");
+    if (fclose(f) != 0) {
+        snprintf(msg, len, "%.1500s: write failed", gp);
+        return -1;
+    }
+    return run_gnuplot(gp, msg, len);
+}
+
+#define MAX_CELLS 16
+
+static int gradient_flow(config *c)
+{
+    char msg[2048] = "", list[sizeof c->cells];
+    snprintf(list, sizeof list, "%s", c->cells[0] ? c->cells : (c->cell[0] && config_was_set(c, "cell") ? c->cell : "lstm,gru,rnn"));
+    char *specs[MAX_CELLS];
+    int n = split_list(list, specs, MAX_CELLS), T = c->seq, B = c->batch, H = c->hidden;
+    int I = c->input > 0 ? c->input : H, rc = 1;
+    double *dl[MAX_CELLS] = { 0 }, *dh[MAX_CELLS] = { 0 };
+    char labels[MAX_CELLS][64];
+    if (n < 1 || T < 1 || B < 1) {
+        fprintf(stderr, "recur inspect: --gradient-flow needs cells (--cells a,b), --seq >= 1 and --batch >= 1\n");
+        return 2;
+    }
+    for (int k = 0; k < n; k++) {
+        rc_cell *cell = tool_cell(specs[k], H, c->forget_bias, msg, sizeof msg);
+        if (!cell) goto done;
+        cell_label(specs[k], labels[k], sizeof labels[k]);
+        dl[k] = malloc((size_t)T * sizeof **dl);
+        dh[k] = malloc((size_t)T * sizeof **dh);
+        rc_status st = dl[k] && dh[k] ? rc_gradient_flow(cell, I, T, B, (uint64_t)c->seed, dl[k], dh[k], msg, sizeof msg)
+                                      : RC_ERR_NOMEM;
+        rc_cell_free(cell);
+        if (st != RC_OK) {
+            if (st == RC_ERR_NOMEM && !msg[0]) snprintf(msg, sizeof msg, "out of memory");
+            goto done;
+        }
+    }
+    printf("recur inspect --gradient-flow: T = %d, B = %d, hidden %d, input %d, seed %ld, default init\n", T, B, H, I,
+           c->seed);
+    printf("  inputs x ~ N(0, 1); L = sum_t mean_b mean_k (out_t - y_t)^2, targets y ~ U(-1, 1);\n");
+    printf("  ||dL/dh_t||: RMS over sequences; ||dh_T/dh_t||: mean over sequences and 4 random unit u of ||u^T dh_T/dh_t||\n\n");
+    printf("%5s", "t");
+    for (int k = 0; k < n; k++) printf(" %11.11s", labels[k]);
+    printf("  |");
+    for (int k = 0; k < n; k++) printf(" %11.11s", labels[k]);
+    printf("\n%5s %*s  | %*s\n", "", 12 * n - 1, "||dL/dh_t||", 12 * n - 1, "||dh_T/dh_t||");
+    int stride = T > 60 ? (T + 39) / 40 : 1;
+    for (int t = 0; t < T; t++) {
+        if (t % stride != 0 && t != T - 1) continue;
+        printf("%5d", t);
+        for (int k = 0; k < n; k++) printf(" %11.4g", dl[k][t]);
+        printf("  |");
+        for (int k = 0; k < n; k++) printf(" %11.4g", dh[k][t]);
+        printf("\n");
+    }
+    printf("\nsummary (t = 0 against t = T-1):\n");
+    for (int k = 0; k < n; k++) {
+        int half = -1;   /* the distance back from T-1 at which ||dh_T/dh_t|| first falls below 1/e */
+        for (int t = T - 1; t >= 0 && half < 0; t--)
+            if (dh[k][t] < exp(-1.0)) half = T - 1 - t;
+        printf("  %-12s ||dL/dh_0|| / ||dL/dh_T-1|| = %-10.3g ||dh_T/dh_0|| = %-10.3g", labels[k],
+               dl[k][T - 1] > 0 ? dl[k][0] / dl[k][T - 1] : NAN, dh[k][0]);
+        if (half >= 0) printf(" falls below 1/e %d steps back\n", half);
+        else printf(" stays above 1/e over all %d steps\n", T);
+    }
+    if (c->plot[0]) {
+        if (flow_plot(c->plot, n, labels, T, dl, dh, msg, sizeof msg) != 0) goto done;
+        printf("\nwrote %s\n", c->plot);
+    }
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "recur inspect: %s\n", msg);
+    for (int k = 0; k < n; k++) {
+        free(dl[k]);
+        free(dh[k]);
+    }
+    return rc;
+}
+
+int cmd_inspect(config *c)
+{
+    if (c->threads > 0) rc_set_num_threads(c->threads);
+    return c->gradient_flow ? gradient_flow(c) : inspect_cell(c);
+}
