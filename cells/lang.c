@@ -116,7 +116,9 @@ struct lang_prog {
 #define PROG_ARRAY(type, fn, field)                                                           \
     static inline const type *fn(const lang_prog *p) { return (const type *)(const void *)((const char *)p + p->field); }
 PROG_ARRAY(lnode, pnodes, o_nodes)
-PROG_ARRAY(int, pargs, o_args)
+#ifndef LANG_CHECK_ONLY
+PROG_ARRAY(int, pargs, o_args)   /* read only by the step function */
+#endif
 PROG_ARRAY(lstmt, pstmts, o_stmts)
 PROG_ARRAY(lstate, pstates, o_states)
 PROG_ARRAY(lparam, pparams, o_params)
@@ -421,8 +423,13 @@ static int lex(cx *c)
     size_t n = c->len;
     for (;;) {
         while (c->pos < n && (s[c->pos] == ' ' || s[c->pos] == '\t' || s[c->pos] == '\r')) c->pos++;
-        if (c->pos < n && s[c->pos] == '#')
-            while (c->pos < n && s[c->pos] != '\n') c->pos++;
+        if (c->pos < n && s[c->pos] == '#')   /* a comment may hold any byte but NUL (the source is a C string) */
+            while (c->pos < n && s[c->pos] != '\n') {
+                if (s[c->pos] == 0)
+                    return failat(c, c->line, (int)(c->pos - c->lstart) + 1, "unexpected NUL byte in a comment: "
+                                  "expected text (the cell's source is kept as a C string)");
+                c->pos++;
+            }
         if (c->pos < n && s[c->pos] == '\n' && c->paren > 0) {
             c->pos++;
             c->line++;
@@ -558,10 +565,12 @@ static int p_call(cx *c, const tok *t)
     if (lex(c)) return -1;
     int n = mknode(c, N_CALL, t->line, t->col);
     if (n < 0) return -1;
-    int *q = grow(c->args, &c->capa, c->na + na, sizeof *c->args);
-    if (!q) return nomem(c);
-    c->args = q;
-    memcpy(c->args + c->na, args, (size_t)na * sizeof *args);
+    if (na > 0) {
+        int *q = grow(c->args, &c->capa, c->na + na, sizeof *c->args);
+        if (!q) return nomem(c);
+        c->args = q;
+        memcpy(c->args + c->na, args, (size_t)na * sizeof *args);
+    }
     int nm = pool_add(c, c->src + t->off, t->len);
     if (nm < 0) return -1;
     c->nodes[n].name = nm;
@@ -744,16 +753,16 @@ static int check_new_name(cx *c, const tok *t, const char *what)
     return 0;
 }
 
-/* Adds a parameter record; its index or -1. */
-static int add_param(cx *c, const char *name, int kind)
+/* Adds a parameter record named by the pool string at `name`; its index or -1.
+ * (The name is not copied: the pool does not move while expressions are checked.) */
+static int add_param(cx *c, int name, int kind)
 {
     lparam *q = grow(c->params, &c->capp, c->np + 1, sizeof *c->params);
     if (!q) return nomem(c);
     c->params = q;
     lparam *p = &c->params[c->np];
     memset(p, 0, sizeof *p);
-    p->name = pool_add(c, name, strlen(name));
-    if (p->name < 0) return -1;
+    p->name = name;
     p->kind = kind;
     p->decl_size = -1;
     return c->np++;
@@ -862,7 +871,8 @@ static int p_decl(cx *c, const tok *kw, const char *word)
         if (strcmp(nm, STR(c->input)) == 0 || find_state(c, nm) >= 0)
             return failat(c, t.line, t.col, "'%s' is the cell's %s: expected a parameter name", nm,
                           find_state(c, nm) >= 0 ? "state" : "input");
-        if ((k = add_param(c, nm, word[0] == 'w' ? P_WEIGHT : P_VECTOR)) < 0) return -1;
+        int off = pool_add(c, nm, t.len);
+        if (off < 0 || (k = add_param(c, off, word[0] == 'w' ? P_WEIGHT : P_VECTOR)) < 0) return -1;
         c->params[k].decl_line = t.line;
         c->params[k].decl_col = t.col;
         c->params[k].decl_size = size;
@@ -1033,7 +1043,8 @@ static int edit_distance(const char *a, const char *b)
 static void consider(const char *name, const char *cand, const char **best, int *bd)
 {
     int d = edit_distance(name, cand);
-    if (d < *bd && d <= 2 && d < (int)strlen(cand)) {
+    size_t longer = strlen(name) > strlen(cand) ? strlen(name) : strlen(cand);
+    if (d < *bd && d <= 2 && (size_t)d < longer && d < (int)strlen(cand) + 1) {
         *bd = d;
         *best = cand;
     }
@@ -1313,7 +1324,7 @@ static int resolve_name(cx *c, int n)
                       "a name used elementwise is a vector parameter", nm,
                       c->params[k].decl_line ? "declared on" : "used with '@' on",
                       c->params[k].decl_line ? c->params[k].decl_line : c->params[k].use_line, nm);
-    if (k < 0 && (k = add_param(c, nm, P_VECTOR)) < 0) return -1;
+    if (k < 0 && (k = add_param(c, ND(n)->name, P_VECTOR)) < 0) return -1;
     lparam *p = &c->params[k];
     if (!p->used) {
         p->used = 1;
@@ -1367,7 +1378,7 @@ static int check_matmul(cx *c, int n)
                       "name on the left of '@'", nm, c->params[k].decl_line ? "declared on" : "used elementwise on",
                       c->params[k].decl_line ? c->params[k].decl_line : c->params[k].use_line);
     if (k < 0) {
-        if ((k = add_param(c, nm, P_WEIGHT)) < 0) return -1;
+        if ((k = add_param(c, ND(n)->name, P_WEIGHT)) < 0) return -1;
         c->params[k].known = 1;
         c->params[k].w = (lw){ 1, 0, 0 };
     }

@@ -139,7 +139,7 @@ static double evaluate(rc_model *m, const float *tx, const float *ty, int T, int
 }
 
 /* Trains one cell; returns 0 and the final/best test MSE, or -1. */
-static int run(const opts *op, const char *kind, double *final_mse, double *best_mse, double *first_mse)
+static int run(const opts *op, const char *kind, double *final_mse, double *best_mse, double *first_mse, int *done)
 {
     int H = op->hidden > 0 ? op->hidden : pick_hidden(kind, op->params);
     rc_model *m = H > 0 ? make_model(kind, H, op->seed) : NULL;
@@ -172,7 +172,9 @@ static int run(const opts *op, const char *kind, double *final_mse, double *best
     *first_mse = evaluate(m, tx, ty, T, NT, B);
     *best_mse = *final_mse = *first_mse;
     printf("  step %6d  test MSE %.6f\n", 0, *first_mse);
+    *done = 0;
     for (int step = 1; step <= op->steps; step++) {
+        *done = step;
         make_batch(&tr, T, B, x, y);
         rc_batch b = { .T = T, .B = B, .x = x, .y = y };
         double loss;
@@ -204,7 +206,8 @@ static int run(const opts *op, const char *kind, double *final_mse, double *best
         }
         if (last) break;
     }
-    printf("%s: final test MSE %.6g (best %.6g), %.1f s\n", kind, *final_mse, *best_mse, now() - t0);
+    printf("%s: final test MSE %.6g (best %.6g) after %d updates, %.1f s\n", kind, *final_mse, *best_mse, *done,
+           now() - t0);
     free(x), free(y), free(tx), free(ty);
     rc_optim_free(opt);
     rc_model_free(m);
@@ -259,17 +262,17 @@ int main(int argc, char **argv)
     if (rc_blas_check() != RC_OK) fprintf(stderr, "adding: warning: OpenBLAS is not its OpenMP build\n");
     const char *kinds[2] = { "gru", "lstm" };
     double fin[2] = { NAN, NAN }, best[2] = { NAN, NAN }, first[2] = { NAN, NAN };
-    int ran[2] = { 0, 0 }, fail = 0;
+    int ran[2] = { 0, 0 }, done[2] = { 0, 0 }, fail = 0;
     for (int k = 0; k < 2; k++) {
         if (strcmp(op.cell, "both") && strcmp(op.cell, kinds[k])) continue;
-        if (run(&op, kinds[k], &fin[k], &best[k], &first[k]) != 0) return 1;
+        if (run(&op, kinds[k], &fin[k], &best[k], &first[k], &done[k]) != 0) return 1;
         ran[k] = 1;
     }
-    printf("\nadding problem, T = %d, %d updates of batch %d (trivial baseline 0.167):\n", op.T, op.steps, op.batch);
-    printf("  %-5s %12s %12s   %s\n", "cell", "test MSE", "best", "Bai et al. 2018 (T=600)");
+    printf("\nadding problem, T = %d, batch %d (trivial baseline 0.167):\n", op.T, op.batch);
+    printf("  %-5s %8s %12s %12s   %s\n", "cell", "updates", "test MSE", "best", "Bai et al. 2018 (T=600)");
     for (int k = 0; k < 2; k++)
         if (ran[k]) {
-            printf("  %-5s %12.3g %12.3g   %s\n", kinds[k], fin[k], best[k], k == 0 ? "5.3e-5" : "0.164");
+            printf("  %-5s %8d %12.3g %12.3g   %s\n", kinds[k], done[k], fin[k], best[k], k == 0 ? "5.3e-5" : "0.164");
             if (op.smoke && !(fin[k] < 0.5 * first[k] && fin[k] < 0.5 * 0.1667)) {
                 fprintf(stderr, "adding: smoke: %s test MSE %.4f (start %.4f) is not below half the baseline 0.167\n",
                         kinds[k], fin[k], first[k]);

@@ -1,11 +1,8 @@
 /* Inspection: statistics of the reachable part of a graph (node and op counts,
  * parameters, forward and backward FLOPs, activation memory, what the passes made),
- * a structural diff of two graphs, a Graphviz DOT writer, and the gradient flow of a
- * cell through time (see recur.h, "inspection").
- *
- * Everything here reads the graph; nothing changes it. The gradient-flow measurement
- * builds its own graph through the public API only (rc_unroll, plans), so it sits on
- * top of cells/ although the file lives with the graph code. */
+ * a structural diff of two graphs and a Graphviz DOT writer (see recur.h,
+ * "inspection"). Everything here reads the graph; nothing changes it. The gradient
+ * flow of a cell, which unrolls one, is in cells/gradient_flow.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -349,15 +346,10 @@ static rc_status view_steps(view *v)
         free(cstep);
         return RC_ERR_NOMEM;
     }
-    /* the first node a pass made: nodes from here on were appended by passes */
-    int n0 = v->n;
-    for (int i = 0; i < v->n; i++) {
-        const rc_node *x = g->nodes[i];
-        if (x->pass > 0 && x->kind == NK_OP && (x->op == OP_MATMUL || x->op == OP_CONCAT || x->op == OP_ROW_CONCAT)) {
-            n0 = i;
-            break;
-        }
-    }
+    /* nodes after the last one no pass touched were appended by the passes */
+    int n0 = 0;
+    for (int i = 0; i < v->n; i++)
+        if (g->nodes[i]->pass == 0) n0 = i + 1;
     int cur = -1, last = -1;
     for (int i = 0; i < v->n; i++) {   /* creation-order step */
         int a = i < n0 ? anchor_step(g->nodes[i]) : -1;
@@ -438,9 +430,11 @@ static int cat_parts(const rc_node *cat, char *buf, size_t len)
 
 /* A pass group: nodes counts the whole graph (a later pass may have made some of them
  * unreachable: the time-batched GEMMs a GEMM fusion merged, the slices a fused
- * elementwise node reads through), reach the part the roots need; step is the step
- * all its reachable nodes share, or -1. */
-typedef struct grp { int group, pass, nodes, reach, step; } grp;
+ * elementwise node reads through), reach the part the roots need; step is the one
+ * step its reachable nodes lie in (nodes outside every step, like the shared weight
+ * concatenation of the first step's fused GEMM, aside), or -1; split: its reachable
+ * nodes lie in several steps (the row_slices of a time-batched GEMM). */
+typedef struct grp { int group, pass, nodes, reach, step, split; } grp;
 
 static int cmp_grp(const void *a, const void *b)
 {
@@ -468,17 +462,19 @@ static grp *collect_groups(const view *v, int *ng)
         if (x->pass <= 0 || x->group <= 0) continue;
         if (slot[x->group] < 0) {
             slot[x->group] = n;
-            out[n++] = (grp){ x->group, x->pass, 0, 0, -2 };
+            out[n++] = (grp){ x->group, x->pass, 0, 0, -2, 0 };
         }
         grp *q = &out[slot[x->group]];
         q->nodes++;
         if (!v->in[i]) continue;
         int s = v->step ? v->step[i] : -1;
         q->reach++;
-        q->step = q->step == -2 || q->step == s ? s : -1;
+        if (s < 0) continue;
+        if (q->step == -2) q->step = s;
+        else if (q->step != s) q->split = 1;
     }
     for (int i = 0; i < n; i++)
-        if (out[i].step < -1) out[i].step = -1;
+        if (out[i].step < -1 || out[i].split) out[i].step = -1;
     free(slot);
     qsort(out, (size_t)n, sizeof *out, cmp_grp);
     *ng = n;
@@ -814,8 +810,16 @@ static const char *pass_color(int pass)
     }
 }
 
+/* A group's cluster: all its reachable nodes, or for a group split across steps only
+ * those outside every step (none: no cluster). */
 static void dot_group(FILE *f, const view *v, const grp *q, const char *indent)
 {
+    int any = 0;
+    for (int k = 0; k < v->norder && !any; k++) {
+        rc_node *x = v->g->nodes[v->order[k]];
+        any = x->group == q->group && x->pass == q->pass && (!q->split || v->step[x->id] < 0);
+    }
+    if (!any) return;
     char what[240];
     describe_group(v, q, what, sizeof what);
     fprintf(f, "%ssubgraph cluster_%d {\n%s  label=\"", indent, q->group, indent);
@@ -826,7 +830,7 @@ static void dot_group(FILE *f, const view *v, const grp *q, const char *indent)
     snprintf(in2, sizeof in2, "%s  ", indent);
     for (int k = 0; k < v->norder; k++) {
         rc_node *x = v->g->nodes[v->order[k]];
-        if (x->group == q->group && x->pass > 0) dot_node(f, v, x, in2);
+        if (x->group == q->group && x->pass == q->pass && (!q->split || v->step[x->id] < 0)) dot_node(f, v, x, in2);
     }
     fprintf(f, "%s}\n", indent);
 }
@@ -837,11 +841,20 @@ static int write_dot(FILE *f, const view *v, const rc_dot_opts *o)
     int ng = 0;
     grp *gs = collect_groups(v, &ng);
     if (!gs) return -1;
-    int maxstep = -1;
+    int maxstep = -1, maxg = 0;
     for (int k = 0; k < v->norder && o->step_clusters; k++) {
         int s = v->step[v->order[k]];
         maxstep = s > maxstep ? s : maxstep;
     }
+    for (int i = 0; i < ng; i++) maxg = gs[i].group > maxg ? gs[i].group : maxg;
+    int *gi = malloc(((size_t)maxg + 1) * sizeof *gi);   /* group id -> index in gs */
+    if (!gi) {
+        free(gs);
+        return -1;
+    }
+    for (int i = 0; i < ng; i++) gi[gs[i].group] = i;
+    if (!o->step_clusters)   /* without step clusters no group is split */
+        for (int i = 0; i < ng; i++) gs[i].split = 0;
     fprintf(f, "digraph recur {\n  rankdir=TB; newrank=true; compound=true;\n");
     fprintf(f, "  node [fontname=\"Helvetica\", fontsize=10]; edge [color=\"#555555\"];\n");
     if (o->title) {
@@ -850,7 +863,9 @@ static int write_dot(FILE *f, const view *v, const rc_dot_opts *o)
         fputs("\"; labelloc=t; fontname=\"Helvetica\";\n", f);
     }
     /* Step clusters hold their nodes and the pass groups that lie inside the step; the
-     * rest (leaves, groups that span steps, the stacked outputs) is drawn at the top. */
+     * rest (leaves, the stacked outputs, groups that span steps) is drawn at the top.
+     * The nodes of a group split across steps stay in their steps, filled with the
+     * pass's colour. */
     for (int s = -1; s <= maxstep; s++) {
         const char *ind = s >= 0 ? "    " : "  ";
         if (s >= 0)
@@ -859,8 +874,19 @@ static int write_dot(FILE *f, const view *v, const rc_dot_opts *o)
             if (gs[i].reach > 0 && (o->step_clusters ? gs[i].step : -1) == s) dot_group(f, v, &gs[i], ind);
         for (int k = 0; k < v->norder; k++) {
             rc_node *x = g->nodes[v->order[k]];
-            if ((o->step_clusters ? v->step[x->id] : -1) != s || (x->pass > 0 && x->group > 0)) continue;
-            dot_node(f, v, x, ind);
+            int xs = o->step_clusters ? v->step[x->id] : -1;
+            const grp *q = x->pass > 0 && x->group > 0 && x->group <= maxg ? &gs[gi[x->group]] : NULL;
+            if (q && q->group != x->group) q = NULL;
+            if (q && !q->split) continue;                /* drawn in its group's cluster */
+            if (q && q->split && xs < 0) continue;
+            if (xs != s) continue;
+            if (q) {   /* a split group's node in its step */
+                char sh[64];
+                tensor_shape_str(&x->t, sh, sizeof sh);
+                fprintf(f, "%sn%d [label=\"%s\\n%s\\n%s\", style=filled, fillcolor=\"%s\"%s];\n", ind, x->id,
+                        op_table[x->op].name, pass_name(q->pass), sh, pass_color(q->pass),
+                        v->root[x->id] ? ", peripheries=2" : "");
+            } else dot_node(f, v, x, ind);
         }
         if (s >= 0) fputs("  }\n", f);
     }
@@ -870,6 +896,7 @@ static int write_dot(FILE *f, const view *v, const rc_dot_opts *o)
             fprintf(f, "  n%d -> n%d;\n", node_resolve(x->in[j])->id, x->id);
     }
     fputs("}\n", f);
+    free(gi);
     free(gs);
     return ferror(f) ? -1 : 0;
 }
@@ -930,125 +957,5 @@ rc_status rc_graph_write_dot(const rc_graph *g, int n_roots, rc_node *const *roo
     }
     free(tmp);
     view_free(&v);
-    return st;
-}
-
-/* ---- gradient flow ----------------------------------------------------------------- */
-
-#define FLOW_PROBES 4
-
-rc_status rc_gradient_flow(const rc_cell *cell, int input_size, int T, int B, uint64_t seed, double *dl_dh,
-                           double *dhT_dht, char *err, size_t errlen)
-{
-    if (!cell || input_size < 1 || T < 1 || B < 1) {
-        put_err(err, errlen, "gradient flow: needs a cell and input size, T, B >= 1 (got %d, %d, %d)", input_size, T, B);
-        return RC_ERR_ARG;
-    }
-    int ns = rc_cell_state_count(cell), H = rc_cell_state_size(cell, 0);
-    rc_graph *g = rc_graph_new();
-    rc_node **states = calloc((size_t)T * (size_t)(ns > 0 ? ns : 1), sizeof *states);
-    float *xd = NULL, *yd = NULL, *ud = NULL;
-    double *acc = NULL;
-    rc_plan *p = NULL;
-    rc_status st = RC_OK;
-    if (!g || !states) {
-        put_err(err, errlen, "gradient flow: out of memory");
-        st = RC_ERR_NOMEM;
-        goto done;
-    }
-    int xs[2] = { T * B, input_size }, us[2] = { B, H };
-    rc_node *x = rc_input(g, "x", RC_F32, 2, xs), *out = NULL;
-    rc_unroll_opts uo = { .states = states };
-    st = rc_unroll(g, cell, x, T, &uo, &out, NULL);
-    if (st != RC_OK) {
-        put_err(err, errlen, "gradient flow: %s", rc_graph_error(g));
-        goto done;
-    }
-    int ys[2] = { T * B, rc_node_dim(out, 1) };
-    rc_node *y = rc_input(g, "target", RC_F32, 2, ys), *u = rc_input(g, "u", RC_F32, 2, us);
-    rc_node *hT = states[(size_t)(T - 1) * (size_t)ns];
-    rc_node *loss = rc_scale(g, rc_sum(g, rc_mse(g, out, y)), 1.0f / (float)B);
-    rc_node *probe = rc_sum(g, rc_mul(g, hT, u));
-    if ((st = rc_graph_status(g)) != RC_OK || (st = rc_graph_init_params(g, seed)) != RC_OK) {
-        put_err(err, errlen, "gradient flow: %s", rc_graph_error(g));
-        goto done;
-    }
-    rc_node *roots[2] = { loss, probe };
-    /* every state keeps its own gradient buffer: no elementwise fusion, no buffer reuse */
-    p = rc_plan_new_ex(g, 2, roots, RC_PLAN_NO_EW_FUSION | RC_PLAN_NO_BUFFER_PLAN);
-    size_t nx = (size_t)T * (size_t)B * (size_t)input_size, ny = (size_t)T * (size_t)B * (size_t)ys[1],
-           nu = (size_t)B * (size_t)H;
-    xd = malloc(nx * sizeof *xd);
-    yd = malloc(ny * sizeof *yd);
-    ud = malloc(nu * sizeof *ud);
-    acc = calloc((size_t)T, sizeof *acc);
-    if (!p) {
-        st = rc_graph_status(g);
-        put_err(err, errlen, "gradient flow: %s", rc_graph_error(g));
-        goto done;
-    }
-    if (!xd || !yd || !ud || !acc) {
-        put_err(err, errlen, "gradient flow: out of memory");
-        st = RC_ERR_NOMEM;
-        goto done;
-    }
-    rng_t r;
-    rng_seed(&r, seed ^ 0x6a09e667f3bcc909ull);
-    for (size_t i = 0; i < nx; i++) xd[i] = rng_normal(&r);
-    for (size_t i = 0; i < ny; i++) yd[i] = rng_uniform(&r, -1.0f, 1.0f);
-    for (size_t i = 0; i < nu; i++) ud[i] = 0;
-    if ((st = rc_plan_feed(p, x, xd, nx)) != RC_OK || (st = rc_plan_feed(p, y, yd, ny)) != RC_OK ||
-        (st = rc_plan_feed(p, u, ud, nu)) != RC_OK || (st = rc_plan_forward(p)) != RC_OK ||
-        (st = rc_plan_backward(p, loss)) != RC_OK) {
-        put_err(err, errlen, "gradient flow: %s", rc_plan_error(p));
-        goto done;
-    }
-    for (int t = 0; t < T; t++) {
-        const float *gr = rc_plan_grad(p, states[(size_t)t * (size_t)ns]);
-        if (!gr) {
-            put_err(err, errlen, "gradient flow: the state after step %d has no gradient", t);
-            st = RC_ERR_STATE;
-            goto done;
-        }
-        double s = 0;
-        for (size_t i = 0; i < nu; i++) s += (double)gr[i] * gr[i];
-        if (dl_dh) dl_dh[t] = sqrt(s / B);
-    }
-    for (int k = 0; k < FLOW_PROBES && dhT_dht; k++) {
-        for (int b = 0; b < B; b++) {   /* a random unit vector per sequence */
-            double s = 0;
-            float *row = ud + (size_t)b * (size_t)H;
-            for (int i = 0; i < H; i++) {
-                row[i] = rng_normal(&r);
-                s += (double)row[i] * row[i];
-            }
-            float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-            for (int i = 0; i < H; i++) row[i] *= inv;
-        }
-        if ((st = rc_plan_feed(p, u, ud, nu)) != RC_OK || (st = rc_plan_forward(p)) != RC_OK ||
-            (st = rc_plan_backward(p, probe)) != RC_OK) {
-            put_err(err, errlen, "gradient flow: %s", rc_plan_error(p));
-            goto done;
-        }
-        for (int t = 0; t < T; t++) {
-            const float *gr = rc_plan_grad(p, states[(size_t)t * (size_t)ns]);
-            double m = 0;
-            for (int b = 0; gr && b < B; b++) {
-                double s = 0;
-                for (int i = 0; i < H; i++) s += (double)gr[(size_t)b * H + i] * gr[(size_t)b * H + i];
-                m += sqrt(s);
-            }
-            acc[t] += m / B;
-        }
-    }
-    for (int t = 0; t < T && dhT_dht; t++) dhT_dht[t] = acc[t] / FLOW_PROBES;
-done:
-    rc_plan_free(p);
-    rc_graph_free(g);
-    free(states);
-    free(xd);
-    free(yd);
-    free(ud);
-    free(acc);
     return st;
 }

@@ -590,7 +590,8 @@ typedef struct rc_op_stat {
  * then, for each operand that receives a gradient, a matmul costs one GEMM of the
  * forward's size (so 2x forward when both operands need gradients, 1x for x @ W with
  * x an input) and other ops cost a few FLOPs per element (table in graph/inspect.c:
- * add/sub 1, mul 2, sigmoid/tanh 4, slices and concatenations 1 per element moved).
+ * add/sub 1, mul 2, sigmoid/tanh 4, slices and concatenations 1 per element moved; a
+ * fused elementwise node costs what its ops would).
  * Memory (bytes, 4 per element, before alignment and before any buffer reuse): the
  * values of inputs and op nodes, the gradients of inputs and op nodes that need one
  * (parameters, inputs that asked, and everything computed from them), and per-op
@@ -632,7 +633,8 @@ typedef struct rc_pass_group {
     int nodes;                 /* nodes of the group in the graph */
     int reachable;             /* of them, in the part the roots need (0: a later pass
                                   superseded the group, e.g. time-batched GEMMs fused further) */
-    int step;                  /* the time step its reachable nodes share, or -1 (see rc_dot_opts) */
+    int step;                  /* the one time step its reachable nodes lie in (nodes outside
+                                  every step aside), or -1: none, or several (see rc_dot_opts) */
     char what[240];            /* e.g. "time-batched: x @ W_xi^T over T*B = 3*4 = 12 rows (3 per-step
                                   matmuls -> 1 GEMM)", "fused GEMM: x @ [W_xg, W_xi, W_xf, W_xo]^T
                                   on 4 rows (4 matmuls -> 1)", "fused elementwise: 9 ops -> 1 loop
@@ -685,15 +687,22 @@ rc_status rc_graph_write_dot(const rc_graph *g, int n_roots, rc_node *const *roo
  * drawn from N(0, 1) (input_size features), with the cell's parameters initialised
  * by their default init kinds from seed, and measures for t = 0..T-1, with h_t the
  * cell's first state after step t:
- *   dl_dh[t]   = ||dL/dh_t||, L = sum_t mean_b mean_k (out_t - y_t)^2 with per-step random
- *                targets y ~ U(-1, 1), the norm taken per sequence and averaged (RMS) over B;
+ *   dl_dh[t]   = ||dL/dh_t||, the norm taken per sequence and averaged (RMS) over B, for
+ *                L = mean_b mean_k (out_{T-1} - y)^2, the squared error of the last step's
+ *                output against random targets y ~ U(-1, 1) (a loss at the end of the
+ *                sequence, as in sequence classification); with RC_FLOW_PER_STEP_LOSS,
+ *                L = sum_t mean_b mean_k (out_t - y_t)^2 with targets at every step (then
+ *                each step's own term dominates ||dL/dh_t|| wherever the gradient from
+ *                later steps vanishes, so a vanishing gradient shows as a flat profile and
+ *                a preserved one as growth towards t = 0);
  *   dhT_dht[t] = ||u^T dh_{T-1}/dh_t||, the vector-Jacobian product of a random unit
  *                vector u per sequence at the last state, averaged over B and 4 draws of u
  *                (so dhT_dht[T-1] = 1).
  * Either output may be NULL; each holds T values. Deterministic for a seed. Returns
  * RC_OK, or an error with a message in err (a bad size, an unroll error of the cell). */
-rc_status rc_gradient_flow(const rc_cell *cell, int input_size, int T, int B, uint64_t seed, double *dl_dh,
-                           double *dhT_dht, char *err, size_t errlen);
+#define RC_FLOW_PER_STEP_LOSS 1u
+rc_status rc_gradient_flow(const rc_cell *cell, int input_size, int T, int B, uint64_t seed, unsigned flags,
+                           double *dl_dh, double *dhT_dht, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

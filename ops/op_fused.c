@@ -15,6 +15,12 @@
  * The formulas are those of op_elementwise.c. When a test swaps a kernel of the op
  * table (to prove that the gradient check notices), a program using that op runs
  * through the table's kernels tile by tile instead, so the swap still takes effect. */
+/* fastmath.h's exp, sigmoid and tanh clamp with conditionals, which GCC turns into
+ * vector selects only when it need not preserve floating-point exception flags;
+ * the values computed are the same either way. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +30,9 @@
 
 /* Bytes of register tiles one program may use per thread in forward (twice that in
  * backward); the tile size follows from it and the number of instructions. */
+#ifndef FZ_TILE_BYTES
 #define FZ_TILE_BYTES (32 * 1024)
+#endif
 
 void fused_prog_free(fused_prog *p)
 {
@@ -334,6 +342,19 @@ static void back_b(const fz_ins *q, view a, view b, view ov, view gv, target t, 
     }
 }
 
+/* Which of x, y and the result o an op's derivatives read. */
+enum { R_X = 1, R_Y = 2, R_O = 4 };
+static unsigned reads(int op)
+{
+    switch (op) {
+    case OP_MUL: case OP_MIN: case OP_MAX: return R_X | R_Y;
+    case OP_DIV: return R_Y | R_O;
+    case OP_SIGMOID: case OP_TANH: case OP_SQRT: case OP_EXP: return R_O;
+    case OP_RELU: case OP_ABS: case OP_SOFTPLUS: case OP_LOG: return R_X;
+    default: return 0;   /* add, sub, scale, one_minus */
+    }
+}
+
 /* ---- the fast path -------------------------------------------------------------------- */
 
 typedef struct ctx {
@@ -354,10 +375,10 @@ static view operand(const ctx *x, int ref, const view *val, size_t r0, size_t c0
 
 /* Evaluates the program over tile (r0, c0, nr, nc) into val[]. Registers go to buf
  * (tile buffers of T floats), saved results to the scratch when `save`, the last to
- * the output. With `reuse` (backward), saved results and the output are read back
- * instead of computed. */
+ * the output. In backward (want not NULL) the output is read back, and so are saved
+ * results when `reuse`; of the others, only those marked in want are computed. */
 static void tile_values(const ctx *x, size_t r0, size_t c0, size_t nr, size_t nc, float *buf, view *val,
-                        int save, int reuse)
+                        int save, int reuse, const unsigned char *want)
 {
     const fused_prog *P = x->P;
     size_t C = x->g.C, N = x->g.N;
@@ -368,14 +389,14 @@ static void tile_values(const ctx *x, size_t r0, size_t c0, size_t nr, size_t nc
         int have = 0;
         if (i == P->nins - 1) {
             o = (view){ out + r0 * C + c0, (ptrdiff_t)C, 1 };
-            have = reuse;
-        } else if (q->save >= 0 && (save || reuse)) {
+            have = want != NULL;
+        } else if (q->save >= 0 && (want ? reuse : save)) {
             o = (view){ x->aux + (size_t)q->save * align16(N) + r0 * C + c0, (ptrdiff_t)C, 1 };
             have = reuse;
         } else {
             o = (view){ buf + (size_t)i * x->g.T, (ptrdiff_t)nc, 1 };
         }
-        if (!have) {
+        if (!have && (!want || want[i])) {
             view a = operand(x, q->a, val, r0, c0);
             view b = is_binary(q->op) ? operand(x, q->b, val, r0, c0) : a;
             run_ins(q, a, b, o, nr, nc);
@@ -435,7 +456,7 @@ FWD_FN(fwd_fused)
         for (size_t t = 0; t < ntiles; t++) {
             size_t r0, c0, nr, nc;
             tile_bounds(&x.g, t, &r0, &c0, &nr, &nc);
-            tile_values(&x, r0, c0, nr, nc, regs, val, save, 0);
+            tile_values(&x, r0, c0, nr, nc, regs, val, save, 0, NULL);
         }
     }
     return 0;
@@ -494,6 +515,21 @@ BWD_FN(bwd_fused)
     if (!need[last]) return;
     int part = uses_partials(P, &x.g);
     int reuse = P->nsave > 0 && it->aux != NULL;
+    /* the values the derivatives read, and what computing them needs */
+    unsigned char want[FZ_MAX_INS] = { 0 };
+    for (int i = last; i >= 0; i--) {
+        const fz_ins *q = &P->ins[i];
+        if (need[i]) {
+            unsigned u = reads(q->op);
+            if (u & R_O) want[i] = 1;
+            if ((u & R_X) && q->a >= 0) want[q->a] = 1;
+            if ((u & R_Y) && is_binary(q->op) && q->b >= 0) want[q->b] = 1;
+        }
+        if (want[i] && i != last && !(reuse && q->save >= 0)) {
+            if (q->a >= 0) want[q->a] = 1;
+            if (is_binary(q->op) && q->b >= 0) want[q->b] = 1;
+        }
+    }
     size_t ntiles = x.g.ntiles, bpstride = x.g.tr > x.g.tc ? x.g.tr : x.g.tc;
     int nbc = 0;
     for (int k = 0; k < P->next; k++) nbc += P->ext[k].mode != 0 && it->gin[k];
@@ -506,7 +542,7 @@ BWD_FN(bwd_fused)
         for (size_t t = 0; t < ntiles; t++) {
             size_t r0, c0, nr, nc;
             tile_bounds(&x.g, t, &r0, &c0, &nr, &nc);
-            tile_values(&x, r0, c0, nr, nc, regs, val, 0, reuse);
+            tile_values(&x, r0, c0, nr, nc, regs, val, 0, reuse, want);
             if (nbc)
                 for (int k = 0; k < P->next; k++)
                     if (P->ext[k].mode != 0 && it->gin[k])
@@ -649,6 +685,7 @@ static int table_forward(ctx *x, char *msg)
         return -1;
     }
     float *scr = vals + (size_t)P->nins * T, *out = x->it->out->data;
+    int save = x->it->gout != NULL && P->nsave > 0 && x->aux != NULL;
     for (size_t t = 0; t < x->g.ntiles; t++) {
         size_t r0, c0, nr, nc;
         tile_bounds(&x->g, t, &r0, &c0, &nr, &nc);
@@ -658,6 +695,12 @@ static int table_forward(ctx *x, char *msg)
         }
         const float *res = vals + (size_t)(P->nins - 1) * T;
         for (size_t r = 0; r < nr; r++) memcpy(out + (r0 + r) * C + c0, res + r * nc, nc * sizeof(float));
+        /* keep what the fast backward reads, should the table be restored before it */
+        for (int i = 0; save && i < P->nins - 1; i++)
+            if (P->ins[i].save >= 0)
+                for (size_t r = 0; r < nr; r++)
+                    memcpy(x->aux + (size_t)P->ins[i].save * align16(x->g.N) + (r0 + r) * C + c0,
+                           vals + (size_t)i * T + r * nc, nc * sizeof(float));
     }
     free(vals);
     return 0;

@@ -23,6 +23,8 @@ typedef struct entry {
     int trained, failed;
     long steps;
     double train_loss, valid_loss, best_valid, tps, elapsed;
+    double *curve;           /* (kind 0 train / 1 valid, step, loss) triples of the metrics */
+    int npts;
 } entry;
 
 static int measure_entry(entry *e, int I, int T, int B, char *msg, size_t len)
@@ -62,7 +64,6 @@ static void c_states(const entry *e, char *b, size_t l) { snprintf(b, l, "%d", r
 static void c_ops(const entry *e, char *b, size_t l) { snprintf(b, l, "%d", e->step.op_nodes); }
 static void c_fwd(const entry *e, char *b, size_t l) { fmt_si(e->seq.fwd_flops / g_T, "FLOP", b, l); }
 static void c_bwd(const entry *e, char *b, size_t l) { fmt_si(e->seq.bwd_flops / g_T, "FLOP", b, l); }
-static void c_fwd1(const entry *e, char *b, size_t l) { fmt_si(e->step.fwd_flops, "FLOP", b, l); }
 static void c_tot(const entry *e, char *b, size_t l) { fmt_si(e->seq.fwd_flops + e->seq.bwd_flops, "FLOP", b, l); }
 static void c_act(const entry *e, char *b, size_t l) { fmt_bytes((double)e->seq.activation_bytes, b, l); }
 static void c_actss(const entry *e, char *b, size_t l)
@@ -140,6 +141,17 @@ static int read_metrics(const char *path, entry *e)
         }
         if (c_kind < 0 || c_loss < 0 || c_kind >= nc || c_loss >= nc) continue;
         double loss = strtod(cols[c_loss], NULL);
+        int kind = !strcmp(cols[c_kind], "train") ? 0 : !strcmp(cols[c_kind], "valid") ? 1 : -1;
+        if (kind >= 0 && c_step >= 0 && c_step < nc && isfinite(loss)) {
+            double *grown = realloc(e->curve, (size_t)(e->npts + 1) * 3 * sizeof *grown);
+            if (grown) {
+                e->curve = grown;
+                e->curve[3 * e->npts] = kind;
+                e->curve[3 * e->npts + 1] = strtod(cols[c_step], NULL);
+                e->curve[3 * e->npts + 2] = loss;
+                e->npts++;
+            }
+        }
         if (!strcmp(cols[c_kind], "train")) {
             e->train_loss = loss;
             if (c_step >= 0 && c_step < nc) e->steps = strtol(cols[c_step], NULL, 10);
@@ -158,44 +170,68 @@ static int read_metrics(const char *path, entry *e)
     return 0;
 }
 
+/* The loss curves of all trained cells: <out>.dat (a gnuplot index block per cell and
+ * kind: train, valid), <out>.gp, and the picture. */
 static int plot_curves(const config *c, entry *es, int n, const char *out, char *msg, size_t len)
 {
     size_t ol = strlen(out);
     int svg = ol > 4 && !strcmp(out + ol - 4, ".svg");
     if (!svg && !(ol > 4 && !strcmp(out + ol - 4, ".png"))) {
-        snprintf(msg, len, "%s: the plot must end in .png or .svg", out);
+        snprintf(msg, len, "%.1500s: the plot must end in .png or .svg", out);
         return -1;
     }
-    if (strchr(out, '\'') || strchr(c->out, '\'')) {
+    if (strchr(out, '\'')) {
         snprintf(msg, len, "paths with a quote (') cannot be plotted");
         return -1;
     }
-    char gp[2100];
+    char gp[2100], dat[2100];
     snprintf(gp, sizeof gp, "%.2090s.gp", out);
-    FILE *f = fopen(gp, "w");
+    snprintf(dat, sizeof dat, "%.2090s.dat", out);
+    FILE *f = fopen(dat, "w");
     if (!f) {
-        snprintf(msg, len, "%s: %s", gp, strerror(errno));
+        snprintf(msg, len, "%.1500s: %s", dat, strerror(errno));
+        return -1;
+    }
+    int block = 0, idx[MAX_CELLS][2];
+    for (int k = 0; k < n; k++) {
+        idx[k][0] = idx[k][1] = -1;
+        if (!es[k].trained) continue;
+        for (int kind = 0; kind < 2; kind++) {
+            int any = 0;
+            for (int i = 0; i < es[k].npts; i++)
+                if (es[k].curve[3 * i] == kind) any = 1;
+            if (!any) continue;
+            fprintf(f, "# %s %s: step loss\n", es[k].label, kind ? "valid" : "train");
+            for (int i = 0; i < es[k].npts; i++)
+                if (es[k].curve[3 * i] == kind) fprintf(f, "%.0f %.6g\n", es[k].curve[3 * i + 1], es[k].curve[3 * i + 2]);
+            fprintf(f, "\n\n");
+            idx[k][kind] = block++;
+        }
+    }
+    if (fclose(f) != 0 || block == 0) {
+        snprintf(msg, len, block ? "%.1500s: write failed" : "%.1500s: no loss values to plot", dat);
+        return -1;
+    }
+    if (!(f = fopen(gp, "w"))) {
+        snprintf(msg, len, "%.1500s: %s", gp, strerror(errno));
         return -1;
     }
     static const char *colors[] = { "#4477aa", "#cc3311", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb", "#000000" };
     fprintf(f, "set terminal %s size 900,520\nset output '%s'\n", svg ? "svg" : "pngcairo", out);
-    fprintf(f, "set datafile separator ','\nset key top right\nset grid\n");
-    fprintf(f, "set xlabel 'update'\nset ylabel 'loss (nats per target)'\nset title 'recur compare: %s'\nplot ", c->train);
+    fprintf(f, "set key top right\nset grid\nset xlabel 'update'\nset ylabel 'loss (nats per target)'\n");
+    fprintf(f, "set title 'recur compare: %s'\nplot ", strchr(c->train, '\'') ? "training runs" : c->train);
     int first = 1;
-    for (int k = 0; k < n; k++) {
-        if (!es[k].trained) continue;
-        const char *col = colors[k % 8];
-        fprintf(f, "%s'%s/%s/metrics.csv' using (strcol(1) eq \"train\" ? $2 : 1/0):(strcol(1) eq \"train\" ? $4 : 1/0) "
-                   "every ::1 with lines lw 1 lc rgb '%s' title '%s train', \\\n",
-                first ? "" : ", ", c->out, es[k].label, col, es[k].label);
-        fprintf(f, "     '%s/%s/metrics.csv' using (strcol(1) eq \"valid\" ? $2 : 1/0):(strcol(1) eq \"valid\" ? $4 : 1/0) "
-                   "every ::1 with linespoints lw 2 pt 7 lc rgb '%s' title '%s valid'",
-                c->out, es[k].label, col, es[k].label);
-        first = 0;
-    }
+    for (int k = 0; k < n; k++)
+        for (int kind = 0; kind < 2; kind++) {
+            if (idx[k][kind] < 0) continue;
+            fprintf(f, "%s'%s' index %d using 1:2 with %s lc rgb '%s' title '%s %s'", first ? "" : ", \\\n     ", dat,
+                    idx[k][kind], kind ? "linespoints lw 2 pt 7" : "linespoints lw 1 pt 7 ps 0.3", colors[k % 8], es[k].label,
+                    kind ? "valid" : "train");
+            first = 0;
+        }
     fprintf(f, "\n");
     if (fclose(f) != 0) {
-        snprintf(msg, len, "%s: write failed", gp);
+        snprintf(msg, len, "%.1500s: write failed", gp);
         return -1;
     }
     return run_gnuplot(gp, msg, len);
@@ -290,8 +326,9 @@ int cmd_compare(config *c, int npos, char **pos)
         cell_label(specs[k], es[k].label, sizeof es[k].label);
         for (int j = 0; j < k; j++)   /* the same cell twice: keep run folders apart */
             if (!strcmp(es[j].label, es[k].label)) {
-                size_t l = strlen(es[k].label);
-                snprintf(es[k].label + (l < 56 ? l : 56), 8, "-%d", k + 1);
+                char base[48];
+                snprintf(base, sizeof base, "%.40s", es[k].label);
+                snprintf(es[k].label, sizeof es[k].label, "%s-%d", base, (k + 1) % 100);
             }
         if (!(es[k].cell = tool_cell(specs[k], H, c->forget_bias, msg, sizeof msg))) goto done;
         if (measure_entry(&es[k], I, T, B, msg, sizeof msg) != 0) {
@@ -314,14 +351,13 @@ int cmd_compare(config *c, int npos, char **pos)
     row_str("op nodes per step (as built)", es, n, c_ops);
     row_str("forward FLOPs per step", es, n, c_fwd);
     row_str("backward FLOPs per step", es, n, c_bwd);
-    row_str("forward FLOPs, step graph", es, n, c_fwd1);
     row_str("fwd+bwd FLOPs per sequence", es, n, c_tot);
     row_str("activations per sequence", es, n, c_act);
     row_str("activations per step and seq.", es, n, c_actss);
     row_str("plan arena (T, B)", es, n, c_arena);
     row_str("passes: time-batch/GEMM/ew", es, n, c_passes);
-    printf("\nstructural diff of the step graphs (as built):\n");
-    for (int k = 1; k < n; k++) print_diff(&es[0], &es[k]);
+    printf("\nstructural diff of the step graphs (as built), each cell against the one before:\n");
+    for (int k = 1; k < n; k++) print_diff(&es[k - 1], &es[k]);
     if (c->train[0] && train_all(c, es, n, msg, sizeof msg) != 0) goto done;
     rc = 0;
 done:
@@ -329,6 +365,7 @@ done:
     for (int k = 0; k < n; k++) {
         ugraph_free(&es[k].sg);
         rc_cell_free(es[k].cell);
+        free(es[k].curve);
     }
     free(es);
     return rc;

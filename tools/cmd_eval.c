@@ -46,6 +46,7 @@ static int open_run(const config *cli, task *t, const char **path, char *pbuf, s
         t->text.eos = vocab_id(t->voc, DATA_EOS);
         t->text.unk = vocab_id(t->voc, DATA_UNK);
     } else if (task_load(t, &c, msg, len) != 0) return -1;
+    t->cell_text = run_read_cell_text(*path);   /* a cell-language model needs no .cell file */
     if (task_make_model(t, msg, len) != 0 || run_load(*path, t, NULL, NULL, NULL, msg, len) != 0) {
         task_free(t);
         return -1;

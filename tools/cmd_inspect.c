@@ -85,14 +85,32 @@ int ugraph_build(ugraph *u, const rc_cell *cell, int I, int T, int B, char *msg,
         return -1;
     }
     int shape[2] = { T * B, I };
-    rc_node *x = rc_input(u->g, "x", RC_F32, 2, shape), *out = NULL, *fin[16] = { 0 };
+    rc_node *x = rc_input(u->g, "x", RC_F32, 2, shape), *out = NULL, *fin[16] = { 0 }, *init[16] = { 0 };
     int ns = rc_cell_state_count(cell);
     if (ns > 16) ns = 16;
-    if (rc_unroll(u->g, cell, x, T, NULL, &out, fin) != RC_OK) {
-        snprintf(msg, len, "%s", rc_graph_error(u->g));
+    /* named states, for the statistics' and pictures' descriptions: "h0" the initial
+     * value, "h" the value after each step */
+    rc_node **states = calloc((size_t)T * (size_t)ns + 1, sizeof *states);
+    for (int i = 0; i < ns; i++) {
+        int ss[2] = { B, rc_cell_state_size(cell, i) };
+        char nm[64];
+        snprintf(nm, sizeof nm, "%.40s0", rc_cell_state_name(cell, i));
+        init[i] = rc_fill(u->g, 2, ss, 0.0f);
+        if (init[i]) rc_node_set_name(init[i], nm);
+    }
+    rc_unroll_opts uo = { .init = init, .states = states };
+    if (!states || rc_unroll(u->g, cell, x, T, &uo, &out, fin) != RC_OK) {
+        snprintf(msg, len, "%s", states ? rc_graph_error(u->g) : "out of memory");
+        free(states);
         ugraph_free(u);
         return -1;
     }
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < ns; i++) {
+            rc_node *st = states[(size_t)t * (size_t)ns + (size_t)i];
+            if (st && !rc_node_name(st)[0]) rc_node_set_name(st, rc_cell_state_name(cell, i));
+        }
+    free(states);
     u->roots[u->nroots++] = out;
     for (int i = 0; i < ns; i++) {
         int dup = 0;
@@ -186,7 +204,7 @@ void inspect_usage(FILE *f, unsigned mask)
         fprintf(f, "usage: recur inspect --cell CELL [--hidden H] [--input I] [--batch B] [--seq T]\n"
                    "                     [--dot FILE.dot] [--dot-unrolled FILE.dot] [--dot-steps 3] [--render svg|png|none]\n"
                    "       recur inspect --gradient-flow [--cells lstm,gru,rnn,FILE.cell] [--seq T] [--hidden H]\n"
-                   "                     [--batch B] [--plot FILE.png]\n\n"
+                   "                     [--batch B] [--flow-loss last|steps] [--plot FILE.png]\n\n"
                    "CELL: lstm | gru | gru-cho | rnn | rnn-relu | mut1 | mut2 | mut3 | FILE.cell\n\n"
                    "options shared with train:\n"
                    "  --cell V               the cell to inspect [lstm]\n"
@@ -274,8 +292,8 @@ static void print_ops(const rc_stats *const *cols, int ncols)
             if (!seen && n < (int)(sizeof names / sizeof *names)) names[n++] = cols[c]->ops[i].op;
         }
     for (int k = 0; k < n; k++) {
-        printf("    %-16s", names[k]);
-        for (int c = 0; c < ncols; c++) printf(" %12d", op_count(cols[c], names[k]));
+        printf("      %-28s", names[k]);
+        for (int c = 0; c < ncols; c++) printf(" %14d", op_count(cols[c], names[k]));
         printf("\n");
     }
 }
@@ -490,8 +508,8 @@ static int split_list(char *s, char **items, int max)
     return n;
 }
 
-static int flow_plot(const char *plot, int ncell, char labels[][64], int T, double *const *dl, double *const *dh,
-                     char *msg, size_t len)
+static int flow_plot(const char *plot, int ncell, char labels[][64], int T, int per_step, double *const *dl,
+                     double *const *dh, char *msg, size_t len)
 {
     const char *kind = picture_kind(plot);
     if (!kind) {
@@ -532,7 +550,9 @@ static int flow_plot(const char *plot, int ncell, char labels[][64], int T, doub
     fprintf(f, "set logscale y\nset format y '10^{%%L}'\nset grid\nset key bottom right\nset xlabel 't'\n");
     fprintf(f, "set multiplot layout 1,2 title 'recur: gradient flow through time (T = %d)'\n", T);
     for (int panel = 0; panel < 2; panel++) {
-        fprintf(f, "set title '%s'\nplot ", panel == 0 ? "||dL/dh_t||, L = per-step squared error" : "||dh_T/dh_t|| (VJP of a random unit vector)");
+        fprintf(f, "set title '%s'\nplot ",
+                panel == 0 ? (per_step ? "||dL/dh_t||, L = squared error at every step" : "||dL/dh_t||, L = squared error at the last step")
+                           : "||dh_T/dh_t|| (VJP of a random unit vector)");
         for (int k = 0; k < ncell; k++) {
             char lab[64];
             snprintf(lab, sizeof lab, "%.63s", labels[k]);
@@ -566,13 +586,19 @@ static int gradient_flow(config *c)
         fprintf(stderr, "recur inspect: --gradient-flow needs cells (--cells a,b), --seq >= 1 and --batch >= 1\n");
         return 2;
     }
+    int per_step = !strcmp(c->flow_loss, "steps");
+    if (!per_step && strcmp(c->flow_loss, "last") != 0) {
+        fprintf(stderr, "recur inspect: --flow-loss '%s' is not last or steps\n", c->flow_loss);
+        return 2;
+    }
     for (int k = 0; k < n; k++) {
         rc_cell *cell = tool_cell(specs[k], H, c->forget_bias, msg, sizeof msg);
         if (!cell) goto done;
         cell_label(specs[k], labels[k], sizeof labels[k]);
         dl[k] = malloc((size_t)T * sizeof **dl);
         dh[k] = malloc((size_t)T * sizeof **dh);
-        rc_status st = dl[k] && dh[k] ? rc_gradient_flow(cell, I, T, B, (uint64_t)c->seed, dl[k], dh[k], msg, sizeof msg)
+        rc_status st = dl[k] && dh[k] ? rc_gradient_flow(cell, I, T, B, (uint64_t)c->seed, per_step ? RC_FLOW_PER_STEP_LOSS : 0u, dl[k], dh[k],
+                                                         msg, sizeof msg)
                                       : RC_ERR_NOMEM;
         rc_cell_free(cell);
         if (st != RC_OK) {
@@ -582,7 +608,11 @@ static int gradient_flow(config *c)
     }
     printf("recur inspect --gradient-flow: T = %d, B = %d, hidden %d, input %d, seed %ld, default init\n", T, B, H, I,
            c->seed);
-    printf("  inputs x ~ N(0, 1); L = sum_t mean_b mean_k (out_t - y_t)^2, targets y ~ U(-1, 1);\n");
+    if (per_step)
+        printf("  inputs x ~ N(0, 1); L = sum_t mean_b mean_k (out_t - y_t)^2, targets y ~ U(-1, 1) at every step\n"
+               "  (each step's own term dominates where the gradient from later steps has vanished);\n");
+    else
+        printf("  inputs x ~ N(0, 1); L = mean_b mean_k (out_T-1 - y)^2 at the last step, targets y ~ U(-1, 1);\n");
     printf("  ||dL/dh_t||: RMS over sequences; ||dh_T/dh_t||: mean over sequences and 4 random unit u of ||u^T dh_T/dh_t||\n\n");
     printf("%5s", "t");
     for (int k = 0; k < n; k++) printf(" %11.11s", labels[k]);
@@ -598,18 +628,17 @@ static int gradient_flow(config *c)
         for (int k = 0; k < n; k++) printf(" %11.4g", dh[k][t]);
         printf("\n");
     }
-    printf("\nsummary (t = 0 against t = T-1):\n");
+    printf("\nsummary:\n");
     for (int k = 0; k < n; k++) {
-        int half = -1;   /* the distance back from T-1 at which ||dh_T/dh_t|| first falls below 1/e */
-        for (int t = T - 1; t >= 0 && half < 0; t--)
-            if (dh[k][t] < exp(-1.0)) half = T - 1 - t;
-        printf("  %-12s ||dL/dh_0|| / ||dL/dh_T-1|| = %-10.3g ||dh_T/dh_0|| = %-10.3g", labels[k],
-               dl[k][T - 1] > 0 ? dl[k][0] / dl[k][T - 1] : NAN, dh[k][0]);
-        if (half >= 0) printf(" falls below 1/e %d steps back\n", half);
-        else printf(" stays above 1/e over all %d steps\n", T);
+        /* the mean factor per step by which ||dh_T/dh_t|| shrinks over the first half,
+         * away from the last steps' own transient */
+        int h = T / 2;
+        double f = h > 0 && dh[k][h] > 0 && dh[k][0] > 0 ? exp(log(dh[k][0] / dh[k][h]) / h) : NAN;
+        printf("  %-12s ||dL/dh_0|| / ||dL/dh_T-1|| = %-10.3g ||dh_T/dh_0|| = %-10.3g per step: x %.3g\n", labels[k],
+               dl[k][T - 1] > 0 ? dl[k][0] / dl[k][T - 1] : NAN, dh[k][0], f);
     }
     if (c->plot[0]) {
-        if (flow_plot(c->plot, n, labels, T, dl, dh, msg, sizeof msg) != 0) goto done;
+        if (flow_plot(c->plot, n, labels, T, per_step, dl, dh, msg, sizeof msg) != 0) goto done;
         printf("\nwrote %s\n", c->plot);
     }
     rc = 0;

@@ -259,7 +259,9 @@ int cmd_train(config *cfg)
         snprintf(msg, sizeof msg, "--metrics '%s' is not csv or jsonl", cfg->metrics);
         goto fail;
     }
-    if (task_load(&tr->t, cfg, msg, sizeof msg) != 0 || task_make_model(&tr->t, msg, sizeof msg) != 0) goto fail;
+    if (task_load(&tr->t, cfg, msg, sizeof msg) != 0) goto fail;
+    if (cfg->resume) tr->t.cell_text = run_read_cell_text(tr->last_path);
+    if (task_make_model(&tr->t, msg, sizeof msg) != 0) goto fail;
     task *t = &tr->t;
     tr->opt = rc_optim_new(t->model, &oo);
     if (!tr->opt) {

@@ -84,6 +84,7 @@ static const opt opts[] = {
     { "dot-steps", T_INT, F(dot_steps), "3", CMD_INSPECT, "unrolled length T of --dot-unrolled" },
     { "render", T_STR, F(render), "svg", CMD_INSPECT, "svg | png | none: render the DOT files with Graphviz's dot when it is installed" },
     { "gradient-flow", T_FLAG, F(gradient_flow), "0", CMD_INSPECT, "measure ||dL/dh_t|| and ||dh_T/dh_t|| over --seq steps for each of --cells" },
+    { "flow-loss", T_STR, F(flow_loss), "last", CMD_INSPECT, "--gradient-flow loss: last (squared error at the last step) | steps (at every step)" },
     { "cells", T_STR, F(cells), "", CMD_INSPECT | CMD_COMPARE, "comma-separated cells (names or .cell files): --gradient-flow (default lstm,gru,rnn), compare" },
     { "plot", T_STR, F(plot), "", CMD_INSPECT | CMD_COMPARE, "picture (.png or .svg) of the gradient flow, or of compare's loss curves" },
     { "train", T_STR, F(train), "", CMD_COMPARE, "compare: also train every cell on this data (same seed, same batches) for --steps updates" },

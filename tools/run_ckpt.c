@@ -36,6 +36,7 @@ int run_save(const char *path, task *t, rc_optim *o, feeder *train, const run_pr
     if (rc) snprintf(err, sizeof err, "out of memory");
     if (rc == 0) rc = ckpt_add_text(&c, "recur.arch", arch, E);
     if (rc == 0) rc = ckpt_add_text(&c, "recur.config", cfg, E);
+    if (rc == 0 && rc_cell_source(t->cell)) rc = ckpt_add_text(&c, "recur.cell", rc_cell_source(t->cell), E);
     if (rc == 0 && t->voc && (rc = vocab_to_text(t->voc, &voc, &vl, E)) == 0) rc = ckpt_add_text(&c, "recur.vocab", voc, E);
     if (rc == 0 && t->labels && (rc = vocab_to_text(t->labels, &lab, &vl, E)) == 0)
         rc = ckpt_add_text(&c, "recur.labels", lab, E);
@@ -127,6 +128,22 @@ int run_read_config(const char *path, config *cfg, char *msg, size_t len)
     }
     ckpt_free(&c);
     return rc;
+}
+
+char *run_read_cell_text(const char *path)
+{
+    ckpt c;
+    ckpt_init(&c);
+    char err[512], *out = NULL;
+    if (ckpt_read(path, &c, E) != 0) return NULL;
+    size_t n = 0;
+    const char *text = text_of(&c, "recur.cell", &n);
+    if (text && (out = malloc(n + 1))) {
+        memcpy(out, text, n);
+        out[n] = 0;
+    }
+    ckpt_free(&c);
+    return out;
 }
 
 int run_read_vocab(const char *path, vocab *v, char *msg, size_t len)

@@ -19,6 +19,9 @@ typedef struct run_progress {
 int run_save(const char *path, task *t, rc_optim *o, feeder *train, const run_progress *p, char *msg, size_t len);
 /* Reads the configuration stored in a checkpoint (to rebuild its task). 0 or -1. */
 int run_read_config(const char *path, config *c, char *msg, size_t len);
+/* The cell-language text stored in a checkpoint (malloc'ed), or NULL when the cell
+ * is a built-in one or the file cannot be read. */
+char *run_read_cell_text(const char *path);
 /* Reads the token vocabulary stored in a checkpoint (text models). 0 or -1 with msg. */
 int run_read_vocab(const char *path, vocab *v, char *msg, size_t len);
 /* Restores a checkpoint into a task whose data and model are made (and an optimiser

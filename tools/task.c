@@ -160,13 +160,25 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
     return 0;
 }
 
-static rc_cell *make_cell(const config *c, char *msg, size_t len)
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static rc_cell *make_cell(const config *c, const char *text, char *msg, size_t len)
 {
     int H = c->hidden;
     rc_cell *cell = NULL;
     if (H < 1) {
         snprintf(msg, len, "--hidden %d must be >= 1", H);
         return NULL;
+    }
+    if (text || ends_with(c->cell, ".cell")) {   /* the cell language: from the checkpoint, or a file */
+        char err[1024] = "";
+        cell = text ? rc_cell_parse(text, strlen(text), c->cell, H, err, sizeof err) : rc_cell_load(c->cell, H, err, sizeof err);
+        if (!cell) snprintf(msg, len, "%s", err);
+        return cell;
     }
     if (!strcmp(c->cell, "lstm")) {
         rc_lstm_opts o = rc_lstm_defaults();
@@ -227,7 +239,7 @@ int task_make_model(task *t, char *msg, size_t len)
         snprintf(msg, len, "--layers, --seq and --batch must be >= 1 (got %d, %d, %d)", c->layers, c->seq, c->batch);
         return -1;
     }
-    t->cell = make_cell(c, msg, len);
+    t->cell = make_cell(c, t->cell_text, msg, len);
     if (!t->cell) return -1;
     rc_model_opts o = rc_model_defaults();
     o.layers = c->layers;
@@ -279,6 +291,7 @@ void task_free(task *t)
     rc_cell_free(t->cell);
     corpus_free(&t->text);
     seqdata_free(&t->seq);
+    free(t->cell_text);
     memset(t, 0, sizeof *t);
 }
 
@@ -286,14 +299,17 @@ char *task_arch(const task *t)
 {
     const config *c = &t->cfg;
     rc_model_opts o = rc_model_options(t->model);
-    char *s = malloc(4096);
+    const char *src = rc_cell_source(t->cell);
+    size_t cap = 4096 + (src ? strlen(src) : 0);
+    char *s = malloc(cap);
     if (!s)
         return NULL;
-    snprintf(s, 4096,
+    int k = snprintf(s, cap,
              "data-kind = %.15s\ncell = %.1000s\nhidden = %d\nlayers = %d\nbidirectional = %d\ninput = %d\nvocab = %d\n"
              "output = %d\nhead = %d\nlast-step = %d\nparams = %zu\n",
              c->data_kind, c->cell, c->hidden, o.layers, o.bidirectional, o.input_size, o.vocab, o.output_size,
              (int)o.head, o.last_step_only, rc_model_param_total(t->model));
+    if (src && k > 0 && (size_t)k < cap) snprintf(s + k, cap - (size_t)k, "cell text:\n%s", src);
     return s;
 }
 

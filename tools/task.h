@@ -19,6 +19,7 @@ typedef struct task {
     rc_model *model;
     rc_cell *cell;
     int is_lm;            /* text kinds: carried state, B-stream batches */
+    char *cell_text;      /* a cell-language definition restored from a checkpoint, or NULL */
 } task;
 
 /* Loads the data named by cfg (data, valid, test, data-kind). 0 or -1 with msg. */
