@@ -4,6 +4,10 @@
 #include <string.h>
 #include "plan.h"
 
+/* The node id of operand j of a tape instance, from the plan's own record (a later
+ * plan's passes may have rewritten the graph node since). */
+static int operand_id(const rc_plan *p, const op_inst *it, int j) { return (int)(it->in[j] - p->val); }
+
 /* Marks the nodes from which `loss` is reachable, so the sweep skips the rest. */
 static void mark_live(rc_plan *p, int loss)
 {
@@ -12,8 +16,7 @@ static void mark_live(rc_plan *p, int loss)
     for (int k = p->ntape - 1; k >= 0; k--) {
         if (!p->live[p->tape_node[k]]) continue;
         op_inst *it = &p->tape[k];
-        rc_node *v = p->g->nodes[p->tape_node[k]];
-        for (int j = 0; j < it->nin; j++) p->live[node_resolve(v->in[j])->id] = 1;
+        for (int j = 0; j < it->nin; j++) p->live[operand_id(p, it, j)] = 1;
     }
     p->live_loss = loss;
 }
@@ -52,9 +55,8 @@ rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
     for (int k = p->ntape - 1; k >= 0; k--) {
         op_inst *it = &p->tape[k];
         if (!it->gout || !p->live[p->tape_node[k]]) continue;
-        rc_node *v = p->g->nodes[p->tape_node[k]];
         for (int j = 0; j < it->nin; j++)
-            if (it->gin[j]) clear_grad(p, node_resolve(v->in[j])->id);
+            if (it->gin[j]) clear_grad(p, operand_id(p, it, j));
         op_table[it->op].backward(it);
     }
     for (int i = 0; i < p->nnodes; i++)

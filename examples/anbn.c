@@ -87,8 +87,8 @@ static int make_string(int ncounts, int n, int *sym, unsigned char (*next)[NOUT]
 
 typedef struct opts {
     int ncounts;         /* 2: a^n b^n, 3: a^n b^n c^n */
-    int hidden, steps, batch, train_max, test_max, check_every, hold, seeds, smoke;
-    double lr;
+    int hidden, steps, batch, train_max, test_max, check_every, hold, seeds, smoke, show;
+    double lr, wd, forget_bias, noise;
     unsigned long long seed;
 } opts;
 
@@ -134,6 +134,32 @@ done:
     return rc;
 }
 
+/* Prints the outputs (probabilities of a, b, c, T) and cell states at each step of
+ * the string for n, marking the steps whose thresholded prediction is wrong. */
+static void show_string(rc_model *m, int ncounts, int n)
+{
+    int L = 1 + ncounts * n, H = rc_model_options(m).layers > 0 ? 0 : 0;
+    int *sym = malloc(sizeof(int) * (size_t)L);
+    unsigned char (*next)[NOUT] = malloc(sizeof *next * (size_t)L);
+    if (!sym || !next || rc_model_stream_reset(m, 1) != RC_OK) goto done;
+    make_string(ncounts, n, sym, next);
+    (void)H;
+    printf("    n = %d: step input  P(a) P(b) P(c) P(T)   [legal]\n", n);
+    for (int t = 0; t < L; t++) {
+        float x[NIN] = { 0 };
+        x[sym[t]] = 1.0f;
+        const float *out;
+        if (rc_model_stream_step(m, x, NULL, &out) != RC_OK) break;
+        int bad = 0;
+        for (int k = 0; k < NOUT; k++) bad |= (out[k] > 0.0f) != (next[t][k] != 0);
+        printf("    %4d %c  %.3f %.3f %.3f %.3f   [%s%s%s%s]%s\n", t, "SabcT"[sym[t]], 1 / (1 + exp(-out[0])),
+               1 / (1 + exp(-out[1])), 1 / (1 + exp(-out[2])), 1 / (1 + exp(-out[3])), next[t][0] ? "a" : "",
+               next[t][1] ? "b" : "", next[t][2] ? "c" : "", next[t][3] ? "T" : "", bad ? "  <- wrong" : "");
+    }
+done:
+    free(sym), free(next);
+}
+
 /* The largest N such that every n in 1..N is accepted. */
 static int largest_run(const unsigned char *ok, int nmax)
 {
@@ -148,6 +174,7 @@ static int run_seed(const opts *op, unsigned long long seed, result *res)
 {
     rc_lstm_opts lo = rc_lstm_defaults();
     lo.peepholes = 1;
+    lo.forget_bias = (float)op->forget_bias;
     rc_cell *cell = rc_cell_lstm(op->hidden, &lo);
     rc_model_opts mo = rc_model_defaults();
     mo.input_size = NIN;
@@ -163,6 +190,10 @@ static int run_seed(const opts *op, unsigned long long seed, result *res)
     }
     rc_optim_opts oo = rc_optim_defaults(RC_OPT_ADAM);
     oo.clip_norm = 1.0f;
+    oo.weight_decay = (float)op->wd;
+    oo.decoupled = 1;
+    oo.weight_noise = (float)op->noise;
+    oo.seed = seed + 99;
     rc_optim *opt = rc_optim_new(m, &oo);
     int B = op->batch, Tmax = 1 + op->ncounts * op->train_max, rc = 0;
     float *x = malloc(sizeof(float) * (size_t)Tmax * B * NIN), *y = malloc(sizeof(float) * (size_t)Tmax * B * NOUT);
@@ -200,7 +231,7 @@ static int run_seed(const opts *op, unsigned long long seed, result *res)
         }
         rc_batch b = { .T = T, .B = B, .x = x, .y = y, .lengths = lengths };
         double loss;
-        if (rc_model_forward(m, &b, &loss) != RC_OK || rc_model_backward(m) != RC_OK ||
+        if (rc_optim_begin(opt) != RC_OK || rc_model_forward(m, &b, &loss) != RC_OK || rc_model_backward(m) != RC_OK ||
             rc_optim_step(opt, (float)op->lr) != RC_OK) {
             fprintf(stderr, "anbn: step %d: %s\n", step, rc_model_error(m));
             rc = -1;
@@ -232,6 +263,7 @@ static int run_seed(const opts *op, unsigned long long seed, result *res)
     }
     res->N = largest_run(ok, op->test_max);
     for (int j = 0; j < op->test_max; j++) res->accepted += ok[j];
+    if (op->show > 0) show_string(m, op->ncounts, op->show);
     res->secs = now() - t0;
 done:
     free(x), free(y), free(lengths), free(ns), free(sym), free(next), free(ok);
@@ -282,7 +314,7 @@ int main(int argc, char **argv)
 {
     const char *lang = "both";
     opts op = { .hidden = 0, .steps = 20000, .batch = 16, .train_max = 10, .test_max = 0, .check_every = 100,
-                .hold = 1000, .seeds = 5, .lr = 1e-2, .seed = 1 };
+                .hold = 1000, .seeds = 5, .lr = 1e-2, .forget_bias = 1.0, .seed = 1 };
     int threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -296,6 +328,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--steps")) op.steps = atoi(v);
         else if (!strcmp(a, "--batch")) op.batch = atoi(v);
         else if (!strcmp(a, "--lr")) op.lr = atof(v);
+        else if (!strcmp(a, "--show")) op.show = atoi(v);
+        else if (!strcmp(a, "--weight-noise")) op.noise = atof(v);
+        else if (!strcmp(a, "--forget-bias")) op.forget_bias = atof(v);
+        else if (!strcmp(a, "--weight-decay")) op.wd = atof(v);
         else if (!strcmp(a, "--train-max")) op.train_max = atoi(v);
         else if (!strcmp(a, "--test-max")) op.test_max = atoi(v);
         else if (!strcmp(a, "--check-every")) op.check_every = atoi(v);

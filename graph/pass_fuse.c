@@ -45,6 +45,7 @@ typedef struct work {
     int *order, norder;    /* reachable ops, operands first */
     int *nuse, *cstart, *cons;   /* uses by reachable ops; consumers (CSR) */
     int *grp, *gsize, *gout, ngroups;
+    int *gstart, *members;  /* each group's members in topological order */
     unsigned char *isroot;
     int *insof;            /* node id -> instruction index while compiling a group */
 } work;
@@ -118,15 +119,14 @@ static int operand_ref(work *w, fused_prog *P, rc_node **ext_nodes, rc_node *v, 
     if (w->grp[u->id] == G && w->insof[u->id] >= 0) return w->insof[u->id];
     int mode = j == 0 ? 0 : bcast_mode(&node_resolve(v->in[0])->t, &u->t);
     int roff = 0, coff = 0;
-    if (mode == 0)   /* look through row_slice / slice: read the window in place */
-        for (;;) {
-            if (u->kind != NK_OP || (u->op != OP_ROW_SLICE && u->op != OP_SLICE)) break;
-            rc_node *src = node_resolve(u->in[0]);
-            if (src->kind == NK_DECL || src->t.dt != RC_F32) break;
-            if (u->op == OP_ROW_SLICE) roff += u->par.i[0];
-            else coff += u->par.i[0];
-            u = src;
-        }
+    for (;;) {   /* look through row_slice / slice: read the window in place */
+        if (u->kind != NK_OP || (u->op != OP_ROW_SLICE && u->op != OP_SLICE)) break;
+        rc_node *src = node_resolve(u->in[0]);
+        if (src->kind == NK_DECL || src->t.dt != RC_F32) break;
+        if (u->op == OP_ROW_SLICE) roff += u->par.i[0];
+        else coff += u->par.i[0];
+        u = src;
+    }
     return ext_ref(P, ext_nodes, u, mode, roff, coff);
 }
 
@@ -149,9 +149,9 @@ static int fuse_group(work *w, int G, int group_id, unsigned flags)
         return -1;
     }
     int ni = 0;
-    for (int k = 0; k < w->norder; k++) {
-        rc_node *v = g->nodes[w->order[k]];
-        if (w->grp[v->id] != G) continue;
+    const int *mem = w->members + w->gstart[G];
+    for (int k = 0; k < m; k++) {
+        rc_node *v = g->nodes[mem[k]];
         fz_ins *q = &P->ins[ni];
         q->op = v->op;
         q->c = v->par.f[0];
@@ -161,8 +161,7 @@ static int fuse_group(work *w, int G, int group_id, unsigned flags)
         if (!(flags & RC_PLAN_NO_GRAD) && v != outn && expensive(v->op)) q->save = P->nsave++;
         w->insof[v->id] = ni++;
     }
-    for (int k = 0; k < w->norder; k++)
-        if (w->grp[w->order[k]] == G) w->insof[w->order[k]] = -1;
+    for (int k = 0; k < m; k++) w->insof[mem[k]] = -1;
     P->nins = ni;
     P->partials = !(flags & RC_PLAN_NO_GRAD);
     P->shape = outn->t;
@@ -199,8 +198,7 @@ static int fuse_group(work *w, int G, int group_id, unsigned flags)
     outn->in = in;
     outn->nin = P->next;
     outn->op = OP_FUSED;
-    memset(&outn->par, 0, sizeof outn->par);
-    outn->par.fused = P;
+    outn->par.fused = P;   /* the op's own constants stay, for a plan made before the pass */
     outn->pass = PASS_EW_FUSION;
     outn->group = group_id;
     return 0;
@@ -273,6 +271,20 @@ int pass_ew_fusion(rc_graph *g, int n_roots, rc_node *const *roots, unsigned fla
             w.gout[G] = v->id;
         }
     }
+    w.gstart = malloc(((size_t)w.ngroups + 1) * sizeof *w.gstart);
+    w.members = malloc(((size_t)w.norder + 1) * sizeof *w.members);
+    int *gfill = calloc((size_t)w.ngroups + 1, sizeof *gfill);
+    if (!w.gstart || !w.members || !gfill) {
+        free(gfill);
+        goto nomem;
+    }
+    w.gstart[0] = 0;
+    for (int G = 0; G < w.ngroups; G++) w.gstart[G + 1] = w.gstart[G] + w.gsize[G];
+    for (int k = 0; k < w.norder; k++) {
+        int G = w.grp[w.order[k]];
+        if (G >= 0) w.members[w.gstart[G] + gfill[G]++] = w.order[k];
+    }
+    free(gfill);
     int gid = next_group(g);
     for (int G = 0; G < w.ngroups && rc == 0; G++) {
         if (w.gsize[G] < 2) continue;
@@ -281,7 +293,7 @@ int pass_ew_fusion(rc_graph *g, int n_roots, rc_node *const *roots, unsigned fla
     }
 done:
     free(w.mark); free(w.isroot); free(w.order); free(w.nuse); free(w.cstart); free(w.cons);
-    free(w.grp); free(w.insof); free(w.gsize); free(w.gout);
+    free(w.grp); free(w.insof); free(w.gsize); free(w.gout); free(w.gstart); free(w.members);
     return rc < 0 ? -1 : made;
 nomem:
     graph_fail(g, RC_ERR_NOMEM, "out of memory in the elementwise-fusion pass");

@@ -237,7 +237,9 @@ rc_status rc_plan_forward(rc_plan *p);
  * Gradients are overwritten (not accumulated across calls). */
 rc_status rc_plan_backward(rc_plan *p, rc_node *loss);
 /* A node's value after forward (float nodes; int32 inputs through rc_plan_value_i32).
- * NULL when the node is not in the plan. */
+ * NULL when the node is not in the plan. Roots, inputs, parameters and matmul results
+ * are always kept; an elementwise intermediate that is not a root may have been fused
+ * away by the elementwise-fusion pass (make it a root to read it). */
 const float *rc_plan_value(const rc_plan *p, const rc_node *n);
 /* An int32 node's value, or NULL. */
 const int32_t *rc_plan_value_i32(const rc_plan *p, const rc_node *n);

@@ -14,9 +14,10 @@
 
 /* An external operand: input k of the fused node, seen with broadcast mode `mode`
  * (bcast_mode against the node's shape: 0 same shape, 1 row vector, 2 one value per
- * row, 3 scalar). A mode-0 operand may be a window of its node, the row_slice / slice
- * ops the pass looked through: element (r, c) is in[k][(roff + r) * cols(in[k]) + coff + c]
- * with the node's flattened rows and its last axis as columns. */
+ * row, 3 scalar). It may be a window of its node, the row_slice / slice ops the pass
+ * looked through: with the node's flattened rows and its last axis as columns, the
+ * operand's element (r, c) is in[k][(roff + r) * cols(in[k]) + coff + c] (r = 0 for
+ * modes 1 and 3, c = 0 for modes 2 and 3). */
 typedef struct fz_ext {
     int mode;
     int roff, coff;

@@ -6,8 +6,9 @@
  * after another over a tile, reading the external operands in place (windows and
  * broadcasts by strides) and writing only the result, plus the results of
  * transcendentals when the reverse sweep will want them (the node's scratch).
- * Backward, per tile, recomputes the cheap registers from the inputs, then runs the
- * instructions in reverse, accumulating register gradients in tile buffers and adding
+ * Backward, per tile, recomputes from the inputs the cheap values the derivatives
+ * read (the kept ones and the result are read back), then runs the instructions in
+ * reverse, accumulating register gradients in tile buffers and adding
  * into the external operands' gradients; a broadcast operand's gradient is reduced per
  * tile and the tiles' sums are added in tile order, whether the tiles ran on one
  * thread or several, so results do not depend on the thread count.
@@ -159,21 +160,19 @@ typedef struct view {
     int vec;
 } view;
 
-/* The tile at (r0, c0) of external operand k, over base (its value or its gradient). */
+/* The tile at (r0, c0) of external operand k, over base (its value or its gradient):
+ * the window (roff, coff) of the node's rows and columns, seen with the operand's
+ * broadcast mode. */
 static view ext_view(const fz_ext *e, const tensor *t, float *base, size_t r0, size_t c0)
 {
+    size_t ld = (size_t)tensor_cols(t);
+    float *w = base + (size_t)e->roff * ld + (size_t)e->coff;
     view v;
     switch (e->mode) {
-    case 0: {
-        size_t ld = (size_t)tensor_cols(t);
-        v.p = base + ((size_t)e->roff + r0) * ld + (size_t)e->coff + c0;
-        v.ld = (ptrdiff_t)ld;
-        v.vec = 1;
-        break;
-    }
-    case 1: v.p = base + c0; v.ld = 0; v.vec = 1; break;
-    case 2: v.p = base + r0; v.ld = 1; v.vec = 0; break;
-    default: v.p = base; v.ld = 0; v.vec = 0; break;
+    case 0: v.p = w + r0 * ld + c0; v.ld = (ptrdiff_t)ld; v.vec = 1; break;
+    case 1: v.p = w + c0; v.ld = 0; v.vec = 1; break;
+    case 2: v.p = w + r0 * ld; v.ld = (ptrdiff_t)ld; v.vec = 0; break;
+    default: v.p = w; v.ld = 0; v.vec = 0; break;
     }
     return v;
 }
@@ -414,15 +413,17 @@ static void tile_bounds(const geom *g, size_t t, size_t *r0, size_t *c0, size_t 
     *nc = g->C - *c0 < g->tc ? g->C - *c0 : g->tc;
 }
 
-/* Adds one tile's partial sum of a broadcast operand's gradient into the gradient. */
-static void commit_partial(int mode, float *gin, const float *part, size_t r0, size_t c0, size_t nr, size_t nc)
+/* Adds one tile's partial sum of broadcast operand k's gradient into its gradient. */
+static void commit_partial(const fz_ext *e, const tensor *t, float *gin, const float *part, size_t r0, size_t c0,
+                           size_t nr, size_t nc)
 {
-    if (mode == 1)
-        for (size_t j = 0; j < nc; j++) gin[c0 + j] += part[j];
-    else if (mode == 2)
-        for (size_t r = 0; r < nr; r++) gin[r0 + r] += part[r];
+    view v = ext_view(e, t, gin, r0, c0);
+    if (e->mode == 1)
+        for (size_t j = 0; j < nc; j++) v.p[j] += part[j];
+    else if (e->mode == 2)
+        for (size_t r = 0; r < nr; r++) v.p[(ptrdiff_t)r * v.ld] += part[r];
     else
-        gin[0] += part[0];
+        v.p[0] += part[0];
 }
 
 static int table_swapped(const fused_prog *P);
@@ -571,7 +572,7 @@ BWD_FN(bwd_fused)
                         size_t len = partial_len(mode, &x.g);
                         memcpy(x.aux + x.poff[k] + t * len, src, len * sizeof(float));
                     } else {
-                        commit_partial(mode, it->gin[k], src, r0, c0, nr, nc);
+                        commit_partial(&P->ext[k], it->in[k], it->gin[k], src, r0, c0, nr, nc);
                     }
                 }
         }
@@ -584,7 +585,7 @@ BWD_FN(bwd_fused)
                 int mode = P->ext[k].mode;
                 if (mode == 0 || !it->gin[k]) continue;
                 size_t len = partial_len(mode, &x.g);
-                commit_partial(mode, it->gin[k], x.aux + x.poff[k] + t * len, r0, c0, nr, nc);
+                commit_partial(&P->ext[k], it->in[k], it->gin[k], x.aux + x.poff[k] + t * len, r0, c0, nr, nc);
             }
         }
 }
@@ -647,7 +648,8 @@ static void tile_tensor(const ctx *x, int ref, float *vals, float *scr, size_t r
     } else if (e->mode == 2) {
         int s[2] = { (int)nr, 1 };
         tensor_set_shape(t, 2, s);
-        t->data = v.p;
+        for (size_t r = 0; r < nr; r++) scr[r] = v.p[(ptrdiff_t)r * v.ld];
+        t->data = scr;
     } else {
         int s = 1;
         tensor_set_shape(t, 1, &s);
@@ -762,7 +764,7 @@ static void table_backward(ctx *x)
                     for (size_t r = 0; r < nr; r++)
                         for (size_t j = 0; j < nc; j++) v.p[(ptrdiff_t)r * v.ld + (ptrdiff_t)j] += gin[s][r * nc + j];
                 } else {
-                    commit_partial(e->mode, it->gin[k], gin[s], r0, c0, nr, nc);
+                    commit_partial(e, it->in[k], it->gin[k], gin[s], r0, c0, nr, nc);
                 }
             }
         }

@@ -9,9 +9,13 @@
  *    ablation, GRU both forms, MUT1-3) and a cell written here, unrolled with and
  *    without a mask: outputs, final states, loss, parameter, input and initial-state
  *    gradients; the fused tape is shorter.
- *  - model_bidirectional_variable_lengths: a 2-layer bidirectional rc_model.
+ *  - lstm_step_is_three_ops: a fused LSTM step is one GEMM and two fused nodes; the
+ *    FLOP count is unchanged and the arena smaller.
+ *  - model_bidirectional_variable_lengths: a 2-layer bidirectional rc_model (LSTM,
+ *    GRU, LSTM with peepholes) with sequences of different lengths.
  *  - broadcasts: row-vector, per-row [.., 1] and scalar operands, small and large
  *    (threaded tiles with per-tile partial sums of the broadcast gradients).
+ *  - broadcast_windows: such operands sliced out of larger nodes, read in place.
  *  - every_op: one chain through every fusable op.
  *  - shared_intermediate: a value used outside its chain (by a matmul, and a root)
  *    is computed and kept, not fused away.
@@ -490,6 +494,38 @@ static int build_broadcasts(rc_graph *g, rc_node **roots, int *nroots, void *ctx
     return 0;
 }
 
+/* Broadcast operands that are windows of larger nodes: per-row values row_slice'd from
+ * a [3R, 1] column (as rc_unroll slices a mask), a row vector sliced from a [2C]
+ * vector, a scalar sliced from a [4] vector. */
+static int build_bcast_windows(rc_graph *g, rc_node **roots, int *nroots, void *ctx)
+{
+    const dims *d = ctx;
+    rc_node *x = rc_input(g, "x", RC_F32, 2, (int[]){d->R, d->C});
+    rc_requires_grad(x, 1);
+    rc_node *M = rc_param(g, "M", 2, (int[]){3 * d->R, 1}), *V = rc_param(g, "V", 1, (int[]){2 * d->C});
+    rc_node *S = rc_param(g, "S", 1, (int[]){4});
+    rc_node *m = rc_row_slice(g, M, d->R, d->R), *v = rc_slice(g, V, d->C, d->C), *s = rc_slice(g, S, 2, 1);
+    rc_node *y = rc_sub(g, rc_add(g, rc_tanh(g, rc_mul(g, x, m)), v), s);
+    y = rc_mul(g, rc_sigmoid(g, rc_mul(g, y, v)), rc_row_slice(g, M, 2 * d->R, d->R));
+    roots[0] = rc_sum(g, rc_mul(g, y, y));
+    roots[1] = y;
+    *nroots = 2;
+    return 0;
+}
+
+Test(fuse, broadcast_windows)
+{
+    dims small = { 5, 7 }, large = { 300, 257 }, wide = { 9, 5000 };
+    check_hand(build_bcast_windows, &small, "broadcast windows 5x7", RC_PLAN_NO_PASSES, 1);
+    check_hand(build_bcast_windows, &large, "broadcast windows 300x257", RC_PLAN_NO_PASSES, 1);
+    check_hand(build_bcast_windows, &wide, "broadcast windows 9x5000", RC_PLAN_NO_PASSES, 1);
+    /* the slices are read in place: none is left on the tape */
+    hand a;
+    cr_assert_eq(hand_make(&a, build_bcast_windows, &small, 0, 2), 0);
+    cr_expect_eq(rc_plan_length(a.p), 3, "tape: fused, mul, sum; got %d ops", rc_plan_length(a.p));
+    hand_free(&a);
+}
+
 Test(fuse, broadcasts)
 {
     dims small = { 5, 7 }, large = { 300, 257 }, wide = { 9, 5000 };
@@ -511,6 +547,9 @@ static int build_every_op(rc_graph *g, rc_node **roots, int *nroots, void *ctx)
     rc_node *pos = rc_add(g, rc_softplus(g, t), rc_exp(g, rc_scale(g, b, 0.3f)));
     t = rc_div(g, rc_sqrt(g, pos), rc_add(g, rc_log(g, rc_add(g, pos, rc_fill(g, 1, (int[]){1}, 1.5f))), rc_abs(g, b)));
     t = rc_add(g, rc_maximum(g, t, a), rc_minimum(g, b, t));
+    /* a register and an external operand each used twice by one instruction */
+    rc_node *q = rc_sigmoid(g, t);
+    t = rc_sub(g, rc_add(g, rc_mul(g, q, q), t), rc_scale(g, rc_mul(g, a, a), 0.25f));
     roots[0] = rc_sum(g, rc_mul(g, t, t));
     roots[1] = t;
     *nroots = 2;
@@ -627,6 +666,7 @@ Test(fuse, threads_bitwise)
     struct { build_fn fn; dims *d; const char *what; } cases[] = {
         { build_broadcasts, &d, "broadcasts" }, { build_broadcasts, &w, "wide broadcasts" },
         { build_every_op, &d, "every op" }, { build_windows, &win, "windows" },
+        { build_bcast_windows, &d, "broadcast windows" }, { build_bcast_windows, &w, "wide broadcast windows" },
     };
     int saved = rc_num_threads();
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
@@ -680,7 +720,7 @@ Test(fuse, table_path_matches)
     dims d = { 40, 37 };
     struct { build_fn fn; const char *what; } cases[] = {
         { build_broadcasts, "broadcasts (table path)" }, { build_every_op, "every op (table path)" },
-        { build_windows, "windows (table path)" },
+        { build_windows, "windows (table path)" }, { build_bcast_windows, "broadcast windows (table path)" },
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         hand a, b;

@@ -15,8 +15,10 @@
  *    parsed cell's initialisation lines (init b_f = 1.0) take effect.
  *  - hidden_*, source_*, clone_*: the "hidden N" line and the override, the source
  *    round trip, a cell copied by a model outliving the original.
- *  - every_op / gradcheck_*: a cell using every op a cell may use builds, runs and
- *    has finite gradients; a smooth one passes rc_gradcheck.
+ *  - every_op / gradcheck_smooth_cell / constants_and_broadcasts: a cell using every
+ *    op a cell may use builds, runs, and gives the same outputs and gradients with and
+ *    without the plan's passes; a smooth one passes rc_gradcheck; constants and
+ *    broadcasts become the documented ops (rc_scale, rc_one_minus, fills) and values.
  *  - error_*: each error class (syntax, unknown function or name, arity, widths at
  *    parse time and at unroll, states never or twice assigned, names bound twice,
  *    use before definition, model-level ops, sizes, declarations) gives
