@@ -22,6 +22,8 @@ need_pkgs() {
     fi
 }
 
+# build/ is compiled for this machine's CPU (-march=native: the binaries run where they
+# are built); build-asan/ is portable.
 build() {   # build DIR [meson options...]
     dir=$1; shift
     [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dwerror=true "$@" >/dev/null
@@ -29,7 +31,7 @@ build() {   # build DIR [meson options...]
 }
 
 run_tests() {
-    build build
+    build build -Dnative_arch=true
     echo "== tests (release build)"
     ./build/tests/recur-tests --jobs 2
     echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -50,7 +52,7 @@ run_tests() {
 
 case "${1:-}" in
     demo)
-        need_pkgs; build build
+        need_pkgs; build build -Dnative_arch=true
         ./build/tools/recur train --out runs/demo --time-limit 120 --eval-every 250 --sample 200
         echo "== new fortunes from runs/demo/best.ckpt"
         ./build/tools/recur sample --out runs/demo --length 600 --temperature 0.7

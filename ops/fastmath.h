@@ -6,15 +6,14 @@
 #define RC_FASTMATH_H
 
 #include <stdint.h>
-#include <string.h>
 
 static inline float fm_exp(float x0)
 {
-    float x = x0 != x0 ? 0.0f : x0;   /* NaN goes through unchanged, below */
+    /* written as selects only, so loops over it vectorise; NaN goes through unchanged */
+    float x = x0 != x0 ? 0.0f : x0;
     x = x > 88.3762626647949f ? 88.3762626647949f : x;
     x = x < -87.3365447505531f ? -87.3365447505531f : x;
-    float fx = x * 1.44269504088896341f;
-    fx = (float)(int32_t)(fx + (fx >= 0 ? 0.5f : -0.5f));   /* round to nearest */
+    float fx = __builtin_roundf(x * 1.44269504088896341f);
     float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -23,10 +22,10 @@ static inline float fm_exp(float x0)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    uint32_t e = (uint32_t)((int32_t)fx + 127) << 23;
-    float scale;
-    memcpy(&scale, &e, sizeof scale);
-    return x0 != x0 ? x0 : p * scale;
+    union { uint32_t u; float f; } e;
+    e.u = (uint32_t)((int32_t)fx + 127) << 23;
+    float res = p * e.f;
+    return x0 != x0 ? x0 : res;
 }
 
 static inline float fm_sigmoid(float x) { return 1.0f / (1.0f + fm_exp(-x)); }
