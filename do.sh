@@ -6,12 +6,14 @@
 #   ./do.sh test    the whole test suite, then again under ASan+UBSan (fails on any report)
 set -eu
 cd "$(dirname "$0")"
+EXTRA_PKGS=""
 
-PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev fortunes gnuplot-nox"
+PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev fortunes gnuplot-nox graphviz"
+TEST_PKGS="clang libclang-rt-14-dev"   # the cell-language fuzzer (libFuzzer)
 
 need_pkgs() {
     missing=""
-    for p in $PKGS; do
+    for p in $PKGS $EXTRA_PKGS; do
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
@@ -33,7 +35,11 @@ build() {   # build DIR [meson options...]
 run_tests() {
     build build -Dnative_arch=true
     echo "== tests (release build)"
-    ./build/tests/recur-tests --jobs 2
+    ./build/tests/recur-tests --jobs 2 2>&1 | tee build/tests.log
+    summary=$(grep "Synthesis" build/tests.log | tail -n 1)
+    passed=$(echo "$summary" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
+    failed=$(echo "$summary" | sed -n 's/.*Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2/p')
+    [ -n "$passed" ] && [ "$failed" = "0 0" ] || { echo "tests failed"; exit 1; }
     echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
     build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args=-fno-sanitize-recover=all
@@ -48,6 +54,12 @@ run_tests() {
         exit 1
     fi
     echo "sanitizers: clean"
+    echo "== cell-language fuzzer (${FUZZ_SECONDS:-20} s, seed corpus tests/fuzz/corpus)"
+    tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" >build/fuzz.log 2>&1 || { tail -n 40 build/fuzz.log; echo "the fuzzer found a crash"; exit 1; }
+    grep -E "^Done|stat::number_of_executed_units" build/fuzz.log | tail -n 2
+    echo "== example smoke modes"
+    SMOKE_SKIP_MISSING_DATA=1 examples/smoke.sh || { echo "an example's smoke mode failed"; exit 1; }
+    echo "tests: $passed passed, 0 failed"
 }
 
 case "${1:-}" in
@@ -57,6 +69,6 @@ case "${1:-}" in
         echo "== new fortunes from runs/demo/best.ckpt"
         ./build/tools/recur sample --out runs/demo --length 600 --temperature 0.7
         ./build/tools/recur plot --out runs/demo ;;
-    test) need_pkgs; run_tests ;;
+    test) EXTRA_PKGS=$TEST_PKGS; need_pkgs; run_tests ;;
     *) echo "usage: ./do.sh demo | test" >&2; exit 2 ;;
 esac
