@@ -3,6 +3,7 @@
  * summed over the last axis, mean squared error over the last axis. */
 #include <math.h>
 #include <string.h>
+#include "fastmath.h"
 #include "kernels.h"
 
 /* The shape of t without its last axis ([1] for a vector). */
@@ -52,13 +53,16 @@ FWD_FN(fwd_xent)
 #pragma omp parallel for schedule(static) if (rows * cols >= OP_PAR_MIN)
     for (size_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
-        float mx = xr[0];
+        float *pr = p + r * cols, mx = xr[0], s = 0;
         for (size_t c = 1; c < cols; c++) mx = xr[c] > mx ? xr[c] : mx;
-        double s = 0;
-        for (size_t c = 0; c < cols; c++) s += exp((double)(xr[c] - mx));
-        double lse = mx + log(s);
-        for (size_t c = 0; c < cols; c++) p[r * cols + c] = (float)exp(xr[c] - lse);
-        o[r] = y[r] < 0 ? 0.0f : (float)(lse - xr[y[r]]);
+        /* exp(x - max) once, kept; normalised in place (vectorised, no overflow) */
+        for (size_t c = 0; c < cols; c++) {
+            pr[c] = fm_exp(xr[c] - mx);
+            s += pr[c];
+        }
+        float inv = 1.0f / s;
+        for (size_t c = 0; c < cols; c++) pr[c] *= inv;
+        o[r] = y[r] < 0 ? 0.0f : (float)((double)mx + log((double)s) - xr[y[r]]);
     }
     return 0;
 }
