@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L   /* fsync, strdup, O_CLOEXEC, strerror_r */
 #endif
 #include "npy.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -72,49 +73,6 @@ static const char *errstr(int e, char *buf, size_t len)
     if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
     return buf;
 #endif
-}
-
-/* ---- low-level I/O -------------------------------------------------------- */
-
-/* Reads up to n bytes, retrying after signals and short reads. Returns the count read
- * (less than n only at the end of the file), or -1 with errno set. */
-static long long read_full(int fd, void *buf, size_t n)
-{
-    unsigned char *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        size_t want = n - got;
-        if (want > (size_t)1 << 30) want = (size_t)1 << 30;
-        ssize_t r = read(fd, p + got, want);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return (long long)got;
-}
-
-/* Writes all n bytes, retrying after signals and short writes. 0, or -1 with errno. */
-static int write_full(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n > 0) {
-        size_t want = n > (size_t)1 << 30 ? (size_t)1 << 30 : n;
-        ssize_t w = write(fd, p, want);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* ---- header parser -------------------------------------------------------- */
@@ -381,7 +339,7 @@ static int npy_open(const char *path, int *fdp, npy_info *info, char *err, size_
         goto bad;
     }
     size_t want = size < (long long)sizeof pre ? (size_t)size : sizeof pre;
-    long long got = read_full(fd, pre, want);
+    long long got = file_read_full(fd, pre, want);
     if (got < 0) {
         fail(err, errlen, path, "read error: %s", errstr(errno, eb, sizeof eb));
         goto bad;
@@ -435,7 +393,7 @@ static int npy_open(const char *path, int *fdp, npy_info *info, char *err, size_
         fail(err, errlen, path, "out of memory for a %lu-byte header", hlen);
         goto bad;
     }
-    got = read_full(fd, hdr, hlen);
+    got = file_read_full(fd, hdr, hlen);
     if (got < 0) {
         fail(err, errlen, path, "read error: %s", errstr(errno, eb, sizeof eb));
         goto bad;
@@ -511,7 +469,7 @@ int npy_read_f32(const char *path, float *data, size_t count, char *err, size_t 
         close(fd);
         return -1;
     }
-    long long got = read_full(fd, raw, bytes);
+    long long got = file_read_full(fd, raw, bytes);
     int e = errno;
     close(fd);
     if (got < 0) {
@@ -536,30 +494,6 @@ int npy_read_f32(const char *path, float *data, size_t count, char *err, size_t 
 }
 
 /* ---- writing -------------------------------------------------------------- */
-
-/* fsync of the directory holding path, so the rename itself is durable. Best effort:
- * some file systems refuse fsync on directories, and the data are already safe. */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) dir = strdup(".");
-    else if (slash == path) dir = strdup("/");
-    else {
-        size_t n = (size_t)(slash - path);
-        dir = malloc(n + 1);
-        if (dir) {
-            memcpy(dir, path, n);
-            dir[n] = 0;
-        }
-    }
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
 
 int npy_write_f32(const char *path, int ndim, const int *shape, const float *data,
                   char *err, size_t errlen)
@@ -625,7 +559,7 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
         free(tmp);
         return -1;
     }
-    if (write_full(fd, pre, total) < 0) goto write_error;
+    if (file_write_full(fd, pre, total) < 0) goto write_error;
     unsigned char buf[NPY_CHUNK * 4];
     for (size_t i = 0; i < count; i += NPY_CHUNK) {
         size_t n = count - i < NPY_CHUNK ? count - i : NPY_CHUNK;
@@ -637,7 +571,7 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
             buf[4 * j + 2] = (unsigned char)(u >> 16);
             buf[4 * j + 3] = (unsigned char)(u >> 24);
         }
-        if (write_full(fd, buf, 4 * n) < 0) goto write_error;
+        if (file_write_full(fd, buf, 4 * n) < 0) goto write_error;
     }
     if (fsync(fd) != 0) {
         fail(err, errlen, path, "cannot fsync %s: %s", tmp, errstr(errno, eb, sizeof eb));
@@ -655,7 +589,7 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
         goto cleanup;
     }
     free(tmp);
-    sync_dir(path);
+    file_sync_dir(path);
     return 0;
 
 write_error:

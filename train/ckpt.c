@@ -15,6 +15,7 @@
 #define _POSIX_C_SOURCE 200809L   /* fsync, O_CLOEXEC, strerror_r, getpid */
 #endif
 #include "ckpt.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -404,77 +405,6 @@ int ckpt_add_u64(ckpt *c, const char *name, const uint64_t *v, int count, char *
     return ckpt_add(c, name, CKPT_U64, 1, shape, v, err, errlen);
 }
 
-/* ---- low-level I/O -------------------------------------------------------- */
-
-/* Reads up to n bytes, retrying after signals and short reads. Returns the count read
- * (less than n only at the end of the file), or -1 with errno set. */
-static long long read_full(int fd, void *buf, size_t n)
-{
-    unsigned char *p = buf;
-    size_t got = 0;
-    while (got < n) {
-        size_t want = n - got;
-        if (want > (size_t)1 << 30) want = (size_t)1 << 30;
-        ssize_t r = read(fd, p + got, want);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return (long long)got;
-}
-
-/* Writes all n bytes, retrying after signals and short writes. 0, or -1 with errno. */
-static int write_full(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n > 0) {
-        size_t want = n > (size_t)1 << 30 ? (size_t)1 << 30 : n;
-        ssize_t w = write(fd, p, want);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* fsync of the directory holding path, so the rename itself is durable. Best effort:
- * some file systems refuse fsync on directories, and the data are already safe. */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) {
-        dir = malloc(2);
-        if (dir) memcpy(dir, ".", 2);
-    } else if (slash == path) {
-        dir = malloc(2);
-        if (dir) memcpy(dir, "/", 2);
-    } else {
-        size_t n = (size_t)(slash - path);
-        dir = malloc(n + 1);
-        if (dir) {
-            memcpy(dir, path, n);
-            dir[n] = 0;
-        }
-    }
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0) return;
-    (void)fsync(fd);
-    close(fd);
-}
-
 /* ---- writing -------------------------------------------------------------- */
 
 /* A buffered writer whose flushed bytes feed the CRC. */
@@ -492,7 +422,7 @@ static int wb_flush(wbuf *w)
 {
     if (w->len == 0) return 0;
     w->crc = crc_update(w->tab, w->crc, w->buf, w->len);
-    if (write_full(w->fd, w->buf, w->len) != 0) return -1;
+    if (file_write_full(w->fd, w->buf, w->len) != 0) return -1;
     w->off += w->len;
     w->len = 0;
     return 0;
@@ -578,7 +508,7 @@ static int write_body(int fd, const ckpt *c, unsigned char *buf, const crc_tab *
     put_u64(t, w.off);
     put_u32(t + 8, ~w.crc);
     memcpy(t + 12, END_MAGIC, MAGIC_LEN);
-    return write_full(fd, t, sizeof t);
+    return file_write_full(fd, t, sizeof t);
 }
 
 /* Orders pointers to entries by name, then by position (a total order for qsort). */
@@ -691,7 +621,7 @@ int ckpt_write(const char *path, const ckpt *c, char *err, size_t errlen)
              errstr(errno, eb, sizeof eb));
         goto remove;
     }
-    sync_dir(path);
+    file_sync_dir(path);
     rc = 0;
     goto done;
 
@@ -746,7 +676,7 @@ static int load_file(const char *path, unsigned char **buf, size_t *size, char *
         close(fd);
         return -1;
     }
-    long long got = read_full(fd, b, n + 1);
+    long long got = file_read_full(fd, b, n + 1);
     int e = errno;
     close(fd);
     if (got < 0) {
