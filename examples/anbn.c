@@ -94,7 +94,7 @@ typedef struct opts {
     int ncounts;         /* 2: a^n b^n, 3: a^n b^n c^n */
     int hidden, steps, batch, train_max, test_max, check_every, hold, seeds, smoke, show;
     double lr, wd, forget_bias, noise;
-    int cosine, zero_rec;
+    int cosine;
     unsigned long long seed;
 } opts;
 
@@ -193,13 +193,6 @@ static int run_seed(const opts *op, unsigned long long seed, result *res)
         rc_model_free(m);
         return -1;
     }
-    if (op->zero_rec)   /* recurrent matrices W_h* start at zero */
-        for (int i = 0; i < rc_model_param_count(m); i++) {
-            const char *nm = rc_model_param_name(m, i), *dot = strchr(nm, '.');
-            int nd, sh[RC_MAX_DIMS];
-            float *w = rc_model_param(m, nm, &nd, sh);
-            if (dot && !strncmp(dot + 1, "W_h", 3)) memset(w, 0, sizeof(float) * (size_t)sh[0] * (size_t)sh[1]);
-        }
     rc_optim_opts oo = rc_optim_defaults(RC_OPT_ADAM);
     oo.clip_norm = 1.0f;
     oo.weight_decay = (float)op->wd;
@@ -346,7 +339,6 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--lr")) op.lr = atof(v);
         else if (!strcmp(a, "--show")) op.show = atoi(v);
         else if (!strcmp(a, "--cosine")) op.cosine = atoi(v);
-        else if (!strcmp(a, "--zero-rec")) op.zero_rec = atoi(v);
         else if (!strcmp(a, "--weight-noise")) op.noise = atof(v);
         else if (!strcmp(a, "--forget-bias")) op.forget_bias = atof(v);
         else if (!strcmp(a, "--weight-decay")) op.wd = atof(v);

@@ -386,10 +386,10 @@ int main(int argc, char **argv)
             fclose(f);
             snprintf(cmd, sizeof cmd,
                      "gnuplot -e \"set terminal pngcairo size 900,450; set output '%s'; set datafile separator ','; "
-                     "set style fill solid 0.6; set boxwidth 0.35; set yrange [0:1]; set ylabel 'per-character accuracy'; "
-                     "set xtics rotate by -30; set key top right; set title 'arithmetic task, %d updates, %d seeds (bars: mean, min..max)'; "
-                     "plot '%s' every ::1 using ($0-0.2):5:6:7:xtic(2) with boxerrorbars lc rgb '#1f4fbf' title 'recur', "
-                     "'' every ::1 using ($0+0.2):8 with boxes lc rgb '#999999' title 'Jozefowicz et al. 2015'\" 2>/dev/null",
+                     "set style fill solid 0.6; set boxwidth 0.35; set yrange [0:1.15]; set ylabel 'per-character accuracy'; "
+                     "set xtics rotate by -30; set key top center horizontal; set title 'arithmetic task, %d updates, %d seeds (bars: mean, min..max)'; "
+                     "plot '%s' every ::1 using (\\$0-0.2):5:6:7:(0.35):xtic(2) with boxerrorbars lc rgb '#1f4fbf' title 'recur', "
+                     "'' every ::1 using (\\$0+0.2):8 with boxes lc rgb '#999999' title 'Jozefowicz et al. 2015'\" 2>/dev/null",
                      png, op.steps, op.seeds, csv);
             if (system(cmd) == 0) printf("wrote %s and %s\n", csv, png);
             else printf("wrote %s (no gnuplot: no PNG)\n", csv);

