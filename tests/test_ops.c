@@ -1863,3 +1863,42 @@ Test(ops_flops, matmul)
             ctx_free(&c);
         }
 }
+
+/* Batch-1 products take the matrix-vector path: forward against loops, backward by
+ * gradient check, for a single row and a single column in every transpose variant. */
+Test(ops_grad, matmul_vector_shapes)
+{
+    const int cases[4][3] = { { 1, 6, 5 }, { 4, 6, 1 }, { 1, 3, 1 }, { 1, 1, 7 } };
+    for (int c = 0; c < 4; c++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = cases[c][0], K = cases[c][1], N = cases[c][2];
+                int as[2] = { ta ? K : M, ta ? M : K }, bs[2] = { tb ? N : K, tb ? K : N };
+                rc_graph *g = rc_graph_new();
+                rc_node *a = rc_param(g, "a", 2, as), *b = rc_param(g, "b", 2, bs);
+                rc_node *y = rc_matmul_t(g, a, b, ta, tb);
+                float w[64];
+                for (int i = 0; i < M * N; i++) w[i] = 0.3f + 0.1f * (float)i;
+                rc_node *loss = rc_sum(g, rc_mul(g, y, rc_const(g, 2, (int[]){ M, N }, w)));
+                cr_assert_not_null(loss, "%s", rc_graph_error(g));
+                float *pa = rc_param_data(a), *pb = rc_param_data(b);
+                for (int i = 0; i < M * K; i++) pa[i] = 0.5f - 0.13f * (float)i;
+                for (int i = 0; i < K * N; i++) pb[i] = -0.4f + 0.07f * (float)i;
+                rc_plan *p = rc_plan_new(g, 2, (rc_node *[]){ loss, y });
+                cr_assert_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
+                const float *yv = rc_plan_value(p, y);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double s = 0;
+                        for (int k = 0; k < K; k++)
+                            s += (double)(ta ? pa[k * M + i] : pa[i * K + k]) * (tb ? pb[j * K + k] : pb[k * N + j]);
+                        cr_expect(fabs(yv[i * N + j] - s) <= 1e-5 * (1 + fabs(s)), "case %d ta %d tb %d: y[%d,%d] %g vs %g",
+                                  c, ta, tb, i, j, yv[i * N + j], s);
+                    }
+                double err = 1;
+                cr_expect_eq(rc_gradcheck(p, loss, 2, (rc_node *[]){ a, b }, 1e-2f, &err), RC_OK);
+                cr_expect(err < 2e-3, "case %d ta %d tb %d: gradient error %g", c, ta, tb, err);
+                rc_plan_free(p);
+                rc_graph_free(g);
+            }
+}
