@@ -55,7 +55,7 @@ run_tests() {
     fi
     echo "sanitizers: clean"
     echo "== cell-language fuzzer (${FUZZ_SECONDS:-20} s, seed corpus tests/fuzz/corpus)"
-    tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" >build/fuzz.log 2>&1 || { tail -n 40 build/fuzz.log; echo "the fuzzer found a crash"; exit 1; }
+    tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" >build/fuzz.log 2>&1 || { tail -n 40 build/fuzz.log; echo "the fuzz run failed (a crash, a leak, or its build: see build/fuzz.log)"; exit 1; }
     grep -E "^Done|stat::number_of_executed_units" build/fuzz.log | tail -n 2
     echo "== example smoke modes"
     SMOKE_SKIP_MISSING_DATA=1 examples/smoke.sh || { echo "an example's smoke mode failed"; exit 1; }

@@ -135,6 +135,8 @@ const char *rc_status_name(rc_status s)
 /* The BLAS and LAPACK entry points the library links; no plan runs here. */
 void cblas_sgemm(void);
 void cblas_sgemm(void) { fail("cblas_sgemm called", "no plan should run"); }
+void cblas_sgemv(void);
+void cblas_sgemv(void) { fail("cblas_sgemv called", "no plan should run"); }
 void sgeqrf_(void);
 void sgeqrf_(void) { fail("sgeqrf_ called", "no initialisation should run"); }
 void sorgqr_(void);
