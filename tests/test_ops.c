@@ -1902,3 +1902,40 @@ Test(ops_grad, matmul_vector_shapes)
                 rc_graph_free(g);
             }
 }
+
+/* row_slice and row_concat (how rc_unroll takes step t out of [T*B, I] and stacks the
+ * step outputs): forward against the rows themselves, backward by gradient check. */
+Test(ops_grad, row_slice_and_row_concat)
+{
+    rc_graph *g = rc_graph_new();
+    rc_node *a = rc_param(g, "a", 2, (int[]){ 6, 4 }), *b = rc_param(g, "b", 2, (int[]){ 2, 4 });
+    rc_node *s1 = rc_row_slice(g, a, 1, 3), *s2 = rc_row_slice(g, a, 4, 2);
+    rc_node *cat = rc_row_concat(g, 3, (rc_node *[]){ s2, b, s1 });   /* [2+2+3, 4] */
+    float w[28];
+    for (int i = 0; i < 28; i++) w[i] = 0.2f + 0.05f * (float)i;
+    rc_node *loss = rc_sum(g, rc_mul(g, cat, rc_const(g, 2, (int[]){ 7, 4 }, w)));
+    cr_assert_not_null(loss, "%s", rc_graph_error(g));
+    float *pa = rc_param_data(a), *pb = rc_param_data(b);
+    for (int i = 0; i < 24; i++) pa[i] = (float)i * 0.1f - 1.0f;
+    for (int i = 0; i < 8; i++) pb[i] = (float)i * -0.3f + 0.5f;
+    rc_plan *p = rc_plan_new(g, 2, (rc_node *[]){ loss, cat });
+    cr_assert_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
+    const float *c = rc_plan_value(p, cat);
+    for (int j = 0; j < 4; j++) {
+        for (int r = 0; r < 2; r++) cr_expect_eq(c[r * 4 + j], pa[(4 + r) * 4 + j]);
+        for (int r = 0; r < 2; r++) cr_expect_eq(c[(2 + r) * 4 + j], pb[r * 4 + j]);
+        for (int r = 0; r < 3; r++) cr_expect_eq(c[(4 + r) * 4 + j], pa[(1 + r) * 4 + j]);
+    }
+    double err = 1;
+    cr_expect_eq(rc_gradcheck(p, loss, 2, (rc_node *[]){ a, b }, 1e-2f, &err), RC_OK);
+    cr_expect(err < 2e-3, "gradient error %g", err);
+    const float *ga = rc_plan_grad(p, a);   /* row 0 is in no slice: its gradient is 0 */
+    for (int j = 0; j < 4; j++) cr_expect_eq(ga[j], 0.0f);
+    rc_plan_free(p);
+    /* a slice outside the rows and parts of other widths are errors */
+    cr_expect_null(rc_row_slice(g, a, 5, 2));
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_row_concat(g, 2, (rc_node *[]){ a, rc_param(g, "c", 2, (int[]){ 2, 3 }) }));
+    cr_expect(strstr(rc_graph_error(g), "row_concat") != NULL, "%s", rc_graph_error(g));
+    rc_graph_free(g);
+}
