@@ -45,35 +45,6 @@
 
 /* ---- messages ------------------------------------------------------------- */
 
-static void fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* "path: message" into err (when there is room for one). */
-static void fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    int k = snprintf(err, errlen, "%s: ", path ? path : "(null path)");
-    if (k < 0) {
-        err[0] = 0;
-        k = 0;
-    }
-    if ((size_t)k >= errlen - 1) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-    va_end(ap);
-}
-
-/* strerror() is not required to be thread-safe; strerror_r() comes in two flavours. */
-static const char *errstr(int e, char *buf, size_t len)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, buf, len);
-#else
-    if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
-    return buf;
-#endif
-}
 
 /* ---- header parser -------------------------------------------------------- */
 
@@ -168,55 +139,55 @@ static int parse_header(const char *h, size_t n, npy_info *info, const char *pat
     int nd = 0, dims[NPY_MAX_DIMS] = { 0 };
 
     if (!eat(&c, '{')) {
-        fail(err, errlen, path, "malformed header: does not start with '{'");
+        file_fail(err, errlen, path, "malformed header: does not start with '{'");
         return -1;
     }
     for (;;) {
         if (eat(&c, '}')) break;
         if (parse_string(&c, key, &why) < 0) {
-            fail(err, errlen, path, "malformed header: %s where a key should be", why);
+            file_fail(err, errlen, path, "malformed header: %s where a key should be", why);
             return -1;
         }
         if (!eat(&c, ':')) {
-            fail(err, errlen, path, "malformed header: expected ':' after key '%s'", key);
+            file_fail(err, errlen, path, "malformed header: expected ':' after key '%s'", key);
             return -1;
         }
         if (strcmp(key, "descr") == 0) {
             if (have_descr++) goto duplicate;
             skip_ws(&c);
             if (c.p < c.end && *c.p == '[') {
-                fail(err, errlen, path, "unsupported dtype: a structured dtype "
+                file_fail(err, errlen, path, "unsupported dtype: a structured dtype "
                      "(only '<f4', little-endian float32, is supported)");
                 return -1;
             }
             if (parse_string(&c, val, &why) < 0) {
-                fail(err, errlen, path, "malformed header: %s as 'descr'", why);
+                file_fail(err, errlen, path, "malformed header: %s as 'descr'", why);
                 return -1;
             }
             if (strcmp(val, "<f4") != 0) {
-                fail(err, errlen, path, "unsupported dtype '%s' "
+                file_fail(err, errlen, path, "unsupported dtype '%s' "
                      "(only '<f4', little-endian float32, is supported)", val);
                 return -1;
             }
         } else if (strcmp(key, "fortran_order") == 0) {
             if (have_order++) goto duplicate;
             if (parse_ident(&c, val, &why) < 0) {
-                fail(err, errlen, path, "malformed header: %s as 'fortran_order'", why);
+                file_fail(err, errlen, path, "malformed header: %s as 'fortran_order'", why);
                 return -1;
             }
             if (strcmp(val, "True") == 0) {
-                fail(err, errlen, path, "fortran_order True is not supported (only C order)");
+                file_fail(err, errlen, path, "fortran_order True is not supported (only C order)");
                 return -1;
             }
             if (strcmp(val, "False") != 0) {
-                fail(err, errlen, path, "malformed header: fortran_order is '%s', "
+                file_fail(err, errlen, path, "malformed header: fortran_order is '%s', "
                      "not True or False", val);
                 return -1;
             }
         } else if (strcmp(key, "shape") == 0) {
             if (have_shape++) goto duplicate;
             if (!eat(&c, '(')) {
-                fail(err, errlen, path, "malformed header: 'shape' is not a tuple");
+                file_fail(err, errlen, path, "malformed header: 'shape' is not a tuple");
                 return -1;
             }
             int comma = 0;   /* a comma followed the last number */
@@ -224,7 +195,7 @@ static int parse_header(const char *h, size_t n, npy_info *info, const char *pat
                 if (eat(&c, ')')) break;
                 skip_ws(&c);
                 if (c.p >= c.end || *c.p < '0' || *c.p > '9') {
-                    fail(err, errlen, path, "malformed header: 'shape' holds something "
+                    file_fail(err, errlen, path, "malformed header: 'shape' holds something "
                          "other than non-negative integers");
                     return -1;
                 }
@@ -232,7 +203,7 @@ static int parse_header(const char *h, size_t n, npy_info *info, const char *pat
                 while (c.p < c.end && *c.p >= '0' && *c.p <= '9') {
                     v = v * 10 + (*c.p++ - '0');
                     if (v > INT_MAX) {
-                        fail(err, errlen, path, "malformed header: axis %d of 'shape' "
+                        file_fail(err, errlen, path, "malformed header: axis %d of 'shape' "
                              "is too large", nd);
                         return -1;
                     }
@@ -243,7 +214,7 @@ static int parse_header(const char *h, size_t n, npy_info *info, const char *pat
                 comma = eat(&c, ',');
                 if (!comma) {
                     if (!eat(&c, ')')) {
-                        fail(err, errlen, path, "malformed header: expected ',' or ')' "
+                        file_fail(err, errlen, path, "malformed header: expected ',' or ')' "
                              "in 'shape'");
                         return -1;
                     }
@@ -251,31 +222,31 @@ static int parse_header(const char *h, size_t n, npy_info *info, const char *pat
                 }
             }
             if (nd == 1 && !comma) {
-                fail(err, errlen, path, "malformed header: 'shape' (%d) is not a tuple "
+                file_fail(err, errlen, path, "malformed header: 'shape' (%d) is not a tuple "
                      "(a 1-tuple needs a trailing comma)", dims[0]);
                 return -1;
             }
             if (nd > NPY_MAX_DIMS) {
-                fail(err, errlen, path, "rank %d is not supported (at most %d)",
+                file_fail(err, errlen, path, "rank %d is not supported (at most %d)",
                      nd, NPY_MAX_DIMS);
                 return -1;
             }
         } else {
-            fail(err, errlen, path, "malformed header: unexpected key '%s'", key);
+            file_fail(err, errlen, path, "malformed header: unexpected key '%s'", key);
             return -1;
         }
         if (eat(&c, ',')) continue;
         if (eat(&c, '}')) break;
-        fail(err, errlen, path, "malformed header: expected ',' or '}' after '%s'", key);
+        file_fail(err, errlen, path, "malformed header: expected ',' or '}' after '%s'", key);
         return -1;
     }
     skip_ws(&c);
     if (c.p != c.end) {
-        fail(err, errlen, path, "malformed header: unexpected text after the dict");
+        file_fail(err, errlen, path, "malformed header: unexpected text after the dict");
         return -1;
     }
     if (!have_descr || !have_order || !have_shape) {
-        fail(err, errlen, path, "malformed header: missing key '%s'",
+        file_fail(err, errlen, path, "malformed header: missing key '%s'",
              !have_descr ? "descr" : !have_order ? "fortran_order" : "shape");
         return -1;
     }
@@ -286,11 +257,11 @@ static int parse_header(const char *h, size_t n, npy_info *info, const char *pat
     size_t count = 1;
     for (int d = 0; d < nd; d++) {
         if (dims[d] == 0) {
-            fail(err, errlen, path, "axis %d has length 0: empty arrays are not supported", d);
+            file_fail(err, errlen, path, "axis %d has length 0: empty arrays are not supported", d);
             return -1;
         }
         if (count > SIZE_MAX / sizeof(float) / (size_t)dims[d]) {
-            fail(err, errlen, path, "malformed header: 'shape' has too many elements");
+            file_fail(err, errlen, path, "malformed header: 'shape' has too many elements");
             return -1;
         }
         count *= (size_t)dims[d];
@@ -301,7 +272,7 @@ static int parse_header(const char *h, size_t n, npy_info *info, const char *pat
     return 0;
 
 duplicate:
-    fail(err, errlen, path, "malformed header: duplicate key '%s'", key);
+    file_fail(err, errlen, path, "malformed header: duplicate key '%s'", key);
     return -1;
 }
 
@@ -316,40 +287,40 @@ static int npy_open(const char *path, int *fdp, npy_info *info, char *err, size_
     char *hdr = NULL;
 
     if (!path) {
-        fail(err, errlen, path, "path is NULL");
+        file_fail(err, errlen, path, "path is NULL");
         return -1;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        fail(err, errlen, path, "cannot open: %s", errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot open: %s", file_errstr(errno, eb, sizeof eb));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        fail(err, errlen, path, "cannot stat: %s", errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot stat: %s", file_errstr(errno, eb, sizeof eb));
         goto bad;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, path, "not a regular file, not an npy file");
+        file_fail(err, errlen, path, "not a regular file, not an npy file");
         goto bad;
     }
     long long size = (long long)st.st_size;
     if (size == 0) {
-        fail(err, errlen, path, "empty file, not an npy file");
+        file_fail(err, errlen, path, "empty file, not an npy file");
         goto bad;
     }
     size_t want = size < (long long)sizeof pre ? (size_t)size : sizeof pre;
     long long got = file_read_full(fd, pre, want);
     if (got < 0) {
-        fail(err, errlen, path, "read error: %s", errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "read error: %s", file_errstr(errno, eb, sizeof eb));
         goto bad;
     }
     if (got < NPY_MAGIC_LEN || memcmp(pre, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
-        fail(err, errlen, path, "not an npy file (bad magic)");
+        file_fail(err, errlen, path, "not an npy file (bad magic)");
         goto bad;
     }
     if (got < NPY_MAGIC_LEN + 2) {
-        fail(err, errlen, path, "truncated header: the file is only %lld bytes", size);
+        file_fail(err, errlen, path, "truncated header: the file is only %lld bytes", size);
         goto bad;
     }
     unsigned major = pre[6], minor = pre[7];
@@ -357,49 +328,49 @@ static int npy_open(const char *path, int *fdp, npy_info *info, char *err, size_
     if (major == 1 && minor == 0) lenbytes = 2;
     else if ((major == 2 || major == 3) && minor == 0) lenbytes = 4;
     else {
-        fail(err, errlen, path, "unsupported npy format version %u.%u "
+        file_fail(err, errlen, path, "unsupported npy format version %u.%u "
              "(1.0, 2.0 and 3.0 are supported)", major, minor);
         goto bad;
     }
     size_t prelen = NPY_MAGIC_LEN + 2 + lenbytes;
     if ((size_t)got < prelen) {
-        fail(err, errlen, path, "truncated header: the file is only %lld bytes", size);
+        file_fail(err, errlen, path, "truncated header: the file is only %lld bytes", size);
         goto bad;
     }
     unsigned long hlen = (unsigned long)pre[8] | (unsigned long)pre[9] << 8;
     if (lenbytes == 4) hlen |= (unsigned long)pre[10] << 16 | (unsigned long)pre[11] << 24;
     unsigned long long total = (unsigned long long)prelen + hlen;
     if (total > (unsigned long long)size) {
-        fail(err, errlen, path, "truncated header: the header length %lu runs past the end "
+        file_fail(err, errlen, path, "truncated header: the header length %lu runs past the end "
              "of the file (%lld bytes)", hlen, size);
         goto bad;
     }
     if (hlen == 0 || hlen > NPY_MAX_HEADER) {
-        fail(err, errlen, path, "malformed header: header length %lu (must be 1..%u)",
+        file_fail(err, errlen, path, "malformed header: header length %lu (must be 1..%u)",
              hlen, NPY_MAX_HEADER);
         goto bad;
     }
     if (total % 16 != 0) {
-        fail(err, errlen, path, "malformed header: the preamble of %llu bytes is not "
+        file_fail(err, errlen, path, "malformed header: the preamble of %llu bytes is not "
              "a multiple of 16", total);
         goto bad;
     }
     if (lseek(fd, (off_t)prelen, SEEK_SET) < 0) {
-        fail(err, errlen, path, "cannot seek: %s", errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot seek: %s", file_errstr(errno, eb, sizeof eb));
         goto bad;
     }
     hdr = malloc(hlen);
     if (!hdr) {
-        fail(err, errlen, path, "out of memory for a %lu-byte header", hlen);
+        file_fail(err, errlen, path, "out of memory for a %lu-byte header", hlen);
         goto bad;
     }
     got = file_read_full(fd, hdr, hlen);
     if (got < 0) {
-        fail(err, errlen, path, "read error: %s", errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "read error: %s", file_errstr(errno, eb, sizeof eb));
         goto bad;
     }
     if ((unsigned long long)got != hlen) {
-        fail(err, errlen, path, "truncated header: the file ended inside the header");
+        file_fail(err, errlen, path, "truncated header: the file ended inside the header");
         goto bad;
     }
     npy_info in;
@@ -410,12 +381,12 @@ static int npy_open(const char *path, int *fdp, npy_info *info, char *err, size_
     unsigned long long have = (unsigned long long)size - total;
     unsigned long long need = (unsigned long long)in.count * sizeof(float);
     if (have < need) {
-        fail(err, errlen, path, "truncated data: %llu bytes of data, the shape needs %llu",
+        file_fail(err, errlen, path, "truncated data: %llu bytes of data, the shape needs %llu",
              have, need);
         goto bad;
     }
     if (have > need) {
-        fail(err, errlen, path, "trailing bytes: %llu bytes of data, the shape needs %llu",
+        file_fail(err, errlen, path, "trailing bytes: %llu bytes of data, the shape needs %llu",
              have, need);
         goto bad;
     }
@@ -432,7 +403,7 @@ bad:
 int npy_read_header(const char *path, int *ndim, int shape[4], char *err, size_t errlen)
 {
     if (!ndim || !shape) {
-        fail(err, errlen, path, "ndim or shape is NULL");
+        file_fail(err, errlen, path, "ndim or shape is NULL");
         return -1;
     }
     npy_info in;
@@ -451,13 +422,13 @@ int npy_read_f32(const char *path, float *data, size_t count, char *err, size_t 
     int fd;
     if (npy_open(path, &fd, &in, err, errlen) < 0) return -1;
     if (in.count != count) {
-        fail(err, errlen, path, "element count mismatch: the file holds %zu elements, "
+        file_fail(err, errlen, path, "element count mismatch: the file holds %zu elements, "
              "%zu were asked for", in.count, count);
         close(fd);
         return -1;
     }
     if (!data) {
-        fail(err, errlen, path, "data is NULL");
+        file_fail(err, errlen, path, "data is NULL");
         close(fd);
         return -1;
     }
@@ -465,7 +436,7 @@ int npy_read_f32(const char *path, float *data, size_t count, char *err, size_t 
     size_t bytes = count * sizeof(float);
     unsigned char *raw = malloc(bytes);
     if (!raw) {
-        fail(err, errlen, path, "out of memory for %zu bytes of data", bytes);
+        file_fail(err, errlen, path, "out of memory for %zu bytes of data", bytes);
         close(fd);
         return -1;
     }
@@ -473,12 +444,12 @@ int npy_read_f32(const char *path, float *data, size_t count, char *err, size_t 
     int e = errno;
     close(fd);
     if (got < 0) {
-        fail(err, errlen, path, "read error: %s", errstr(e, eb, sizeof eb));
+        file_fail(err, errlen, path, "read error: %s", file_errstr(e, eb, sizeof eb));
         free(raw);
         return -1;
     }
     if ((unsigned long long)got != bytes) {
-        fail(err, errlen, path, "truncated data: the file ended after %lld of %zu data bytes "
+        file_fail(err, errlen, path, "truncated data: the file ended after %lld of %zu data bytes "
              "(did it change while being read?)", got, bytes);
         free(raw);
         return -1;
@@ -500,25 +471,25 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
 {
     char eb[128];
     if (!path || !*path) {
-        fail(err, errlen, path, "path is NULL or empty");
+        file_fail(err, errlen, path, "path is NULL or empty");
         return -1;
     }
     if (ndim < 1 || ndim > NPY_MAX_DIMS) {
-        fail(err, errlen, path, "rank %d is not supported (1..%d)", ndim, NPY_MAX_DIMS);
+        file_fail(err, errlen, path, "rank %d is not supported (1..%d)", ndim, NPY_MAX_DIMS);
         return -1;
     }
     if (!shape || !data) {
-        fail(err, errlen, path, "shape or data is NULL");
+        file_fail(err, errlen, path, "shape or data is NULL");
         return -1;
     }
     size_t count = 1;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 1) {
-            fail(err, errlen, path, "axis %d has length %d (must be >= 1)", d, shape[d]);
+            file_fail(err, errlen, path, "axis %d has length %d (must be >= 1)", d, shape[d]);
             return -1;
         }
         if (count > SIZE_MAX / sizeof(float) / (size_t)shape[d]) {
-            fail(err, errlen, path, "the shape has too many elements");
+            file_fail(err, errlen, path, "the shape has too many elements");
             return -1;
         }
         count *= (size_t)shape[d];
@@ -547,7 +518,7 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
     if (!tmp) {
-        fail(err, errlen, path, "out of memory");
+        file_fail(err, errlen, path, "out of memory");
         return -1;
     }
     memcpy(tmp, path, plen);
@@ -555,7 +526,7 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
 
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        fail(err, errlen, path, "cannot create %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot create %s: %s", tmp, file_errstr(errno, eb, sizeof eb));
         free(tmp);
         return -1;
     }
@@ -574,18 +545,18 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
         if (file_write_full(fd, buf, 4 * n) < 0) goto write_error;
     }
     if (fsync(fd) != 0) {
-        fail(err, errlen, path, "cannot fsync %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot fsync %s: %s", tmp, file_errstr(errno, eb, sizeof eb));
         goto cleanup;
     }
     if (close(fd) != 0) {
         fd = -1;
-        fail(err, errlen, path, "cannot close %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot close %s: %s", tmp, file_errstr(errno, eb, sizeof eb));
         goto cleanup;
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
-        fail(err, errlen, path, "cannot rename %s over it: %s", tmp,
-             errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot rename %s over it: %s", tmp,
+             file_errstr(errno, eb, sizeof eb));
         goto cleanup;
     }
     free(tmp);
@@ -593,7 +564,7 @@ int npy_write_f32(const char *path, int ndim, const int *shape, const float *dat
     return 0;
 
 write_error:
-    fail(err, errlen, path, "cannot write %s: %s", tmp, errstr(errno, eb, sizeof eb));
+    file_fail(err, errlen, path, "cannot write %s: %s", tmp, file_errstr(errno, eb, sizeof eb));
 cleanup:
     if (fd >= 0) close(fd);
     unlink(tmp);

@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,4 +66,32 @@ void file_sync_dir(const char *path)
     if (fd < 0) return;
     (void)fsync(fd);
     close(fd);
+}
+
+void file_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return;
+    int k = 0;
+    if (path) {
+        k = snprintf(err, errlen, "%s: ", path);
+        if (k < 0) {
+            err[0] = 0;
+            k = 0;
+        }
+        if ((size_t)k >= errlen - 1) return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+const char *file_errstr(int e, char *buf, size_t len)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(e, buf, len);
+#else
+    if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
+    return buf;
+#endif
 }

@@ -14,5 +14,10 @@ int file_write_full(int fd, const void *buf, size_t n);
 /* fsync of the directory holding path, so a rename into it is durable. Best effort:
  * some file systems refuse fsync on directories, and the data are already safe. */
 void file_sync_dir(const char *path);
+/* "path: message" into err (just "message" when path is NULL), when there is room. */
+void file_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* strerror(e) into buf, thread-safely; returns the text. */
+const char *file_errstr(int e, char *buf, size_t len);
 
 #endif

@@ -188,7 +188,7 @@ static int show_sample(trainer *tr, char *msg, size_t len)
 }
 
 /* Validation: metrics row, best checkpoint, patience, a sample. Returns 1 to stop early. */
-static int validate(trainer *tr, long epoch_batches, char *msg, size_t len, int *err)
+static int validate(trainer *tr, char *msg, size_t len, int *err)
 {
     task *t = &tr->t;
     if (!(t->is_lm ? t->text.n[DATA_VALID] > 1 : t->seq.set[DATA_VALID].n > 0)) return 0;
@@ -201,7 +201,6 @@ static int validate(trainer *tr, long epoch_batches, char *msg, size_t len, int 
         *err = 1;
         return 1;
     }
-    (void)epoch_batches;
     metrics_row r = { .kind = "valid", .step = (long)tr->pr.step, .epoch = (int)tr->pr.epoch + 1, .loss = loss,
                       .metric_name = task_metric_name(t), .metric = metric, .elapsed_s = tr->pr.elapsed };
     metrics_write(&tr->mx, &r);
@@ -369,7 +368,7 @@ int cmd_train(config *cfg)
             int next_saved = cfg->save_every > 0 && tr->pr.step % (uint64_t)cfg->save_every == 0;
             if (cfg->eval_every > 0 && tr->pr.step % (uint64_t)cfg->eval_every == 0) {
                 tr->pr.batch++;   /* a checkpoint written here resumes after this batch */
-                if (validate(tr, nb, msg, sizeof msg, &err)) { stop = 1; why = "early stop"; }
+                if (validate(tr, msg, sizeof msg, &err)) { stop = 1; why = "early stop"; }
                 tr->pr.batch--;
                 if (err) break;
             }
@@ -390,7 +389,7 @@ int cmd_train(config *cfg)
         if (err) break;
         int epoch_done = tr->pr.batch >= (uint64_t)nb;
         if (tr->live) fprintf(stderr, "\r\033[K");
-        if (epoch_done && cfg->eval_every == 0 && validate(tr, nb, msg, sizeof msg, &err)) {
+        if (epoch_done && cfg->eval_every == 0 && validate(tr, msg, sizeof msg, &err)) {
             if (err) break;
             stop = 1;
             why = "early stop";

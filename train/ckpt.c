@@ -43,38 +43,6 @@
 
 /* ---- messages ------------------------------------------------------------- */
 
-static void fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* "path: message" into err (just "message" when path is NULL), if there is room. */
-static void fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return;
-    int k = 0;
-    if (path) {
-        k = snprintf(err, errlen, "%s: ", path);
-        if (k < 0) {
-            err[0] = 0;
-            k = 0;
-        }
-        if ((size_t)k >= errlen - 1) return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-    va_end(ap);
-}
-
-/* strerror() is not required to be thread-safe; strerror_r() comes in two flavours. */
-static const char *errstr(int e, char *buf, size_t len)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, buf, len);
-#else
-    if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
-    return buf;
-#endif
-}
 
 /* Bytes for a message: printable ASCII as is, anything else (and '\\', '"') as \xNN;
  * "..." when out (at least 8 bytes) is too small. Returns out. */
@@ -325,49 +293,49 @@ int ckpt_add(ckpt *c, const char *name, ckpt_type t, int ndim, const int *shape,
 {
     char nb[SHOW_LEN], why[128];
     if (!c || !name) {
-        fail(err, errlen, NULL, "ckpt_add: the checkpoint or the name is NULL");
+        file_fail(err, errlen, NULL, "ckpt_add: the checkpoint or the name is NULL");
         return -1;
     }
     if (c->n < 0 || c->cap < c->n || (c->cap > 0 && !c->e)) {
-        fail(err, errlen, NULL, "ckpt_add: the checkpoint is not initialised (n %d, cap %d)",
+        file_fail(err, errlen, NULL, "ckpt_add: the checkpoint is not initialised (n %d, cap %d)",
              c->n, c->cap);
         return -1;
     }
     size_t nl = strlen(name);
     if (nl == 0) {
-        fail(err, errlen, NULL, "entry name is empty");
+        file_fail(err, errlen, NULL, "entry name is empty");
         return -1;
     }
     if (nl > CKPT_NAME_MAX) {
-        fail(err, errlen, NULL, "entry name \"%s\" is %zu bytes long, at most %d",
+        file_fail(err, errlen, NULL, "entry name \"%s\" is %zu bytes long, at most %d",
              show(name, nl, nb, sizeof nb), nl, CKPT_NAME_MAX);
         return -1;
     }
     show(name, nl, nb, sizeof nb);
     const ckpt_entry *dup = ckpt_find(c, name);
     if (dup) {
-        fail(err, errlen, NULL, "entry \"%s\": duplicate name (entry %d has it already)", nb,
+        file_fail(err, errlen, NULL, "entry \"%s\": duplicate name (entry %d has it already)", nb,
              (int)(dup - c->e));
         return -1;
     }
     size_t bytes = 0;
     const char *bad = shape_error((int)t, ndim, shape, &bytes, why, sizeof why);
     if (bad) {
-        fail(err, errlen, NULL, "entry \"%s\": %s", nb, bad);
+        file_fail(err, errlen, NULL, "entry \"%s\": %s", nb, bad);
         return -1;
     }
     if (!data && bytes) {
-        fail(err, errlen, NULL, "entry \"%s\": data is NULL for %zu bytes", nb, bytes);
+        file_fail(err, errlen, NULL, "entry \"%s\": data is NULL for %zu bytes", nb, bytes);
         return -1;
     }
     if (c->n == INT_MAX) {
-        fail(err, errlen, NULL, "entry \"%s\": the checkpoint is full (%d entries)", nb, c->n);
+        file_fail(err, errlen, NULL, "entry \"%s\": the checkpoint is full (%d entries)", nb, c->n);
         return -1;
     }
     void *copy = copy_payload(data, bytes);
     if (!copy || grow(c) != 0) {
         free(copy);
-        fail(err, errlen, NULL, "entry \"%s\": out of memory (%zu bytes)", nb, bytes);
+        file_fail(err, errlen, NULL, "entry \"%s\": out of memory (%zu bytes)", nb, bytes);
         return -1;
     }
     ckpt_entry *e = &c->e[c->n++];
@@ -384,13 +352,13 @@ int ckpt_add_text(ckpt *c, const char *name, const char *text, char *err, size_t
 {
     char nb[SHOW_LEN];
     if (!text) {
-        fail(err, errlen, NULL, "entry \"%s\": text is NULL",
+        file_fail(err, errlen, NULL, "entry \"%s\": text is NULL",
              name ? show(name, strlen(name), nb, sizeof nb) : "(null)");
         return -1;
     }
     size_t n = strlen(text);
     if (n > (size_t)INT_MAX) {
-        fail(err, errlen, NULL, "entry \"%s\": text of %zu bytes is too long (at most %d)",
+        file_fail(err, errlen, NULL, "entry \"%s\": text of %zu bytes is too long (at most %d)",
              name ? show(name, strlen(name), nb, sizeof nb) : "(null)", n, INT_MAX);
         return -1;
     }
@@ -525,44 +493,44 @@ static int check_for_write(const char *path, const ckpt *c, char *err, size_t er
 {
     char nb[SHOW_LEN], why[128];
     if (!c || c->n < 0 || (c->n > 0 && !c->e)) {
-        fail(err, errlen, path, "the checkpoint is NULL or not initialised");
+        file_fail(err, errlen, path, "the checkpoint is NULL or not initialised");
         return -1;
     }
     for (int i = 0; i < c->n; i++) {
         const ckpt_entry *e = &c->e[i];
         const char *z = memchr(e->name, 0, sizeof e->name);
         if (!z) {
-            fail(err, errlen, path, "entry %d: the name is not NUL-terminated", i);
+            file_fail(err, errlen, path, "entry %d: the name is not NUL-terminated", i);
             return -1;
         }
         size_t nl = (size_t)(z - e->name);
         if (nl == 0) {
-            fail(err, errlen, path, "entry %d: the name is empty", i);
+            file_fail(err, errlen, path, "entry %d: the name is empty", i);
             return -1;
         }
         show(e->name, nl, nb, sizeof nb);
         size_t bytes = 0;
         const char *bad = shape_error((int)e->type, e->ndim, e->shape, &bytes, why, sizeof why);
         if (bad) {
-            fail(err, errlen, path, "entry %d \"%s\": %s", i, nb, bad);
+            file_fail(err, errlen, path, "entry %d \"%s\": %s", i, nb, bad);
             return -1;
         }
         if (!e->data && bytes) {
-            fail(err, errlen, path, "entry %d \"%s\": data is NULL for %zu bytes", i, nb, bytes);
+            file_fail(err, errlen, path, "entry %d \"%s\": data is NULL for %zu bytes", i, nb, bytes);
             return -1;
         }
     }
     if (c->n < 2) return 0;
     const ckpt_entry **ix = malloc((size_t)c->n * sizeof *ix);
     if (!ix) {
-        fail(err, errlen, path, "out of memory (%d entries)", c->n);
+        file_fail(err, errlen, path, "out of memory (%d entries)", c->n);
         return -1;
     }
     for (int i = 0; i < c->n; i++) ix[i] = &c->e[i];
     qsort(ix, (size_t)c->n, sizeof *ix, cmp_entry_name);
     for (int i = 1; i < c->n; i++)
         if (strcmp(ix[i - 1]->name, ix[i]->name) == 0) {
-            fail(err, errlen, path, "entries %d and %d have the same name \"%s\"",
+            file_fail(err, errlen, path, "entries %d and %d have the same name \"%s\"",
                  (int)(ix[i - 1] - c->e), (int)(ix[i] - c->e),
                  show(ix[i]->name, strlen(ix[i]->name), nb, sizeof nb));
             free(ix);
@@ -576,7 +544,7 @@ int ckpt_write(const char *path, const ckpt *c, char *err, size_t errlen)
 {
     char eb[128];
     if (!path || !*path) {
-        fail(err, errlen, NULL, "ckpt_write: the path is NULL or empty");
+        file_fail(err, errlen, NULL, "ckpt_write: the path is NULL or empty");
         return -1;
     }
     if (check_for_write(path, c, err, errlen) != 0) return -1;
@@ -586,7 +554,7 @@ int ckpt_write(const char *path, const ckpt *c, char *err, size_t errlen)
     unsigned char *buf = malloc(WBUF_LEN);
     crc_tab *tab = malloc(sizeof *tab);
     if (!tmp || !buf || !tab) {
-        fail(err, errlen, path, "out of memory");
+        file_fail(err, errlen, path, "out of memory");
         free(tmp);
         free(buf);
         free(tab);
@@ -598,27 +566,27 @@ int ckpt_write(const char *path, const ckpt *c, char *err, size_t errlen)
     int rc = -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        fail(err, errlen, path, "cannot create the temporary file %s: %s", tmp,
-             errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot create the temporary file %s: %s", tmp,
+             file_errstr(errno, eb, sizeof eb));
         goto done;   /* nothing was created */
     }
     if (write_body(fd, c, buf, tab) != 0) {
-        fail(err, errlen, path, "cannot write %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot write %s: %s", tmp, file_errstr(errno, eb, sizeof eb));
         goto remove;
     }
     if (fsync(fd) != 0) {
-        fail(err, errlen, path, "cannot fsync %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot fsync %s: %s", tmp, file_errstr(errno, eb, sizeof eb));
         goto remove;
     }
     int cr = close(fd);
     fd = -1;
     if (cr != 0) {
-        fail(err, errlen, path, "cannot close %s: %s", tmp, errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot close %s: %s", tmp, file_errstr(errno, eb, sizeof eb));
         goto remove;
     }
     if (rename(tmp, path) != 0) {
-        fail(err, errlen, path, "cannot rename %s over it: %s", tmp,
-             errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot rename %s over it: %s", tmp,
+             file_errstr(errno, eb, sizeof eb));
         goto remove;
     }
     file_sync_dir(path);
@@ -644,27 +612,27 @@ static int load_file(const char *path, unsigned char **buf, size_t *size, char *
     char eb[128];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        fail(err, errlen, path, "cannot open: %s", errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot open: %s", file_errstr(errno, eb, sizeof eb));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        fail(err, errlen, path, "cannot stat: %s", errstr(errno, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot stat: %s", file_errstr(errno, eb, sizeof eb));
         close(fd);
         return -1;
     }
     if (S_ISDIR(st.st_mode)) {
-        fail(err, errlen, path, "is a directory, not a checkpoint file");
+        file_fail(err, errlen, path, "is a directory, not a checkpoint file");
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        fail(err, errlen, path, "is not a regular file");
+        file_fail(err, errlen, path, "is not a regular file");
         close(fd);
         return -1;
     }
     if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)(SIZE_MAX - 1)) {
-        fail(err, errlen, path, "is too large to read (%jd bytes)", (intmax_t)st.st_size);
+        file_fail(err, errlen, path, "is too large to read (%jd bytes)", (intmax_t)st.st_size);
         close(fd);
         return -1;
     }
@@ -672,7 +640,7 @@ static int load_file(const char *path, unsigned char **buf, size_t *size, char *
     /* One spare byte, to notice a file that grew since fstat. */
     unsigned char *b = malloc(n + 1);
     if (!b) {
-        fail(err, errlen, path, "out of memory reading %zu bytes", n);
+        file_fail(err, errlen, path, "out of memory reading %zu bytes", n);
         close(fd);
         return -1;
     }
@@ -680,12 +648,12 @@ static int load_file(const char *path, unsigned char **buf, size_t *size, char *
     int e = errno;
     close(fd);
     if (got < 0) {
-        fail(err, errlen, path, "cannot read: %s", errstr(e, eb, sizeof eb));
+        file_fail(err, errlen, path, "cannot read: %s", file_errstr(e, eb, sizeof eb));
         free(b);
         return -1;
     }
     if ((unsigned long long)got != n) {
-        fail(err, errlen, path, "the file changed size while being read (%zu bytes, then %s%lld)",
+        file_fail(err, errlen, path, "the file changed size while being read (%zu bytes, then %s%lld)",
              n, (unsigned long long)got > n ? "more than " : "", got);
         free(b);
         return -1;
@@ -702,7 +670,7 @@ static int check_crc(const char *path, const unsigned char *b, size_t body, char
 {
     crc_tab *tab = malloc(sizeof *tab);
     if (!tab) {
-        fail(err, errlen, path, "out of memory");
+        file_fail(err, errlen, path, "out of memory");
         return -1;
     }
     crc_tab_init(tab);
@@ -710,7 +678,7 @@ static int check_crc(const char *path, const unsigned char *b, size_t body, char
     free(tab);
     uint32_t stored = get_u32(b + body + 8);
     if (crc != stored) {
-        fail(err, errlen, path, "checksum mismatch: the file is corrupted (CRC-32 0x%08lx "
+        file_fail(err, errlen, path, "checksum mismatch: the file is corrupted (CRC-32 0x%08lx "
              "recorded at offset %zu, 0x%08lx computed over the %zu bytes before the trailer)",
              (unsigned long)stored, body + 8, (unsigned long)crc, body);
         return -1;
@@ -729,20 +697,20 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
     char nb[SHOW_LEN], db[64];
     size_t m = size < MAGIC_LEN ? size : MAGIC_LEN;
     if (memcmp(b, MAGIC, m) != 0) {
-        fail(err, errlen, path,
+        file_fail(err, errlen, path,
              "not a recur checkpoint: expected magic \"" MAGIC "\" at offset 0, found \"%s\"",
              show(b, m, nb, sizeof nb));
         return -1;
     }
     if (size < HEADER_LEN) {
-        fail(err, errlen, path, "truncated: the file is %zu bytes, shorter than the %d-byte "
+        file_fail(err, errlen, path, "truncated: the file is %zu bytes, shorter than the %d-byte "
              "header (a checkpoint has at least %d bytes)", size, HEADER_LEN,
              HEADER_LEN + TRAILER_LEN);
         return -1;
     }
     uint32_t version = get_u32(b + 8);
     if (version != CKPT_VERSION) {
-        fail(err, errlen, path, "version %lu, this build reads version %d",
+        file_fail(err, errlen, path, "version %lu, this build reads version %d",
              (unsigned long)version, CKPT_VERSION);
         return -1;
     }
@@ -758,7 +726,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
     }
     uint32_t n = get_u32(b + 12);
     if (n > (uint32_t)INT_MAX) {
-        fail(err, errlen, path, "entry count %lu at offset 12 is too large (at most %d)",
+        file_fail(err, errlen, path, "entry count %lu at offset 12 is too large (at most %d)",
              (unsigned long)n, INT_MAX);
         return -1;
     }
@@ -770,7 +738,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         if ((uint64_t)(size - off) < (uint64_t)(k)) {                                        \
             char what_[160];                                                                 \
             snprintf(what_, sizeof what_, __VA_ARGS__);                                      \
-            fail(err, errlen, path, "truncated: %s at offset %zu: %llu bytes needed, %zu "   \
+            file_fail(err, errlen, path, "truncated: %s at offset %zu: %llu bytes needed, %zu "   \
                  "left (file is %zu bytes)", what_, off, (unsigned long long)(k),            \
                  size - off, size);                                                          \
             return -1;                                                                       \
@@ -782,7 +750,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         NEED(2, "the name length of entry %lu of %lu", ui, un);
         size_t nl = get_u16(b + off);
         if (nl == 0 || nl > CKPT_NAME_MAX) {
-            fail(err, errlen, path, "entry %lu of %lu: name length %zu at offset %zu, "
+            file_fail(err, errlen, path, "entry %lu of %lu: name length %zu at offset %zu, "
                  "expected 1..%d", ui, un, nl, off, CKPT_NAME_MAX);
             return -1;
         }
@@ -791,7 +759,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         const unsigned char *name = b + off;
         show(name, nl, nb, sizeof nb);
         if (memchr(name, 0, nl)) {
-            fail(err, errlen, path, "entry %lu of %lu: the name \"%s\" at offset %zu "
+            file_fail(err, errlen, path, "entry %lu of %lu: the name \"%s\" at offset %zu "
                  "contains a NUL byte", ui, un, nb, off);
             return -1;
         }
@@ -799,12 +767,12 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         NEED(2, "the type and ndim of entry \"%s\"", nb);
         unsigned t = b[off], nd = b[off + 1];
         if (elem_size(t) == 0) {
-            fail(err, errlen, path, "entry \"%s\": type %u at offset %zu, expected 1..4 "
+            file_fail(err, errlen, path, "entry \"%s\": type %u at offset %zu, expected 1..4 "
                  "(F32, I32, U64, TEXT)", nb, t, off);
             return -1;
         }
         if (nd < 1 || nd > CKPT_MAX_DIMS || (t == CKPT_TEXT && nd != 1)) {
-            fail(err, errlen, path, "entry \"%s\": ndim %u at offset %zu, expected %s", nb, nd,
+            file_fail(err, errlen, path, "entry \"%s\": ndim %u at offset %zu, expected %s", nb, nd,
                  off + 1, t == CKPT_TEXT ? "1 for TEXT" : "1..4");
             return -1;
         }
@@ -816,7 +784,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         for (unsigned d = 0; d < nd; d++, off += 4) {
             dims[d] = get_u32(b + off);
             if (dims[d] > (uint32_t)INT_MAX) {
-                fail(err, errlen, path, "entry \"%s\": dim %u is %lu at offset %zu, at most %d",
+                file_fail(err, errlen, path, "entry \"%s\": dim %u is %lu at offset %zu, at most %d",
                      nb, d, (unsigned long)dims[d], off, INT_MAX);
                 return -1;
             }
@@ -834,7 +802,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
         NEED(8, "the payload length of entry \"%s\"", nb);
         uint64_t plen = get_u64(b + off);
         if (plen > (uint64_t)(size - off - 8)) {
-            fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, but only "
+            file_fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, but only "
                  "%zu bytes follow (the file is truncated or corrupted, %zu bytes)", nb,
                  (unsigned long long)plen, off, size - off - 8, size);
             return -1;
@@ -843,7 +811,7 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
             char wb[32];
             if (overflow) snprintf(wb, sizeof wb, "more than 2^64");
             else snprintf(wb, sizeof wb, "%llu", (unsigned long long)want);
-            fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, expected "
+            file_fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, expected "
                  "%s for %s %s (%zu bytes each)", nb, (unsigned long long)plen, off, wb,
                  type_name(t), show_dims((int)nd, dims, db, sizeof db), es);
             return -1;
@@ -864,19 +832,19 @@ static int walk(const char *path, const unsigned char *b, size_t size, uint32_t 
     NEED(TRAILER_LEN, "the trailer");
 #undef NEED
     if (memcmp(b + off + 12, END_MAGIC, MAGIC_LEN) != 0) {
-        fail(err, errlen, path, "expected the end marker \"" END_MAGIC "\" at offset %zu after "
+        file_fail(err, errlen, path, "expected the end marker \"" END_MAGIC "\" at offset %zu after "
              "%lu entries, found \"%s\" (the entry count or a length is corrupted)", off + 12,
              (unsigned long)n, show(b + off + 12, MAGIC_LEN, nb, sizeof nb));
         return -1;
     }
     uint64_t tlen = get_u64(b + off);
     if (tlen != off) {
-        fail(err, errlen, path, "the trailer at offset %zu records %llu bytes before it, "
+        file_fail(err, errlen, path, "the trailer at offset %zu records %llu bytes before it, "
              "but %zu precede it", off, (unsigned long long)tlen, off);
         return -1;
     }
     if (size - off > TRAILER_LEN) {
-        fail(err, errlen, path, "%zu bytes of unexpected data after the trailer, at offset %zu",
+        file_fail(err, errlen, path, "%zu bytes of unexpected data after the trailer, at offset %zu",
              size - off - TRAILER_LEN, off + TRAILER_LEN);
         return -1;
     }
@@ -923,7 +891,7 @@ static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c,
     size_t *poff = malloc(n * sizeof *poff);
     const ckpt_entry **ix = malloc(n * sizeof *ix);
     if (!e || !poff || !ix) {
-        fail(err, errlen, path, "out of memory (%lu entries)", (unsigned long)n);
+        file_fail(err, errlen, path, "out of memory (%lu entries)", (unsigned long)n);
         goto bad;
     }
     uint32_t again = 0;
@@ -933,7 +901,7 @@ static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c,
     qsort(ix, n, sizeof *ix, cmp_entry_name);
     for (uint32_t i = 1; i < n; i++)
         if (strcmp(ix[i - 1]->name, ix[i]->name) == 0) {
-            fail(err, errlen, path, "entries %d and %d have the same name \"%s\"",
+            file_fail(err, errlen, path, "entries %d and %d have the same name \"%s\"",
                  (int)(ix[i - 1] - e), (int)(ix[i] - e),
                  show(ix[i]->name, strlen(ix[i]->name), nb, sizeof nb));
             goto bad;
@@ -943,7 +911,7 @@ static int parse(const char *path, const unsigned char *b, size_t size, ckpt *c,
         size_t count = ckpt_count(&e[i]);
         e[i].data = decode_payload((unsigned)e[i].type, b + poff[i], count);
         if (!e[i].data) {
-            fail(err, errlen, path, "out of memory: entry \"%s\" needs %zu bytes",
+            file_fail(err, errlen, path, "out of memory: entry \"%s\" needs %zu bytes",
                  show(e[i].name, strlen(e[i].name), nb, sizeof nb),
                  count * elem_size((unsigned)e[i].type));
             goto bad;
@@ -968,15 +936,15 @@ bad:
 int ckpt_read(const char *path, ckpt *c, char *err, size_t errlen)
 {
     if (!path || !*path) {
-        fail(err, errlen, NULL, "ckpt_read: the path is NULL or empty");
+        file_fail(err, errlen, NULL, "ckpt_read: the path is NULL or empty");
         return -1;
     }
     if (!c) {
-        fail(err, errlen, path, "the output checkpoint is NULL");
+        file_fail(err, errlen, path, "the output checkpoint is NULL");
         return -1;
     }
     if (c->n != 0) {
-        fail(err, errlen, path, "the output checkpoint is not empty (%d entries)", c->n);
+        file_fail(err, errlen, path, "the output checkpoint is not empty (%d entries)", c->n);
         return -1;
     }
     unsigned char *b = NULL;
