@@ -22,6 +22,7 @@
  *                  [--sweep-T] [--threads-compare] [--no-peak] [--tsv FILE]
  * See rnn_bench --help. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,8 +299,13 @@ static rc_status sgd(rc_plan *p, int np, rc_node **params, float **data, size_t 
         }
         float *w = data[k];
         long n = (long)size[k];
-#pragma omp parallel for schedule(static) if (n >= 65536)
-        for (long i = 0; i < n; i++) w[i] -= LR * gr[i];
+        /* no OpenMP region unless it gets threads: an idle one costs ~1 us */
+        if (n >= 65536 && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+            for (long i = 0; i < n; i++) w[i] -= LR * gr[i];
+        } else {
+            for (long i = 0; i < n; i++) w[i] -= LR * gr[i];
+        }
     }
     if (missing) *missing = miss;
     return RC_OK;

@@ -72,4 +72,22 @@ extern op_desc op_table[OP_COUNT];
 /* Number of elements above which elementwise loops are split across threads. */
 #define OP_PAR_MIN 32768
 
+/* Threads a loop may use here: 1 inside a parallel region or with one thread set. */
+int op_threads(void);
+/* This thread's share [t0, t1) of n items, in contiguous blocks (OpenMP's static
+ * schedule), inside a parallel region. */
+void op_thread_range(size_t n, size_t *t0, size_t *t1);
+/* for (size_t i = 0; i < n; i++) { body }, split across threads (static schedule)
+ * when cond holds and more than one thread is available; otherwise a plain loop
+ * outside any OpenMP region. */
+#define PAR_FOR(cond, i, n, ...)                                                  \
+    do {                                                                          \
+        if ((cond) && op_threads() > 1) {                                         \
+            _Pragma("omp parallel for schedule(static)")                          \
+            for (size_t i = 0; i < (n); i++) { __VA_ARGS__ }                      \
+        } else {                                                                  \
+            for (size_t i = 0; i < (n); i++) { __VA_ARGS__ }                      \
+        }                                                                         \
+    } while (0)
+
 #endif

@@ -5,7 +5,6 @@
 #include "fastmath.h"
 #include "kernels.h"
 
-#define PFOR _Pragma("omp parallel for schedule(static) if (n >= OP_PAR_MIN)")
 
 /* Strides of b over (row, col) for each broadcast mode of bcast_mode(). */
 static void bstrides(int mode, size_t cols, size_t *sr, size_t *sc)
@@ -26,7 +25,7 @@ FWD_FN(fwd_##NAME)                                                              
     size_t n = A->size, cols = (size_t)tensor_cols(A), rows = n / cols, sr, sc;       \
     int mode = bcast_mode(A, B);                                                      \
     if (mode == 0) {                                                                  \
-        PFOR for (size_t i = 0; i < n; i++) { float x = a[i], y = b[i]; o[i] = (F); } \
+        PAR_FOR(n >= OP_PAR_MIN, i, n,  float x = a[i], y = b[i]; o[i] = (F);); \
         return 0;                                                                     \
     }                                                                                 \
     bstrides(mode, cols, &sr, &sc);                                                   \
@@ -46,14 +45,14 @@ BWD_FN(bwd_##NAME)                                                              
     int mode = bcast_mode(A, B);                                                      \
     (void)oo;                                                                         \
     if (mode == 0) {                                                                  \
-        if (ga) PFOR for (size_t i = 0; i < n; i++) {                                 \
+        if (ga) PAR_FOR(n >= OP_PAR_MIN, i, n,                                  \
             float x = a[i], y = b[i], o = oo[i]; (void)x; (void)y; (void)o;           \
             ga[i] += g[i] * (DA);                                                     \
-        }                                                                             \
-        if (gb) PFOR for (size_t i = 0; i < n; i++) {                                 \
+        );                                                                             \
+        if (gb) PAR_FOR(n >= OP_PAR_MIN, i, n,                                  \
             float x = a[i], y = b[i], o = oo[i]; (void)x; (void)y; (void)o;           \
             gb[i] += g[i] * (DB);                                                     \
-        }                                                                             \
+        );                                                                             \
         return;                                                                       \
     }                                                                                 \
     bstrides(mode, cols, &sr, &sc);                                                   \
@@ -87,7 +86,7 @@ FWD_FN(fwd_##NAME)                                                              
     const float c = it->par->f[0];                                                     \
     size_t n = it->out->size;                                                          \
     (void)c;                                                                          \
-    PFOR for (size_t i = 0; i < n; i++) { float x = a[i]; out[i] = (F); }            \
+    PAR_FOR(n >= OP_PAR_MIN, i, n,  float x = a[i]; out[i] = (F););            \
     return 0;                                                                         \
 }                                                                                     \
 BWD_FN(bwd_##NAME)                                                                    \
@@ -98,10 +97,10 @@ BWD_FN(bwd_##NAME)                                                              
     size_t n = it->out->size;                                                          \
     (void)c;                                                                          \
     if (!ga) return;                                                                  \
-    PFOR for (size_t i = 0; i < n; i++) {                                             \
+    PAR_FOR(n >= OP_PAR_MIN, i, n,                                              \
         float x = a[i], o = oo[i]; (void)x; (void)o;                                  \
         ga[i] += g[i] * (D);                                                          \
-    }                                                                                 \
+    );                                                                                 \
 }
 
 UNARY(scale, c * x, c)
@@ -155,10 +154,10 @@ FWD_FN(fwd_dropout)
     float p = it->par->f[0], s = 1.0f / (1.0f - p);
     uint64_t seed = it->par->seed, run = it->run;
     if (!it->training || p == 0.0f) {
-        PFOR for (size_t i = 0; i < n; i++) o[i] = a[i];
+        PAR_FOR(n >= OP_PAR_MIN, i, n, o[i] = a[i];);
         return 0;
     }
-    PFOR for (size_t i = 0; i < n; i++) o[i] = dropout_keep(seed, run, i, p) ? a[i] * s : 0.0f;
+    PAR_FOR(n >= OP_PAR_MIN, i, n, o[i] = dropout_keep(seed, run, i, p) ? a[i] * s : 0.0f;);
     return 0;
 }
 
@@ -171,8 +170,8 @@ BWD_FN(bwd_dropout)
     uint64_t seed = it->par->seed, run = it->run;
     if (!ga) return;
     if (!it->training || p == 0.0f) {
-        PFOR for (size_t i = 0; i < n; i++) ga[i] += g[i];
+        PAR_FOR(n >= OP_PAR_MIN, i, n, ga[i] += g[i];);
         return;
     }
-    PFOR for (size_t i = 0; i < n; i++) ga[i] += dropout_keep(seed, run, i, p) ? g[i] * s : 0.0f;
+    PAR_FOR(n >= OP_PAR_MIN, i, n, ga[i] += dropout_keep(seed, run, i, p) ? g[i] * s : 0.0f;);
 }

@@ -439,6 +439,19 @@ static void ctx_init(ctx *x, op_inst *it)
     scratch_layout(x->P, &x->g, x->poff);
 }
 
+/* Tiles [t0, t1) of the forward loop. */
+static void fwd_tiles(ctx *x, int save, size_t t0, size_t t1)
+{
+    const fused_prog *P = x->P;
+    float regs[(size_t)P->nins * x->g.T];
+    view val[P->nins];
+    for (size_t t = t0; t < t1; t++) {
+        size_t r0, c0, nr, nc;
+        tile_bounds(&x->g, t, &r0, &c0, &nr, &nc);
+        tile_values(x, r0, c0, nr, nc, regs, val, save, 0, NULL);
+    }
+}
+
 FWD_FN(fwd_fused)
 {
     ctx x;
@@ -447,18 +460,18 @@ FWD_FN(fwd_fused)
     if (table_swapped(P)) return table_forward(&x, msg);
     (void)msg;
     int save = it->gout != NULL && P->nsave > 0 && it->aux != NULL;
-    int par = x.g.N >= OP_PAR_MIN && x.g.ntiles > 1;
     size_t ntiles = x.g.ntiles;
-#pragma omp parallel if (par)
-    {
-        float regs[(size_t)P->nins * x.g.T];
-        view val[P->nins];
-#pragma omp for schedule(static)
-        for (size_t t = 0; t < ntiles; t++) {
-            size_t r0, c0, nr, nc;
-            tile_bounds(&x.g, t, &r0, &c0, &nr, &nc);
-            tile_values(&x, r0, c0, nr, nc, regs, val, save, 0, NULL);
+    /* A serial loop never enters an OpenMP region: even an if(0) region costs the
+     * runtime a team set-up (about a microsecond), the whole cost of a small step. */
+    if (x.g.N >= OP_PAR_MIN && ntiles > 1 && op_threads() > 1) {
+#pragma omp parallel
+        {
+            size_t t0, t1;
+            op_thread_range(ntiles, &t0, &t1);
+            fwd_tiles(&x, save, t0, t1);
         }
+    } else {
+        fwd_tiles(&x, save, 0, ntiles);
     }
     return 0;
 }
@@ -490,6 +503,64 @@ static target target_of(const ctx *x, int ref, int first, const unsigned char *n
         t.ld = e->mode == 2 ? 1 : 0;
     }
     return t;
+}
+
+/* What the backward tile loop reads, shared by the threads running it. */
+typedef struct bwd_job {
+    ctx *x;
+    const unsigned char *need, *want;
+    int n, last, part, reuse, nbc;
+    size_t bpstride;
+} bwd_job;
+
+/* Tiles [t0, t1) of the backward loop. */
+static void bwd_tiles(const bwd_job *j, size_t t0, size_t t1)
+{
+    ctx *x = j->x;
+    op_inst *it = x->it;
+    const fused_prog *P = x->P;
+    const unsigned char *need = j->need, *want = j->want;
+    int n = j->n, last = j->last, part = j->part, reuse = j->reuse, nbc = j->nbc;
+    size_t bpstride = j->bpstride;
+    float regs[(size_t)n * x->g.T], gbuf[(size_t)n * x->g.T];
+    float bp[(size_t)(P->next > 0 ? P->next : 1) * bpstride];
+    view val[n];
+    for (size_t t = t0; t < t1; t++) {
+        size_t r0, c0, nr, nc;
+        tile_bounds(&x->g, t, &r0, &c0, &nr, &nc);
+        tile_values(x, r0, c0, nr, nc, regs, val, 0, reuse, want);
+        if (nbc)
+            for (int k = 0; k < P->next; k++)
+                if (P->ext[k].mode != 0 && it->gin[k])
+                    memset(bp + (size_t)k * bpstride, 0, partial_len(P->ext[k].mode, &x->g) * sizeof(float));
+        for (int i = last; i >= 0; i--) {
+            if (!need[i]) continue;
+            const fz_ins *q = &P->ins[i];
+            view gv = i == last ? (view){ it->gout + r0 * x->g.C + c0, (ptrdiff_t)x->g.C, 1 }
+                                : (view){ gbuf + (size_t)i * x->g.T, (ptrdiff_t)nc, 1 };
+            view a = operand(x, q->a, val, r0, c0);
+            int bin = is_binary(q->op);
+            view b = bin ? operand(x, q->b, val, r0, c0) : a;
+            target ta = target_of(x, q->a, q->first_a, need, gbuf, nc, bp, bpstride, r0, c0);
+            if (ta.kind != K_NONE) back_a(q, a, b, val[i], gv, ta, nr, nc);
+            if (bin) {
+                target tb = target_of(x, q->b, q->first_b, need, gbuf, nc, bp, bpstride, r0, c0);
+                if (tb.kind != K_NONE) back_b(q, a, b, val[i], gv, tb, nr, nc);
+            }
+        }
+        if (nbc)
+            for (int k = 0; k < P->next; k++) {
+                int mode = P->ext[k].mode;
+                if (mode == 0 || !it->gin[k]) continue;
+                float *src = bp + (size_t)k * bpstride;
+                if (part) {
+                    size_t len = partial_len(mode, &x->g);
+                    memcpy(x->aux + x->poff[k] + t * len, src, len * sizeof(float));
+                } else {
+                    commit_partial(&P->ext[k], it->in[k], it->gin[k], src, r0, c0, nr, nc);
+                }
+            }
+    }
 }
 
 BWD_FN(bwd_fused)
@@ -534,48 +605,16 @@ BWD_FN(bwd_fused)
     size_t ntiles = x.g.ntiles, bpstride = x.g.tr > x.g.tc ? x.g.tr : x.g.tc;
     int nbc = 0;
     for (int k = 0; k < P->next; k++) nbc += P->ext[k].mode != 0 && it->gin[k];
-#pragma omp parallel if (part)
-    {
-        float regs[(size_t)n * x.g.T], gbuf[(size_t)n * x.g.T];
-        float bp[(size_t)(P->next > 0 ? P->next : 1) * bpstride];
-        view val[n];
-#pragma omp for schedule(static)
-        for (size_t t = 0; t < ntiles; t++) {
-            size_t r0, c0, nr, nc;
-            tile_bounds(&x.g, t, &r0, &c0, &nr, &nc);
-            tile_values(&x, r0, c0, nr, nc, regs, val, 0, reuse, want);
-            if (nbc)
-                for (int k = 0; k < P->next; k++)
-                    if (P->ext[k].mode != 0 && it->gin[k])
-                        memset(bp + (size_t)k * bpstride, 0, partial_len(P->ext[k].mode, &x.g) * sizeof(float));
-            for (int i = last; i >= 0; i--) {
-                if (!need[i]) continue;
-                const fz_ins *q = &P->ins[i];
-                view gv = i == last ? (view){ it->gout + r0 * x.g.C + c0, (ptrdiff_t)x.g.C, 1 }
-                                    : (view){ gbuf + (size_t)i * x.g.T, (ptrdiff_t)nc, 1 };
-                view a = operand(&x, q->a, val, r0, c0);
-                int bin = is_binary(q->op);
-                view b = bin ? operand(&x, q->b, val, r0, c0) : a;
-                target ta = target_of(&x, q->a, q->first_a, need, gbuf, nc, bp, bpstride, r0, c0);
-                if (ta.kind != K_NONE) back_a(q, a, b, val[i], gv, ta, nr, nc);
-                if (bin) {
-                    target tb = target_of(&x, q->b, q->first_b, need, gbuf, nc, bp, bpstride, r0, c0);
-                    if (tb.kind != K_NONE) back_b(q, a, b, val[i], gv, tb, nr, nc);
-                }
-            }
-            if (nbc)
-                for (int k = 0; k < P->next; k++) {
-                    int mode = P->ext[k].mode;
-                    if (mode == 0 || !it->gin[k]) continue;
-                    float *src = bp + (size_t)k * bpstride;
-                    if (part) {
-                        size_t len = partial_len(mode, &x.g);
-                        memcpy(x.aux + x.poff[k] + t * len, src, len * sizeof(float));
-                    } else {
-                        commit_partial(&P->ext[k], it->in[k], it->gin[k], src, r0, c0, nr, nc);
-                    }
-                }
+    bwd_job job = { &x, need, want, n, last, part, reuse, nbc, bpstride };
+    if (part && op_threads() > 1) {
+#pragma omp parallel
+        {
+            size_t t0, t1;
+            op_thread_range(ntiles, &t0, &t1);
+            bwd_tiles(&job, t0, t1);
         }
+    } else {
+        bwd_tiles(&job, 0, ntiles);
     }
     if (part && nbc)
         for (size_t t = 0; t < ntiles; t++) {

@@ -50,8 +50,7 @@ FWD_FN(fwd_xent)
             msgf(msg, OP_MSG, "target %d of row %zu is not a class of %zu", y[r], r, cols);
             return -1;
         }
-#pragma omp parallel for schedule(static) if (rows * cols >= OP_PAR_MIN)
-    for (size_t r = 0; r < rows; r++) {
+PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         const float *xr = x + r * cols;
         float *pr = p + r * cols, mx = xr[0], s = 0;
         for (size_t c = 1; c < cols; c++) mx = xr[c] > mx ? xr[c] : mx;
@@ -63,7 +62,7 @@ FWD_FN(fwd_xent)
         float inv = 1.0f / s;
         for (size_t c = 0; c < cols; c++) pr[c] *= inv;
         o[r] = y[r] < 0 ? 0.0f : (float)((double)mx + log((double)s) - xr[y[r]]);
-    }
+    );
     return 0;
 }
 
@@ -74,12 +73,11 @@ BWD_FN(bwd_xent)
     float *gx = it->gin[0];
     size_t cols = (size_t)tensor_cols(it->in[0]), rows = it->in[0]->size / cols;
     if (!gx) return;
-#pragma omp parallel for schedule(static) if (rows * cols >= OP_PAR_MIN)
-    for (size_t r = 0; r < rows; r++) {
+PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         if (y[r] < 0) continue;   /* padding */
         for (size_t c = 0; c < cols; c++) gx[r * cols + c] += g[r] * p[r * cols + c];
         gx[r * cols + (size_t)y[r]] -= g[r];
-    }
+    );
 }
 
 SHAPE_FN(shape_row_loss)
@@ -95,8 +93,7 @@ FWD_FN(fwd_bce)
     const float *x = it->in[0]->data, *y = it->in[1]->data;
     float *o = it->out->data;
     size_t cols = (size_t)tensor_cols(it->in[0]), rows = it->in[0]->size / cols;
-#pragma omp parallel for schedule(static) if (rows * cols >= OP_PAR_MIN)
-    for (size_t r = 0; r < rows; r++) {
+PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         double s = 0;
         for (size_t c = 0; c < cols; c++) {
             float v = x[r * cols + c], t = y[r * cols + c];
@@ -104,7 +101,7 @@ FWD_FN(fwd_bce)
             s += fmaxf(v, 0.0f) - v * t + log1pf(expf(-fabsf(v)));
         }
         o[r] = (float)s;
-    }
+    );
     return 0;
 }
 

@@ -4,7 +4,6 @@
 #include <math.h>
 #include "kernels.h"
 
-#define ROWS_FOR _Pragma("omp parallel for schedule(static) if (rows * cols >= OP_PAR_MIN)")
 #define ROW_SETUP(t) size_t cols = (size_t)tensor_cols(t), rows = (t)->size / cols
 
 FWD_FN(fwd_row_mean)
@@ -13,11 +12,11 @@ FWD_FN(fwd_row_mean)
     const float *a = it->in[0]->data;
     float *o = it->out->data;
     ROW_SETUP(it->in[0]);
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         double s = 0;
         for (size_t c = 0; c < cols; c++) s += a[r * cols + c];
         o[r] = (float)(s / (double)cols);
-    }
+    );
     return 0;
 }
 
@@ -27,10 +26,10 @@ BWD_FN(bwd_row_mean)
     const float *g = it->gout;
     ROW_SETUP(it->in[0]);
     if (!ga) return;
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         float d = g[r] / (float)cols;
         for (size_t c = 0; c < cols; c++) ga[r * cols + c] += d;
-    }
+    );
 }
 
 static double row_mean(const float *x, size_t cols)
@@ -46,12 +45,12 @@ FWD_FN(fwd_row_var)
     const float *a = it->in[0]->data;
     float *o = it->out->data;
     ROW_SETUP(it->in[0]);
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         const float *x = a + r * cols;
         double m = row_mean(x, cols), s = 0;
         for (size_t c = 0; c < cols; c++) s += (x[c] - m) * (x[c] - m);
         o[r] = (float)(s / (double)cols);
-    }
+    );
     return 0;
 }
 
@@ -61,12 +60,12 @@ BWD_FN(bwd_row_var)
     float *ga = it->gin[0];
     ROW_SETUP(it->in[0]);
     if (!ga) return;
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         const float *x = a + r * cols;
         double m = row_mean(x, cols);
         float k = 2.0f * g[r] / (float)cols;
         for (size_t c = 0; c < cols; c++) ga[r * cols + c] += k * (float)(x[c] - m);
-    }
+    );
 }
 
 /* log(sum(exp(x))) of one row, shifted by its maximum so no exp overflows. */
@@ -85,10 +84,10 @@ FWD_FN(fwd_softmax)
     const float *a = it->in[0]->data;
     float *o = it->out->data;
     ROW_SETUP(it->in[0]);
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         double l = row_lse(a + r * cols, cols);
         for (size_t c = 0; c < cols; c++) o[r * cols + c] = (float)exp(a[r * cols + c] - l);
-    }
+    );
     return 0;
 }
 
@@ -98,12 +97,12 @@ BWD_FN(bwd_softmax)
     float *ga = it->gin[0];
     ROW_SETUP(it->in[0]);
     if (!ga) return;
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         double dot = 0;
         for (size_t c = 0; c < cols; c++) dot += (double)g[r * cols + c] * y[r * cols + c];
         for (size_t c = 0; c < cols; c++)
             ga[r * cols + c] += y[r * cols + c] * (float)(g[r * cols + c] - dot);
-    }
+    );
 }
 
 FWD_FN(fwd_log_softmax)
@@ -112,10 +111,10 @@ FWD_FN(fwd_log_softmax)
     const float *a = it->in[0]->data;
     float *o = it->out->data;
     ROW_SETUP(it->in[0]);
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         double l = row_lse(a + r * cols, cols);
         for (size_t c = 0; c < cols; c++) o[r * cols + c] = (float)(a[r * cols + c] - l);
-    }
+    );
     return 0;
 }
 
@@ -125,12 +124,12 @@ BWD_FN(bwd_log_softmax)
     float *ga = it->gin[0];
     ROW_SETUP(it->in[0]);
     if (!ga) return;
-    ROWS_FOR for (size_t r = 0; r < rows; r++) {
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
         double s = 0;
         for (size_t c = 0; c < cols; c++) s += g[r * cols + c];
         for (size_t c = 0; c < cols; c++)
             ga[r * cols + c] += g[r * cols + c] - expf(y[r * cols + c]) * (float)s;
-    }
+    );
 }
 
 static double total(const tensor *t)

@@ -13,6 +13,7 @@
  * the element updates are independent of each other, so a step is bitwise the same for
  * the same inputs whatever the thread count. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
@@ -21,7 +22,17 @@
 
 /* Elements above which a parameter's update is split across threads. */
 #define OPTIM_PAR_MIN 32768
-#define PFOR _Pragma("omp parallel for schedule(static) if (n >= OPTIM_PAR_MIN)")
+/* for (size_t j = 0; j < n; j++) { body }, split across threads when cond holds and
+ * there is more than one; never an idle OpenMP region (a team set-up, ~1 us). */
+#define OPT_FOR(cond, j, n, ...)                                                  \
+    do {                                                                          \
+        if ((cond) && !omp_in_parallel() && omp_get_max_threads() > 1) {          \
+            _Pragma("omp parallel for schedule(static)")                          \
+            for (size_t j = 0; j < (n); j++) { __VA_ARGS__ }                      \
+        } else {                                                                  \
+            for (size_t j = 0; j < (n); j++) { __VA_ARGS__ }                      \
+        }                                                                         \
+    } while (0)
 
 struct rc_optim {
     rc_model *m;
@@ -226,18 +237,18 @@ static void update_sgd(const rc_optim *o, float *restrict w, const float *restri
 {
     float mu = o->o.momentum;
     if (!v) {
-        PFOR for (size_t j = 0; j < n; j++) w[j] -= lr * GRAD(j);
+        OPT_FOR(n >= OPTIM_PAR_MIN, j, n, w[j] -= lr * GRAD(j););
     } else if (o->o.nesterov) {
-        PFOR for (size_t j = 0; j < n; j++) {
+        OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
             float gj = GRAD(j);
             v[j] = mu * v[j] + gj;
             w[j] -= lr * (gj + mu * v[j]);
-        }
+        );
     } else {
-        PFOR for (size_t j = 0; j < n; j++) {
+        OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
             v[j] = mu * v[j] + GRAD(j);
             w[j] -= lr * v[j];
-        }
+        );
     }
 }
 
@@ -249,34 +260,34 @@ static void update_adam(const rc_optim *o, float *restrict w, const float *restr
     double t = (double)o->steps;
     double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
     float step = (float)((double)lr / bc1), bc2s = (float)sqrt(bc2);
-    PFOR for (size_t j = 0; j < n; j++) {
+    OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
         float gj = GRAD(j);
         m[j] = b1 * m[j] + a1 * gj;
         v[j] = b2 * v[j] + a2 * gj * gj;
         w[j] -= step * m[j] / (sqrtf(v[j]) / bc2s + eps);
-    }
+        );
 }
 
 static void update_rmsprop(const rc_optim *o, float *restrict w, const float *restrict g, float *restrict s,
                            size_t n, float lr, float cs, int l2, float wd)
 {
     float rho = o->o.rho, a = 1.0f - rho, eps = o->o.eps;
-    PFOR for (size_t j = 0; j < n; j++) {
+    OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
         float gj = GRAD(j);
         s[j] = rho * s[j] + a * gj * gj;
         w[j] -= lr * gj / (sqrtf(s[j]) + eps);
-    }
+        );
 }
 
 static void update_adagrad(const rc_optim *o, float *restrict w, const float *restrict g, float *restrict s,
                            size_t n, float lr, float cs, int l2, float wd)
 {
     float eps = o->o.eps;
-    PFOR for (size_t j = 0; j < n; j++) {
+    OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
         float gj = GRAD(j);
         s[j] += gj * gj;
         w[j] -= lr * gj / (sqrtf(s[j]) + eps);
-    }
+        );
 }
 
 #undef GRAD
@@ -304,7 +315,7 @@ rc_status rc_optim_step(rc_optim *o, float lr)
         size_t n = o->size[i];
         if (!g) continue;
         if (dec) {
-            PFOR for (size_t j = 0; j < n; j++) w[j] *= keep;
+            OPT_FOR(n >= OPTIM_PAR_MIN, j, n, w[j] *= keep;);
         }
         float **st = o->st + (size_t)i * (size_t)o->slots;
         switch (o->o.kind) {
