@@ -66,6 +66,7 @@ static const pass_set PASS_EACH[] = {
     { "-gemm_fusion", RC_PLAN_NO_GEMM_FUSION },
     { "-ew_fusion", RC_PLAN_NO_EW_FUSION },
     { "-buffer_plan", RC_PLAN_NO_BUFFER_PLAN },
+    { "-packed_gemm", RC_PLAN_NO_PACKED_GEMM },
 };
 #define NPASS_EACH (int)(sizeof PASS_EACH / sizeof PASS_EACH[0])
 

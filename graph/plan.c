@@ -93,6 +93,8 @@ static void plan_free_parts(rc_plan *p)
     free(p->live);
     free(p->zeroed);
     free(p->arena);
+    free(p->packs);
+    free(p->pack_data);
     free(p);
 }
 
@@ -248,6 +250,11 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
     free(needs); free(voff); free(goff); free(aoff);
     free(mark);
     free(order);
+    if (!(flags & RC_PLAN_NO_PACKED_GEMM) && plan_packs(p) != 0) {
+        plan_free_parts(p);
+        graph_fail(g, RC_ERR_NOMEM, "out of memory packing weights for a plan of %d nodes", n);
+        return NULL;
+    }
     return p;
 
 nomem:
@@ -305,9 +312,11 @@ rc_status plan_forward_run(rc_plan *p)
             node_describe(p->g->nodes[i], d, sizeof d);
             return plan_fail(p, RC_ERR_STATE, "forward: %s was never fed (rc_plan_feed)", d);
         }
+    p->epoch++;
     for (int k = 0; k < p->ntape; k++) {
         op_inst *it = &p->tape[k];
         it->run = p->run;
+        it->epoch = p->epoch;
         it->training = p->training;
         char msg[OP_MSG] = "";
         if (op_table[it->op].forward(it, msg) != 0) {

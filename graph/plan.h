@@ -3,6 +3,7 @@
 #define RC_PLAN_H
 
 #include "graph.h"
+#include "gemm_small.h"
 
 struct rc_plan {
     rc_graph *g;
@@ -26,12 +27,19 @@ struct rc_plan {
     unsigned flags;         /* RC_PLAN_NO_GRAD */
     int training;
     uint64_t run;           /* forward counter, read by dropout */
+    uint64_t epoch;         /* forward runs started (packed weights are stamped with it) */
+    gemm_pack *packs;       /* weights packed for the small-M kernel (plan_packs) */
+    int npacks;
+    float *pack_data;
     int forwarded;
     char err[512];
 };
 
 /* Records an error on the plan and returns its code. */
 rc_status plan_fail(rc_plan *p, rc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Gives the tape's per-step products with a run-constant weight (several uses, few
+ * rows) packed copies of the weight for gemm_small.h's kernel; 0, or -1 out of memory. */
+int plan_packs(rc_plan *p);
 /* Runs the tape forward with the run counter left as it is. */
 rc_status plan_forward_run(rc_plan *p);
 /* Reads RC_NUM_THREADS once and applies the thread count. */

@@ -219,7 +219,9 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
 #define RC_PLAN_NO_GEMM_FUSION 4u   /* keep matmuls that share an input separate */
 #define RC_PLAN_NO_EW_FUSION   8u   /* keep chains of elementwise ops as separate ops */
 #define RC_PLAN_NO_BUFFER_PLAN 16u  /* one buffer per value, no reuse */
-#define RC_PLAN_NO_PASSES      (RC_PLAN_NO_TIME_BATCH | RC_PLAN_NO_GEMM_FUSION | RC_PLAN_NO_EW_FUSION | RC_PLAN_NO_BUFFER_PLAN)
+#define RC_PLAN_NO_PACKED_GEMM 32u  /* per-step products with a weight go to OpenBLAS, not recur's pack-once kernel */
+#define RC_PLAN_NO_PASSES      (RC_PLAN_NO_TIME_BATCH | RC_PLAN_NO_GEMM_FUSION | RC_PLAN_NO_EW_FUSION | \
+                                RC_PLAN_NO_BUFFER_PLAN | RC_PLAN_NO_PACKED_GEMM)
 /* rc_plan_new with flags (RC_PLAN_NO_GRAD). */
 rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags);
 /* Frees a plan and its arena. */

@@ -46,6 +46,8 @@ typedef struct op_inst {
     float *gout;          /* output gradient (NULL when the reverse sweep skips it) */
     void *aux;            /* scratch kept from forward to backward (aux_bytes) */
     uint64_t run;         /* the plan's run counter (dropout masks) */
+    uint64_t epoch;       /* forward runs of the plan so far: packed weights are fresh if stamped with it */
+    struct gemm_pack *pack[2]; /* matmul: op(B) packed for forward, op(B)^T for dA (gemm_small.h), or NULL */
     int training;
 } op_inst;
 

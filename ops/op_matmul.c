@@ -1,5 +1,6 @@
 /* matmul: out[M,N] = op(A)[M,K] @ op(B)[K,N] through cblas_sgemm. */
 #include <cblas.h>
+#include "gemm_small.h"
 #include "kernels.h"
 
 /* Rows and columns of op(X) for a 2-D tensor X and a transpose flag. */
@@ -54,9 +55,28 @@ static void gemm_acc(int tx, const tensor *x, const float *xd, int ty, const ten
                 m, n, k, 1.0f, xd, x->shape[1], yd, y->shape[1], beta, c, n);
 }
 
+/* The packed weight pk for this run (packing op(B) from b when it is stale), or NULL
+ * when the instance has none or no kernel is available. */
+static const gemm_pack *fresh_pack(gemm_pack *pk, const op_inst *it, const tensor *b, int tb)
+{
+    if (!pk || !gemm_small_isa()) return NULL;
+    if (pk->stamp != it->epoch) {
+        gemm_pack_b(pk, b->data, b->shape[1], tb);
+        pk->stamp = it->epoch;
+    }
+    return pk;
+}
+
 FWD_FN(fwd_matmul)
 {
     (void)msg;
+    const tensor *a = it->in[0], *b = it->in[1];
+    int tb = it->par->i[1];
+    const gemm_pack *pk = it->par->i[0] ? NULL : fresh_pack(it->pack[0], it, b, tb);
+    if (pk) {   /* a per-step product with a weight packed once per run */
+        gemm_packed(a->shape[0], a->data, a->shape[1], pk, it->out->data, it->out->shape[1], 0);
+        return 0;
+    }
     gemm_acc(it->par->i[0], it->in[0], it->in[0]->data, it->par->i[1], it->in[1], it->in[1]->data,
              it->out->data, 0.0f);
     return 0;
@@ -68,7 +88,10 @@ BWD_FN(bwd_matmul)
     int ta = it->par->i[0], tb = it->par->i[1];
     const float *g = it->gout;
     /* dA = dC @ op(B)^T (or its transpose when A is transposed); dB likewise. */
-    if (it->gin[0]) {
+    const gemm_pack *pk = it->gin[0] && !ta ? fresh_pack(it->pack[1], it, b, !tb) : NULL;
+    if (pk) {   /* dA = dC @ op(B)^T with op(B)^T packed once per run */
+        gemm_packed(o->shape[0], g, o->shape[1], pk, it->gin[0], a->shape[1], 1);
+    } else if (it->gin[0]) {
         if (!ta) gemm_acc(0, o, g, !tb, b, b->data, it->gin[0], 1.0f);
         else     gemm_acc(tb, b, b->data, 1, o, g, it->gin[0], 1.0f);
     }
