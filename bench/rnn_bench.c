@@ -541,7 +541,8 @@ static void usage(FILE *f)
         "  --cells LIST       lstm,gru,mut1,custom (default all)\n"
         "  --configs LIST     s128,s512,l256,ptb,tiny (default all)\n"
         "  --T T --B B --I I --H H   one config 'user' instead (unset sizes from s128)\n"
-        "  --passes all|none|each    plan passes on, off, or on/off/each single one off (default all)\n"
+        "  --passes all|none|each|-NAME   plan passes on, off, on/off/each single one off, or\n"
+        "                     one named pass off (default all)\n"
         "  --sweep-T          LSTM at the s128 shape, T = 10 30 100 300 1000 (ms per time step)\n"
         "  --threads-compare  the selected cells/configs (default lstm, s128) at 1 and N threads\n"
         "                     (N = --threads, or 2 when that is 1 or unset)\n"
@@ -612,8 +613,11 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--passes")) {
             passes = v ? v : "";
             i++;
-            if (strcmp(passes, "all") && strcmp(passes, "none") && strcmp(passes, "each")) {
-                fprintf(stderr, "rnn_bench: --passes is all, none or each\n");
+            int known = !strcmp(passes, "all") || !strcmp(passes, "none") || !strcmp(passes, "each");
+            for (int q = 0; q < NPASS_EACH; q++) known |= !strcmp(passes, PASS_EACH[q].name);
+            if (!known) {
+                fprintf(stderr, "rnn_bench: --passes is all, none, each or one of -time_batch, -gemm_fusion, "
+                                "-ew_fusion, -buffer_plan, -packed_gemm\n");
                 return 2;
             }
         } else if (!strcmp(a, "--T")) uT = pos_int(a, v), i++;
@@ -649,6 +653,8 @@ int main(int argc, char **argv)
     if (!strcmp(passes, "each")) plist = PASS_EACH, npass = NPASS_EACH;
     else if (!strcmp(passes, "none")) plist = &PASS_NONE, npass = 1;
     else plist = &PASS_ALL, npass = 1;
+    for (int q = 0; q < NPASS_EACH; q++)
+        if (!strcmp(passes, PASS_EACH[q].name)) plist = &PASS_EACH[q], npass = 1;
 
     config user = CONFIGS[0];
     int have_user = uT || uB || uI || uH;

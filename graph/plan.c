@@ -8,7 +8,6 @@
 #include "plan.h"
 
 #define ALIGN 64
-static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
 rc_status plan_fail(rc_plan *p, rc_status s, const char *fmt, ...)
 {
@@ -92,6 +91,7 @@ static void plan_free_parts(rc_plan *p)
     free(p->gin_ptrs);
     free(p->live);
     free(p->zeroed);
+    free(p->shared);
     free(p->arena);
     free(p->packs);
     free(p->pack_data);
@@ -149,9 +149,10 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
     p->fed = calloc((size_t)n, 1);
     p->live = calloc((size_t)n, 1);
     p->zeroed = calloc((size_t)n, 1);
+    p->shared = calloc((size_t)n, 1);
     p->tape = calloc((size_t)(norder ? norder : 1), sizeof *p->tape);
     p->tape_node = malloc((size_t)(norder ? norder : 1) * sizeof *p->tape_node);
-    if (!p->val || !p->grad || !p->in_plan || !p->fed || !p->live || !p->zeroed || !p->tape || !p->tape_node)
+    if (!p->val || !p->grad || !p->in_plan || !p->fed || !p->live || !p->zeroed || !p->shared || !p->tape || !p->tape_node)
         goto nomem;
 
     /* Which nodes need a gradient: parameters, inputs that asked, and ops fed by them. */
@@ -179,36 +180,13 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
         goto nomem;
     }
 
-    /* Arena layout: input and op values, then scratch, then gradients. */
-    size_t off = 0;
+    /* Arena layout: values, then scratch, then gradients (plan_layout). */
     size_t *voff = calloc((size_t)n, sizeof *voff), *goff = calloc((size_t)n, sizeof *goff);
     size_t *aoff = calloc((size_t)(norder ? norder : 1), sizeof *aoff);
-    if (!voff || !goff || !aoff) {
+    size_t gstart = 0, off = 0;
+    if (!voff || !goff || !aoff || plan_layout(p, order, norder, needs, n_roots, roots, voff, aoff, goff, &gstart, &off) != 0) {
         free(needs); free(voff); free(goff); free(aoff);
         goto nomem;
-    }
-    for (int i = 0; i < n; i++) {
-        rc_node *v = g->nodes[i];
-        if (!mark[i] || (v->kind != NK_INPUT && v->kind != NK_OP)) continue;
-        voff[i] = off;
-        off += align_up(v->t.size * 4);   /* float and int32 are both 4 bytes */
-    }
-    for (int k = 0; k < norder; k++) {
-        rc_node *v = g->nodes[order[k]];
-        const op_desc *d = &op_table[v->op];
-        op_inst tmp = { .op = v->op, .nin = v->nin, .par = &v->par, .out = &p->val[v->id] };
-        tensor *ins[v->nin];
-        for (int j = 0; j < v->nin; j++) ins[j] = &p->val[node_resolve(v->in[j])->id];
-        tmp.in = ins;
-        size_t ab = d->aux_bytes ? d->aux_bytes(&tmp) : 0;
-        aoff[k] = ab ? off : (size_t)-1;
-        off += align_up(ab);
-    }
-    size_t gstart = off;
-    for (int i = 0; i < n; i++) {
-        if (!mark[i] || !needs[i]) continue;
-        goff[i] = off;
-        off += align_up(g->nodes[i]->t.size * sizeof(float));
     }
     p->arena_bytes = off;
     p->arena = off ? aligned_alloc(ALIGN, off) : NULL;
@@ -341,19 +319,22 @@ rc_status rc_plan_forward(rc_plan *p)
 const float *rc_plan_value(const rc_plan *p, const rc_node *n)
 {
     const tensor *t = plan_tensor(p, n);
+    if (t && (p->shared[node_resolve((rc_node *)n)->id] & PLAN_SHARED_VALUE)) return NULL;
     return (t && t->dt == RC_F32) ? t->data : NULL;
 }
 
 const int32_t *rc_plan_value_i32(const rc_plan *p, const rc_node *n)
 {
     const tensor *t = plan_tensor(p, n);
+    if (t && (p->shared[node_resolve((rc_node *)n)->id] & PLAN_SHARED_VALUE)) return NULL;
     return (t && t->dt == RC_I32) ? t->data : NULL;
 }
 
 const float *rc_plan_grad(const rc_plan *p, const rc_node *n)
 {
     if (!plan_tensor(p, n)) return NULL;
-    return p->grad[node_resolve((rc_node *)n)->id];
+    int id = node_resolve((rc_node *)n)->id;
+    return (p->shared[id] & PLAN_SHARED_GRAD) ? NULL : p->grad[id];
 }
 
 double rc_plan_flops(const rc_plan *p)

@@ -19,6 +19,7 @@ struct rc_plan {
     float **gin_ptrs;       /* storage behind every instance's gin[] */
     unsigned char *live;    /* per node id: reaches the last backward's loss */
     unsigned char *zeroed;  /* per node id: its gradient was cleared in this backward */
+    unsigned char *shared;  /* per node id: PLAN_SHARED_* bits (buffer planning) */
     int live_loss;          /* node id `live` was computed for, or -1 */
     char *arena;
     size_t arena_bytes;
@@ -35,11 +36,20 @@ struct rc_plan {
     char err[512];
 };
 
+/* A node's value / gradient shares arena memory with others (not readable after the run). */
+enum { PLAN_SHARED_VALUE = 1, PLAN_SHARED_GRAD = 2 };
+
 /* Records an error on the plan and returns its code. */
 rc_status plan_fail(rc_plan *p, rc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Gives the tape's per-step products with a run-constant weight (several uses, few
  * rows) packed copies of the weight for gemm_small.h's kernel; 0, or -1 out of memory. */
 int plan_packs(rc_plan *p);
+/* Arena offsets of the values (voff, per node id), scratch (aoff, per tape index) and
+ * gradients (goff; gradients start at *gstart) of a plan whose in_plan, val and flags
+ * are set, with buffer planning unless RC_PLAN_NO_BUFFER_PLAN (plan_layout.c); marks
+ * p->shared. *total: the arena's bytes. Returns 0, or -1 out of memory. */
+int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *needs, int n_roots,
+                rc_node *const *roots, size_t *voff, size_t *aoff, size_t *goff, size_t *gstart, size_t *total);
 /* Runs the tape forward with the run counter left as it is. */
 rc_status plan_forward_run(rc_plan *p);
 /* Reads RC_NUM_THREADS once and applies the thread count. */

@@ -218,7 +218,7 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
 #define RC_PLAN_NO_TIME_BATCH  2u   /* keep per-step input projections (no one-GEMM-over-T*B) */
 #define RC_PLAN_NO_GEMM_FUSION 4u   /* keep matmuls that share an input separate */
 #define RC_PLAN_NO_EW_FUSION   8u   /* keep chains of elementwise ops as separate ops */
-#define RC_PLAN_NO_BUFFER_PLAN 16u  /* one buffer per value, no reuse */
+#define RC_PLAN_NO_BUFFER_PLAN 16u  /* one buffer per value and gradient, no reuse (see rc_plan_grad) */
 #define RC_PLAN_NO_PACKED_GEMM 32u  /* per-step products with a weight go to OpenBLAS, not recur's pack-once kernel */
 #define RC_PLAN_NO_PASSES      (RC_PLAN_NO_TIME_BATCH | RC_PLAN_NO_GEMM_FUSION | RC_PLAN_NO_EW_FUSION | \
                                 RC_PLAN_NO_BUFFER_PLAN | RC_PLAN_NO_PACKED_GEMM)
@@ -240,12 +240,17 @@ rc_status rc_plan_forward(rc_plan *p);
 rc_status rc_plan_backward(rc_plan *p, rc_node *loss);
 /* A node's value after forward (float nodes; int32 inputs through rc_plan_value_i32).
  * NULL when the node is not in the plan. Roots, inputs, parameters and matmul results
- * are always kept; an elementwise intermediate that is not a root may have been fused
- * away by the elementwise-fusion pass (make it a root to read it). */
+ * are kept in training plans; an elementwise intermediate that is not a root may have
+ * been fused away by the elementwise-fusion pass (make it a root to read it). In an
+ * RC_PLAN_NO_GRAD plan with buffer planning, only roots and inputs are kept (NULL for
+ * the others, whose memory is reused). */
 const float *rc_plan_value(const rc_plan *p, const rc_node *n);
 /* An int32 node's value, or NULL. */
 const int32_t *rc_plan_value_i32(const rc_plan *p, const rc_node *n);
-/* A node's gradient after backward, or NULL when it has none. */
+/* A node's gradient after backward, or NULL when it has none. With buffer planning
+ * (the default) the gradients of parameters, inputs and roots are kept; other nodes'
+ * gradient memory is reused during the sweep and this returns NULL for them (build the
+ * plan with RC_PLAN_NO_BUFFER_PLAN to read them, e.g. d loss / d h_t). */
 const float *rc_plan_grad(const rc_plan *p, const rc_node *n);
 /* The number of op instances on the tape. */
 int rc_plan_length(const rc_plan *p);

@@ -1,0 +1,107 @@
+/* plan_layout: where every value, scratch and gradient of a plan lives in its arena.
+ *
+ * Without buffer planning (RC_PLAN_NO_BUFFER_PLAN) every buffer has its own place.
+ * With it (the default):
+ *  - gradients: the reverse sweep writes a node's gradient first at its last consumer
+ *    (in tape order) and reads it for the last time at the node's own producer, so
+ *    per-step gradients live for about one step of the sweep; those buffers share
+ *    memory (memplan.h). Gradients of parameters, inputs and roots stay apart, since
+ *    they are read after the sweep; rc_plan_grad of any other node returns NULL.
+ *  - values of inference plans (RC_PLAN_NO_GRAD): a value lives from its producer to
+ *    its last consumer; all but inputs and roots share memory the same way, and
+ *    rc_plan_value of the others returns NULL. Training plans keep every value, as
+ *    the reverse sweep reads them (the recompute mode is what trades them for time). */
+#include <stdlib.h>
+#include "memplan.h"
+#include "plan.h"
+
+#define ALIGN 64
+static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *needs, int n_roots,
+                rc_node *const *roots, size_t *voff, size_t *aoff, size_t *goff, size_t *gstart, size_t *total)
+{
+    rc_graph *g = p->g;
+    int n = p->nnodes, rc = -1;
+    int planning = !(p->flags & RC_PLAN_NO_BUFFER_PLAN);
+    int *prod = malloc((size_t)n * sizeof *prod), *last = malloc((size_t)n * sizeof *last);
+    unsigned char *keep = calloc((size_t)n, 1);
+    memplan_item *items = malloc((size_t)(n ? n : 1) * sizeof *items);
+    int *item_node = malloc((size_t)(n ? n : 1) * sizeof *item_node);
+    if (!prod || !last || !keep || !items || !item_node) goto out;
+    for (int i = 0; i < n; i++) prod[i] = last[i] = -1;
+    for (int k = 0; k < norder; k++) {
+        rc_node *v = g->nodes[order[k]];
+        prod[v->id] = k;
+        for (int j = 0; j < v->nin; j++) last[node_resolve(v->in[j])->id] = k;   /* k grows: the last */
+    }
+    for (int r = 0; r < n_roots; r++) keep[node_resolve(roots[r])->id] = 1;
+
+    /* values */
+    size_t off = 0;
+    int shared_values = planning && (p->flags & RC_PLAN_NO_GRAD);
+    int ni = 0;
+    for (int i = 0; i < n; i++) {
+        rc_node *v = g->nodes[i];
+        if (!p->in_plan[i] || (v->kind != NK_INPUT && v->kind != NK_OP)) continue;
+        size_t sz = align_up(v->t.size * 4);   /* float and int32 are both 4 bytes */
+        if (shared_values && v->kind == NK_OP && !keep[i] && prod[i] >= 0) {
+            items[ni] = (memplan_item){ sz, prod[i], last[i] > prod[i] ? last[i] : prod[i], 0 };
+            item_node[ni++] = i;
+        } else {
+            voff[i] = off;
+            off += sz;
+        }
+    }
+    if (ni > 0) {
+        size_t region;
+        if (memplan_assign(ni, items, &region) != 0) goto out;
+        for (int q = 0; q < ni; q++) {
+            voff[item_node[q]] = off + items[q].offset;
+            p->shared[item_node[q]] |= PLAN_SHARED_VALUE;
+        }
+        off += region;
+    }
+
+    /* scratch kept from forward to backward */
+    for (int k = 0; k < norder; k++) {
+        rc_node *v = g->nodes[order[k]];
+        const op_desc *d = &op_table[v->op];
+        op_inst tmp = { .op = v->op, .nin = v->nin, .par = &v->par, .out = &p->val[v->id] };
+        tensor *ins[v->nin];
+        for (int j = 0; j < v->nin; j++) ins[j] = &p->val[node_resolve(v->in[j])->id];
+        tmp.in = ins;
+        size_t ab = d->aux_bytes ? d->aux_bytes(&tmp) : 0;
+        aoff[k] = ab ? off : (size_t)-1;
+        off += align_up(ab);
+    }
+
+    /* gradients, in reverse-sweep time (step norder - 1 - k runs instance k) */
+    *gstart = off;
+    ni = 0;
+    for (int i = 0; i < n; i++) {
+        if (!p->in_plan[i] || !needs[i]) continue;
+        size_t sz = align_up(g->nodes[i]->t.size * sizeof(float));
+        if (planning && !keep[i] && prod[i] >= 0 && last[i] >= 0) {
+            items[ni] = (memplan_item){ sz, norder - 1 - last[i], norder - 1 - prod[i], 0 };
+            item_node[ni++] = i;
+        } else {
+            goff[i] = off;
+            off += sz;
+        }
+    }
+    if (ni > 0) {
+        size_t region;
+        if (memplan_assign(ni, items, &region) != 0) goto out;
+        for (int q = 0; q < ni; q++) {
+            goff[item_node[q]] = off + items[q].offset;
+            p->shared[item_node[q]] |= PLAN_SHARED_GRAD;
+        }
+        off += region;
+    }
+    *total = off;
+    rc = 0;
+out:
+    free(prod); free(last); free(keep); free(items); free(item_node);
+    return rc;
+}
