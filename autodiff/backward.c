@@ -55,6 +55,8 @@ rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
     for (int k = p->ntape - 1; k >= 0; k--) {
         op_inst *it = &p->tape[k];
         if (!it->gout || !p->live[p->tape_node[k]]) continue;
+        /* recompute mode: bring back the dropped values of this instance's segment */
+        if (p->seg && p->seg[k] >= 0 && p->seg[k] != p->cur_seg) plan_recompute(p, p->seg[k]);
         for (int j = 0; j < it->nin; j++)
             if (it->gin[j]) clear_grad(p, operand_id(p, it, j));
         op_table[it->op].backward(it);

@@ -67,6 +67,7 @@ static const pass_set PASS_EACH[] = {
     { "-ew_fusion", RC_PLAN_NO_EW_FUSION },
     { "-buffer_plan", RC_PLAN_NO_BUFFER_PLAN },
     { "-packed_gemm", RC_PLAN_NO_PACKED_GEMM },
+    { "+recompute", RC_PLAN_RECOMPUTE },                     /* an opt-in mode, not a pass */
 };
 #define NPASS_EACH (int)(sizeof PASS_EACH / sizeof PASS_EACH[0])
 
@@ -277,7 +278,7 @@ typedef struct {
     double ms_med, ms_min, ms_max;
     double gemm_flop, op_flop; /* per training step */
     double build_ms, loss0;
-    size_t arena;
+    size_t arena, act;
     int tape;
     long hwm_kb, maxrss_kb;
 } result;
@@ -387,6 +388,7 @@ static void run_one(const char *mode, const char *cellname, const config *cfg, c
         goto done;
     }
     r->arena = rc_plan_arena_bytes(p);
+    r->act = rc_plan_activation_bytes(p);
     r->tape = rc_plan_length(p);
     r->op_flop = 3.0 * rc_plan_flops(p);
 
@@ -466,9 +468,9 @@ static double peak_for(const output *o, int threads)
 
 static void print_header(const char *extra)
 {
-    printf("%-7s %-5s %4s %3s %4s %4s %3s %-12s %3s %9s %9s %9s %6s %6s %6s %6s %8s %7s %7s %6s %8s ", "cell", "cfg",
-           "T", "B", "I", "H", "thr", "passes", "R", "ms_med", "ms_min", "ms_max", "x_all", "GF/s", "%peak", "opGF/s",
-           "arenaMB", "hwmMB", "rssMB", "tape", "buildms");
+    printf("%-7s %-5s %4s %3s %4s %4s %3s %-12s %3s %9s %9s %9s %6s %6s %6s %6s %8s %7s %7s %6s %8s %6s ", "cell",
+           "cfg", "T", "B", "I", "H", "thr", "passes", "R", "ms_med", "ms_min", "ms_max", "x_all", "GF/s", "%peak",
+           "opGF/s", "arenaMB", "hwmMB", "rssMB", "tape", "buildms", "actMB");
     if (extra) printf("%8s ", extra);
     printf("%-12s %s\n", "loss0", "note");
 }
@@ -499,22 +501,25 @@ static void print_row(const output *o, const result *r, double x_all, const char
     }
     if (r->tape) snprintf(mem[3], sizeof mem[3], "%d", r->tape); else snprintf(mem[3], sizeof mem[3], "-");
     if (r->tape) snprintf(bld, sizeof bld, "%.1f", r->build_ms); else snprintf(bld, sizeof bld, "-");
-    printf("%-7s %-5s %4d %3d %4d %4d %3d %-12s %3d %9s %9s %9s %6s %6s %6s %6s %8s %7s %7s %6s %8s ",
+    char act[16];
+    if (r->tape) snprintf(act, sizeof act, "%.1f", (double)r->act / 1048576.0); else snprintf(act, sizeof act, "-");
+    printf("%-7s %-5s %4d %3d %4d %4d %3d %-12s %3d %9s %9s %9s %6s %6s %6s %6s %8s %7s %7s %6s %8s %6s ",
            r->cell, r->cfg.name, r->cfg.T, r->cfg.B, r->cfg.I, r->cfg.H, r->threads, r->passes, r->reps, ms[0], ms[1],
-           ms[2], xa, gf, pk, og, mem[0], mem[1], mem[2], mem[3], bld);
+           ms[2], xa, gf, pk, og, mem[0], mem[1], mem[2], mem[3], bld, act);
     if (extra_label) printf("%8s ", ex);
     printf("%-12s %s\n", lo, r->note);
     fflush(stdout);
     if (o->tsv) {
         fprintf(o->tsv,
                 "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t%.6f\t%.2f\t%.6f\t%.2f\t%.2f\t"
-                "%.4f\t%.3f\t%.3f\t%.3f\t%d\t%.2f\t%s\t%.4f\t%.8g\t%s\n",
+                "%.4f\t%.3f\t%.3f\t%.3f\t%d\t%.2f\t%s\t%.4f\t%.8g\t%s\t%.3f\n",
                 r->mode, r->cell, r->cfg.name, r->cfg.T, r->cfg.B, r->cfg.I, r->cfg.H, r->threads, r->passes,
                 r->skipped ? "skipped" : r->failed ? "failed" : "ok", r->reps, ok ? r->ms_med : NAN,
                 ok ? r->ms_min : NAN, ok ? r->ms_max : NAN, ok && x_all > 0 ? x_all : NAN, r->gemm_flop * 1e-9,
                 ok ? gfs : NAN, r->op_flop * 1e-9, ok ? ogfs : NAN, peak, ok && peak > 0 ? gfs / peak : NAN,
                 (double)r->arena / 1048576.0, r->hwm_kb / 1024.0, r->maxrss_kb / 1024.0, r->tape, r->build_ms,
-                extra_label ? extra_label : "-", ok && extra_label ? extra : NAN, r->loss0, r->note);
+                extra_label ? extra_label : "-", ok && extra_label ? extra : NAN, r->loss0, r->note,
+                (double)r->act / 1048576.0);
         fflush(o->tsv);
     }
 }
@@ -523,7 +528,7 @@ static void tsv_header(FILE *f)
 {
     fprintf(f, "mode\tcell\tcfg\tT\tB\tI\tH\tthreads\tpasses\tstatus\treps\tms_med\tms_min\tms_max\tx_all\t"
                "gemm_gflop\tgemm_gflops\top_gflop\top_gflops\tpeak_gflops\tpeak_frac\tarena_mb\thwm_mb\tmaxrss_mb\t"
-               "tape\tbuild_ms\textra_name\textra\tloss0\tnote\n");
+               "tape\tbuild_ms\textra_name\textra\tloss0\tnote\tact_mb\n");
 }
 
 /* ---- command line ---------------------------------------------------------------- */
@@ -617,7 +622,7 @@ int main(int argc, char **argv)
             for (int q = 0; q < NPASS_EACH; q++) known |= !strcmp(passes, PASS_EACH[q].name);
             if (!known) {
                 fprintf(stderr, "rnn_bench: --passes is all, none, each or one of -time_batch, -gemm_fusion, "
-                                "-ew_fusion, -buffer_plan, -packed_gemm\n");
+                                "-ew_fusion, -buffer_plan, -packed_gemm, +recompute\n");
                 return 2;
             }
         } else if (!strcmp(a, "--T")) uT = pos_int(a, v), i++;
@@ -694,7 +699,7 @@ int main(int argc, char **argv)
            "ms over R timed steps after %d warm-up\n", (double)LR, ro.warmup);
     printf("# GF/s = GEMM work 3*T*2*B*G*(I+H) / ms_med, G = 4H lstm/custom, 3H gru, 2H mut1; "
            "%%peak = GF/s / sgemm peak; opGF/s = 3 x rc_plan_flops / ms_med\n");
-    printf("# x_all = ms_med / ms_med with all passes on; arenaMB = rc_plan_arena_bytes; hwmMB = peak RSS "
+    printf("# x_all = ms_med / ms_med with all passes on; arenaMB = rc_plan_arena_bytes; actMB = rc_plan_activation_bytes (values and scratch kept for the reverse sweep); hwmMB = peak RSS "
            "during the row (VmHWM reset at its start); rssMB = getrusage ru_maxrss (process so far); "
            "buildms = rc_plan_new_ex time; loss0 = loss of the first step\n");
     if (o.tsv) {

@@ -62,6 +62,7 @@ rc_status rc_unroll(rc_graph *g, const rc_cell *cell, rc_node *x, int T, const r
     if (!outs) return fail(g, RC_ERR_NOMEM, "out of memory", cell);
     rc_status st = RC_OK;
     for (int t = 0; t < T && st == RC_OK; t++) {
+        g->cur_step = t + 1;   /* tags the step's nodes (the recompute mode's segments) */
         rc_step s = { .g = g, .cell = cell, .prefix = o ? o->prefix : NULL, .t = t, .T = T, .B = B, .I = I };
         s.x = T == 1 ? x : rc_row_slice(g, x, t * B, B);
         memcpy(s.prev, cur, sizeof cur);
@@ -90,6 +91,7 @@ rc_status rc_unroll(rc_graph *g, const rc_cell *cell, rc_node *x, int T, const r
         outs[t] = out;
         st = g->status;
     }
+    g->cur_step = 0;
     if (st == RC_OK) {
         *outputs = T == 1 ? outs[0] : rc_row_concat(g, T, outs);
         st = g->status;

@@ -70,6 +70,7 @@ rc_node *graph_add(rc_graph *g, node_kind kind, rc_node **in, int nin)
     n->in = in;
     n->nin = nin;
     n->t.dt = RC_F32;
+    n->tstep = g->cur_step;
     g->nodes[g->n++] = n;
     return n;
 }

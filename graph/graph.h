@@ -25,12 +25,14 @@ struct rc_node {
     int external;         /* NK_PARAM: t.data is borrowed, not freed with the node */
     int pass;             /* the pass that made or rewrote the node (PASS_*), 0 none */
     int group;            /* the group of nodes that pass made together (> 0) */
+    int tstep;            /* 1 + the unrolled time step whose construction made it; 0 none */
 };
 
 struct rc_graph {
     rc_node **nodes;
     int n, cap;
     rc_status status;
+    int cur_step;         /* tstep given to new nodes (rc_unroll sets it per step) */
     char err[512];
 };
 

@@ -153,6 +153,7 @@ int pass_gemm_fusion(rc_graph *g)
             if (!y) break;
             y->pass = PASS_GEMM_FUSION;
             y->group = group;
+            y->tstep = g->nodes[c[s].id]->tstep;   /* one step's product stays in its step */
             for (int k = 0, off = 0; k < m; k++) {
                 rc_node *n = g->nodes[c[s + k].id], *wq = g->nodes[c[s + k].flags];
                 op_params sp = { .i = { off, n->t.shape[1] } };

@@ -92,6 +92,9 @@ static void plan_free_parts(rc_plan *p)
     free(p->live);
     free(p->zeroed);
     free(p->shared);
+    free(p->seg);
+    free(p->seg_lo);
+    free(p->seg_hi);
     free(p->arena);
     free(p->packs);
     free(p->pack_data);
@@ -122,6 +125,7 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
         }
     }
     runtime_init();
+    if (flags & RC_PLAN_RECOMPUTE) flags |= RC_PLAN_NO_TIME_BATCH;
     /* The passes rewrite the graph first (see passes.h). */
     if (!(flags & RC_PLAN_NO_TIME_BATCH) && pass_time_batch(g) < 0) return NULL;
     if (!(flags & RC_PLAN_NO_GEMM_FUSION) && pass_gemm_fusion(g) < 0) return NULL;
@@ -180,6 +184,10 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
         goto nomem;
     }
 
+    if ((flags & RC_PLAN_RECOMPUTE) && !(flags & RC_PLAN_NO_GRAD) && plan_segments(p, order, norder) != 0) {
+        free(needs);
+        goto nomem;
+    }
     /* Arena layout: values, then scratch, then gradients (plan_layout). */
     size_t *voff = calloc((size_t)n, sizeof *voff), *goff = calloc((size_t)n, sizeof *goff);
     size_t *aoff = calloc((size_t)(norder ? norder : 1), sizeof *aoff);
@@ -252,6 +260,7 @@ const char *rc_plan_error(const rc_plan *p) { return p ? p->err : "no plan (NULL
 void rc_plan_set_training(rc_plan *p, int on) { if (p) p->training = on != 0; }
 int rc_plan_length(const rc_plan *p) { return p ? p->ntape : 0; }
 size_t rc_plan_arena_bytes(const rc_plan *p) { return p ? p->arena_bytes : 0; }
+size_t rc_plan_activation_bytes(const rc_plan *p) { return p ? p->act_bytes : 0; }
 
 /* The plan's record of a node, or NULL when the node is not part of it. */
 static const tensor *plan_tensor(const rc_plan *p, const rc_node *n)
@@ -304,6 +313,7 @@ rc_status plan_forward_run(rc_plan *p)
             return plan_fail(p, RC_ERR_ARG, "forward: %s: %s", d, msg);
         }
     }
+    p->cur_seg = p->nseg - 1;   /* the scratch holds the last segment's values */
     p->forwarded = 1;
     return RC_OK;
 }

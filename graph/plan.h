@@ -23,12 +23,17 @@ struct rc_plan {
     int live_loss;          /* node id `live` was computed for, or -1 */
     char *arena;
     size_t arena_bytes;
+    size_t act_bytes;       /* rc_plan_activation_bytes */
     char *grad_base;        /* gradient region of the arena, cleared per backward */
     size_t grad_bytes;
     unsigned flags;         /* RC_PLAN_NO_GRAD */
     int training;
     uint64_t run;           /* forward counter, read by dropout */
     uint64_t epoch;         /* forward runs started (packed weights are stamped with it) */
+    int *seg;               /* RC_PLAN_RECOMPUTE: segment of each tape instance, -1 none */
+    int nseg;
+    int *seg_lo, *seg_hi;   /* tape range [lo, hi] of each segment */
+    int cur_seg;            /* the segment whose dropped values the scratch holds now */
     gemm_pack *packs;       /* weights packed for the small-M kernel (plan_packs) */
     int npacks;
     float *pack_data;
@@ -50,6 +55,11 @@ int plan_packs(rc_plan *p);
  * p->shared. *total: the arena's bytes. Returns 0, or -1 out of memory. */
 int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *needs, int n_roots,
                 rc_node *const *roots, size_t *voff, size_t *aoff, size_t *goff, size_t *gstart, size_t *total);
+/* RC_PLAN_RECOMPUTE: segments of the tape (p->seg, seg_lo, seg_hi) from the nodes'
+ * time steps; 0, or -1 out of memory. */
+int plan_segments(rc_plan *p, const int *order, int norder);
+/* Runs the forward of segment s again (its dropped values), for the reverse sweep. */
+void plan_recompute(rc_plan *p, int s);
 /* Runs the tape forward with the run counter left as it is. */
 rc_status plan_forward_run(rc_plan *p);
 /* Reads RC_NUM_THREADS once and applies the thread count. */

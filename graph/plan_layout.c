@@ -10,7 +10,9 @@
  *  - values of inference plans (RC_PLAN_NO_GRAD): a value lives from its producer to
  *    its last consumer; all but inputs and roots share memory the same way, and
  *    rc_plan_value of the others returns NULL. Training plans keep every value, as
- *    the reverse sweep reads them (the recompute mode is what trades them for time). */
+ *    the reverse sweep reads them, except in the recompute mode (plan_recompute.c):
+ *    there the values and scratch used only inside their segment of time steps live in
+ *    one region that every segment reuses. */
 #include <stdlib.h>
 #include "memplan.h"
 #include "plan.h"
@@ -37,33 +39,49 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
     }
     for (int r = 0; r < n_roots; r++) keep[node_resolve(roots[r])->id] = 1;
 
-    /* values */
-    size_t off = 0;
+    /* values; in the recompute mode, those used only inside their segment go to the
+     * shared segment region (laid out below) */
+    size_t off = 0, act = 0;
     int shared_values = planning && (p->flags & RC_PLAN_NO_GRAD);
     int ni = 0;
+    size_t *local = calloc((size_t)n, sizeof *local);   /* 1 + offset inside the segment region */
+    if (!local) goto out;
     for (int i = 0; i < n; i++) {
         rc_node *v = g->nodes[i];
         if (!p->in_plan[i] || (v->kind != NK_INPUT && v->kind != NK_OP)) continue;
         size_t sz = align_up(v->t.size * 4);   /* float and int32 are both 4 bytes */
-        if (shared_values && v->kind == NK_OP && !keep[i] && prod[i] >= 0) {
+        int sgi = p->seg && prod[i] >= 0 ? p->seg[prod[i]] : -1;
+        if (sgi >= 0 && !keep[i] && last[i] >= 0 && last[i] <= p->seg_hi[sgi]) {
+            local[i] = 1;   /* placed below */
+        } else if (shared_values && v->kind == NK_OP && !keep[i] && prod[i] >= 0) {
             items[ni] = (memplan_item){ sz, prod[i], last[i] > prod[i] ? last[i] : prod[i], 0 };
             item_node[ni++] = i;
         } else {
             voff[i] = off;
             off += sz;
+            if (v->kind == NK_OP && !keep[i]) act += sz;
         }
     }
     if (ni > 0) {
         size_t region;
-        if (memplan_assign(ni, items, &region) != 0) goto out;
+        if (memplan_assign(ni, items, &region) != 0) {
+            free(local);
+            goto out;
+        }
         for (int q = 0; q < ni; q++) {
             voff[item_node[q]] = off + items[q].offset;
             p->shared[item_node[q]] |= PLAN_SHARED_VALUE;
         }
         off += region;
+        act += region;
     }
 
-    /* scratch kept from forward to backward */
+    /* scratch kept from forward to backward, per tape instance */
+    size_t *abytes = malloc((size_t)(norder ? norder : 1) * sizeof *abytes);
+    if (!abytes) {
+        free(local);
+        goto out;
+    }
     for (int k = 0; k < norder; k++) {
         rc_node *v = g->nodes[order[k]];
         const op_desc *d = &op_table[v->op];
@@ -71,10 +89,38 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
         tensor *ins[v->nin];
         for (int j = 0; j < v->nin; j++) ins[j] = &p->val[node_resolve(v->in[j])->id];
         tmp.in = ins;
-        size_t ab = d->aux_bytes ? d->aux_bytes(&tmp) : 0;
-        aoff[k] = ab ? off : (size_t)-1;
-        off += align_up(ab);
+        abytes[k] = align_up(d->aux_bytes ? d->aux_bytes(&tmp) : 0);
     }
+
+    /* the segment region: each segment's local values and scratch one after another,
+     * every segment from the region's start */
+    if (p->seg) {
+        size_t region = 0, base = off;
+        for (int sgi = 0; sgi < p->nseg; sgi++) {
+            size_t o = 0;
+            for (int k = p->seg_lo[sgi]; k <= p->seg_hi[sgi]; k++) {
+                int i = order[k];
+                if (local[i]) {
+                    voff[i] = base + o;
+                    o += align_up(g->nodes[i]->t.size * 4);
+                    p->shared[i] |= PLAN_SHARED_VALUE;
+                }
+                aoff[k] = abytes[k] ? base + o : (size_t)-1;
+                o += abytes[k];
+            }
+            region = o > region ? o : region;
+        }
+        off += region;
+        act += region;
+    }
+    for (int k = 0; k < norder; k++) {
+        if (p->seg && p->seg[k] >= 0) continue;
+        aoff[k] = abytes[k] ? off : (size_t)-1;
+        off += abytes[k];
+        act += abytes[k];
+    }
+    free(abytes);
+    free(local);
 
     /* gradients, in reverse-sweep time (step norder - 1 - k runs instance k) */
     *gstart = off;
@@ -100,6 +146,7 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
         off += region;
     }
     *total = off;
+    p->act_bytes = act;
     rc = 0;
 out:
     free(prod); free(last); free(keep); free(items); free(item_node);

@@ -222,7 +222,14 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
 #define RC_PLAN_NO_PACKED_GEMM 32u  /* per-step products with a weight go to OpenBLAS, not recur's pack-once kernel */
 #define RC_PLAN_NO_PASSES      (RC_PLAN_NO_TIME_BATCH | RC_PLAN_NO_GEMM_FUSION | RC_PLAN_NO_EW_FUSION | \
                                 RC_PLAN_NO_BUFFER_PLAN | RC_PLAN_NO_PACKED_GEMM)
-/* rc_plan_new with flags (RC_PLAN_NO_GRAD). */
+/* Recompute mode for long sequences (opt-in): the unrolled steps are cut into segments
+ * of about sqrt(T) steps; values used only inside their segment are not kept but
+ * recomputed segment by segment during the reverse sweep (the segment boundaries'
+ * states are kept), trading one more forward pass for activation memory. Results are
+ * bitwise those of the plan without it; rc_plan_value is NULL for the values dropped. */
+#define RC_PLAN_RECOMPUTE      64u  /* implies RC_PLAN_NO_TIME_BATCH: a projection of all T steps
+                                       at once would itself be T steps of activations */
+/* rc_plan_new with flags (RC_PLAN_NO_GRAD and the others above). */
 rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags);
 /* Frees a plan and its arena. */
 void rc_plan_free(rc_plan *p);
@@ -256,6 +263,9 @@ const float *rc_plan_grad(const rc_plan *p, const rc_node *n);
 int rc_plan_length(const rc_plan *p);
 /* Bytes held by the plan's arena. */
 size_t rc_plan_arena_bytes(const rc_plan *p);
+/* Bytes of the arena that hold activations: intermediate values and op scratch kept
+ * for the reverse sweep (not inputs, roots or gradients); what the recompute mode cuts. */
+size_t rc_plan_activation_bytes(const rc_plan *p);
 /* Forward FLOPs of one run, summed from the op table. */
 double rc_plan_flops(const rc_plan *p);
 

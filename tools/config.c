@@ -40,6 +40,7 @@ static const opt opts[] = {
     { "init", T_STR, F(init), "default", TR, "default | uniform | glorot | orthogonal (recurrent matrices)" },
     { "init-scale", T_DBL, F(init_scale), "0.1", TR, "a of U(-a, a) for --init uniform" },
     { "seq", T_INT, F(seq), "50", TR | EV, "unroll length T (truncated BPTT window)" },
+    { "recompute", T_FLAG, F(recompute), "0", TR, "recompute mode: keep ~sqrt(T) step states, recompute the rest in the backward pass (long --seq)" },
     { "batch", T_INT, F(batch), "50", TR | EV, "batch size B" },
     { "epochs", T_INT, F(epochs), "10", TR, "epochs" },
     { "bucket", T_INT, F(bucket), "10", TR, "sequence sets: sort by length within chunks of N batches" },

@@ -15,7 +15,7 @@ typedef struct config {
     int max_vocab;
     /* model */
     char cell[1024];
-    int hidden, layers, embed, bidirectional;
+    int hidden, layers, embed, bidirectional, recompute;
     double dropout, forget_bias;
     char init[32];
     double init_scale;

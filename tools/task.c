@@ -291,6 +291,7 @@ int task_make_model(task *t, char *msg, size_t len)
     o.bidirectional = c->bidirectional;
     o.dropout = (float)c->dropout;
     o.seed = (uint64_t)c->seed;
+    if (c->recompute) o.plan_flags |= RC_PLAN_RECOMPUTE;
     if (!strcmp(c->loss_norm, "sequences")) o.norm = RC_NORM_SEQUENCES;
     else if (strcmp(c->loss_norm, "steps") != 0) {
         snprintf(msg, len, "--loss-norm '%s' is not steps or sequences", c->loss_norm);
