@@ -184,6 +184,15 @@ int gemm_small_force_isa(int level)
 /* Products below this many FLOPs run on one thread (a region costs ~1-2 us). */
 #define GS_PAR_FLOPS (1 << 20)
 
+size_t gemm_pack_panels(const gemm_pack *pk) { return ((size_t)pk->N + GS_NR - 1) / GS_NR; }
+
+void gemm_packed_panels(int M, const float *A, int lda, const gemm_pack *pk, float *C, int ldc, int accumulate,
+                        size_t p0, size_t p1)
+{
+    if (gemm_small_isa() == 2) panels_avx512(M, pk->K, A, lda, pk, C, ldc, accumulate, p0, p1);
+    else panels_avx2(M, pk->K, A, lda, pk, C, ldc, accumulate, p0, p1);
+}
+
 void gemm_packed(int M, const float *A, int lda, const gemm_pack *pk, float *C, int ldc, int accumulate)
 {
     size_t panels = ((size_t)pk->N + GS_NR - 1) / GS_NR;

@@ -31,6 +31,12 @@ void gemm_pack_b(gemm_pack *pk, const float *B, int ldb, int tb);
  * the panels across OpenMP threads when the product is big enough. */
 void gemm_packed(int M, const float *A, int lda, const gemm_pack *pk, float *C, int ldc, int accumulate);
 
+/* gemm_packed on column panels [p0, p1) only, on the calling thread. */
+void gemm_packed_panels(int M, const float *A, int lda, const gemm_pack *pk, float *C, int ldc, int accumulate,
+                        size_t p0, size_t p1);
+/* Number of column panels of a packed matrix. */
+size_t gemm_pack_panels(const gemm_pack *pk);
+
 /* The kernel in use: 2 = AVX-512, 1 = AVX2, 0 = none (matmuls stay with OpenBLAS). */
 int gemm_small_isa(void);
 /* Overrides the kernel choice (tests); a level the CPU lacks is lowered to one it has.

@@ -1,5 +1,6 @@
 /* matmul: out[M,N] = op(A)[M,K] @ op(B)[K,N] through cblas_sgemm. */
 #include <cblas.h>
+#include <omp.h>
 #include "gemm_small.h"
 #include "kernels.h"
 
@@ -82,6 +83,18 @@ FWD_FN(fwd_matmul)
     return 0;
 }
 
+/* dB = op(A)^T dC (or its transpose) into gin[1]. */
+static void grad_b(const op_inst *it)
+{
+    const tensor *a = it->in[0], *o = it->out;
+    int ta = it->par->i[0], tb = it->par->i[1];
+    if (!tb) gemm_acc(!ta, a, a->data, 0, o, it->gout, it->gin[1], 1.0f);
+    else     gemm_acc(1, o, it->gout, ta, a, a->data, it->gin[1], 1.0f);
+}
+
+/* Products below this many FLOPs each are not worth running side by side. */
+#define OVERLAP_FLOPS (1 << 20)
+
 BWD_FN(bwd_matmul)
 {
     const tensor *a = it->in[0], *b = it->in[1], *o = it->out;
@@ -89,16 +102,35 @@ BWD_FN(bwd_matmul)
     const float *g = it->gout;
     /* dA = dC @ op(B)^T (or its transpose when A is transposed); dB likewise. */
     const gemm_pack *pk = it->gin[0] && !ta ? fresh_pack(it->pack[1], it, b, !tb) : NULL;
+    int M = o->shape[0], K = a->shape[1];
+    /* A per-step product's dA and dB are independent: with threads, one thread does
+     * dB (OpenBLAS runs one-threaded inside a parallel region) while the others share
+     * dA's panels, instead of splitting two small GEMMs one after the other. */
+    if (pk && it->gin[1] && op_threads() > 1 && 2.0 * M * o->shape[1] * K >= OVERLAP_FLOPS) {
+        size_t np = gemm_pack_panels(pk);
+#pragma omp parallel
+        {
+            size_t n = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+            if (n < 2) {
+                gemm_packed_panels(M, g, o->shape[1], pk, it->gin[0], K, 1, 0, np);
+                grad_b(it);
+            } else if (id == n - 1) {
+                grad_b(it);
+            } else {
+                size_t q = np / (n - 1), r = np % (n - 1);
+                size_t p0 = id * q + (id < r ? id : r), p1 = p0 + q + (id < r);
+                gemm_packed_panels(M, g, o->shape[1], pk, it->gin[0], K, 1, p0, p1);
+            }
+        }
+        return;
+    }
     if (pk) {   /* dA = dC @ op(B)^T with op(B)^T packed once per run */
-        gemm_packed(o->shape[0], g, o->shape[1], pk, it->gin[0], a->shape[1], 1);
+        gemm_packed(M, g, o->shape[1], pk, it->gin[0], K, 1);
     } else if (it->gin[0]) {
         if (!ta) gemm_acc(0, o, g, !tb, b, b->data, it->gin[0], 1.0f);
         else     gemm_acc(tb, b, b->data, 1, o, g, it->gin[0], 1.0f);
     }
-    if (it->gin[1]) {
-        if (!tb) gemm_acc(!ta, a, a->data, 0, o, g, it->gin[1], 1.0f);
-        else     gemm_acc(1, o, g, ta, a, a->data, it->gin[1], 1.0f);
-    }
+    if (it->gin[1]) grad_b(it);
 }
 
 FLOPS_FN(flops_matmul)
