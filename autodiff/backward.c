@@ -28,6 +28,17 @@ static void clear_grad(rc_plan *p, int id)
     p->zeroed[id] = 1;
 }
 
+/* The backward of tape instance k, if it reaches the loss: clears each operand
+ * gradient before its first contribution, then adds the vector-Jacobian product. */
+static void run_backward(rc_plan *p, int k)
+{
+    op_inst *it = &p->tape[k];
+    if (!it->gout || !p->live[p->tape_node[k]]) return;
+    for (int j = 0; j < it->nin; j++)
+        if (it->gin[j]) clear_grad(p, operand_id(p, it, j));
+    op_table[it->op].backward(it);
+}
+
 rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
 {
     if (!p) return RC_ERR_ARG;
@@ -52,14 +63,28 @@ rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
     memset(p->zeroed, 0, (size_t)p->nnodes);
     clear_grad(p, l->id);
     p->grad[l->id][0] = 1.0f;
-    for (int k = p->ntape - 1; k >= 0; k--) {
-        op_inst *it = &p->tape[k];
-        if (!it->gout || !p->live[p->tape_node[k]]) continue;
-        /* recompute mode: bring back the dropped values of this instance's segment */
-        if (p->seg && p->seg[k] >= 0 && p->seg[k] != p->cur_seg) plan_recompute(p, p->seg[k]);
-        for (int j = 0; j < it->nin; j++)
-            if (it->gin[j]) clear_grad(p, operand_id(p, it, j));
-        op_table[it->op].backward(it);
+    if (p->bsched.order) {
+        /* level by level (graph/schedule.c; the layout assumes this order): a level's
+         * instances touch disjoint gradients, so marked levels run side by side */
+        const plan_sched *s = &p->bsched;
+        int threads = op_threads();
+        for (int lv = 0; lv < s->nlevels; lv++) {
+            int a = s->start[lv], b = s->start[lv + 1];
+            if (!s->parallel[lv] || threads < 2) {   /* each op may still use the threads inside */
+                for (int q = a; q < b; q++) run_backward(p, s->order[q]);
+                continue;
+            }
+            for (int q = a; q < b; q++) matmul_prepare(&p->tape[s->order[q]], 1);
+#pragma omp parallel for schedule(dynamic, 1)
+            for (int q = a; q < b; q++) run_backward(p, s->order[q]);
+        }
+    } else {
+        for (int k = p->ntape - 1; k >= 0; k--) {
+            /* recompute mode: bring back the dropped values of this instance's segment */
+            if (p->seg && p->seg[k] >= 0 && p->seg[k] != p->cur_seg && p->tape[k].gout && p->live[p->tape_node[k]])
+                plan_recompute(p, p->seg[k]);
+            run_backward(p, k);
+        }
     }
     for (int i = 0; i < p->nnodes; i++)
         if (p->grad[i]) clear_grad(p, i);

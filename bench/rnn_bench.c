@@ -67,6 +67,7 @@ static const pass_set PASS_EACH[] = {
     { "-ew_fusion", RC_PLAN_NO_EW_FUSION },
     { "-buffer_plan", RC_PLAN_NO_BUFFER_PLAN },
     { "-packed_gemm", RC_PLAN_NO_PACKED_GEMM },
+    { "-schedule", RC_PLAN_NO_SCHEDULE },
     { "+recompute", RC_PLAN_RECOMPUTE },                     /* an opt-in mode, not a pass */
 };
 #define NPASS_EACH (int)(sizeof PASS_EACH / sizeof PASS_EACH[0])
@@ -265,6 +266,7 @@ static void measure_peaks(int n, const int *threads, double *med, double *best)
 
 typedef struct {
     int threads, warmup, reps_req; /* reps_req 0: adaptive */
+    int bidir;                     /* two independent chains on x (a bidirectional layer's work) */
     double budget;                 /* seconds of timed steps per row when adaptive */
 } run_opts;
 
@@ -324,7 +326,7 @@ static void run_one(const char *mode, const char *cellname, const config *cfg, c
     r->threads = ro->threads;
     r->loss0 = NAN;
     const int T = cfg->T, B = cfg->B, I = cfg->I, H = cfg->H;
-    r->gemm_flop = 3.0 * T * 2.0 * B * (double)gate_rows(cellname, H) * (double)(I + H);
+    r->gemm_flop = (ro->bidir ? 2.0 : 1.0) * 3.0 * T * 2.0 * B * (double)gate_rows(cellname, H) * (double)(I + H);
     if (!strcmp(cellname, "mut1") && I != H) {
         r->skipped = 1;
         set_note(r, "skipped", "MUT1 adds x to hidden-sized vectors, needs I == H");
@@ -350,6 +352,12 @@ static void run_one(const char *mode, const char *cellname, const config *cfg, c
     if (x) rc_requires_grad(x, 1);
     rc_unroll(g, cell, x, T, NULL, &out, NULL); /* h0 = c0 = 0 */
     rc_node *loss = rc_mean(g, rc_mul(g, out, out));
+    if (ro->bidir) {   /* a second direction: same work, its own weights, independent of the first */
+        rc_unroll_opts bo = { .prefix = "bw." };
+        rc_node *out2 = NULL;
+        rc_unroll(g, cell, x, T, &bo, &out2, NULL);
+        loss = rc_add(g, loss, rc_mean(g, rc_mul(g, out2, out2)));
+    }
     if (rc_graph_status(g) != RC_OK || !loss || rc_graph_init_params(g, 1) != RC_OK) {
         r->failed = 1;
         set_note(r, "graph error", rc_graph_error(g));
@@ -552,6 +560,7 @@ static void usage(FILE *f)
         "  --threads-compare  the selected cells/configs (default lstm, s128) at 1 and N threads\n"
         "                     (N = --threads, or 2 when that is 1 or unset)\n"
         "  --no-peak          skip the 2048^3 sgemm peak measurement\n"
+        "  --bidir            two independent chains (a bidirectional layer's work; GF/s counts both)\n"
         "  --tsv FILE         also write machine-readable rows to FILE\n");
 }
 
@@ -622,7 +631,7 @@ int main(int argc, char **argv)
             for (int q = 0; q < NPASS_EACH; q++) known |= !strcmp(passes, PASS_EACH[q].name);
             if (!known) {
                 fprintf(stderr, "rnn_bench: --passes is all, none, each or one of -time_batch, -gemm_fusion, "
-                                "-ew_fusion, -buffer_plan, -packed_gemm, +recompute\n");
+                                "-ew_fusion, -buffer_plan, -packed_gemm, -schedule, +recompute\n");
                 return 2;
             }
         } else if (!strcmp(a, "--T")) uT = pos_int(a, v), i++;
@@ -632,6 +641,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--sweep-T")) sweep = 1;
         else if (!strcmp(a, "--threads-compare")) tcompare = 1;
         else if (!strcmp(a, "--no-peak")) no_peak = 1;
+        else if (!strcmp(a, "--bidir")) ro.bidir = 1;
         else if (!strcmp(a, "--tsv")) {
             if (!v) {
                 fprintf(stderr, "rnn_bench: --tsv needs a file\n");

@@ -95,6 +95,8 @@ static void plan_free_parts(rc_plan *p)
     free(p->seg);
     free(p->seg_lo);
     free(p->seg_hi);
+    plan_sched_free(&p->fsched);
+    plan_sched_free(&p->bsched);
     free(p->arena);
     free(p->packs);
     free(p->pack_data);
@@ -185,6 +187,10 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
     }
 
     if ((flags & RC_PLAN_RECOMPUTE) && !(flags & RC_PLAN_NO_GRAD) && plan_segments(p, order, norder) != 0) {
+        free(needs);
+        goto nomem;
+    }
+    if (!(flags & RC_PLAN_NO_SCHEDULE) && plan_schedule(p, order, norder, needs) != 0) {
         free(needs);
         goto nomem;
     }
@@ -301,17 +307,45 @@ rc_status plan_forward_run(rc_plan *p)
         }
     p->epoch++;
     for (int k = 0; k < p->ntape; k++) {
-        op_inst *it = &p->tape[k];
-        it->run = p->run;
-        it->epoch = p->epoch;
-        it->training = p->training;
-        char msg[OP_MSG] = "";
-        if (op_table[it->op].forward(it, msg) != 0) {
-            char d[128];
-            node_describe(p->g->nodes[p->tape_node[k]], d, sizeof d);
-            p->forwarded = 0;
-            return plan_fail(p, RC_ERR_ARG, "forward: %s: %s", d, msg);
+        p->tape[k].run = p->run;
+        p->tape[k].epoch = p->epoch;
+        p->tape[k].training = p->training;
+    }
+    int bad = -1;
+    char msg[OP_MSG] = "";
+    if (p->fsched.order) {   /* level order (the layout assumes it), side by side where marked */
+        const plan_sched *s = &p->fsched;
+        int threads = op_threads();
+        for (int l = 0; l < s->nlevels && bad < 0; l++) {
+            int a = s->start[l], b = s->start[l + 1];
+            if (!s->parallel[l] || threads < 2) {
+                for (int q = a; q < b && bad < 0; q++)
+                    if (op_table[p->tape[s->order[q]].op].forward(&p->tape[s->order[q]], msg) != 0) bad = s->order[q];
+                continue;
+            }
+            for (int q = a; q < b; q++) matmul_prepare(&p->tape[s->order[q]], 0);
+#pragma omp parallel for schedule(dynamic, 1)
+            for (int q = a; q < b; q++) {
+                op_inst *it = &p->tape[s->order[q]];
+                char m[OP_MSG] = "";
+                if (op_table[it->op].forward(it, m) != 0) {
+#pragma omp critical(rc_forward_error)
+                    if (bad < 0 || s->order[q] < bad) {
+                        bad = s->order[q];
+                        memcpy(msg, m, sizeof m);
+                    }
+                }
+            }
         }
+    } else {
+        for (int k = 0; k < p->ntape && bad < 0; k++)
+            if (op_table[p->tape[k].op].forward(&p->tape[k], msg) != 0) bad = k;
+    }
+    if (bad >= 0) {
+        char d[128];
+        node_describe(p->g->nodes[p->tape_node[bad]], d, sizeof d);
+        p->forwarded = 0;
+        return plan_fail(p, RC_ERR_ARG, "forward: %s: %s", d, msg);
     }
     p->cur_seg = p->nseg - 1;   /* the scratch holds the last segment's values */
     p->forwarded = 1;

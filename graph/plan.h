@@ -5,6 +5,15 @@
 #include "graph.h"
 #include "gemm_small.h"
 
+/* A level schedule of the tape (graph/schedule.c). */
+typedef struct plan_sched {
+    int *order;             /* tape indices, level by level */
+    int *start;             /* level l is order[start[l] .. start[l + 1]) */
+    unsigned char *parallel;/* per level: run its instances side by side */
+    int *level;             /* per tape index: its level */
+    int nlevels, npar;
+} plan_sched;
+
 struct rc_plan {
     rc_graph *g;
     int nnodes;             /* graph size when the plan was built */
@@ -34,6 +43,7 @@ struct rc_plan {
     int nseg;
     int *seg_lo, *seg_hi;   /* tape range [lo, hi] of each segment */
     int cur_seg;            /* the segment whose dropped values the scratch holds now */
+    plan_sched fsched, bsched; /* level schedules of forward and the reverse sweep (order NULL: none) */
     gemm_pack *packs;       /* weights packed for the small-M kernel (plan_packs) */
     int npacks;
     float *pack_data;
@@ -60,6 +70,13 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
 int plan_segments(rc_plan *p, const int *order, int norder);
 /* Runs the forward of segment s again (its dropped values), for the reverse sweep. */
 void plan_recompute(rc_plan *p, int s);
+/* Builds the level schedules (p->fsched, p->bsched) of the tape order[] (node ids)
+ * when some level has work to run side by side (none in the recompute mode); needs:
+ * which nodes have gradients. Then the plan runs in level order and plan_layout
+ * measures lifetimes in levels. 0, or -1 out of memory. */
+int plan_schedule(rc_plan *p, const int *order, int norder, const unsigned char *needs);
+/* Frees a schedule's arrays. */
+void plan_sched_free(plan_sched *s);
 /* Runs the tape forward with the run counter left as it is. */
 rc_status plan_forward_run(rc_plan *p);
 /* Reads RC_NUM_THREADS once and applies the thread count. */

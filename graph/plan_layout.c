@@ -26,6 +26,7 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
     rc_graph *g = p->g;
     int n = p->nnodes, rc = -1;
     int planning = !(p->flags & RC_PLAN_NO_BUFFER_PLAN);
+    int *vbirth = NULL, *vdeath = NULL, *gbirth = NULL, *gdeath = NULL;
     int *prod = malloc((size_t)n * sizeof *prod), *last = malloc((size_t)n * sizeof *last);
     unsigned char *keep = calloc((size_t)n, 1);
     memplan_item *items = malloc((size_t)(n ? n : 1) * sizeof *items);
@@ -36,6 +37,27 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
         rc_node *v = g->nodes[order[k]];
         prod[v->id] = k;
         for (int j = 0; j < v->nin; j++) last[node_resolve(v->in[j])->id] = k;   /* k grows: the last */
+    }
+    /* lifetimes in steps of execution: tape indices, or levels when the plan runs level
+     * by level (schedule.c), so that buffers of one level never share memory */
+    const int *fl = p->fsched.order ? p->fsched.level : NULL, *bl = p->bsched.order ? p->bsched.level : NULL;
+    vbirth = malloc((size_t)n * sizeof *vbirth);
+    vdeath = malloc((size_t)n * sizeof *vdeath);
+    gbirth = malloc((size_t)n * sizeof *gbirth);
+    gdeath = malloc((size_t)n * sizeof *gdeath);
+    if (!vbirth || !vdeath || !gbirth || !gdeath) goto out;
+    for (int i = 0; i < n; i++) vbirth[i] = vdeath[i] = gdeath[i] = -1, gbirth[i] = 1 << 30;
+    for (int k = 0; k < norder; k++) {
+        rc_node *v = g->nodes[order[k]];
+        int ft = fl ? fl[k] : k, bt = bl ? bl[k] : norder - 1 - k;
+        vbirth[v->id] = ft;
+        if (ft > vdeath[v->id]) vdeath[v->id] = ft;
+        gdeath[v->id] = bt;
+        for (int j = 0; j < v->nin; j++) {
+            int u = node_resolve(v->in[j])->id;
+            if (ft > vdeath[u]) vdeath[u] = ft;
+            if (bt < gbirth[u]) gbirth[u] = bt;
+        }
     }
     for (int r = 0; r < n_roots; r++) keep[node_resolve(roots[r])->id] = 1;
 
@@ -54,7 +76,7 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
         if (sgi >= 0 && !keep[i] && last[i] >= 0 && last[i] <= p->seg_hi[sgi]) {
             local[i] = 1;   /* placed below */
         } else if (shared_values && v->kind == NK_OP && !keep[i] && prod[i] >= 0) {
-            items[ni] = (memplan_item){ sz, prod[i], last[i] > prod[i] ? last[i] : prod[i], 0 };
+            items[ni] = (memplan_item){ sz, vbirth[i], vdeath[i], 0 };
             item_node[ni++] = i;
         } else {
             voff[i] = off;
@@ -129,7 +151,7 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
         if (!p->in_plan[i] || !needs[i]) continue;
         size_t sz = align_up(g->nodes[i]->t.size * sizeof(float));
         if (planning && !keep[i] && prod[i] >= 0 && last[i] >= 0) {
-            items[ni] = (memplan_item){ sz, norder - 1 - last[i], norder - 1 - prod[i], 0 };
+            items[ni] = (memplan_item){ sz, gbirth[i], gdeath[i], 0 };
             item_node[ni++] = i;
         } else {
             goff[i] = off;
@@ -149,6 +171,7 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
     p->act_bytes = act;
     rc = 0;
 out:
+    free(vbirth); free(vdeath); free(gbirth); free(gdeath);
     free(prod); free(last); free(keep); free(items); free(item_node);
     return rc;
 }

@@ -220,8 +220,9 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
 #define RC_PLAN_NO_EW_FUSION   8u   /* keep chains of elementwise ops as separate ops */
 #define RC_PLAN_NO_BUFFER_PLAN 16u  /* one buffer per value and gradient, no reuse (see rc_plan_grad) */
 #define RC_PLAN_NO_PACKED_GEMM 32u  /* per-step products with a weight go to OpenBLAS, not recur's pack-once kernel */
+#define RC_PLAN_NO_SCHEDULE    128u /* run the tape in order (no level scheduling of independent ops) */
 #define RC_PLAN_NO_PASSES      (RC_PLAN_NO_TIME_BATCH | RC_PLAN_NO_GEMM_FUSION | RC_PLAN_NO_EW_FUSION | \
-                                RC_PLAN_NO_BUFFER_PLAN | RC_PLAN_NO_PACKED_GEMM)
+                                RC_PLAN_NO_BUFFER_PLAN | RC_PLAN_NO_PACKED_GEMM | RC_PLAN_NO_SCHEDULE)
 /* Recompute mode for long sequences (opt-in): the unrolled steps are cut into segments
  * of about sqrt(T) steps; values used only inside their segment are not kept but
  * recomputed segment by segment during the reverse sweep (the segment boundaries'

@@ -74,6 +74,11 @@ extern op_desc op_table[OP_COUNT];
 /* Number of elements above which elementwise loops are split across threads. */
 #define OP_PAR_MIN 32768
 
+/* Packs a matmul instance's weight for this run if it uses a packed copy (forward's,
+ * or dA's when backward), so that instances can then run side by side; a no-op for
+ * other ops. */
+void matmul_prepare(op_inst *it, int backward);
+
 /* Threads a loop may use here: 1 inside a parallel region or with one thread set. */
 int op_threads(void);
 /* This thread's share [t0, t1) of n items, in contiguous blocks (OpenMP's static

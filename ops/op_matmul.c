@@ -68,6 +68,13 @@ static const gemm_pack *fresh_pack(gemm_pack *pk, const op_inst *it, const tenso
     return pk;
 }
 
+void matmul_prepare(op_inst *it, int backward)
+{
+    if (it->op != OP_MATMUL || it->par->i[0]) return;
+    if (!backward) fresh_pack(it->pack[0], it, it->in[1], it->par->i[1]);
+    else if (it->gin[0]) fresh_pack(it->pack[1], it, it->in[1], !it->par->i[1]);
+}
+
 FWD_FN(fwd_matmul)
 {
     (void)msg;
