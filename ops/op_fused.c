@@ -34,6 +34,10 @@
 #ifndef FZ_TILE_BYTES
 #define FZ_TILE_BYTES (32 * 1024)
 #endif
+/* Elements from which a fused loop is split across threads. */
+#ifndef FZ_PAR_MIN
+#define FZ_PAR_MIN OP_PAR_MIN
+#endif
 
 void fused_prog_free(fused_prog *p)
 {
@@ -103,7 +107,7 @@ static size_t partial_len(int mode, const geom *g)
 /* Whether the scratch holds per-tile partial sums (and the reverse sweep may use threads). */
 static int uses_partials(const fused_prog *P, const geom *g)
 {
-    return P->partials && !P->serial && g->N >= OP_PAR_MIN && g->ntiles > 1;
+    return P->partials && !P->serial && g->N >= FZ_PAR_MIN && g->ntiles > 1;
 }
 
 static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -463,7 +467,7 @@ FWD_FN(fwd_fused)
     size_t ntiles = x.g.ntiles;
     /* A serial loop never enters an OpenMP region: even an if(0) region costs the
      * runtime a team set-up (about a microsecond), the whole cost of a small step. */
-    if (x.g.N >= OP_PAR_MIN && ntiles > 1 && op_threads() > 1) {
+    if (x.g.N >= FZ_PAR_MIN && ntiles > 1 && op_threads() > 1) {
 #pragma omp parallel
         {
             size_t t0, t1;
@@ -606,7 +610,10 @@ BWD_FN(bwd_fused)
     int nbc = 0;
     for (int k = 0; k < P->next; k++) nbc += P->ext[k].mode != 0 && it->gin[k];
     bwd_job job = { &x, need, want, n, last, part, reuse, nbc, bpstride };
-    if (part && op_threads() > 1) {
+    /* tiles write disjoint gradient windows unless windows overlap (serial); broadcast
+     * operands' sums go through per-tile partials (part) to keep their order */
+    int par = !P->serial && x.g.N >= FZ_PAR_MIN && x.g.ntiles > 1 && (part || !P->partials);
+    if (par && op_threads() > 1) {
 #pragma omp parallel
         {
             size_t t0, t1;
