@@ -68,6 +68,7 @@ static const pass_set PASS_EACH[] = {
     { "-buffer_plan", RC_PLAN_NO_BUFFER_PLAN },
     { "-packed_gemm", RC_PLAN_NO_PACKED_GEMM },
     { "-schedule", RC_PLAN_NO_SCHEDULE },
+    { "+force_tb", RC_PLAN_FORCE_TIME_BATCH },                  /* batch even wide steps */
     { "+recompute", RC_PLAN_RECOMPUTE },                     /* an opt-in mode, not a pass */
 };
 #define NPASS_EACH (int)(sizeof PASS_EACH / sizeof PASS_EACH[0])
@@ -631,7 +632,7 @@ int main(int argc, char **argv)
             for (int q = 0; q < NPASS_EACH; q++) known |= !strcmp(passes, PASS_EACH[q].name);
             if (!known) {
                 fprintf(stderr, "rnn_bench: --passes is all, none, each or one of -time_batch, -gemm_fusion, "
-                                "-ew_fusion, -buffer_plan, -packed_gemm, -schedule, +recompute\n");
+                                "-ew_fusion, -buffer_plan, -packed_gemm, -schedule, +force_tb, +recompute\n");
                 return 2;
             }
         } else if (!strcmp(a, "--T")) uT = pos_int(a, v), i++;

@@ -11,8 +11,10 @@ enum { PASS_NONE = 0, PASS_TIME_BATCH = 1, PASS_GEMM_FUSION = 2, PASS_EW_FUSION 
 
 /* Matmuls op(row_slice(X, s, B)) @ W of one X and one W become one GEMM over all of
  * X, whose rows the old nodes then slice (a projection of every time step at once).
- * Returns the number of GEMMs made, or -1 on error (recorded on g). */
-int pass_time_batch(rc_graph *g);
+ * Cost rule: when the pack-once kernel serves per-step products (flags without
+ * RC_PLAN_NO_PACKED_GEMM), only thin steps (B < 8 rows) are batched, unless
+ * RC_PLAN_FORCE_TIME_BATCH. Returns the number of GEMMs made, or -1 (recorded on g). */
+int pass_time_batch(rc_graph *g, unsigned flags);
 /* Matmuls A @ W_k of one A and several parameter (or constant) matrices W_k become one
  * GEMM against the concatenated weights, whose columns the old nodes then slice.
  * The concatenation of a set of weights is built once and shared by all time steps.

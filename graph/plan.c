@@ -129,7 +129,7 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
     runtime_init();
     if (flags & RC_PLAN_RECOMPUTE) flags |= RC_PLAN_NO_TIME_BATCH;
     /* The passes rewrite the graph first (see passes.h). */
-    if (!(flags & RC_PLAN_NO_TIME_BATCH) && pass_time_batch(g) < 0) return NULL;
+    if (!(flags & RC_PLAN_NO_TIME_BATCH) && pass_time_batch(g, flags) < 0) return NULL;
     if (!(flags & RC_PLAN_NO_GEMM_FUSION) && pass_gemm_fusion(g) < 0) return NULL;
     if (!(flags & RC_PLAN_NO_EW_FUSION) && pass_ew_fusion(g, n_roots, roots, flags) < 0) return NULL;
     int n = g->n;

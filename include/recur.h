@@ -215,11 +215,14 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots);
 /* Plan flags. The passes rewrite the graph when a plan is built (the rewritten graph
  * computes the same values); each can be switched off for debugging and comparison. */
 #define RC_PLAN_NO_GRAD        1u   /* inference: no gradient buffers, backward is an error */
-#define RC_PLAN_NO_TIME_BATCH  2u   /* keep per-step input projections (no one-GEMM-over-T*B) */
+#define RC_PLAN_NO_TIME_BATCH  2u   /* keep per-step input projections (no one-GEMM-over-T*B); by
+                                       default only thin steps (B < 8) are batched when the
+                                       pack-once kernel serves per-step products */
 #define RC_PLAN_NO_GEMM_FUSION 4u   /* keep matmuls that share an input separate */
 #define RC_PLAN_NO_EW_FUSION   8u   /* keep chains of elementwise ops as separate ops */
 #define RC_PLAN_NO_BUFFER_PLAN 16u  /* one buffer per value and gradient, no reuse (see rc_plan_grad) */
 #define RC_PLAN_NO_PACKED_GEMM 32u  /* per-step products with a weight go to OpenBLAS, not recur's pack-once kernel */
+#define RC_PLAN_FORCE_TIME_BATCH 256u /* time-batch every step's input projection, whatever B */
 #define RC_PLAN_NO_SCHEDULE    128u /* run the tape in order (no level scheduling of independent ops) */
 #define RC_PLAN_NO_PASSES      (RC_PLAN_NO_TIME_BATCH | RC_PLAN_NO_GEMM_FUSION | RC_PLAN_NO_EW_FUSION | \
                                 RC_PLAN_NO_BUFFER_PLAN | RC_PLAN_NO_PACKED_GEMM | RC_PLAN_NO_SCHEDULE)
