@@ -81,6 +81,9 @@ void matmul_prepare(op_inst *it, int backward);
 
 /* Threads a loop may use here: 1 inside a parallel region or with one thread set. */
 int op_threads(void);
+/* Inside a parallel region: the team's size and this thread's number (1 and 0 outside). */
+int op_team_size(void);
+int op_team_id(void);
 /* This thread's share [t0, t1) of n items, in contiguous blocks (OpenMP's static
  * schedule), inside a parallel region. */
 void op_thread_range(size_t n, size_t *t0, size_t *t1);

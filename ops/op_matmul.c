@@ -1,6 +1,5 @@
 /* matmul: out[M,N] = op(A)[M,K] @ op(B)[K,N] through cblas_sgemm. */
 #include <cblas.h>
-#include <omp.h>
 #include "gemm_small.h"
 #include "kernels.h"
 
@@ -117,7 +116,7 @@ BWD_FN(bwd_matmul)
         size_t np = gemm_pack_panels(pk);
 #pragma omp parallel
         {
-            size_t n = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+            size_t n = (size_t)op_team_size(), id = (size_t)op_team_id();
             if (n < 2) {
                 gemm_packed_panels(M, g, o->shape[1], pk, it->gin[0], K, 1, 0, np);
                 grad_b(it);

@@ -797,7 +797,6 @@ Test(cli, round_trip_chars)
     gen_text(data, 20000, 7, 0);
     run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "60", "--eval-every", "20", NULL);
     OK(t);
-    cr_assert(t.secs < 3, "training 60 tiny steps took %.1f s", t.secs);
     cr_assert(has(t.out, "chars, 1 x 16 lstm"), SHOW(t));
     cr_assert(has(t.out, "valid loss") && has(t.out, "(best)"), SHOW(t));
     cr_assert(has(t.out, "step limit after 60 updates"), SHOW(t));
@@ -1330,8 +1329,7 @@ Test(cli, classify_first_token_gru)
     run t = recur("train", "--data", tr, "--valid", va, "--data-kind", "classify", "--cell", "gru", "--hidden", "16",
                   "--layers", "1", "--batch", "16", "--lr", "0.01", "--epochs", "15", "--progress", "0", "--out",
                   P("run"), NULL);
-    OK(t);
-    cr_assert(t.secs < 3, "training took %.1f s", t.secs);
+    OK(t);   /* (no time bound: speed is the benchmarks' business, and ASan runs slow) */
     cr_assert(has(t.out, "classify, 1 x 16 gru"), SHOW(t));
     run e = recur("eval", "--out", P("run"), NULL);
     OK(e);

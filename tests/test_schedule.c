@@ -98,6 +98,7 @@ static void compare(unsigned flags, int want_bwd_levels, int want_sched)
     if (want_bwd_levels) cr_expect_gt(a.p->bsched.npar, 0, "no backward level runs side by side");
     cr_expect_null(b.p->fsched.order);
     same(&a, &b, !(flags & RC_PLAN_NO_GRAD));
+    drop(&b);
     build(&b, flags);   /* and a rerun is bitwise the same */
     same(&a, &b, !(flags & RC_PLAN_NO_GRAD));
     drop(&a);
