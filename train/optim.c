@@ -13,7 +13,6 @@
  * the element updates are independent of each other, so a step is bitwise the same for
  * the same inputs whatever the thread count. */
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
@@ -22,17 +21,8 @@
 
 /* Elements above which a parameter's update is split across threads. */
 #define OPTIM_PAR_MIN 32768
-/* for (size_t j = 0; j < n; j++) { body }, split across threads when cond holds and
- * there is more than one; never an idle OpenMP region (a team set-up, ~1 us). */
-#define OPT_FOR(cond, j, n, ...)                                                  \
-    do {                                                                          \
-        if ((cond) && !omp_in_parallel() && omp_get_max_threads() > 1) {          \
-            _Pragma("omp parallel for schedule(static)")                          \
-            for (size_t j = 0; j < (n); j++) { __VA_ARGS__ }                      \
-        } else {                                                                  \
-            for (size_t j = 0; j < (n); j++) { __VA_ARGS__ }                      \
-        }                                                                         \
-    } while (0)
+/* Parameter loops use op.h's PAR_FOR: split across threads above OPTIM_PAR_MIN, and no
+ * OpenMP region at all when it would get one thread. */
 
 struct rc_optim {
     rc_model *m;
@@ -237,15 +227,15 @@ static void update_sgd(const rc_optim *o, float *restrict w, const float *restri
 {
     float mu = o->o.momentum;
     if (!v) {
-        OPT_FOR(n >= OPTIM_PAR_MIN, j, n, w[j] -= lr * GRAD(j););
+        PAR_FOR(n >= OPTIM_PAR_MIN, j, n, w[j] -= lr * GRAD(j););
     } else if (o->o.nesterov) {
-        OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
+        PAR_FOR(n >= OPTIM_PAR_MIN, j, n,
             float gj = GRAD(j);
             v[j] = mu * v[j] + gj;
             w[j] -= lr * (gj + mu * v[j]);
         );
     } else {
-        OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
+        PAR_FOR(n >= OPTIM_PAR_MIN, j, n,
             v[j] = mu * v[j] + GRAD(j);
             w[j] -= lr * v[j];
         );
@@ -260,7 +250,7 @@ static void update_adam(const rc_optim *o, float *restrict w, const float *restr
     double t = (double)o->steps;
     double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
     float step = (float)((double)lr / bc1), bc2s = (float)sqrt(bc2);
-    OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
+    PAR_FOR(n >= OPTIM_PAR_MIN, j, n,
         float gj = GRAD(j);
         m[j] = b1 * m[j] + a1 * gj;
         v[j] = b2 * v[j] + a2 * gj * gj;
@@ -272,7 +262,7 @@ static void update_rmsprop(const rc_optim *o, float *restrict w, const float *re
                            size_t n, float lr, float cs, int l2, float wd)
 {
     float rho = o->o.rho, a = 1.0f - rho, eps = o->o.eps;
-    OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
+    PAR_FOR(n >= OPTIM_PAR_MIN, j, n,
         float gj = GRAD(j);
         s[j] = rho * s[j] + a * gj * gj;
         w[j] -= lr * gj / (sqrtf(s[j]) + eps);
@@ -283,7 +273,7 @@ static void update_adagrad(const rc_optim *o, float *restrict w, const float *re
                            size_t n, float lr, float cs, int l2, float wd)
 {
     float eps = o->o.eps;
-    OPT_FOR(n >= OPTIM_PAR_MIN, j, n,
+    PAR_FOR(n >= OPTIM_PAR_MIN, j, n,
         float gj = GRAD(j);
         s[j] += gj * gj;
         w[j] -= lr * gj / (sqrtf(s[j]) + eps);
@@ -315,7 +305,7 @@ rc_status rc_optim_step(rc_optim *o, float lr)
         size_t n = o->size[i];
         if (!g) continue;
         if (dec) {
-            OPT_FOR(n >= OPTIM_PAR_MIN, j, n, w[j] *= keep;);
+            PAR_FOR(n >= OPTIM_PAR_MIN, j, n, w[j] *= keep;);
         }
         float **st = o->st + (size_t)i * (size_t)o->slots;
         switch (o->o.kind) {
