@@ -179,12 +179,17 @@ static int fuse_group(work *w, int G, int group_id, unsigned flags)
             seen[q->b] = 1;
         }
     }
-    /* two different windows of one node: their gradients may overlap across tiles */
+    /* two different windows of one node that overlap (or broadcast views of it): their
+     * gradients may meet across tiles, so the reverse sweep keeps one thread. Disjoint
+     * windows (an LSTM's four gate blocks of one GEMM result) are fine. */
+    size_t R = (size_t)(P->shape.size / (size_t)tensor_cols(&P->shape)), C = (size_t)tensor_cols(&P->shape);
     for (int a = 0; a < P->next; a++)
-        for (int b = a + 1; b < P->next; b++)
-            if (ext_nodes[a] == ext_nodes[b] &&
-                (P->ext[a].roff != P->ext[b].roff || P->ext[a].coff != P->ext[b].coff))
-                P->serial = 1;
+        for (int b = a + 1; b < P->next; b++) {
+            const fz_ext *x = &P->ext[a], *y = &P->ext[b];
+            if (ext_nodes[a] != ext_nodes[b] || (x->roff == y->roff && x->coff == y->coff)) continue;
+            size_t dr = (size_t)abs(x->roff - y->roff), dc = (size_t)abs(x->coff - y->coff);
+            if (x->mode != 0 || y->mode != 0 || (dr < R && dc < C)) P->serial = 1;
+        }
     rc_node **in = malloc((size_t)P->next * sizeof *in);
     if (!in) {
         fused_prog_free(P);
