@@ -29,13 +29,22 @@ static void clear_grad(rc_plan *p, int id)
 }
 
 /* The backward of tape instance k, if it reaches the loss: clears each operand
- * gradient before its first contribution, then adds the vector-Jacobian product. */
+ * gradient before its first contribution (or lets the op store into it, when the op
+ * writes it whole), then runs the vector-Jacobian product. */
 static void run_backward(rc_plan *p, int k)
 {
     op_inst *it = &p->tape[k];
     if (!it->gout || !p->live[p->tape_node[k]]) return;
-    for (int j = 0; j < it->nin; j++)
-        if (it->gin[j]) clear_grad(p, operand_id(p, it, j));
+    /* a fresh gradient the op writes whole is stored into, not cleared and added to */
+    unsigned ow = it->gwhole, fresh = 0;
+    for (int j = 0; j < it->nin && j < 32; j++)
+        if (it->gin[j] && (ow >> j & 1u) && !p->zeroed[operand_id(p, it, j)]) fresh |= 1u << j;
+    for (int j = 0; j < it->nin; j++) {
+        if (!it->gin[j]) continue;
+        if (j < 32 && (fresh >> j & 1u)) p->zeroed[operand_id(p, it, j)] = 1;
+        else clear_grad(p, operand_id(p, it, j));
+    }
+    it->gfresh = fresh;
     op_table[it->op].backward(it);
 }
 

@@ -108,7 +108,7 @@ static int ext_ref(fused_prog *P, rc_node **ext_nodes, rc_node *u, int mode, int
             return FZ_EXT(k);
     int k = P->next++;
     ext_nodes[k] = u;
-    P->ext[k] = (fz_ext){ mode, roff, coff };
+    P->ext[k] = (fz_ext){ mode, roff, coff, 0 };
     return FZ_EXT(k);
 }
 
@@ -190,6 +190,27 @@ static int fuse_group(work *w, int G, int group_id, unsigned flags)
             size_t dr = (size_t)abs(x->roff - y->roff), dc = (size_t)abs(x->coff - y->coff);
             if (x->mode != 0 || y->mode != 0 || (dr < R && dc < C)) P->serial = 1;
         }
+    /* windows that tile their node exactly, each one instruction's operand: the reverse
+     * sweep may store their gradients into a fresh buffer instead of clearing and adding */
+    for (int a = 0; a < P->next; a++) {
+        rc_node *u = ext_nodes[a];
+        size_t covered = 0;
+        int ok = 1;
+        for (int b = 0; b < P->next && ok; b++) {
+            if (ext_nodes[b] != u) continue;
+            int refs = 0;
+            for (int i = 0; i < ni; i++)
+                refs += (P->ins[i].a == FZ_EXT(b)) + (binary_op(P->ins[i].op) && P->ins[i].b == FZ_EXT(b));
+            ok = P->ext[b].mode == 0 && refs == 1;
+            covered += R * C;
+            for (int c = 0; c < b && ok; c++) {   /* pairwise disjoint */
+                if (ext_nodes[c] != u) continue;
+                size_t dr = (size_t)abs(P->ext[b].roff - P->ext[c].roff), dc = (size_t)abs(P->ext[b].coff - P->ext[c].coff);
+                ok = dr >= R || dc >= C;
+            }
+        }
+        P->ext[a].whole = ok && !P->serial && covered == u->t.size;
+    }
     rc_node **in = malloc((size_t)P->next * sizeof *in);
     if (!in) {
         fused_prog_free(P);

@@ -236,6 +236,7 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
         it->out = &p->val[v->id];
         it->gout = p->grad[v->id];
         it->aux = aoff[k] == (size_t)-1 ? NULL : p->arena + aoff[k];
+        it->gwhole = op_table[v->op].overwrites ? op_table[v->op].overwrites(it) : 0u;
         p->tape_node[k] = v->id;
     }
     p->ntape = norder;

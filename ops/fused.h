@@ -21,6 +21,8 @@
 typedef struct fz_ext {
     int mode;
     int roff, coff;
+    int whole;          /* the program's windows of this node cover it exactly once and each
+                           is one instruction's operand: its gradient can be stored, not added */
 } fz_ext;
 
 /* Operand references: r >= 0 is the result of instruction r; r < 0 is external -(r + 1). */
@@ -53,6 +55,7 @@ size_t aux_fused(const op_inst *it);
 int fwd_fused(op_inst *it, char *msg);
 void bwd_fused(op_inst *it);
 double flops_fused(const op_inst *it);
+unsigned overwrites_fused(const op_inst *it);
 
 /* Frees a program (NULL is fine). Called by node_free for OP_FUSED nodes. */
 void fused_prog_free(fused_prog *p);

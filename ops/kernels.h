@@ -22,6 +22,7 @@ int bcast_mode(const tensor *a, const tensor *b);
 
 /* op_matmul.c */
 SHAPE_FN(shape_matmul); FWD_FN(fwd_matmul); BWD_FN(bwd_matmul); FLOPS_FN(flops_matmul);
+unsigned overwrites_matmul(const op_inst *it);
 
 /* op_elementwise.c: binary and unary maps */
 #define EW_BINARY(x) FWD_FN(fwd_##x); BWD_FN(bwd_##x);

@@ -48,6 +48,9 @@ typedef struct op_inst {
     uint64_t run;         /* the plan's run counter (dropout masks) */
     uint64_t epoch;       /* forward runs of the plan so far: packed weights are fresh if stamped with it */
     struct gemm_pack *pack[2]; /* matmul: op(B) packed for forward, op(B)^T for dA (gemm_small.h), or NULL */
+    unsigned gwhole;      /* op_desc.overwrites of this instance, taken when the plan is built */
+    unsigned gfresh;      /* backward: bit j set when gin[j] holds nothing yet in this sweep and the
+                             op writes it whole (gwhole): store into it, do not add */
     int training;
 } op_inst;
 
@@ -65,6 +68,10 @@ typedef struct op_desc {
     void (*backward)(op_inst *it);
     /* Forward FLOPs of the instance. */
     double (*flops)(const op_inst *it);
+    /* The operands (bit j for gin[j], j < 32) whose gradient backward writes whole, each
+     * element exactly once, so that a fresh gradient buffer need not be cleared first
+     * (the sweep sets it->gfresh); NULL: none, backward always adds. */
+    unsigned (*overwrites)(const op_inst *it);
 } op_desc;
 
 /* The table, indexed by op_id. Tests may swap a backward in and out to prove that

@@ -501,7 +501,7 @@ static target target_of(const ctx *x, int ref, int first, const unsigned char *n
     const fz_ext *e = &x->P->ext[k];
     if (e->mode == 0) {
         view v = ext_view(e, x->it->in[k], gin, r0, c0);
-        t.kind = K_ADD;
+        t.kind = k < 32 && (x->it->gfresh >> k & 1u) ? K_SET : K_ADD;   /* see overwrites_fused */
         t.p = v.p;
         t.ld = v.ld;
     } else {
@@ -570,12 +570,25 @@ static void bwd_tiles(const bwd_job *j, size_t t0, size_t t1)
     }
 }
 
+unsigned overwrites_fused(const op_inst *it)
+{
+    const fused_prog *P = it->par->fused;
+    if (!P) return 0;
+    unsigned m = 0;
+    for (int k = 0; k < P->next && k < 32; k++)
+        if (P->ext[k].whole) m |= 1u << k;
+    return m;
+}
+
 BWD_FN(bwd_fused)
 {
     ctx x;
     ctx_init(&x, it);
     const fused_prog *P = x.P;
     if (table_swapped(P)) {
+        /* the table's kernels add: give them cleared buffers where the sweep left them fresh */
+        for (int k = 0; k < P->next && k < 32; k++)
+            if ((it->gfresh >> k & 1u) && it->gin[k]) memset(it->gin[k], 0, it->in[k]->size * sizeof(float));
         table_backward(&x);
         return;
     }
@@ -614,8 +627,9 @@ BWD_FN(bwd_fused)
     for (int k = 0; k < P->next; k++) nbc += P->ext[k].mode != 0 && it->gin[k];
     bwd_job job = { &x, need, want, n, last, part, reuse, nbc, bpstride };
     /* tiles write disjoint gradient windows unless windows overlap (serial); broadcast
-     * operands' sums go through per-tile partials (part) to keep their order */
-    int par = !P->serial && x.g.N >= FZ_PAR_MIN && x.g.ntiles > 1 && (part || !P->partials);
+     * operands' sums need per-tile partials (part; a program made for an inference plan
+     * has no room for them) to keep their order */
+    int par = !P->serial && x.g.N >= FZ_PAR_MIN && x.g.ntiles > 1 && (part || nbc == 0);
     if (par && op_threads() > 1) {
 #pragma omp parallel
         {

@@ -89,14 +89,18 @@ FWD_FN(fwd_matmul)
     return 0;
 }
 
-/* dB = op(A)^T dC (or its transpose) into gin[1]. */
+/* dB = op(A)^T dC (or its transpose) into gin[1], stored when it is fresh. */
 static void grad_b(const op_inst *it)
 {
     const tensor *a = it->in[0], *o = it->out;
     int ta = it->par->i[0], tb = it->par->i[1];
-    if (!tb) gemm_acc(!ta, a, a->data, 0, o, it->gout, it->gin[1], 1.0f);
-    else     gemm_acc(1, o, it->gout, ta, a, a->data, it->gin[1], 1.0f);
+    float beta = (it->gfresh & 2u) ? 0.0f : 1.0f;
+    if (!tb) gemm_acc(!ta, a, a->data, 0, o, it->gout, it->gin[1], beta);
+    else     gemm_acc(1, o, it->gout, ta, a, a->data, it->gin[1], beta);
 }
+
+/* Both gradients are whole products; an operand used twice (x @ x) gets two adds. */
+unsigned overwrites_matmul(const op_inst *it) { return it->in[0] == it->in[1] ? 0u : 3u; }
 
 /* Products below this many FLOPs each are not worth running side by side. */
 #define OVERLAP_FLOPS (1 << 20)
@@ -109,6 +113,8 @@ BWD_FN(bwd_matmul)
     /* dA = dC @ op(B)^T (or its transpose when A is transposed); dB likewise. */
     const gemm_pack *pk = it->gin[0] && !ta ? fresh_pack(it->pack[1], it, b, !tb) : NULL;
     int M = o->shape[0], K = a->shape[1];
+    int acc_a = !(it->gfresh & 1u);
+    float beta_a = acc_a ? 1.0f : 0.0f;
     /* A per-step product's dA and dB are independent: with threads, one thread does
      * dB (OpenBLAS runs one-threaded inside a parallel region) while the others share
      * dA's panels, instead of splitting two small GEMMs one after the other. */
@@ -118,23 +124,23 @@ BWD_FN(bwd_matmul)
         {
             size_t n = (size_t)op_team_size(), id = (size_t)op_team_id();
             if (n < 2) {
-                gemm_packed_panels(M, g, o->shape[1], pk, it->gin[0], K, 1, 0, np);
+                gemm_packed_panels(M, g, o->shape[1], pk, it->gin[0], K, acc_a, 0, np);
                 grad_b(it);
             } else if (id == n - 1) {
                 grad_b(it);
             } else {
                 size_t q = np / (n - 1), r = np % (n - 1);
                 size_t p0 = id * q + (id < r ? id : r), p1 = p0 + q + (id < r);
-                gemm_packed_panels(M, g, o->shape[1], pk, it->gin[0], K, 1, p0, p1);
+                gemm_packed_panels(M, g, o->shape[1], pk, it->gin[0], K, acc_a, p0, p1);
             }
         }
         return;
     }
     if (pk) {   /* dA = dC @ op(B)^T with op(B)^T packed once per run */
-        gemm_packed(M, g, o->shape[1], pk, it->gin[0], K, 1);
+        gemm_packed(M, g, o->shape[1], pk, it->gin[0], K, acc_a);
     } else if (it->gin[0]) {
-        if (!ta) gemm_acc(0, o, g, !tb, b, b->data, it->gin[0], 1.0f);
-        else     gemm_acc(tb, b, b->data, 1, o, g, it->gin[0], 1.0f);
+        if (!ta) gemm_acc(0, o, g, !tb, b, b->data, it->gin[0], beta_a);
+        else     gemm_acc(tb, b, b->data, 1, o, g, it->gin[0], beta_a);
     }
     if (it->gin[1]) grad_b(it);
 }

@@ -5,7 +5,7 @@
 #define EW OPF_ELEMENTWISE
 op_desc op_table[OP_COUNT] = {
     /*               name           arity flags              shape                  aux       forward          backward         flops */
-    [OP_MATMUL]      = { "matmul",       2, 0,               shape_matmul,          NULL,     fwd_matmul,      bwd_matmul,      flops_matmul },
+    [OP_MATMUL]      = { "matmul",       2, 0,               shape_matmul,          NULL,     fwd_matmul,      bwd_matmul,      flops_matmul, overwrites_matmul },
     [OP_ADD]         = { "add",          2, EW,              shape_binary_bcast,    NULL,     fwd_add,         bwd_add,         flops_size },
     [OP_SUB]         = { "sub",          2, EW,              shape_binary_bcast,    NULL,     fwd_sub,         bwd_sub,         flops_size },
     [OP_MUL]         = { "mul",          2, EW,              shape_binary_bcast,    NULL,     fwd_mul,         bwd_mul,         flops_size },
@@ -37,5 +37,5 @@ op_desc op_table[OP_COUNT] = {
     [OP_SOFTMAX_XENT]= { "softmax_xent", 2, OPF_LOSS,        shape_xent,            aux_xent, fwd_xent,        bwd_xent,        flops_in_size },
     [OP_SIGMOID_BCE] = { "sigmoid_bce",  2, OPF_LOSS,        shape_row_loss,        NULL,     fwd_bce,         bwd_bce,         flops_in_size },
     [OP_MSE]         = { "mse",          2, OPF_LOSS,        shape_row_loss,        NULL,     fwd_mse,         bwd_mse,         flops_in_size },
-    [OP_FUSED]       = { "fused",       -1, OPF_NEEDS_OUT,   shape_fused,           aux_fused,fwd_fused,       bwd_fused,       flops_fused },
+    [OP_FUSED]       = { "fused",       -1, OPF_NEEDS_OUT,   shape_fused,           aux_fused,fwd_fused,       bwd_fused,       flops_fused, overwrites_fused },
 };

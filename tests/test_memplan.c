@@ -7,7 +7,9 @@
  *    planning; parameter and input gradients agree bitwise with the unplanned plan;
  *    a per-step gradient is NULL (its memory reused), readable without planning.
  *  - inference_plan_shares_values: an RC_PLAN_NO_GRAD plan of the same LSTM keeps
- *    its roots (equal to the training plan's) in a smaller arena; intermediates NULL. */
+ *    its roots (equal to the training plan's) in a smaller arena; intermediates NULL.
+ *  - fresh_gradients_shared_operands: x @ x and x feeding several ops: gradcheck (a
+ *    fresh gradient stored where contributions must add would fail). */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -120,4 +122,26 @@ Test(memplan, inference_plan_shares_values)
     drop(&a);
     drop(&b);
     drop(&t);
+}
+
+/* Operands used twice by one op: a fresh gradient must not be stored twice (x @ x),
+ * nor by two instances in one sweep (tanh(x) + x @ w): the gradient check catches a
+ * store where an add belongs. */
+Test(memplan, fresh_gradients_shared_operands)
+{
+    rc_graph *g = rc_graph_new();
+    rc_node *x = rc_param(g, "x", 2, (int[]){ 4, 4 }), *w = rc_param(g, "w", 2, (int[]){ 4, 4 });
+    rc_node *v = rc_param(g, "v", 2, (int[]){ 4, 4 });
+    rc_node *y = rc_add(g, rc_matmul(g, x, x), rc_add(g, rc_tanh(g, x), rc_matmul(g, x, w)));
+    rc_node *vv = rc_matmul(g, v, v);   /* v's only use: its first contribution is both operands' */
+    rc_node *loss = rc_add(g, rc_sum(g, rc_mul(g, y, y)), rc_sum(g, rc_mul(g, vv, vv)));
+    rc_graph_init_params(g, 3);
+    rc_plan *p = rc_plan_new(g, 1, &loss);
+    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    rc_node *wrt[3] = { x, w, v };
+    double err = 1;
+    cr_assert_eq(rc_gradcheck(p, loss, 3, wrt, 1e-2f, &err), RC_OK, "%s", rc_plan_error(p));
+    cr_expect_leq(err, 5e-3, "gradient error %g", err);
+    rc_plan_free(p);
+    rc_graph_free(g);
 }
