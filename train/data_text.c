@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "data.h"
+#include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,16 +38,6 @@ int data_fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-static const char *errstr(int e, char *buf, size_t len)
-{
-#if defined(__GLIBC__) && defined(_GNU_SOURCE)
-    return strerror_r(e, buf, len);
-#else
-    if (strerror_r(e, buf, len) != 0) snprintf(buf, len, "error %d", e);
-    return buf;
-#endif
-}
-
 int data_read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
     char eb[128];
@@ -54,7 +45,7 @@ int data_read_file(const char *path, char **buf, size_t *len, char *err, size_t 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        return data_fail(err, errlen, "%s: cannot open: %s", path, errstr(e, eb, sizeof eb));
+        return data_fail(err, errlen, "%s: cannot open: %s", path, file_errstr(e, eb, sizeof eb));
     }
     struct stat st;
     int have_st = fstat(fd, &st) == 0;
@@ -81,7 +72,7 @@ int data_read_file(const char *path, char **buf, size_t *len, char *err, size_t 
             int e = errno;
             free(b);
             close(fd);
-            return data_fail(err, errlen, "%s: read error: %s", path, errstr(e, eb, sizeof eb));
+            return data_fail(err, errlen, "%s: read error: %s", path, file_errstr(e, eb, sizeof eb));
         }
         if (r == 0) break;
         if (full) {
@@ -122,7 +113,7 @@ static int write_file_atomic(const char *path, const char *data, size_t len, cha
     if (fd < 0) {
         int e = errno;
         free(tmp);
-        return data_fail(err, errlen, "%s: cannot create: %s", path, errstr(e, eb, sizeof eb));
+        return data_fail(err, errlen, "%s: cannot create: %s", path, file_errstr(e, eb, sizeof eb));
     }
     size_t done = 0;
     while (done < len) {
@@ -134,7 +125,7 @@ static int write_file_atomic(const char *path, const char *data, size_t len, cha
             close(fd);
             unlink(tmp);
             free(tmp);
-            return data_fail(err, errlen, "%s: write error: %s", path, errstr(e, eb, sizeof eb));
+            return data_fail(err, errlen, "%s: write error: %s", path, file_errstr(e, eb, sizeof eb));
         }
         done += (size_t)w;
     }
@@ -142,14 +133,14 @@ static int write_file_atomic(const char *path, const char *data, size_t len, cha
         int e = errno;
         unlink(tmp);
         free(tmp);
-        return data_fail(err, errlen, "%s: write error: %s", path, errstr(e, eb, sizeof eb));
+        return data_fail(err, errlen, "%s: write error: %s", path, file_errstr(e, eb, sizeof eb));
     }
     if (rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
         free(tmp);
         return data_fail(err, errlen, "%s: cannot rename the temporary file: %s", path,
-                         errstr(e, eb, sizeof eb));
+                         file_errstr(e, eb, sizeof eb));
     }
     free(tmp);
     return 0;
