@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cell.h"
-#include "graph/rng.h"
+#include "rng.h"
 #include "recur.h"
 
 static void put_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -3,6 +3,7 @@
 #define RC_PLAN_H
 
 #include "graph.h"
+#include "runtime.h"
 #include "gemm_small.h"
 
 /* A level schedule of the tape (graph/schedule.c). */
@@ -79,7 +80,5 @@ int plan_schedule(rc_plan *p, const int *order, int norder, const unsigned char 
 void plan_sched_free(plan_sched *s);
 /* Runs the tape forward with the run counter left as it is. */
 rc_status plan_forward_run(rc_plan *p);
-/* Reads RC_NUM_THREADS once and applies the thread count. */
-void runtime_init(void);
 
 #endif

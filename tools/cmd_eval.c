@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "commands.h"
-#include "graph/rng.h"
+#include "rng.h"
 #include "run_ckpt.h"
 #include "task.h"
 

@@ -30,7 +30,7 @@ esac
 
 mkdir -p "$OUT/obj-$MODE" "$OUT/corpus"
 FLAGS="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fno-omit-frame-pointer -fno-sanitize-recover=all \
--Wall -Wextra -Wno-unknown-pragmas -I$ROOT/include -I$ROOT/ops -I$ROOT/graph -I$ROOT/cells"
+-Wall -Wextra -Wno-unknown-pragmas -I$ROOT/include -I$ROOT/base -I$ROOT/ops -I$ROOT/graph -I$ROOT/cells"
 if [ "$MODE" = check ]; then
     FLAGS="$FLAGS -DLANG_CHECK_ONLY"
     SRCS="cells/lang.c tests/fuzz/fuzz_cell.c"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
-#include "plan.h"
+#include "runtime.h"
 
 const char *rc_version(void) { return RC_VERSION_STRING; }
 
