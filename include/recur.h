@@ -5,11 +5,18 @@
  *   rc_node   one node of a graph (owned by the graph, never freed by the user);
  *   rc_plan   a graph compiled for its shapes: the tape, its arena, forward/backward.
  *
- * Errors are values. Builder functions return NULL on error; a function given a
- * NULL node returns NULL without touching the first error, so a whole expression
- * can be built and checked once with rc_graph_status(). Other functions return an
- * rc_status. The message of the last error is rc_graph_error() / rc_plan_error().
- * The library never prints, aborts or exits on a caller's mistake.
+ * Errors are values, by one convention:
+ *   - a function that works on an object returns an rc_status (or NULL) and leaves
+ *     the message on that object: rc_graph_error(), rc_plan_error(),
+ *     rc_model_error(), rc_optim_error();
+ *   - a constructor reports its failure on the object it was made from (rc_plan_new
+ *     on the graph, rc_optim_new on the model); only functions with no object to
+ *     hold a message (rc_cell_parse, rc_cell_load, rc_graph_write_dot of a const
+ *     graph, rc_gradient_flow) take a caller's `char *err, size_t errlen` buffer.
+ * Builder functions return NULL on error; a function given a NULL node returns NULL
+ * without touching the first error, so a whole expression can be built and checked
+ * once with rc_graph_status(). The library never prints, aborts or exits on a
+ * caller's mistake.
  *
  * Thread safety: a graph and its plans are used by one thread at a time; distinct
  * graphs share nothing and may be used from different threads. Internally a plan
