@@ -2,9 +2,12 @@
  * batching, sequence sets and their loaders, shuffled/bucketed batching.
  *
  * Every input is generated here into a temporary directory; one optional test reads
- * the real JSB Chorales file and skips when it is absent. */
+ * the real JSB Chorales file and skips when it is absent. The locale tests switch
+ * LC_NUMERIC to a comma-decimal locale (de_DE.UTF-8, which ./do.sh test generates)
+ * and skip only when no such locale is installed. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "data.h"
+#include "numparse.h"
 #include "rng.h"
 
 /* ---- fixtures and helpers ---------------------------------------------------------- */
@@ -81,6 +85,20 @@ static void assert_ids(const int32_t *got, const int32_t *want, size_t n, const 
 {
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(got[i], want[i], "%s[%zu] = %d, expected %d", what, i, (int)got[i], (int)want[i]);
+}
+
+/* Switches LC_NUMERIC to an installed locale whose decimal point is ',' and returns
+ * its name, or skips the test when there is none (./do.sh test generates de_DE.UTF-8).
+ * Criterion runs each test in its own worker process, so the switch ends with it. */
+static const char *comma_locale(void)
+{
+    static const char *const names[] = {"de_DE.UTF-8", "de_DE.utf8", "de_DE", "fr_FR.UTF-8", "fr_FR.utf8",
+                                        "nl_NL.UTF-8", "es_ES.UTF-8", "it_IT.UTF-8", "ru_RU.UTF-8"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (setlocale(LC_NUMERIC, names[i]) && strcmp(localeconv()->decimal_point, ",") == 0) return names[i];
+    setlocale(LC_NUMERIC, "C");
+    cr_skip_test("no comma-decimal locale is installed (generate de_DE.UTF-8: ./do.sh test does)");
+    return NULL;
 }
 
 /* ---- character corpora ----------------------------------------------------------------- */
@@ -621,6 +639,86 @@ Test(data, music_jsb_chorales_split_sizes)
     cr_assert_eq(d.set[0].n, 229);
     cr_assert_eq(seqset_steps(&d.set[0]), 13807 - 229);
     seqdata_free(&d);
+}
+
+/* Notes are read with '.' as the decimal point whatever the locale: under a German
+ * locale strtod stops at the '.', so 6.1e1 became note 6 and 60.5 note 60. */
+Test(data, music_numbers_ignore_locale)
+{
+    const char *loc = comma_locale();
+    const char *p = wtext("loc.json", "{\"train\": [[[6.1e1, 60.0], [62]]]}");
+    seqdata d;
+    char err[512] = "";
+    cr_assert_eq(music_load(&d, p, err, sizeof err), 0, "under %s: %s", loc, err);
+    float x[88];
+    cr_assert_eq(seqset_step_x(&d.set[0], 0, 0, x, err, sizeof err), 0, "%s", err);
+    cr_expect(frame_has(x, 61) && frame_has(x, 60) && !frame_has(x, 62), "under %s: 6.1e1 is not note 61", loc);
+    seqdata_free(&d);
+    p = wtext("loc2.json", "{\"train\": [[[60.5], [62]]]}");
+    cr_assert_eq(music_load(&d, p, err, sizeof err), -1, "under %s: note 60.5 accepted", loc);
+    ASSERT_ERR(err, "loc2.json:1:14:", "note 60.5 is not an integer");
+    setlocale(LC_NUMERIC, "C");
+}
+
+/* Fields are read with '.' as the decimal point whatever the locale: under a German
+ * locale "1.5,2.25" was taken for a header. */
+Test(data, csv_numbers_ignore_locale)
+{
+    const char *loc = comma_locale();
+    const char *p = wtext("loc.csv", "1.5,2.25\n-0.125,3e-1\n");
+    seqset s;
+    char err[512] = "";
+    cr_assert_eq(csv_load(&s, p, err, sizeof err), 0, "under %s: %s", loc, err);
+    cr_expect_null(s.names, "under %s: the first row was taken for a header", loc);
+    cr_assert_eq(seqset_len(&s, 0), 2, "under %s: %d rows", loc, seqset_len(&s, 0));
+    const float want[] = {1.5f, 2.25f, -0.125f, 0.3f};
+    for (int i = 0; i < 4; i++) cr_expect_eq(s.x[i], want[i], "under %s: x[%d] = %g", loc, i, (double)s.x[i]);
+    seqset_free(&s);
+    setlocale(LC_NUMERIC, "C");
+}
+
+/* The shared parser under the current locale (loc, for messages): C syntax only. */
+static void check_num_parse(const char *loc)
+{
+    static const char *const good[] = {"0", "-0", "+1", "1.5", ".5", "5.", "-2.5e-3", "1E+2", "007", "3e0"};
+    static const double gv[] = {0, -0.0, 1, 1.5, 0.5, 5, -2.5e-3, 100, 7, 3};
+    static const char *const bad[] = {"", "+", "-", ".", "e1", "1e", "1e+", "1,5", " 1", "1 ", "0x10", "inf",
+                                      "nan", "1.5.2", "--1", "1e1.5", "1..2"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        double v = -99;
+        float f = -99;
+        cr_expect_eq(num_parse(good[i], strlen(good[i]), &v), 0, "%s: \"%s\" rejected", loc, good[i]);
+        cr_expect_eq(v, gv[i], "%s: \"%s\" = %g", loc, good[i], v);
+        cr_expect_eq(num_parse_float(good[i], strlen(good[i]), &f), 0);
+        cr_expect_eq(f, (float)gv[i], "%s: \"%s\" = %g as float", loc, good[i], (double)f);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double v;
+        cr_expect_eq(num_parse(bad[i], strlen(bad[i]), &v), -1, "%s: \"%s\" accepted", loc, bad[i]);
+    }
+    /* only len bytes are read: "1.25" of "1.2589" is 1.25 */
+    double v = 0;
+    cr_expect_eq(num_parse("1.2589", 4, &v), 0);
+    cr_expect_eq(v, 1.25, "%s: %g", loc, v);
+    /* a long number (copied to the heap) is read to its last digit: 2^53 + 1 and a
+     * little more rounds up to 2^53 + 2, where 2^53 + 1 alone rounds to even, 2^53 */
+    char longnum[400];
+    memset(longnum, '0', sizeof longnum);
+    memcpy(longnum, "9007199254740993.", 17);
+    longnum[sizeof longnum - 1] = '1';
+    cr_expect_eq(num_parse(longnum, sizeof longnum, &v), 0);
+    cr_expect_eq(v, 9007199254740994.0, "%s: %.17g", loc, v);
+    cr_expect_eq(num_parse(longnum, 16, &v), 0);
+    cr_expect_eq(v, 9007199254740992.0, "%s: %.17g", loc, v);
+}
+
+/* The shared parser: the same syntax and values in the C locale and a comma one. */
+Test(data, num_parse_syntax_and_locale)
+{
+    check_num_parse("C");
+    const char *loc = comma_locale();
+    check_num_parse(loc);
+    setlocale(LC_NUMERIC, "C");
 }
 
 /* ---- CSV ---------------------------------------------------------------------------------- */

@@ -228,6 +228,9 @@ int seqset_add(seqset *s, int len, const float *x, const int32_t *tokens, int32_
 int seqset_len(const seqset *s, int i);
 /* The sum of seqset_len over the set. */
 size_t seqset_steps(const seqset *s);
+/* The features of stored step t (0..stored length - 1) of sequence seq, as F floats
+ * into out[F]. An error for a token set or an index out of range. */
+int seqset_step_x(const seqset *s, int seq, int t, float *out, char *err, size_t errlen);
 /* Windows for next-row prediction from sequence `seq` of a feature set src (e.g. a
  * CSV series of R rows): window i covers rows [i*S, i*S + T + 1), so its input is rows
  * [i*S, i*S + T) and its target rows [i*S + 1, i*S + T + 1); windows while
@@ -268,10 +271,12 @@ void seqdata_free(seqdata *d);
  * silence). "train" is required, "valid"/"test" optional, other keys are errors. Each
  * part becomes a SEQ_TGT_NEXT set of 88-dim 0/1 frames (key k = note 21 + k):
  * input frame t, target frame t+1, so L frames give L-1 steps; sequences of fewer
- * than 2 frames are dropped (still counted in nseq and frames). Errors name
+ * than 2 frames are dropped (still counted in nseq and frames). Notes are JSON
+ * numbers read whatever the locale (60.0 and 6e1 are note 60). Errors name
  * line:column. */
 int music_load(seqdata *d, const char *path, char *err, size_t errlen);
-/* A CSV time series: comma-separated floats, every row with the same number of
+/* A CSV time series: comma-separated finite decimal numbers ('.' the decimal point
+ * whatever the locale; no hex, inf or nan), every row with the same number of
  * columns; the first line is a header (its fields become names) when any of its
  * fields is not a number. Blank lines are skipped, "\r\n" accepted. *out is a
  * feature set (SEQ_TGT_NONE) holding one sequence of all rows; see seqset_windows. */

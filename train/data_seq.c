@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "numparse.h"
 #include "rng.h"
 
 #define MUSIC_KEYS 88
@@ -165,6 +166,19 @@ size_t seqset_steps(const seqset *s)
 {
     if (!s || s->n == 0) return 0;
     return s->off[s->n] - (s->kind == SEQ_TGT_NEXT ? (size_t)s->n : 0);
+}
+
+int seqset_step_x(const seqset *s, int seq, int t, float *out, char *err, size_t errlen)
+{
+    if (!s || s->F < 1) return data_fail(err, errlen, "step features: the set has no features");
+    if (seq < 0 || seq >= s->n)
+        return data_fail(err, errlen, "step features: sequence %d out of range (0..%d)", seq, s->n - 1);
+    size_t L = s->off[seq + 1] - s->off[seq];
+    if (t < 0 || (size_t)t >= L)
+        return data_fail(err, errlen, "step features: step %d out of range (0..%zu)", t, L - 1);
+    size_t st = s->off[seq] + (size_t)t, F = (size_t)s->F;
+    memcpy(out, s->x + st * F, F * sizeof *out);
+    return 0;
 }
 
 int seqset_windows(seqset *out, const seqset *src, int seq, int T, int S, char *err, size_t errlen)
@@ -583,7 +597,7 @@ static int is_digit(int c)
 /* A JSON number that must be an integer MIDI note in 21..108. */
 static int jp_note(jp *p, int *note)
 {
-    char d[32], num[64];
+    char d[32];
     long l0 = p->line, c0 = p->col;
     size_t a = p->i;
     int c = jp_peek(p);
@@ -611,14 +625,15 @@ static int jp_note(jp *p, int *note)
         ok = digits > 0;
     }
     size_t len = p->i - a;
-    if (!ok) return jp_fail_at(p, l0, c0, "malformed number '%.*s'", (int)(len > 40 ? 40 : len), p->b + a);
-    if (len >= sizeof num) return jp_fail_at(p, l0, c0, "number too long");
-    memcpy(num, p->b + a, len);
-    num[len] = 0;
-    double v = strtod(num, NULL);
-    if (!(v == floor(v))) return jp_fail_at(p, l0, c0, "note %s is not an integer", num);
+    int shown = (int)(len > 40 ? 40 : len);
+    const char *more = len > 40 ? "..." : "";
+    if (!ok) return jp_fail_at(p, l0, c0, "malformed number '%.*s%s'", shown, p->b + a, more);
+    double v;
+    if (num_parse(p->b + a, len, &v) != 0)   /* the syntax is checked above: memory */
+        return jp_fail_at(p, l0, c0, "out of memory reading the number '%.*s%s'", shown, p->b + a, more);
+    if (!(v == floor(v))) return jp_fail_at(p, l0, c0, "note %.*s%s is not an integer", shown, p->b + a, more);
     if (!(v >= MUSIC_LOW && v <= MUSIC_HIGH))
-        return jp_fail_at(p, l0, c0, "note %s out of range %d..%d", num, MUSIC_LOW, MUSIC_HIGH);
+        return jp_fail_at(p, l0, c0, "note %.*s%s out of range %d..%d", shown, p->b + a, more, MUSIC_LOW, MUSIC_HIGH);
     *note = (int)v;
     return 0;
 }
@@ -780,19 +795,16 @@ fail:
 
 /* ---- CSV ---------------------------------------------------------------------------------- */
 
-/* Parses field [a, e) (spaces around allowed) as a finite float. */
+/* Parses field [a, e) (spaces around allowed) as a finite float, '.' the decimal
+ * point whatever the locale: 0, -1 when it is not one, -2 when memory is short. */
 static int parse_float(const char *a, const char *e, float *v)
 {
     while (a < e && is_blank((unsigned char)*a)) a++;
     while (e > a && is_blank((unsigned char)e[-1])) e--;
-    char num[64];
-    size_t len = (size_t)(e - a);
-    if (len == 0 || len >= sizeof num) return -1;
-    memcpy(num, a, len);
-    num[len] = 0;
-    char *end;
-    float f = strtof(num, &end);
-    if (end != num + len || !isfinite(f)) return -1;
+    float f;
+    int rc = num_parse_float(a, (size_t)(e - a), &f);
+    if (rc != 0) return rc;
+    if (!isfinite(f)) return -1;
     *v = f;
     return 0;
 }
@@ -834,7 +846,9 @@ int csv_load(seqset *out, const char *path, char *err, size_t errlen)
                 const char *fe = memchr(f, ',', (size_t)(e - f));
                 if (!fe) fe = e;
                 float tmp;
-                if (parse_float(f, fe, &tmp) != 0) header = 1;
+                int rc = parse_float(f, fe, &tmp);
+                if (rc == -2) goto oom;
+                if (rc != 0) header = 1;
                 f = fe + 1;
             }
             if (header) {
@@ -869,7 +883,9 @@ int csv_load(seqset *out, const char *path, char *err, size_t errlen)
         for (int j = 0; j < cols; j++) {
             const char *fe = memchr(f, ',', (size_t)(e - f));
             if (!fe) fe = e;
-            if (parse_float(f, fe, &v[nv + (size_t)j]) != 0) {
+            int rc = parse_float(f, fe, &v[nv + (size_t)j]);
+            if (rc == -2) goto oom;
+            if (rc != 0) {
                 data_fail(err, errlen, "%s:%ld:%ld: field %d \"%.*s\" is not a finite number", path, line,
                           (long)(f - p) + 1, j + 1, (int)(fe - f > 40 ? 40 : fe - f), f);
                 goto fail;
