@@ -7,6 +7,7 @@
  * and skip only when no such locale is installed. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <limits.h>
 #include <locale.h>
 #include <math.h>
 #include <stdint.h>
@@ -547,8 +548,14 @@ Test(data, music_small_file)
     cr_assert_eq(d.nseq[1], 1);
     cr_assert_eq(d.frames[1], 2);
     cr_assert_eq(seqset_len(&d.set[1], 0), 1);
-    const float *v1 = d.set[1].x + 88;   /* frame 1 of valid: notes 63 and 64 */
+    float v1[88];   /* frame 1 of valid: notes 63 and 64 */
+    cr_assert_eq(seqset_step_x(&d.set[1], 0, 1, v1, err, sizeof err), 0, "%s", err);
     cr_assert(frame_has(v1, 63) && frame_has(v1, 64) && !frame_has(v1, 62));
+    for (int k = 0; k < 88; k++) cr_assert(v1[k] == 0.0f || v1[k] == 1.0f);
+    cr_assert_eq(seqset_step_x(&d.set[1], 0, 2, v1, err, sizeof err), -1);
+    ASSERT_ERR(err, "step 2 out of range (0..1)");
+    cr_assert_null(d.set[0].x);   /* frames are bits until a batch is collated */
+    cr_assert_not_null(d.set[0].xb);
     cr_assert_eq(d.nseq[2], 0);
     cr_assert_eq(d.set[2].n, 0);
     /* batch: input frame t, target frame t+1 */
@@ -639,6 +646,117 @@ Test(data, music_jsb_chorales_split_sizes)
     cr_assert_eq(d.set[0].n, 229);
     cr_assert_eq(seqset_steps(&d.set[0]), 13807 - 229);
     seqdata_free(&d);
+}
+
+/* A file of n sequences of L empty frames each ("[]", 3 bytes a frame): its path and
+ * size in *bytes. */
+static const char *silent_music(const char *name, size_t n, size_t L, size_t *bytes)
+{
+    size_t cap = 32 + n * (3 * L + 3), k = 0;
+    char *t = malloc(cap);
+    cr_assert_not_null(t);
+    k += (size_t)snprintf(t + k, cap - k, "{\"train\":[");
+    for (size_t i = 0; i < n; i++) {
+        t[k++] = i ? ',' : '[';
+        if (i) t[k++] = '[';
+        for (size_t j = 0; j < L; j++) {
+            if (j) t[k++] = ',';
+            t[k++] = '[';
+            t[k++] = ']';
+        }
+        t[k++] = ']';
+    }
+    k += (size_t)snprintf(t + k, cap - k, "]}");
+    cr_assert_lt(k, cap);
+    const char *p = wbytes(name, t, k);
+    free(t);
+    *bytes = k;
+    return p;
+}
+
+/* Frames are stored compactly and expanded to 88 floats only in a batch: a file of
+ * empty frames (3 bytes each) once took 88 floats a frame (a 3 MB file, 690 MB). The
+ * set must hold a few bytes per input byte, whether one long sequence or many short. */
+Test(data, music_memory_follows_file_size)
+{
+    struct { size_t n, L; } cases[] = { {1, 200000}, {40000, 2}, {2000, 50} };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t bytes, frames = cases[c].n * cases[c].L;
+        const char *p = silent_music("silent.json", cases[c].n, cases[c].L, &bytes);
+        seqdata d;
+        char err[512] = "";
+        cr_assert_eq(music_load(&d, p, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(d.frames[0], frames);
+        size_t held = seqset_bytes(&d.set[0]);
+        /* 2 words of bits a frame, at most doubled by growth, plus the offsets */
+        cr_expect_leq(held, 12 * bytes, "%zu sequences of %zu frames: %zu bytes held for a %zu-byte file "
+                      "(%.1f bytes a frame)", cases[c].n, cases[c].L, held, bytes, (double)held / (double)frames);
+        if (cases[c].L > 1000) {   /* a batch of it would be 140 MB of floats */
+            seqdata_free(&d);
+            continue;
+        }
+        /* the frames still come out as 88 floats in a batch */
+        batch_buf bb;
+        memset(&bb, 0, sizeof bb);
+        rc_batch b;
+        int32_t idx = 0;
+        cr_assert_eq(seqset_collate(&d.set[0], &idx, 1, &bb, &b, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(b.T, (int)cases[c].L - 1);
+        double sum = 0;
+        for (size_t i = 0; i < (size_t)b.T * 88; i++) sum += b.x[i] + b.y[i];
+        cr_expect_eq(sum, 0.0);
+        batch_buf_free(&bb);
+        seqdata_free(&d);
+    }
+}
+
+/* Binary sets: bits in, floats out; misuse and impossible batches are errors. */
+Test(data, binary_set_and_absurd_batches)
+{
+    seqset s;
+    char err[512] = "";
+    cr_assert_eq(seqset_init_binary(&s, 70, SEQ_TGT_CLASS, err, sizeof err), -1);
+    ASSERT_ERR(err, "only none or next");
+    cr_assert_eq(seqset_init_binary(&s, 0, SEQ_TGT_NONE, err, sizeof err), -1);
+    cr_assert_eq(seqset_init_binary(&s, 70, SEQ_TGT_NEXT, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(s.words, 2);
+    uint64_t bits[3 * 2] = {1, 0, (uint64_t)1 << 63, 1u << 5, 0, 0};   /* features 0; 63, 69; none */
+    cr_assert_eq(seqset_add_bits(&s, 3, bits, err, sizeof err), 0, "%s", err);
+    float x[70];
+    cr_assert_eq(seqset_step_x(&s, 0, 1, x, err, sizeof err), 0, "%s", err);
+    for (int k = 0; k < 70; k++) cr_assert_eq(x[k], (k == 63 || k == 69) ? 1.0f : 0.0f, "feature %d", k);
+    uint64_t stray[2 * 2] = {0, 0, 0, 1u << 6};   /* feature 70 of a 70-feature set */
+    cr_assert_eq(seqset_add_bits(&s, 2, stray, err, sizeof err), -1);
+    ASSERT_ERR(err, "step 1 has bits set beyond its 70 features");
+    cr_assert_eq(seqset_add(&s, 2, x, NULL, 0, NULL, NULL, err, sizeof err), -1);
+    ASSERT_ERR(err, "binary set takes bits");
+    seqset w;
+    cr_assert_eq(seqset_windows(&w, &s, 0, 1, 1, err, sizeof err), -1);
+    cr_assert_eq(s.n, 1);
+    batch_buf bb;
+    memset(&bb, 0, sizeof bb);
+    rc_batch b;
+    int32_t idx[4] = {0, 0, 0, 0};
+    cr_assert_eq(seqset_collate(&s, idx, 1, &bb, &b, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(b.T, 2);
+    cr_assert_eq(b.x[0], 1.0f);
+    cr_assert_eq(b.y[63], 1.0f);
+    cr_assert_eq(b.y[70 + 0], 0.0f);
+    seqset_free(&s);
+
+    /* a batch whose floats would not fit in memory's address space is refused with
+     * its sizes, before anything is allocated: a set that claims one sequence of
+     * INT_MAX + 1 frames of INT_MAX features (nothing of it is read) */
+    seqset big;
+    memset(&big, 0, sizeof big);
+    size_t off[2] = {0, (size_t)INT_MAX + 1};
+    big.n = 1;
+    big.F = big.K = INT_MAX;
+    big.kind = SEQ_TGT_NEXT;
+    big.off = off;
+    cr_assert_eq(seqset_collate(&big, idx, 4, &bb, &b, err, sizeof err), -1);
+    ASSERT_ERR(err, "a batch of 4 sequences of up to 2147483647 steps", "more than memory can address");
+    batch_buf_free(&bb);
 }
 
 /* Notes are read with '.' as the decimal point whatever the locale: under a German
