@@ -746,16 +746,16 @@ Test(data, binary_set_and_absurd_batches)
 
     /* a batch whose floats would not fit in memory's address space is refused with
      * its sizes, before anything is allocated: a set that claims one sequence of
-     * INT_MAX + 1 frames of INT_MAX features (nothing of it is read) */
+     * INT_MAX frames of INT_MAX features (nothing of it is read) */
     seqset big;
     memset(&big, 0, sizeof big);
-    size_t off[2] = {0, (size_t)INT_MAX + 1};
+    size_t off[2] = {0, (size_t)INT_MAX};
     big.n = 1;
     big.F = big.K = INT_MAX;
     big.kind = SEQ_TGT_NEXT;
     big.off = off;
     cr_assert_eq(seqset_collate(&big, idx, 4, &bb, &b, err, sizeof err), -1);
-    ASSERT_ERR(err, "a batch of 4 sequences of up to 2147483647 steps", "more than memory can address");
+    ASSERT_ERR(err, "a batch of 4 sequences of up to 2147483646 steps", "more than memory can address");
     batch_buf_free(&bb);
 }
 

@@ -9,8 +9,9 @@
  *
  * Also: clipping (clips / does not clip, the reported norm), weight noise (its
  * statistics, no stacking, the update applied to the clean weights), a non-finite
- * gradient (RC_ERR_STATE, nothing changed), invalid options, schedules, the state
- * round trip that checkpoints rely on, and bitwise determinism across thread counts.
+ * gradient (RC_ERR_STATE, nothing changed), the messages in rc_optim_error, invalid
+ * options, schedules, the state round trip that checkpoints rely on, and bitwise
+ * determinism across thread counts.
  *
  * Checks use cr_expect (non-fatal) so every test frees what it made: the suite runs
  * under AddressSanitizer's leak checker. */
