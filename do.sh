@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")"
 EXTRA_PKGS=""
 
-PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev fortunes gnuplot-nox graphviz"
+PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev fortunes gnuplot-nox graphviz locales"
 TEST_PKGS="clang libclang-rt-14-dev"   # the cell-language fuzzer (libFuzzer)
 
 need_pkgs() {
@@ -22,6 +22,18 @@ need_pkgs() {
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends $missing >/dev/null
     fi
+}
+
+# The data loaders' locale tests need a comma-decimal locale: generate de_DE.UTF-8.
+need_locale() {
+    locale -a 2>/dev/null | grep -qix 'de_DE.utf-\{0,1\}8' && return 0
+    echo "do.sh: generating the de_DE.UTF-8 locale"
+    if grep -q '^# *de_DE.UTF-8 UTF-8' /etc/locale.gen; then
+        sed -i 's/^# *de_DE.UTF-8 UTF-8/de_DE.UTF-8 UTF-8/' /etc/locale.gen
+    elif ! grep -q '^de_DE.UTF-8 UTF-8' /etc/locale.gen; then
+        echo 'de_DE.UTF-8 UTF-8' >>/etc/locale.gen
+    fi
+    locale-gen >/dev/null
 }
 
 # build/ is compiled for this machine's CPU (-march=native: the binaries run where they
@@ -69,6 +81,6 @@ case "${1:-}" in
         echo "== new fortunes from runs/demo/best.ckpt"
         ./build/tools/recur sample --out runs/demo --length 600 --temperature 0.7
         ./build/tools/recur plot --out runs/demo ;;
-    test) EXTRA_PKGS=$TEST_PKGS; need_pkgs; run_tests ;;
+    test) EXTRA_PKGS=$TEST_PKGS; need_pkgs; need_locale; run_tests ;;
     *) echo "usage: ./do.sh demo | test" >&2; exit 2 ;;
 esac

@@ -547,17 +547,24 @@ typedef struct rc_optim_opts {
 rc_optim_opts rc_optim_defaults(rc_optim_kind kind);
 typedef struct rc_optim rc_optim;
 /* An optimiser of all of a model's parameters. NULL when memory is short or the
- * options are invalid (a message is left on the model: rc_model_error). */
+ * options are invalid. Like every constructor, it reports its failure on its parent
+ * object: the message is left on the model (rc_model_error). */
 rc_optim *rc_optim_new(rc_model *m, const rc_optim_opts *o);
 /* Frees the optimiser (not the model). */
 void rc_optim_free(rc_optim *o);
-/* Before a forward: puts weight noise on the weights (no-op without weight noise). */
+/* Before a forward: puts weight noise on the weights (no-op without weight noise).
+ * RC_OK; RC_ERR_STATE (with weight noise) when the model's parameters changed since
+ * rc_optim_new; RC_ERR_ARG for a NULL optimiser. The message is in rc_optim_error. */
 rc_status rc_optim_begin(rc_optim *o);
 /* After a backward: restores clean weights (if noisy), clips, and applies one update
  * with learning rate lr to every parameter that has a gradient. Returns RC_OK;
  * RC_ERR_STATE when a gradient is not finite or there is none (nothing is updated,
- * clean weights are still restored); RC_ERR_ARG for a negative or non-finite lr. */
+ * clean weights are still restored); RC_ERR_ARG for a negative or non-finite lr.
+ * The message (naming the parameter, or the lr) is in rc_optim_error. */
 rc_status rc_optim_step(rc_optim *o, float lr);
+/* The message of the last rc_optim_begin / rc_optim_step if it failed, "" when it
+ * succeeded (each call clears the slot first); "no optimiser (NULL)" for NULL. */
+const char *rc_optim_error(const rc_optim *o);
 /* Restores the clean weights after rc_optim_begin without updating (e.g. a failed
  * forward); a no-op without weight noise. */
 void rc_optim_end(rc_optim *o);

@@ -2,9 +2,13 @@
  * batching, sequence sets and their loaders, shuffled/bucketed batching.
  *
  * Every input is generated here into a temporary directory; one optional test reads
- * the real JSB Chorales file and skips when it is absent. */
+ * the real JSB Chorales file and skips when it is absent. The locale tests switch
+ * LC_NUMERIC to a comma-decimal locale (de_DE.UTF-8, which ./do.sh test generates)
+ * and skip only when no such locale is installed. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "data.h"
+#include "numparse.h"
 #include "rng.h"
 
 /* ---- fixtures and helpers ---------------------------------------------------------- */
@@ -81,6 +86,20 @@ static void assert_ids(const int32_t *got, const int32_t *want, size_t n, const 
 {
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(got[i], want[i], "%s[%zu] = %d, expected %d", what, i, (int)got[i], (int)want[i]);
+}
+
+/* Switches LC_NUMERIC to an installed locale whose decimal point is ',' and returns
+ * its name, or skips the test when there is none (./do.sh test generates de_DE.UTF-8).
+ * Criterion runs each test in its own worker process, so the switch ends with it. */
+static const char *comma_locale(void)
+{
+    static const char *const names[] = {"de_DE.UTF-8", "de_DE.utf8", "de_DE", "fr_FR.UTF-8", "fr_FR.utf8",
+                                        "nl_NL.UTF-8", "es_ES.UTF-8", "it_IT.UTF-8", "ru_RU.UTF-8"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (setlocale(LC_NUMERIC, names[i]) && strcmp(localeconv()->decimal_point, ",") == 0) return names[i];
+    setlocale(LC_NUMERIC, "C");
+    cr_skip_test("no comma-decimal locale is installed (generate de_DE.UTF-8: ./do.sh test does)");
+    return NULL;
 }
 
 /* ---- character corpora ----------------------------------------------------------------- */
@@ -529,8 +548,14 @@ Test(data, music_small_file)
     cr_assert_eq(d.nseq[1], 1);
     cr_assert_eq(d.frames[1], 2);
     cr_assert_eq(seqset_len(&d.set[1], 0), 1);
-    const float *v1 = d.set[1].x + 88;   /* frame 1 of valid: notes 63 and 64 */
+    float v1[88];   /* frame 1 of valid: notes 63 and 64 */
+    cr_assert_eq(seqset_step_x(&d.set[1], 0, 1, v1, err, sizeof err), 0, "%s", err);
     cr_assert(frame_has(v1, 63) && frame_has(v1, 64) && !frame_has(v1, 62));
+    for (int k = 0; k < 88; k++) cr_assert(v1[k] == 0.0f || v1[k] == 1.0f);
+    cr_assert_eq(seqset_step_x(&d.set[1], 0, 2, v1, err, sizeof err), -1);
+    ASSERT_ERR(err, "step 2 out of range (0..1)");
+    cr_assert_null(d.set[0].x);   /* frames are bits until a batch is collated */
+    cr_assert_not_null(d.set[0].xb);
     cr_assert_eq(d.nseq[2], 0);
     cr_assert_eq(d.set[2].n, 0);
     /* batch: input frame t, target frame t+1 */
@@ -621,6 +646,197 @@ Test(data, music_jsb_chorales_split_sizes)
     cr_assert_eq(d.set[0].n, 229);
     cr_assert_eq(seqset_steps(&d.set[0]), 13807 - 229);
     seqdata_free(&d);
+}
+
+/* A file of n sequences of L empty frames each ("[]", 3 bytes a frame): its path and
+ * size in *bytes. */
+static const char *silent_music(const char *name, size_t n, size_t L, size_t *bytes)
+{
+    size_t cap = 32 + n * (3 * L + 3), k = 0;
+    char *t = malloc(cap);
+    cr_assert_not_null(t);
+    k += (size_t)snprintf(t + k, cap - k, "{\"train\":[");
+    for (size_t i = 0; i < n; i++) {
+        t[k++] = i ? ',' : '[';
+        if (i) t[k++] = '[';
+        for (size_t j = 0; j < L; j++) {
+            if (j) t[k++] = ',';
+            t[k++] = '[';
+            t[k++] = ']';
+        }
+        t[k++] = ']';
+    }
+    k += (size_t)snprintf(t + k, cap - k, "]}");
+    cr_assert_lt(k, cap);
+    const char *p = wbytes(name, t, k);
+    free(t);
+    *bytes = k;
+    return p;
+}
+
+/* Frames are stored compactly and expanded to 88 floats only in a batch: a file of
+ * empty frames (3 bytes each) once took 88 floats a frame (a 3 MB file, 690 MB). The
+ * set must hold a few bytes per input byte, whether one long sequence or many short. */
+Test(data, music_memory_follows_file_size)
+{
+    struct { size_t n, L; } cases[] = { {1, 200000}, {40000, 2}, {2000, 50} };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t bytes, frames = cases[c].n * cases[c].L;
+        const char *p = silent_music("silent.json", cases[c].n, cases[c].L, &bytes);
+        seqdata d;
+        char err[512] = "";
+        cr_assert_eq(music_load(&d, p, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(d.frames[0], frames);
+        size_t held = seqset_bytes(&d.set[0]);
+        /* 2 words of bits a frame, at most doubled by growth, plus the offsets */
+        cr_expect_leq(held, 12 * bytes, "%zu sequences of %zu frames: %zu bytes held for a %zu-byte file "
+                      "(%.1f bytes a frame)", cases[c].n, cases[c].L, held, bytes, (double)held / (double)frames);
+        if (cases[c].L > 1000) {   /* a batch of it would be 140 MB of floats */
+            seqdata_free(&d);
+            continue;
+        }
+        /* the frames still come out as 88 floats in a batch */
+        batch_buf bb;
+        memset(&bb, 0, sizeof bb);
+        rc_batch b;
+        int32_t idx = 0;
+        cr_assert_eq(seqset_collate(&d.set[0], &idx, 1, &bb, &b, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(b.T, (int)cases[c].L - 1);
+        double sum = 0;
+        for (size_t i = 0; i < (size_t)b.T * 88; i++) sum += b.x[i] + b.y[i];
+        cr_expect_eq(sum, 0.0);
+        batch_buf_free(&bb);
+        seqdata_free(&d);
+    }
+}
+
+/* Binary sets: bits in, floats out; misuse and impossible batches are errors. */
+Test(data, binary_set_and_absurd_batches)
+{
+    seqset s;
+    char err[512] = "";
+    cr_assert_eq(seqset_init_binary(&s, 70, SEQ_TGT_CLASS, err, sizeof err), -1);
+    ASSERT_ERR(err, "only none or next");
+    cr_assert_eq(seqset_init_binary(&s, 0, SEQ_TGT_NONE, err, sizeof err), -1);
+    cr_assert_eq(seqset_init_binary(&s, 70, SEQ_TGT_NEXT, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(s.words, 2);
+    uint64_t bits[3 * 2] = {1, 0, (uint64_t)1 << 63, 1u << 5, 0, 0};   /* features 0; 63, 69; none */
+    cr_assert_eq(seqset_add_bits(&s, 3, bits, err, sizeof err), 0, "%s", err);
+    float x[70];
+    cr_assert_eq(seqset_step_x(&s, 0, 1, x, err, sizeof err), 0, "%s", err);
+    for (int k = 0; k < 70; k++) cr_assert_eq(x[k], (k == 63 || k == 69) ? 1.0f : 0.0f, "feature %d", k);
+    uint64_t stray[2 * 2] = {0, 0, 0, 1u << 6};   /* feature 70 of a 70-feature set */
+    cr_assert_eq(seqset_add_bits(&s, 2, stray, err, sizeof err), -1);
+    ASSERT_ERR(err, "step 1 has bits set beyond its 70 features");
+    cr_assert_eq(seqset_add(&s, 2, x, NULL, 0, NULL, NULL, err, sizeof err), -1);
+    ASSERT_ERR(err, "binary set takes bits");
+    seqset w;
+    cr_assert_eq(seqset_windows(&w, &s, 0, 1, 1, err, sizeof err), -1);
+    cr_assert_eq(s.n, 1);
+    batch_buf bb;
+    memset(&bb, 0, sizeof bb);
+    rc_batch b;
+    int32_t idx[4] = {0, 0, 0, 0};
+    cr_assert_eq(seqset_collate(&s, idx, 1, &bb, &b, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(b.T, 2);
+    cr_assert_eq(b.x[0], 1.0f);
+    cr_assert_eq(b.y[63], 1.0f);
+    cr_assert_eq(b.y[70 + 0], 0.0f);
+    seqset_free(&s);
+
+    /* a batch whose floats would not fit in memory's address space is refused with
+     * its sizes, before anything is allocated: a set that claims one sequence of
+     * INT_MAX frames of INT_MAX features (nothing of it is read) */
+    seqset big;
+    memset(&big, 0, sizeof big);
+    size_t off[2] = {0, (size_t)INT_MAX};
+    big.n = 1;
+    big.F = big.K = INT_MAX;
+    big.kind = SEQ_TGT_NEXT;
+    big.off = off;
+    cr_assert_eq(seqset_collate(&big, idx, 4, &bb, &b, err, sizeof err), -1);
+    ASSERT_ERR(err, "a batch of 4 sequences of up to 2147483646 steps", "more than memory can address");
+    batch_buf_free(&bb);
+}
+
+/* Notes are read with '.' as the decimal point whatever the locale: under a German
+ * locale strtod stops at the '.', so 6.1e1 became note 6 and 60.5 note 60. */
+Test(data, music_numbers_ignore_locale)
+{
+    const char *loc = comma_locale();
+    const char *p = wtext("loc.json", "{\"train\": [[[6.1e1, 60.0], [62]]]}");
+    seqdata d;
+    char err[512] = "";
+    cr_assert_eq(music_load(&d, p, err, sizeof err), 0, "under %s: %s", loc, err);
+    float x[88];
+    cr_assert_eq(seqset_step_x(&d.set[0], 0, 0, x, err, sizeof err), 0, "%s", err);
+    cr_expect(frame_has(x, 61) && frame_has(x, 60) && !frame_has(x, 62), "under %s: 6.1e1 is not note 61", loc);
+    seqdata_free(&d);
+    p = wtext("loc2.json", "{\"train\": [[[60.5], [62]]]}");
+    cr_assert_eq(music_load(&d, p, err, sizeof err), -1, "under %s: note 60.5 accepted", loc);
+    ASSERT_ERR(err, "loc2.json:1:14:", "note 60.5 is not an integer");
+    setlocale(LC_NUMERIC, "C");
+}
+
+/* Fields are read with '.' as the decimal point whatever the locale: under a German
+ * locale "1.5,2.25" was taken for a header. */
+Test(data, csv_numbers_ignore_locale)
+{
+    const char *loc = comma_locale();
+    const char *p = wtext("loc.csv", "1.5,2.25\n-0.125,3e-1\n");
+    seqset s;
+    char err[512] = "";
+    cr_assert_eq(csv_load(&s, p, err, sizeof err), 0, "under %s: %s", loc, err);
+    cr_expect_null(s.names, "under %s: the first row was taken for a header", loc);
+    cr_assert_eq(seqset_len(&s, 0), 2, "under %s: %d rows", loc, seqset_len(&s, 0));
+    const float want[] = {1.5f, 2.25f, -0.125f, 0.3f};
+    for (int i = 0; i < 4; i++) cr_expect_eq(s.x[i], want[i], "under %s: x[%d] = %g", loc, i, (double)s.x[i]);
+    seqset_free(&s);
+    setlocale(LC_NUMERIC, "C");
+}
+
+/* The shared parser under the current locale (loc, for messages): C syntax only. */
+static void check_num_parse(const char *loc)
+{
+    static const char *const good[] = {"0", "-0", "+1", "1.5", ".5", "5.", "-2.5e-3", "1E+2", "007", "3e0"};
+    static const double gv[] = {0, -0.0, 1, 1.5, 0.5, 5, -2.5e-3, 100, 7, 3};
+    static const char *const bad[] = {"", "+", "-", ".", "e1", "1e", "1e+", "1,5", " 1", "1 ", "0x10", "inf",
+                                      "nan", "1.5.2", "--1", "1e1.5", "1..2"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        double v = -99;
+        float f = -99;
+        cr_expect_eq(num_parse(good[i], strlen(good[i]), &v), 0, "%s: \"%s\" rejected", loc, good[i]);
+        cr_expect_eq(v, gv[i], "%s: \"%s\" = %g", loc, good[i], v);
+        cr_expect_eq(num_parse_float(good[i], strlen(good[i]), &f), 0);
+        cr_expect_eq(f, (float)gv[i], "%s: \"%s\" = %g as float", loc, good[i], (double)f);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double v;
+        cr_expect_eq(num_parse(bad[i], strlen(bad[i]), &v), -1, "%s: \"%s\" accepted", loc, bad[i]);
+    }
+    /* only len bytes are read: "1.25" of "1.2589" is 1.25 */
+    double v = 0;
+    cr_expect_eq(num_parse("1.2589", 4, &v), 0);
+    cr_expect_eq(v, 1.25, "%s: %g", loc, v);
+    /* a long number (copied to the heap) is read to its last digit: 2^53 + 1 and a
+     * little more rounds up to 2^53 + 2, where 2^53 + 1 alone rounds to even, 2^53 */
+    char longnum[400];
+    memset(longnum, '0', sizeof longnum);
+    memcpy(longnum, "9007199254740993.", 17);
+    longnum[sizeof longnum - 1] = '1';
+    cr_expect_eq(num_parse(longnum, sizeof longnum, &v), 0);
+    cr_expect_eq(v, 9007199254740994.0, "%s: %.17g", loc, v);
+    cr_expect_eq(num_parse(longnum, 16, &v), 0);
+    cr_expect_eq(v, 9007199254740992.0, "%s: %.17g", loc, v);
+}
+
+/* The shared parser: the same syntax and values in the C locale and a comma one. */
+Test(data, num_parse_syntax_and_locale)
+{
+    check_num_parse("C");
+    const char *loc = comma_locale();
+    check_num_parse(loc);
+    setlocale(LC_NUMERIC, "C");
 }
 
 /* ---- CSV ---------------------------------------------------------------------------------- */

@@ -9,8 +9,9 @@
  *
  * Also: clipping (clips / does not clip, the reported norm), weight noise (its
  * statistics, no stacking, the update applied to the clean weights), a non-finite
- * gradient (RC_ERR_STATE, nothing changed), invalid options, schedules, the state
- * round trip that checkpoints rely on, and bitwise determinism across thread counts.
+ * gradient (RC_ERR_STATE, nothing changed), the messages in rc_optim_error, invalid
+ * options, schedules, the state round trip that checkpoints rely on, and bitwise
+ * determinism across thread counts.
  *
  * Checks use cr_expect (non-fatal) so every test frees what it made: the suite runs
  * under AddressSanitizer's leak checker. */
@@ -620,6 +621,61 @@ Test(optim, invalid_options)
     rc_optim *opt = rc_optim_new(m, &ok);
     cr_expect_not_null(opt, "%s", optim_opts_error(&ok));
     rc_optim_free(opt);
+    rc_model_free(m);
+}
+
+/* Every failed begin/step leaves a message in the optimiser's own slot, naming what
+ * was wrong; a successful call clears it. A failing rc_optim_new reports on the model. */
+Test(optim, error_messages)
+{
+    rc_model *m = tiny_model(3);
+    rc_optim_opts o = rc_optim_defaults(RC_OPT_SGD);
+    o.weight_noise = 0.01f;
+    rc_optim *opt = rc_optim_new(m, &o);
+    cr_assert_not_null(opt);
+    cr_expect_str_eq(rc_optim_error(opt), "");
+
+    /* no backward yet */
+    cr_expect_eq(rc_optim_step(opt, 0.1f), RC_ERR_STATE);
+    cr_expect(strstr(rc_optim_error(opt), "rc_optim_step") && strstr(rc_optim_error(opt), "no parameter has a gradient"),
+              "message: \"%s\"", rc_optim_error(opt));
+    /* a successful begin clears it */
+    cr_expect_eq(rc_optim_begin(opt), RC_OK);
+    cr_expect_str_eq(rc_optim_error(opt), "");
+
+    /* a bad learning rate: the value is said */
+    fwd_bwd(m, 0.0f);
+    cr_expect_eq(rc_optim_step(opt, -0.25f), RC_ERR_ARG);
+    cr_expect(strstr(rc_optim_error(opt), "learning rate -0.25"), "message: \"%s\"", rc_optim_error(opt));
+    cr_expect_eq(rc_optim_step(opt, NAN), RC_ERR_ARG);
+    cr_expect(strstr(rc_optim_error(opt), "learning rate nan") || strstr(rc_optim_error(opt), "learning rate -nan"),
+              "message: \"%s\"", rc_optim_error(opt));
+    cr_expect_eq(rc_optim_step(opt, 0.1f), RC_OK, "%s", rc_optim_error(opt));
+    cr_expect_str_eq(rc_optim_error(opt), "");
+
+    /* a non-finite gradient: the first parameter (in order) holding one is named */
+    fwd_bwd(m, NAN);
+    const char *first = NULL;
+    size_t n;
+    for (int i = 0; i < rc_model_param_count(m) && !first; i++) {
+        param(m, i, &n);
+        const float *g = rc_model_grad(m, rc_model_param_name(m, i));
+        for (size_t j = 0; g && j < n && !first; j++)
+            if (!isfinite(g[j])) first = rc_model_param_name(m, i);
+    }
+    cr_assert_not_null(first, "no non-finite gradient provoked");
+    char want[128];
+    snprintf(want, sizeof want, "gradient of parameter \"%s\" is not finite", first);
+    cr_expect_eq(rc_optim_step(opt, 0.1f), RC_ERR_STATE);
+    cr_expect(strstr(rc_optim_error(opt), want), "message: \"%s\", expected \"%s\" in it", rc_optim_error(opt), want);
+    rc_optim_free(opt);
+
+    cr_expect_str_eq(rc_optim_error(NULL), "no optimiser (NULL)");
+    /* a constructor's failure is reported on its parent: the model */
+    o = rc_optim_defaults(RC_OPT_SGD);
+    o.momentum = -1.0f;
+    cr_expect_null(rc_optim_new(m, &o));
+    cr_expect(strstr(rc_model_error(m), "momentum"), "model message: \"%s\"", rc_model_error(m));
     rc_model_free(m);
 }
 

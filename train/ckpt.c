@@ -686,6 +686,234 @@ static int check_crc(const char *path, const unsigned char *b, size_t body, char
     return 0;
 }
 
+/* A position in a loaded file, for the walk: the bytes, where the walk is, and where
+ * messages go. */
+typedef struct cursor {
+    const char *path;
+    const unsigned char *b;
+    size_t size, off;
+    char *err;
+    size_t errlen;
+} cursor;
+
+static int need(const cursor *c, uint64_t k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* 0 when k more bytes are in the file at c->off; otherwise -1 with a message naming
+ * what (printf-style) was being read there. */
+static int need(const cursor *c, uint64_t k, const char *fmt, ...)
+{
+    if ((uint64_t)(c->size - c->off) >= k) return 0;
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    file_fail(c->err, c->errlen, c->path, "truncated: %s at offset %zu: %llu bytes needed, %zu "
+              "left (file is %zu bytes)", what, c->off, (unsigned long long)k, c->size - c->off, c->size);
+    return -1;
+}
+
+/* The header: magic, length, version; then (check_crc_first) the CRC when the file
+ * ends in an intact trailer (*crc_done = 1), and the entry count into *n. Leaves the
+ * cursor after the header. 0, or -1 with a message. */
+static int walk_header(cursor *c, int check_crc_first, uint32_t *n, int *crc_done)
+{
+    char nb[SHOW_LEN];
+    const unsigned char *b = c->b;
+    size_t size = c->size;
+    size_t m = size < MAGIC_LEN ? size : MAGIC_LEN;
+    if (memcmp(b, MAGIC, m) != 0) {
+        file_fail(c->err, c->errlen, c->path,
+             "not a recur checkpoint: expected magic \"" MAGIC "\" at offset 0, found \"%s\"",
+             show(b, m, nb, sizeof nb));
+        return -1;
+    }
+    if (size < HEADER_LEN) {
+        file_fail(c->err, c->errlen, c->path, "truncated: the file is %zu bytes, shorter than the %d-byte "
+             "header (a checkpoint has at least %d bytes)", size, HEADER_LEN,
+             HEADER_LEN + TRAILER_LEN);
+        return -1;
+    }
+    uint32_t version = get_u32(b + 8);
+    if (version != CKPT_VERSION) {
+        file_fail(c->err, c->errlen, c->path, "version %lu, this build reads version %d",
+             (unsigned long)version, CKPT_VERSION);
+        return -1;
+    }
+    /* A file that ends in an intact trailer (end marker, and a length that matches) is
+     * complete as written: a CRC mismatch then means damage, which is said first. Other
+     * files are truncated or have bytes appended, which the walk pins down. */
+    *crc_done = 0;
+    if (check_crc_first && size >= HEADER_LEN + TRAILER_LEN
+        && memcmp(b + size - MAGIC_LEN, END_MAGIC, MAGIC_LEN) == 0
+        && get_u64(b + size - TRAILER_LEN) == (uint64_t)(size - TRAILER_LEN)) {
+        if (check_crc(c->path, b, size - TRAILER_LEN, c->err, c->errlen) != 0) return -1;
+        *crc_done = 1;
+    }
+    *n = get_u32(b + 12);
+    if (*n > (uint32_t)INT_MAX) {
+        file_fail(c->err, c->errlen, c->path, "entry count %lu at offset 12 is too large (at most %d)",
+             (unsigned long)*n, INT_MAX);
+        return -1;
+    }
+    c->off = HEADER_LEN;
+    return 0;
+}
+
+/* The name of entry i of n: its length and bytes, checked (1..CKPT_NAME_MAX bytes, no
+ * NUL). *name points into the file, *nl is its length, nb receives it for messages.
+ * 0, or -1 with a message. */
+static int walk_name(cursor *c, uint32_t i, uint32_t n, const unsigned char **name, size_t *nl,
+                     char *nb, size_t nblen)
+{
+    unsigned long ui = (unsigned long)i, un = (unsigned long)n;
+    if (need(c, 2, "the name length of entry %lu of %lu", ui, un) != 0) return -1;
+    *nl = get_u16(c->b + c->off);
+    if (*nl == 0 || *nl > CKPT_NAME_MAX) {
+        file_fail(c->err, c->errlen, c->path, "entry %lu of %lu: name length %zu at offset %zu, "
+             "expected 1..%d", ui, un, *nl, c->off, CKPT_NAME_MAX);
+        return -1;
+    }
+    c->off += 2;
+    if (need(c, *nl, "the name of entry %lu of %lu", ui, un) != 0) return -1;
+    *name = c->b + c->off;
+    show(*name, *nl, nb, nblen);
+    if (memchr(*name, 0, *nl)) {
+        file_fail(c->err, c->errlen, c->path, "entry %lu of %lu: the name \"%s\" at offset %zu "
+             "contains a NUL byte", ui, un, nb, c->off);
+        return -1;
+    }
+    c->off += *nl;
+    return 0;
+}
+
+/* The type, ndim and dims of the entry named nb: *t, *nd, dims[*nd], and the payload
+ * length they call for in *want (*overflow when it exceeds 2^64 bytes). 0, or -1 with
+ * a message. */
+static int walk_shape(cursor *c, const char *nb, unsigned *t, unsigned *nd, uint32_t *dims,
+                      uint64_t *want, int *overflow)
+{
+    if (need(c, 2, "the type and ndim of entry \"%s\"", nb) != 0) return -1;
+    *t = c->b[c->off];
+    *nd = c->b[c->off + 1];
+    if (elem_size(*t) == 0) {
+        file_fail(c->err, c->errlen, c->path, "entry \"%s\": type %u at offset %zu, expected 1..4 "
+             "(F32, I32, U64, TEXT)", nb, *t, c->off);
+        return -1;
+    }
+    if (*nd < 1 || *nd > CKPT_MAX_DIMS || (*t == CKPT_TEXT && *nd != 1)) {
+        file_fail(c->err, c->errlen, c->path, "entry \"%s\": ndim %u at offset %zu, expected %s", nb, *nd,
+             c->off + 1, *t == CKPT_TEXT ? "1 for TEXT" : "1..4");
+        return -1;
+    }
+    c->off += 2;
+    if (need(c, 4 * (size_t)*nd, "the dims of entry \"%s\"", nb) != 0) return -1;
+    uint64_t elems = 1;
+    int over = 0, zero = 0;
+    for (unsigned d = 0; d < *nd; d++, c->off += 4) {
+        dims[d] = get_u32(c->b + c->off);
+        if (dims[d] > (uint32_t)INT_MAX) {
+            file_fail(c->err, c->errlen, c->path, "entry \"%s\": dim %u is %lu at offset %zu, at most %d",
+                 nb, d, (unsigned long)dims[d], c->off, INT_MAX);
+            return -1;
+        }
+        if (dims[d] == 0) zero = 1;
+        else if (elems > UINT64_MAX / dims[d]) over = 1;
+        else elems *= dims[d];
+    }
+    if (zero) {
+        over = 0;
+        elems = 0;
+    }
+    size_t es = elem_size(*t);
+    if (elems > UINT64_MAX / es) over = 1;
+    *want = over ? 0 : elems * es;
+    *overflow = over;
+    return 0;
+}
+
+/* The payload length of the entry named nb, which must be `want` (its shape's bytes)
+ * and fit in the file; leaves the cursor at the payload, its length in *plen. 0, or
+ * -1 with a message. */
+static int walk_payload_len(cursor *c, const char *nb, unsigned t, unsigned nd, const uint32_t *dims,
+                            uint64_t want, int overflow, uint64_t *plen)
+{
+    char db[64];
+    if (need(c, 8, "the payload length of entry \"%s\"", nb) != 0) return -1;
+    *plen = get_u64(c->b + c->off);
+    if (*plen > (uint64_t)(c->size - c->off - 8)) {
+        file_fail(c->err, c->errlen, c->path, "entry \"%s\": payload length %llu at offset %zu, but only "
+             "%zu bytes follow (the file is truncated or corrupted, %zu bytes)", nb,
+             (unsigned long long)*plen, c->off, c->size - c->off - 8, c->size);
+        return -1;
+    }
+    if (overflow || *plen != want) {
+        char wb[32];
+        if (overflow) snprintf(wb, sizeof wb, "more than 2^64");
+        else snprintf(wb, sizeof wb, "%llu", (unsigned long long)want);
+        file_fail(c->err, c->errlen, c->path, "entry \"%s\": payload length %llu at offset %zu, expected "
+             "%s for %s %s (%zu bytes each)", nb, (unsigned long long)*plen, c->off, wb,
+             type_name(t), show_dims((int)nd, dims, db, sizeof db), elem_size(t));
+        return -1;
+    }
+    c->off += 8;
+    return 0;
+}
+
+/* Entry i of n: name, shape, payload length; with e, fills it (name, type, shape) and
+ * *poff (the payload's offset). Leaves the cursor after the payload. 0, or -1 with a
+ * message. */
+static int walk_entry(cursor *c, uint32_t i, uint32_t n, ckpt_entry *e, size_t *poff)
+{
+    char nb[SHOW_LEN];
+    const unsigned char *name;
+    size_t nl;
+    unsigned t, nd;
+    uint32_t dims[CKPT_MAX_DIMS];
+    uint64_t want, plen;
+    int overflow;
+    if (walk_name(c, i, n, &name, &nl, nb, sizeof nb) != 0) return -1;
+    if (walk_shape(c, nb, &t, &nd, dims, &want, &overflow) != 0) return -1;
+    if (walk_payload_len(c, nb, t, nd, dims, want, overflow, &plen) != 0) return -1;
+    if (e) {
+        memcpy(e->name, name, nl);
+        e->name[nl] = 0;
+        e->type = (ckpt_type)t;
+        e->ndim = (int)nd;
+        for (unsigned d = 0; d < nd; d++) e->shape[d] = (int)dims[d];
+        *poff = c->off;
+    }
+    c->off += (size_t)plen;
+    return 0;
+}
+
+/* The trailer after n entries: end marker, the recorded length, nothing after it.
+ * 0, or -1 with a message. */
+static int walk_trailer(cursor *c, uint32_t n)
+{
+    char nb[SHOW_LEN];
+    size_t off = c->off;
+    if (need(c, TRAILER_LEN, "the trailer") != 0) return -1;
+    if (memcmp(c->b + off + 12, END_MAGIC, MAGIC_LEN) != 0) {
+        file_fail(c->err, c->errlen, c->path, "expected the end marker \"" END_MAGIC "\" at offset %zu after "
+             "%lu entries, found \"%s\" (the entry count or a length is corrupted)", off + 12,
+             (unsigned long)n, show(c->b + off + 12, MAGIC_LEN, nb, sizeof nb));
+        return -1;
+    }
+    uint64_t tlen = get_u64(c->b + off);
+    if (tlen != off) {
+        file_fail(c->err, c->errlen, c->path, "the trailer at offset %zu records %llu bytes before it, "
+             "but %zu precede it", off, (unsigned long long)tlen, off);
+        return -1;
+    }
+    if (c->size - off > TRAILER_LEN) {
+        file_fail(c->err, c->errlen, c->path, "%zu bytes of unexpected data after the trailer, at offset %zu",
+             c->size - off - TRAILER_LEN, off + TRAILER_LEN);
+        return -1;
+    }
+    return 0;
+}
+
 /* Walks the entries of a loaded file. Without out, validates everything but name
  * uniqueness (header, entries, trailer, CRC) and sets *count, allocating nothing.
  * With out (count entries) and poff (count offsets), fills the names, types and
@@ -694,162 +922,15 @@ static int check_crc(const char *path, const unsigned char *b, size_t body, char
 static int walk(const char *path, const unsigned char *b, size_t size, uint32_t *count,
                 ckpt_entry *out, size_t *poff, char *err, size_t errlen)
 {
-    char nb[SHOW_LEN], db[64];
-    size_t m = size < MAGIC_LEN ? size : MAGIC_LEN;
-    if (memcmp(b, MAGIC, m) != 0) {
-        file_fail(err, errlen, path,
-             "not a recur checkpoint: expected magic \"" MAGIC "\" at offset 0, found \"%s\"",
-             show(b, m, nb, sizeof nb));
-        return -1;
-    }
-    if (size < HEADER_LEN) {
-        file_fail(err, errlen, path, "truncated: the file is %zu bytes, shorter than the %d-byte "
-             "header (a checkpoint has at least %d bytes)", size, HEADER_LEN,
-             HEADER_LEN + TRAILER_LEN);
-        return -1;
-    }
-    uint32_t version = get_u32(b + 8);
-    if (version != CKPT_VERSION) {
-        file_fail(err, errlen, path, "version %lu, this build reads version %d",
-             (unsigned long)version, CKPT_VERSION);
-        return -1;
-    }
-    /* A file that ends in an intact trailer (end marker, and a length that matches) is
-     * complete as written: a CRC mismatch then means damage, which is said first. Other
-     * files are truncated or have bytes appended, which the walk below pins down. */
-    int crc_done = 0;
-    if (!out && size >= HEADER_LEN + TRAILER_LEN
-        && memcmp(b + size - MAGIC_LEN, END_MAGIC, MAGIC_LEN) == 0
-        && get_u64(b + size - TRAILER_LEN) == (uint64_t)(size - TRAILER_LEN)) {
-        if (check_crc(path, b, size - TRAILER_LEN, err, errlen) != 0) return -1;
-        crc_done = 1;
-    }
-    uint32_t n = get_u32(b + 12);
-    if (n > (uint32_t)INT_MAX) {
-        file_fail(err, errlen, path, "entry count %lu at offset 12 is too large (at most %d)",
-             (unsigned long)n, INT_MAX);
-        return -1;
-    }
-
-    size_t off = HEADER_LEN;
-/* Fails unless k more bytes (what, at off) are in the file. */
-#define NEED(k, ...)                                                                         \
-    do {                                                                                     \
-        if ((uint64_t)(size - off) < (uint64_t)(k)) {                                        \
-            char what_[160];                                                                 \
-            snprintf(what_, sizeof what_, __VA_ARGS__);                                      \
-            file_fail(err, errlen, path, "truncated: %s at offset %zu: %llu bytes needed, %zu "   \
-                 "left (file is %zu bytes)", what_, off, (unsigned long long)(k),            \
-                 size - off, size);                                                          \
-            return -1;                                                                       \
-        }                                                                                    \
-    } while (0)
-
-    for (uint32_t i = 0; i < n; i++) {
-        unsigned long ui = (unsigned long)i, un = (unsigned long)n;
-        NEED(2, "the name length of entry %lu of %lu", ui, un);
-        size_t nl = get_u16(b + off);
-        if (nl == 0 || nl > CKPT_NAME_MAX) {
-            file_fail(err, errlen, path, "entry %lu of %lu: name length %zu at offset %zu, "
-                 "expected 1..%d", ui, un, nl, off, CKPT_NAME_MAX);
-            return -1;
-        }
-        off += 2;
-        NEED(nl, "the name of entry %lu of %lu", ui, un);
-        const unsigned char *name = b + off;
-        show(name, nl, nb, sizeof nb);
-        if (memchr(name, 0, nl)) {
-            file_fail(err, errlen, path, "entry %lu of %lu: the name \"%s\" at offset %zu "
-                 "contains a NUL byte", ui, un, nb, off);
-            return -1;
-        }
-        off += nl;
-        NEED(2, "the type and ndim of entry \"%s\"", nb);
-        unsigned t = b[off], nd = b[off + 1];
-        if (elem_size(t) == 0) {
-            file_fail(err, errlen, path, "entry \"%s\": type %u at offset %zu, expected 1..4 "
-                 "(F32, I32, U64, TEXT)", nb, t, off);
-            return -1;
-        }
-        if (nd < 1 || nd > CKPT_MAX_DIMS || (t == CKPT_TEXT && nd != 1)) {
-            file_fail(err, errlen, path, "entry \"%s\": ndim %u at offset %zu, expected %s", nb, nd,
-                 off + 1, t == CKPT_TEXT ? "1 for TEXT" : "1..4");
-            return -1;
-        }
-        off += 2;
-        NEED(4 * (size_t)nd, "the dims of entry \"%s\"", nb);
-        uint32_t dims[CKPT_MAX_DIMS];
-        uint64_t elems = 1;
-        int overflow = 0, zero = 0;
-        for (unsigned d = 0; d < nd; d++, off += 4) {
-            dims[d] = get_u32(b + off);
-            if (dims[d] > (uint32_t)INT_MAX) {
-                file_fail(err, errlen, path, "entry \"%s\": dim %u is %lu at offset %zu, at most %d",
-                     nb, d, (unsigned long)dims[d], off, INT_MAX);
-                return -1;
-            }
-            if (dims[d] == 0) zero = 1;
-            else if (elems > UINT64_MAX / dims[d]) overflow = 1;
-            else elems *= dims[d];
-        }
-        if (zero) {
-            overflow = 0;
-            elems = 0;
-        }
-        size_t es = elem_size(t);
-        if (elems > UINT64_MAX / es) overflow = 1;
-        uint64_t want = overflow ? 0 : elems * es;
-        NEED(8, "the payload length of entry \"%s\"", nb);
-        uint64_t plen = get_u64(b + off);
-        if (plen > (uint64_t)(size - off - 8)) {
-            file_fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, but only "
-                 "%zu bytes follow (the file is truncated or corrupted, %zu bytes)", nb,
-                 (unsigned long long)plen, off, size - off - 8, size);
-            return -1;
-        }
-        if (overflow || plen != want) {
-            char wb[32];
-            if (overflow) snprintf(wb, sizeof wb, "more than 2^64");
-            else snprintf(wb, sizeof wb, "%llu", (unsigned long long)want);
-            file_fail(err, errlen, path, "entry \"%s\": payload length %llu at offset %zu, expected "
-                 "%s for %s %s (%zu bytes each)", nb, (unsigned long long)plen, off, wb,
-                 type_name(t), show_dims((int)nd, dims, db, sizeof db), es);
-            return -1;
-        }
-        off += 8;
-        if (out) {
-            ckpt_entry *e = &out[i];
-            memcpy(e->name, name, nl);
-            e->name[nl] = 0;
-            e->type = (ckpt_type)t;
-            e->ndim = (int)nd;
-            for (unsigned d = 0; d < nd; d++) e->shape[d] = (int)dims[d];
-            poff[i] = off;
-        }
-        off += (size_t)plen;
-    }
-
-    NEED(TRAILER_LEN, "the trailer");
-#undef NEED
-    if (memcmp(b + off + 12, END_MAGIC, MAGIC_LEN) != 0) {
-        file_fail(err, errlen, path, "expected the end marker \"" END_MAGIC "\" at offset %zu after "
-             "%lu entries, found \"%s\" (the entry count or a length is corrupted)", off + 12,
-             (unsigned long)n, show(b + off + 12, MAGIC_LEN, nb, sizeof nb));
-        return -1;
-    }
-    uint64_t tlen = get_u64(b + off);
-    if (tlen != off) {
-        file_fail(err, errlen, path, "the trailer at offset %zu records %llu bytes before it, "
-             "but %zu precede it", off, (unsigned long long)tlen, off);
-        return -1;
-    }
-    if (size - off > TRAILER_LEN) {
-        file_fail(err, errlen, path, "%zu bytes of unexpected data after the trailer, at offset %zu",
-             size - off - TRAILER_LEN, off + TRAILER_LEN);
-        return -1;
-    }
+    cursor c = { path, b, size, 0, err, errlen };
+    uint32_t n;
+    int crc_done;
+    if (walk_header(&c, !out, &n, &crc_done) != 0) return -1;
+    for (uint32_t i = 0; i < n; i++)
+        if (walk_entry(&c, i, n, out ? &out[i] : NULL, out ? &poff[i] : NULL) != 0) return -1;
+    if (walk_trailer(&c, n) != 0) return -1;
     /* Reached only with an intact trailer, whose CRC was checked above. */
-    if (!out && !crc_done && check_crc(path, b, off, err, errlen) != 0) return -1;
+    if (!out && !crc_done && check_crc(path, b, c.off, err, errlen) != 0) return -1;
     *count = n;
     return 0;
 }

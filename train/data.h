@@ -186,7 +186,9 @@ int stream_set_pos(lm_stream *s, size_t pos, char *err, size_t errlen);
 
 /* ---- sequence sets -----------------------------------------------------------------
  * n sequences of variable length, stored back to back: per-step float features
- * [steps x F] or (F == 0) per-step int32 tokens, and targets of one kind. */
+ * [steps x F], or 0/1 features packed as bits (a binary set: 8 bytes per 64 features,
+ * expanded to floats only when a batch is collated), or (F == 0) per-step int32
+ * tokens; and targets of one kind. */
 
 typedef enum seq_target {
     SEQ_TGT_NONE = 0,   /* no targets */
@@ -204,7 +206,10 @@ typedef struct seqset {
     int K;              /* target floats per step (SEQ_TGT_FLOAT; F with SEQ_TGT_NEXT on features) */
     seq_target kind;
     size_t *off;        /* [n+1] offsets of each sequence's stored steps */
-    float *x;           /* [off[n] * F] features, or NULL */
+    float *x;           /* [off[n] * F] features, or NULL (tokens, or a binary set) */
+    uint64_t *xb;       /* binary set: [off[n] * words] feature k of a step is bit k % 64
+                           of its word k / 64; NULL otherwise */
+    int words;          /* binary set: 64-bit words per step, ceil(F / 64); 0 otherwise */
     int32_t *tok;       /* [off[n]] tokens, or NULL */
     int32_t *cls;       /* [n] SEQ_TGT_CLASS */
     int32_t *tag;       /* [off[n]] SEQ_TGT_TAGS */
@@ -217,22 +222,37 @@ typedef struct seqset {
 /* An empty set: F > 0 features per step, or F == 0 for tokens; K > 0 for SEQ_TGT_FLOAT
  * (ignored otherwise). */
 int seqset_init(seqset *s, int F, seq_target kind, int K, char *err, size_t errlen);
+/* An empty binary set: F > 0 features per step, each 0 or 1, stored as bits; kind
+ * SEQ_TGT_NONE or SEQ_TGT_NEXT (targets are the next step's bits). Filled with
+ * seqset_add_bits; collates like a float set. */
+int seqset_init_binary(seqset *s, int F, seq_target kind, char *err, size_t errlen);
 /* Frees a set and leaves it empty. */
 void seqset_free(seqset *s);
 /* Appends a sequence of len stored steps (>= 1; >= 2 with SEQ_TGT_NEXT): x [len*F]
- * or tokens [len]; per kind cls, tags [len] or y [len*K] (others ignored). Copied. */
+ * or tokens [len]; per kind cls, tags [len] or y [len*K] (others ignored). Copied.
+ * An error on a binary set. Growing beyond what memory (or size_t) holds is an error
+ * saying how many steps and bytes were asked for. */
 int seqset_add(seqset *s, int len, const float *x, const int32_t *tokens, int32_t cls,
                const int32_t *tags, const float *y, char *err, size_t errlen);
+/* Appends a sequence of len steps to a binary set: bits [len * words] (bits at
+ * feature F and above must be 0). Copied. Errors as seqset_add. */
+int seqset_add_bits(seqset *s, int len, const uint64_t *bits, char *err, size_t errlen);
 /* Steps of sequence i as batched (stored steps, minus 1 with SEQ_TGT_NEXT); 0 when i
  * is out of range. */
 int seqset_len(const seqset *s, int i);
 /* The sum of seqset_len over the set. */
 size_t seqset_steps(const seqset *s);
+/* Bytes the set holds in its arrays (allocated capacity included): what a loader's
+ * memory is checked against. */
+size_t seqset_bytes(const seqset *s);
+/* The features of stored step t (0..stored length - 1) of sequence seq, as F floats
+ * into out[F]. An error for a token set or an index out of range. */
+int seqset_step_x(const seqset *s, int seq, int t, float *out, char *err, size_t errlen);
 /* Windows for next-row prediction from sequence `seq` of a feature set src (e.g. a
  * CSV series of R rows): window i covers rows [i*S, i*S + T + 1), so its input is rows
  * [i*S, i*S + T) and its target rows [i*S + 1, i*S + T + 1); windows while
  * i*S + T + 1 <= R. *out is a new SEQ_TGT_NEXT set of T-step sequences (F columns,
- * names copied). An error when R < T + 1. */
+ * names copied). An error when R < T + 1 or src is a binary set. */
 int seqset_windows(seqset *out, const seqset *src, int seq, int T, int S, char *err, size_t errlen);
 
 /* Buffers a collated batch points into (grown as needed; reused across batches). */
@@ -247,7 +267,9 @@ void batch_buf_free(batch_buf *b);
 /* Collates sequences idx[0..B) of s into *out (pointing into buf), time-major with
  * T = the longest length: x/tokens padded with 0, targets with -1, y with 0;
  * lengths[b] the sequence's length. Per kind: CLASS targets [B]; TAGS and NEXT on
- * tokens targets [T*B]; FLOAT y [T*B*K]; NEXT on features y [T*B*F]. */
+ * tokens targets [T*B]; FLOAT y [T*B*K]; NEXT on features y [T*B*F]. A binary set's
+ * bits become 0.0f/1.0f. A batch too large for memory (or size_t) is an error giving
+ * B, T and the bytes it needs. */
 int seqset_collate(const seqset *s, const int32_t *idx, int B, batch_buf *buf, rc_batch *out,
                    char *err, size_t errlen);
 
@@ -266,12 +288,15 @@ void seqdata_free(seqdata *d);
 /* Polyphonic music JSON: {"train": [seq, ...], "valid": [...], "test": [...]}, a
  * sequence a list of steps, a step a list of MIDI notes 21..108 (an empty list is
  * silence). "train" is required, "valid"/"test" optional, other keys are errors. Each
- * part becomes a SEQ_TGT_NEXT set of 88-dim 0/1 frames (key k = note 21 + k):
+ * part becomes a binary SEQ_TGT_NEXT set of 88-key frames (key k = note 21 + k; 16
+ * bytes a frame, so memory follows the file's size):
  * input frame t, target frame t+1, so L frames give L-1 steps; sequences of fewer
- * than 2 frames are dropped (still counted in nseq and frames). Errors name
+ * than 2 frames are dropped (still counted in nseq and frames). Notes are JSON
+ * numbers read whatever the locale (60.0 and 6e1 are note 60). Errors name
  * line:column. */
 int music_load(seqdata *d, const char *path, char *err, size_t errlen);
-/* A CSV time series: comma-separated floats, every row with the same number of
+/* A CSV time series: comma-separated finite decimal numbers ('.' the decimal point
+ * whatever the locale; no hex, inf or nan), every row with the same number of
  * columns; the first line is a header (its fields become names) when any of its
  * fields is not a number. Blank lines are skipped, "\r\n" accepted. *out is a
  * feature set (SEQ_TGT_NONE) holding one sequence of all rows; see seqset_windows. */

@@ -3,7 +3,8 @@
  * A set stores its sequences back to back with an offset table, so adding is amortised
  * O(steps) and collation reads each sequence contiguously. The music reader is a small
  * recursive-descent parser for exactly {"train"|"valid"|"test": [[[note, ...], ...], ...]}
- * tracking line and column; it writes 88-key frames straight into the sets. */
+ * tracking line and column; it packs each frame's 88 keys into bits (16 bytes a frame)
+ * and adds each sequence to a binary set, which collation expands to floats. */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -16,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "numparse.h"
 #include "rng.h"
 
 #define MUSIC_KEYS 88
 #define MUSIC_LOW 21
 #define MUSIC_HIGH 108
+#define MUSIC_WORDS ((MUSIC_KEYS + 63) / 64)   /* 64-bit words of a frame's key bits */
 
 /* p (of *cap elements of size elem) grown to hold at least need >= 1 elements: the
  * array to use from now on, or NULL when memory is short (p is then still valid). */
@@ -73,6 +76,17 @@ int seqset_init(seqset *s, int F, seq_target kind, int K, char *err, size_t errl
     return 0;
 }
 
+int seqset_init_binary(seqset *s, int F, seq_target kind, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    if (F < 1) return data_fail(err, errlen, "binary sequence set: %d features per step (need >= 1)", F);
+    if (kind != SEQ_TGT_NONE && kind != SEQ_TGT_NEXT)
+        return data_fail(err, errlen, "binary sequence set: target kind %d (only none or next)", (int)kind);
+    if (seqset_init(s, F, kind, 0, err, errlen) != 0) return -1;
+    s->words = (F + 63) / 64;
+    return 0;
+}
+
 void seqset_free(seqset *s)
 {
     if (!s) return;
@@ -81,6 +95,7 @@ void seqset_free(seqset *s)
     free(s->names);
     free(s->off);
     free(s->x);
+    free(s->xb);
     free(s->tok);
     free(s->cls);
     free(s->tag);
@@ -88,61 +103,94 @@ void seqset_free(seqset *s)
     memset(s, 0, sizeof *s);
 }
 
-int seqset_add(seqset *s, int len, const float *x, const int32_t *tokens, int32_t cls,
-               const int32_t *tags, const float *y, char *err, size_t errlen)
+/* Bytes one stored step takes in the set's arrays (0 when that overflows). */
+static size_t step_bytes(const seqset *s)
+{
+    size_t F = (size_t)s->F, K = (size_t)s->K, b;
+    if (s->words > 0) b = (size_t)s->words * sizeof(uint64_t);
+    else if (F > 0) b = F > SIZE_MAX / sizeof(float) ? 0 : F * sizeof(float);
+    else b = sizeof(int32_t);
+    if (b == 0) return 0;
+    if (s->kind == SEQ_TGT_TAGS) b += sizeof(int32_t);
+    if (s->kind == SEQ_TGT_FLOAT) {
+        if (K > (SIZE_MAX - b) / sizeof(float)) return 0;
+        b += K * sizeof(float);
+    }
+    return b;
+}
+
+/* field (an array of elements of elem bytes) reallocated to n elements; on failure
+ * field is unchanged and bad is set. The caller has checked that n * elem fits. */
+#define RESIZE(field, n, elem, bad)                                                       \
+    do {                                                                                  \
+        void *q_ = realloc((field), (n) * (elem));                                        \
+        if (q_) (field) = q_;                                                             \
+        else (bad) = 1;                                                                   \
+    } while (0)
+
+/* Room for one more sequence and `steps` stored steps in all: capacities double, or
+ * grow to exactly what is needed when that is more. 0, or -1 with a message giving
+ * the steps and bytes asked for. */
+static int reserve(seqset *s, size_t steps, char *err, size_t errlen)
+{
+    if ((size_t)s->n + 1 > (size_t)s->cap_n) {   /* off has cap_n + 1 entries; cls has cap_n */
+        size_t nc = s->cap_n ? 2 * (size_t)s->cap_n : 16;
+        if (nc > INT_MAX) nc = INT_MAX;
+        if (nc >= SIZE_MAX / sizeof *s->off) nc = (size_t)s->n + 1;
+        int bad = nc >= SIZE_MAX / sizeof *s->off;
+        if (!bad) RESIZE(s->off, nc + 1, sizeof *s->off, bad);
+        if (!bad && s->kind == SEQ_TGT_CLASS) RESIZE(s->cls, nc, sizeof *s->cls, bad);
+        if (bad) return data_fail(err, errlen, "sequence set: out of memory for %zu sequences", nc);
+        s->cap_n = (int)nc;
+    }
+    if (steps <= s->cap_steps) return 0;
+    size_t per = step_bytes(s);
+    size_t nc = s->cap_steps <= SIZE_MAX / 2 ? 2 * s->cap_steps : SIZE_MAX;
+    if (nc < steps) nc = steps;
+    if (per == 0 || steps > SIZE_MAX / per)
+        return data_fail(err, errlen, "sequence set: %zu steps of %d features are more than memory can address",
+                         steps, s->F);
+    if (nc > SIZE_MAX / per) nc = steps;
+    size_t F = (size_t)s->F;
+    int bad = 0;
+    if (s->words > 0) RESIZE(s->xb, nc, (size_t)s->words * sizeof *s->xb, bad);
+    else if (F > 0) RESIZE(s->x, nc, F * sizeof *s->x, bad);
+    else RESIZE(s->tok, nc, sizeof *s->tok, bad);
+    if (!bad && s->kind == SEQ_TGT_TAGS) RESIZE(s->tag, nc, sizeof *s->tag, bad);
+    if (!bad && s->kind == SEQ_TGT_FLOAT) RESIZE(s->y, nc, (size_t)s->K * sizeof *s->y, bad);
+    if (bad)
+        return data_fail(err, errlen, "sequence set: out of memory for %zu steps (%zu bytes each)", nc, per);
+    s->cap_steps = nc;
+    return 0;
+}
+
+/* The checks common to both adds: 0 with the first step's index in *at and the
+ * steps after the sequence in *steps, or -1 with a message. */
+static int add_check(const seqset *s, int len, size_t *at, size_t *steps, char *err, size_t errlen)
 {
     if (!s->off) return data_fail(err, errlen, "sequence set: not initialised");
     int minlen = s->kind == SEQ_TGT_NEXT ? 2 : 1;
     if (len < minlen)
         return data_fail(err, errlen, "sequence set: a sequence of %d steps (need >= %d)", len, minlen);
+    if (s->n == INT_MAX) return data_fail(err, errlen, "sequence set: too many sequences");
+    *at = s->off[s->n];
+    if ((size_t)len > SIZE_MAX - *at)
+        return data_fail(err, errlen, "sequence set: %zu + %d steps are more than memory can address", *at, len);
+    *steps = *at + (size_t)len;
+    return 0;
+}
+
+int seqset_add(seqset *s, int len, const float *x, const int32_t *tokens, int32_t cls,
+               const int32_t *tags, const float *y, char *err, size_t errlen)
+{
+    size_t at = 0, steps = 0;
+    if (add_check(s, len, &at, &steps, err, errlen) != 0) return -1;
+    if (s->words > 0) return data_fail(err, errlen, "sequence set: a binary set takes bits (seqset_add_bits)");
     if (s->F > 0 ? !x : !tokens)
         return data_fail(err, errlen, "sequence set: no %s given", s->F > 0 ? "features" : "tokens");
     if ((s->kind == SEQ_TGT_TAGS && !tags) || (s->kind == SEQ_TGT_FLOAT && !y))
         return data_fail(err, errlen, "sequence set: no targets given");
-    if (s->n == INT_MAX) return data_fail(err, errlen, "sequence set: too many sequences");
-    size_t at = s->off[s->n], steps = at + (size_t)len;
-    size_t nn = (size_t)s->n + 1;
-    size_t cap_n = (size_t)s->cap_n;
-    /* off has cap_n + 1 entries; cls has cap_n */
-    if (nn > cap_n) {
-        size_t nc = cap_n ? cap_n * 2 : 16;
-        if (nc > INT_MAX) nc = INT_MAX;
-        size_t *no = realloc(s->off, (nc + 1) * sizeof *no);
-        if (!no) goto oom;
-        s->off = no;
-        if (s->kind == SEQ_TGT_CLASS) {
-            int32_t *nc2 = realloc(s->cls, nc * sizeof *nc2);
-            if (!nc2) goto oom;
-            s->cls = nc2;
-        }
-        s->cap_n = (int)nc;
-    }
-    if (steps > s->cap_steps) {
-        size_t nc = s->cap_steps ? s->cap_steps : 256;
-        while (nc < steps) nc *= 2;
-        if (s->F > 0) {
-            if (nc > SIZE_MAX / sizeof(float) / (size_t)s->F) goto oom;
-            float *nx = realloc(s->x, nc * (size_t)s->F * sizeof *nx);
-            if (!nx) goto oom;
-            s->x = nx;
-        } else {
-            int32_t *nt = realloc(s->tok, nc * sizeof *nt);
-            if (!nt) goto oom;
-            s->tok = nt;
-        }
-        if (s->kind == SEQ_TGT_TAGS) {
-            int32_t *nt = realloc(s->tag, nc * sizeof *nt);
-            if (!nt) goto oom;
-            s->tag = nt;
-        }
-        if (s->kind == SEQ_TGT_FLOAT) {
-            if (nc > SIZE_MAX / sizeof(float) / (size_t)s->K) goto oom;
-            float *ny = realloc(s->y, nc * (size_t)s->K * sizeof *ny);
-            if (!ny) goto oom;
-            s->y = ny;
-        }
-        s->cap_steps = nc;
-    }
+    if (reserve(s, steps, err, errlen) != 0) return -1;
     if (s->F > 0) memcpy(s->x + at * (size_t)s->F, x, (size_t)len * (size_t)s->F * sizeof *x);
     else memcpy(s->tok + at, tokens, (size_t)len * sizeof *tokens);
     if (s->kind == SEQ_TGT_CLASS) s->cls[s->n] = cls;
@@ -151,8 +199,25 @@ int seqset_add(seqset *s, int len, const float *x, const int32_t *tokens, int32_
     s->n++;
     s->off[s->n] = steps;
     return 0;
-oom:
-    return data_fail(err, errlen, "sequence set: out of memory");
+}
+
+int seqset_add_bits(seqset *s, int len, const uint64_t *bits, char *err, size_t errlen)
+{
+    size_t at = 0, steps = 0;
+    if (add_check(s, len, &at, &steps, err, errlen) != 0) return -1;
+    if (s->words == 0) return data_fail(err, errlen, "sequence set: bits given to a set that is not binary");
+    if (!bits) return data_fail(err, errlen, "sequence set: no features given");
+    size_t W = (size_t)s->words;
+    unsigned spare = (unsigned)(W * 64 - (size_t)s->F);   /* unused high bits of the last word */
+    uint64_t last = spare ? ~(UINT64_MAX >> spare) : 0;
+    for (size_t t = 0; t < (size_t)len; t++)
+        if (bits[t * W + W - 1] & last)
+            return data_fail(err, errlen, "sequence set: step %zu has bits set beyond its %d features", t, s->F);
+    if (reserve(s, steps, err, errlen) != 0) return -1;
+    memcpy(s->xb + at * W, bits, (size_t)len * W * sizeof *bits);
+    s->n++;
+    s->off[s->n] = steps;
+    return 0;
 }
 
 int seqset_len(const seqset *s, int i)
@@ -167,10 +232,40 @@ size_t seqset_steps(const seqset *s)
     return s->off[s->n] - (s->kind == SEQ_TGT_NEXT ? (size_t)s->n : 0);
 }
 
+size_t seqset_bytes(const seqset *s)
+{
+    if (!s || !s->off) return 0;
+    size_t b = s->cap_steps * step_bytes(s) + ((size_t)s->cap_n + 1) * sizeof *s->off;
+    if (s->kind == SEQ_TGT_CLASS) b += (size_t)s->cap_n * sizeof *s->cls;
+    return b;
+}
+
+/* Step st of a binary set as F floats 0/1 into out (which is written whole). */
+static void expand_bits(const seqset *s, size_t st, float *out)
+{
+    const uint64_t *w = s->xb + st * (size_t)s->words;
+    for (int k = 0; k < s->F; k++) out[k] = (float)((w[k >> 6] >> (k & 63)) & 1u);
+}
+
+int seqset_step_x(const seqset *s, int seq, int t, float *out, char *err, size_t errlen)
+{
+    if (!s || s->F < 1) return data_fail(err, errlen, "step features: the set has no features");
+    if (seq < 0 || seq >= s->n)
+        return data_fail(err, errlen, "step features: sequence %d out of range (0..%d)", seq, s->n - 1);
+    size_t L = s->off[seq + 1] - s->off[seq];
+    if (t < 0 || (size_t)t >= L)
+        return data_fail(err, errlen, "step features: step %d out of range (0..%zu)", t, L - 1);
+    size_t st = s->off[seq] + (size_t)t, F = (size_t)s->F;
+    if (s->words > 0) expand_bits(s, st, out);
+    else memcpy(out, s->x + st * F, F * sizeof *out);
+    return 0;
+}
+
 int seqset_windows(seqset *out, const seqset *src, int seq, int T, int S, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (!src || src->F < 1) return data_fail(err, errlen, "windows: the source set has no float features");
+    if (!src || src->F < 1 || src->words > 0)
+        return data_fail(err, errlen, "windows: the source set has no float features");
     if (seq < 0 || seq >= src->n)
         return data_fail(err, errlen, "windows: sequence %d out of range (0..%d)", seq, src->n - 1);
     if (T < 1 || S < 1) return data_fail(err, errlen, "windows: length %d and stride %d must be >= 1", T, S);
@@ -226,7 +321,11 @@ int seqset_collate(const seqset *s, const int32_t *idx, int B, batch_buf *buf, r
         int l = seqset_len(s, idx[b]);
         if (l > T) T = l;
     }
-    size_t rows = (size_t)T * (size_t)B, F = (size_t)s->F, K = (size_t)s->K;
+    size_t F = (size_t)s->F, K = (size_t)s->K, wide = F > K ? F : K > 0 ? K : 1;
+    if ((size_t)T > SIZE_MAX / (size_t)B || (size_t)T * (size_t)B > SIZE_MAX / sizeof(float) / wide)
+        return data_fail(err, errlen, "collate: a batch of %d sequences of up to %d steps with %zu values a step "
+                         "is more than memory can address", B, T, wide);
+    size_t rows = (size_t)T * (size_t)B;
     int tok_tgt = s->kind == SEQ_TGT_TAGS || (s->kind == SEQ_TGT_NEXT && F == 0);
     int use_y = s->kind == SEQ_TGT_FLOAT || (s->kind == SEQ_TGT_NEXT && F > 0);
     size_t ntgt = s->kind == SEQ_TGT_CLASS ? (size_t)B : tok_tgt ? rows : 0;
@@ -241,7 +340,8 @@ int seqset_collate(const seqset *s, const int32_t *idx, int B, batch_buf *buf, r
     float *py = use_y ? grow(buf->y, &buf->cap_y, rows * K, sizeof *py) : NULL;
     if (py) buf->y = py;
     if (!pl || (F > 0 && !px) || (F == 0 && !pt) || (ntgt && !pg) || (use_y && !py))
-        return data_fail(err, errlen, "collate: out of memory");
+        return data_fail(err, errlen, "collate: out of memory for a batch of %d sequences of up to %d steps "
+                         "(%zu bytes a value array)", B, T, rows * wide * sizeof(float));
     if (F > 0) memset(buf->x, 0, rows * F * sizeof(float));
     else memset(buf->tokens, 0, rows * sizeof(int32_t));
     for (size_t i = 0; i < ntgt; i++) buf->targets[i] = -1;
@@ -253,13 +353,15 @@ int seqset_collate(const seqset *s, const int32_t *idx, int B, batch_buf *buf, r
         if (s->kind == SEQ_TGT_CLASS) buf->targets[b] = s->cls[i];
         for (int t = 0; t < L; t++) {
             size_t row = (size_t)t * (size_t)B + (size_t)b, st = o + (size_t)t;
-            if (F > 0) memcpy(buf->x + row * F, s->x + st * F, F * sizeof(float));
+            if (s->words > 0) expand_bits(s, st, buf->x + row * F);
+            else if (F > 0) memcpy(buf->x + row * F, s->x + st * F, F * sizeof(float));
             else buf->tokens[row] = s->tok[st];
             switch (s->kind) {
             case SEQ_TGT_TAGS: buf->targets[row] = s->tag[st]; break;
             case SEQ_TGT_FLOAT: memcpy(buf->y + row * K, s->y + st * K, K * sizeof(float)); break;
             case SEQ_TGT_NEXT:
-                if (F > 0) memcpy(buf->y + row * F, s->x + (st + 1) * F, F * sizeof(float));
+                if (s->words > 0) expand_bits(s, st + 1, buf->y + row * F);
+                else if (F > 0) memcpy(buf->y + row * F, s->x + (st + 1) * F, F * sizeof(float));
                 else buf->targets[row] = s->tok[st + 1];
                 break;
             default: break;
@@ -496,7 +598,7 @@ typedef struct jp {
     long line, col;     /* of b[i] */
     char *err;
     size_t errlen;
-    float *frames;      /* the current sequence's frames */
+    uint64_t *frames;   /* the current sequence's frames, MUSIC_WORDS words each */
     size_t cap;         /* frames allocated (in frames) */
 } jp;
 
@@ -583,7 +685,7 @@ static int is_digit(int c)
 /* A JSON number that must be an integer MIDI note in 21..108. */
 static int jp_note(jp *p, int *note)
 {
-    char d[32], num[64];
+    char d[32];
     long l0 = p->line, c0 = p->col;
     size_t a = p->i;
     int c = jp_peek(p);
@@ -611,14 +713,15 @@ static int jp_note(jp *p, int *note)
         ok = digits > 0;
     }
     size_t len = p->i - a;
-    if (!ok) return jp_fail_at(p, l0, c0, "malformed number '%.*s'", (int)(len > 40 ? 40 : len), p->b + a);
-    if (len >= sizeof num) return jp_fail_at(p, l0, c0, "number too long");
-    memcpy(num, p->b + a, len);
-    num[len] = 0;
-    double v = strtod(num, NULL);
-    if (!(v == floor(v))) return jp_fail_at(p, l0, c0, "note %s is not an integer", num);
+    int shown = (int)(len > 40 ? 40 : len);
+    const char *more = len > 40 ? "..." : "";
+    if (!ok) return jp_fail_at(p, l0, c0, "malformed number '%.*s%s'", shown, p->b + a, more);
+    double v;
+    if (num_parse(p->b + a, len, &v) != 0)   /* the syntax is checked above: memory */
+        return jp_fail_at(p, l0, c0, "out of memory reading the number '%.*s%s'", shown, p->b + a, more);
+    if (!(v == floor(v))) return jp_fail_at(p, l0, c0, "note %.*s%s is not an integer", shown, p->b + a, more);
     if (!(v >= MUSIC_LOW && v <= MUSIC_HIGH))
-        return jp_fail_at(p, l0, c0, "note %s out of range %d..%d", num, MUSIC_LOW, MUSIC_HIGH);
+        return jp_fail_at(p, l0, c0, "note %.*s%s out of range %d..%d", shown, p->b + a, more, MUSIC_LOW, MUSIC_HIGH);
     *note = (int)v;
     return 0;
 }
@@ -635,17 +738,20 @@ static int jp_part(jp *p, seqset *s, int *nseq, size_t *frames)
         int steps = 0, r2;
         size_t L = 0;
         while ((r2 = jp_more(p, &steps, sl, sc, "steps")) == 1) {
-            float *nf = L < (size_t)INT_MAX ? grow(p->frames, &p->cap, L + 1, MUSIC_KEYS * sizeof(float)) : NULL;
-            if (!nf) return jp_fail_at(p, p->line, p->col, "out of memory (or a sequence too long)");
+            if (L == (size_t)INT_MAX)
+                return jp_fail_at(p, sl, sc, "the sequence has more than %d frames", INT_MAX);
+            uint64_t *nf = grow(p->frames, &p->cap, L + 1, MUSIC_WORDS * sizeof *nf);
+            if (!nf) return jp_fail_at(p, p->line, p->col, "out of memory for a sequence of %zu frames", L + 1);
             p->frames = nf;
-            float *fr = p->frames + L * MUSIC_KEYS;
-            memset(fr, 0, MUSIC_KEYS * sizeof *fr);
+            uint64_t *fr = p->frames + L * MUSIC_WORDS;
+            memset(fr, 0, MUSIC_WORDS * sizeof *fr);
             long tl, tc;
             if (jp_open(p, "a step (a list of MIDI notes)", &tl, &tc) != 0) return -1;
             int notes = 0, r3, note = 0;
             while ((r3 = jp_more(p, &notes, tl, tc, "notes")) == 1) {
                 if (jp_note(p, &note) != 0) return -1;
-                fr[note - MUSIC_LOW] = 1.0f;
+                int k = note - MUSIC_LOW;
+                fr[k / 64] |= (uint64_t)1 << (k % 64);
             }
             if (r3 < 0) return -1;
             L++;
@@ -654,7 +760,7 @@ static int jp_part(jp *p, seqset *s, int *nseq, size_t *frames)
         if (*nseq == INT_MAX) return jp_fail_at(p, sl, sc, "too many sequences");
         (*nseq)++;
         *frames += L;
-        if (L >= 2 && seqset_add(s, (int)L, p->frames, NULL, 0, NULL, NULL, p->err, p->errlen) != 0) return -1;
+        if (L >= 2 && seqset_add_bits(s, (int)L, p->frames, p->err, p->errlen) != 0) return -1;
     }
     return r;
 }
@@ -678,7 +784,7 @@ int music_load(seqdata *d, const char *path, char *err, size_t errlen)
     p.err = err;
     p.errlen = errlen;
     for (int k = 0; k < 3; k++)
-        if (seqset_init(&r.set[k], MUSIC_KEYS, SEQ_TGT_NEXT, 0, err, errlen) != 0) goto fail;
+        if (seqset_init_binary(&r.set[k], MUSIC_KEYS, SEQ_TGT_NEXT, err, errlen) != 0) goto fail;
     if (n >= 3 && memcmp(b, "\xef\xbb\xbf", 3) == 0) p.i = 3;   /* a UTF-8 byte order mark */
     jp_ws(&p);
     int c = jp_peek(&p);
@@ -780,19 +886,16 @@ fail:
 
 /* ---- CSV ---------------------------------------------------------------------------------- */
 
-/* Parses field [a, e) (spaces around allowed) as a finite float. */
+/* Parses field [a, e) (spaces around allowed) as a finite float, '.' the decimal
+ * point whatever the locale: 0, -1 when it is not one, -2 when memory is short. */
 static int parse_float(const char *a, const char *e, float *v)
 {
     while (a < e && is_blank((unsigned char)*a)) a++;
     while (e > a && is_blank((unsigned char)e[-1])) e--;
-    char num[64];
-    size_t len = (size_t)(e - a);
-    if (len == 0 || len >= sizeof num) return -1;
-    memcpy(num, a, len);
-    num[len] = 0;
-    char *end;
-    float f = strtof(num, &end);
-    if (end != num + len || !isfinite(f)) return -1;
+    float f;
+    int rc = num_parse_float(a, (size_t)(e - a), &f);
+    if (rc != 0) return rc;
+    if (!isfinite(f)) return -1;
     *v = f;
     return 0;
 }
@@ -834,7 +937,9 @@ int csv_load(seqset *out, const char *path, char *err, size_t errlen)
                 const char *fe = memchr(f, ',', (size_t)(e - f));
                 if (!fe) fe = e;
                 float tmp;
-                if (parse_float(f, fe, &tmp) != 0) header = 1;
+                int rc = parse_float(f, fe, &tmp);
+                if (rc == -2) goto oom;
+                if (rc != 0) header = 1;
                 f = fe + 1;
             }
             if (header) {
@@ -869,7 +974,9 @@ int csv_load(seqset *out, const char *path, char *err, size_t errlen)
         for (int j = 0; j < cols; j++) {
             const char *fe = memchr(f, ',', (size_t)(e - f));
             if (!fe) fe = e;
-            if (parse_float(f, fe, &v[nv + (size_t)j]) != 0) {
+            int rc = parse_float(f, fe, &v[nv + (size_t)j]);
+            if (rc == -2) goto oom;
+            if (rc != 0) {
                 data_fail(err, errlen, "%s:%ld:%ld: field %d \"%.*s\" is not a finite number", path, line,
                           (long)(f - p) + 1, j + 1, (int)(fe - f > 40 ? 40 : fe - f), f);
                 goto fail;

@@ -13,6 +13,8 @@
  * the element updates are independent of each other, so a step is bitwise the same for
  * the same inputs whatever the thread count. */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
@@ -39,7 +41,22 @@ struct rc_optim {
     rng_t rng;
     uint64_t steps;
     double norm;         /* of the last step, before clipping */
+    char err[256];       /* the message of the last failed begin/step ("" when none) */
 };
+
+static rc_status ofail(rc_optim *o, rc_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Puts a message in the optimiser's error slot; returns s. */
+static rc_status ofail(rc_optim *o, rc_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->err, sizeof o->err, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+const char *rc_optim_error(const rc_optim *o) { return o ? o->err : "no optimiser (NULL)"; }
 
 static const char *const slot_names[][2] = {
     [RC_OPT_SGD] = {"sgd.v", NULL},
@@ -178,14 +195,34 @@ void rc_optim_end(rc_optim *o)
     if (o) restore_clean(o);
 }
 
-/* Fetches the parameters' storage; 0 when one has gone (the model was changed). */
-static int fetch_weights(rc_optim *o)
+/* Fetches the parameters' storage: RC_OK, or RC_ERR_STATE with a message (naming
+ * `fn`, the caller) when one has gone or changed size (the model was changed). */
+static rc_status fetch_weights(rc_optim *o, const char *fn)
 {
     for (int i = 0; i < o->np; i++) {
         rc_node *n = model_param_node(o->m, i);
-        if (!n || rc_node_size(n) != o->size[i] || !(o->w[i] = rc_param_data(n))) return 0;
+        if (!n)
+            return ofail(o, RC_ERR_STATE, "%s: parameter %d of %d is gone: the model changed since rc_optim_new",
+                         fn, i, o->np);
+        if (rc_node_size(n) != o->size[i] || !(o->w[i] = rc_param_data(n)))
+            return ofail(o, RC_ERR_STATE, "%s: parameter \"%s\" has %zu elements, %zu when the optimiser was made "
+                         "(the model changed since rc_optim_new)", fn, rc_node_name(n), rc_node_size(n), o->size[i]);
     }
-    return 1;
+    return RC_OK;
+}
+
+/* The first parameter whose gradient has a non-finite element: its index, the element
+ * in *at and its value in *v; -1 when every gradient is finite. */
+static int first_nonfinite(const rc_optim *o, size_t *at, float *v)
+{
+    for (int i = 0; i < o->np; i++)
+        for (size_t j = 0; o->g[i] && j < o->size[i]; j++)
+            if (!isfinite(o->g[i][j])) {
+                *at = j;
+                *v = o->g[i][j];
+                return i;
+            }
+    return -1;
 }
 
 static void restore_clean(rc_optim *o)
@@ -198,8 +235,9 @@ static void restore_clean(rc_optim *o)
 rc_status rc_optim_begin(rc_optim *o)
 {
     if (!o) return RC_ERR_ARG;
+    o->err[0] = 0;
     if (!(o->o.weight_noise > 0.0f)) return RC_OK;
-    if (!fetch_weights(o)) return RC_ERR_STATE;
+    if (fetch_weights(o, "rc_optim_begin") != RC_OK) return RC_ERR_STATE;
     restore_clean(o);   /* a second begin without a step must not stack noise */
     float sigma = o->o.weight_noise;
     for (int i = 0; i < o->np; i++) {
@@ -285,14 +323,27 @@ static void update_adagrad(const rc_optim *o, float *restrict w, const float *re
 rc_status rc_optim_step(rc_optim *o, float lr)
 {
     if (!o) return RC_ERR_ARG;
-    if (!fetch_weights(o)) return RC_ERR_STATE;
+    o->err[0] = 0;
+    if (fetch_weights(o, "rc_optim_step") != RC_OK) return RC_ERR_STATE;
     restore_clean(o);   /* the update goes to the clean weights, whatever follows */
-    if (!(lr >= 0.0f && isfinite(lr))) return RC_ERR_ARG;
+    if (!(lr >= 0.0f && isfinite(lr)))
+        return ofail(o, RC_ERR_ARG, "rc_optim_step: learning rate %g, expected a finite value >= 0", (double)lr);
     int any = 0;
     for (int i = 0; i < o->np; i++) any |= (o->g[i] = model_grad(o->m, i)) != NULL;
-    if (!any) return RC_ERR_STATE;   /* no backward to take gradients from */
+    if (!any)   /* no backward to take gradients from */
+        return ofail(o, RC_ERR_STATE, "rc_optim_step: no parameter has a gradient (call rc_model_backward first)");
     o->norm = optim_global_norm(o->np, o->g, o->size);
-    if (!isfinite(o->norm)) return RC_ERR_STATE;
+    if (!isfinite(o->norm)) {
+        size_t at = 0;
+        float v = 0.0f;
+        int i = first_nonfinite(o, &at, &v);
+        rc_node *n = i >= 0 ? model_param_node(o->m, i) : NULL;
+        if (!n)   /* the norm overflowed although every element is finite */
+            return ofail(o, RC_ERR_STATE, "rc_optim_step: the global gradient norm is not finite (%g); nothing "
+                         "was updated", o->norm);
+        return ofail(o, RC_ERR_STATE, "rc_optim_step: the gradient of parameter \"%s\" is not finite (element %zu "
+                     "is %g); nothing was updated", rc_node_name(n), at, (double)v);
+    }
     o->steps++;
     float cs = 1.0f;
     if (o->o.clip_norm > 0.0f && o->norm > (double)o->o.clip_norm) cs = (float)((double)o->o.clip_norm / o->norm);
