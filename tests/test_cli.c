@@ -1388,3 +1388,59 @@ Test(cli, tags_run)
     double acc = number_after(e.out, " acc ");
     cr_assert(acc >= 0.95, "tagging each word with its capital: acc %g: " SHOWF, acc, SHOWA(e));
 }
+
+/* ======================================================================================
+ * 9. Sizes come from the model and the data, not from guesses
+ * ==================================================================================== */
+
+/* A cell of 70 weight matrices in 64 layers: 4,483 parameter tensors and 66 parameter
+ * groups (embed, l0..l63, out), each with its own gradient-norm column. */
+Test(cli, many_parameter_tensors)
+{
+    char *cell = P("wide.cell"), *data = P("text.txt");
+    FILE *f = fopen(cell, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "cell wide (x) -> h\n  h' = tanh(U @ h");
+    for (int i = 0; i < 69; i++) fprintf(f, " + W%d @ x", i);
+    fprintf(f, ")\n");
+    cr_assert_eq(fclose(f), 0);
+    gen_text(data, 3000, 3, 0);
+    run t = recur("train", "--data", data, "--out", P("run"), SMALL, "--cell", cell, "--layers", "64", "--hidden", "2",
+                  "--embed", "2", "--seq", "2", "--batch", "1", "--steps", "2", "--eval-every", "0", NULL);
+    OK(t);
+    char *m = slurp(P("run/metrics.csv"), NULL);
+    cr_assert_not_null(m);
+    const char *hdr = strstr(m, "\nkind,");
+    cr_assert_not_null(hdr, "%s", m);
+    cr_assert(has(hdr, ",gn_embed,gn_l0,gn_l1,") && has(hdr, ",gn_l62,gn_l63,gn_out,tokens_per_s,elapsed_s\n"),
+              "one gradient-norm column per group: %.2000s", hdr);
+}
+
+/* Validation in the middle of an epoch saves and restores the carried state of every
+ * layer: 40 LSTM layers carry 80 states. Training with and without such validations
+ * ends in the same parameters and carried state. */
+Test(cli, mid_epoch_validation_keeps_deep_state)
+{
+    char *data = P("text.txt");
+    gen_text(data, 20000, 17, 0);
+    run a = recur("train", "--data", data, "--out", P("a"), SMALL, "--layers", "40", "--hidden", "4", "--steps", "9",
+                  "--eval-every", "0", "--valid-frac", "0.05", NULL);
+    OK(a);
+    run b = recur("train", "--data", data, "--out", P("b"), SMALL, "--layers", "40", "--hidden", "4", "--steps", "9",
+                  "--eval-every", "3", "--valid-frac", "0.05", NULL);
+    OK(b);
+    cr_assert(has(b.out, "valid loss"), SHOW(b));
+    ckfile x, y;
+    ck_read(P("a/last.ckpt"), &x);
+    ck_read(P("b/last.ckpt"), &y);
+    int n = 0;
+    for (int i = 0; i < x.n; i++) {
+        const entry *e = &x.e[i], *f = ck_find(&y, e->name);
+        if (strncmp(e->name, "param/", 6) && strncmp(e->name, "state/", 6)) continue;
+        cr_assert(f && f->bytes == e->bytes, "'%s' missing or of another size", e->name);
+        cr_assert(memcmp(e->data, f->data, (size_t)e->bytes) == 0,
+                  "'%s' differs after validations in the middle of the epoch", e->name);
+        n++;
+    }
+    cr_assert_gt(n, 80 + 40 * 8, "compared %d entries", n);
+}

@@ -94,63 +94,104 @@ static int parse_schedule(const config *c, rc_schedule *s, char *msg, size_t len
     return 0;
 }
 
-/* Parameter groups for the gradient-norm columns: the name up to the first '.'. */
-static int groups_of(rc_model *m, char names[][32], int *group_of)
+/* Parameter groups for the gradient-norm columns: the name up to the first '.'
+ * ("embed", "l0", "l0r", "out"), as many as the model has. */
+typedef struct pgroups {
+    int n;
+    char **name;      /* n names */
+    int *of;          /* the group of each parameter */
+    double *norm;     /* n gradient norms */
+} pgroups;
+
+static void groups_free(pgroups *g)
 {
-    int ng = 0;
-    for (int i = 0; i < rc_model_param_count(m); i++) {
-        const char *nm = rc_model_param_name(m, i), *dot = strchr(nm, '.');
-        char g[32];
-        snprintf(g, sizeof g, "%.*s", dot ? (int)(dot - nm) : (int)strlen(nm), nm);
-        int k = 0;
-        while (k < ng && strcmp(names[k], g) != 0) k++;
-        if (k == ng && ng < METRICS_MAX_GROUPS) snprintf(names[ng++], 32, "%s", g);
-        group_of[i] = k < METRICS_MAX_GROUPS ? k : METRICS_MAX_GROUPS - 1;
-    }
-    return ng;
+    for (int k = 0; g->name && k < g->n; k++) free(g->name[k]);
+    free(g->name);
+    free(g->of);
+    free(g->norm);
+    memset(g, 0, sizeof *g);
 }
 
-static void group_norms(rc_model *m, const int *group_of, int ng, double *out)
+static int groups_of(rc_model *m, pgroups *g, char *msg, size_t len)
 {
-    for (int g = 0; g < ng; g++) out[g] = 0;
+    int np = rc_model_param_count(m);
+    memset(g, 0, sizeof *g);
+    g->name = calloc((size_t)np + 1, sizeof *g->name);
+    g->of = calloc((size_t)np + 1, sizeof *g->of);
+    g->norm = calloc((size_t)np + 1, sizeof *g->norm);
+    int ok = g->name && g->of && g->norm;
+    for (int i = 0; ok && i < np; i++) {
+        const char *nm = rc_model_param_name(m, i), *dot = strchr(nm, '.');
+        size_t l = dot ? (size_t)(dot - nm) : strlen(nm);
+        int k = 0;
+        while (k < g->n && (strlen(g->name[k]) != l || strncmp(g->name[k], nm, l) != 0)) k++;
+        if (k == g->n && (ok = (g->name[k] = malloc(l + 1)) != NULL)) {
+            memcpy(g->name[k], nm, l);
+            g->name[k][l] = 0;
+            g->n++;
+        }
+        g->of[i] = k;
+    }
+    if (ok) return 0;
+    groups_free(g);
+    snprintf(msg, len, "out of memory");
+    return -1;
+}
+
+static void group_norms(rc_model *m, pgroups *g)
+{
+    for (int k = 0; k < g->n; k++) g->norm[k] = 0;
     for (int i = 0; i < rc_model_param_count(m); i++) {
         const float *gr = model_grad(m, i);
         size_t n = rc_node_size(model_param_node(m, i));
         double s = 0;
         for (size_t k = 0; gr && k < n; k++) s += (double)gr[k] * gr[k];
-        out[group_of[i]] += s;
+        g->norm[g->of[i]] += s;
     }
-    for (int g = 0; g < ng; g++) out[g] = sqrt(out[g]);
+    for (int k = 0; k < g->n; k++) g->norm[k] = sqrt(g->norm[k]);
 }
 
-/* Saves and restores the carried state around a validation in the middle of an epoch. */
-typedef struct saved_state { float *d[64]; int B, n; } saved_state;
+/* Saves and restores the carried state (every layer's) around a validation in the
+ * middle of an epoch or a sample. */
+typedef struct saved_state { float **d; int B, n; } saved_state;
 
-static void state_save(task *t, saved_state *s)
+static void state_free(saved_state *s)
+{
+    for (int i = 0; s->d && i < s->n; i++) free(s->d[i]);
+    free(s->d);
+    memset(s, 0, sizeof *s);
+}
+
+static int state_save(task *t, saved_state *s, char *msg, size_t len)
 {
     memset(s, 0, sizeof *s);
-    rc_model_opts mo = rc_model_options(t->model);
-    for (int l = 0; l < mo.layers; l++)
-        for (int k = 0; k < rc_cell_state_count(t->cell) && s->n < 64; k++) {
+    int L = rc_model_options(t->model).layers, S = rc_cell_state_count(t->cell);
+    s->d = calloc((size_t)L * (size_t)S + 1, sizeof *s->d);
+    for (int l = 0; s->d && l < L; l++)
+        for (int k = 0; k < S; k++, s->n++) {
             int B = 0;
             const float *d = rc_model_get_state(t->model, l, 0, rc_cell_state_name(t->cell, k), &B);
+            if (!d) continue;
             size_t bytes = (size_t)B * (size_t)rc_cell_state_size(t->cell, k) * sizeof(float);
-            s->d[s->n] = d ? malloc(bytes) : NULL;
-            if (s->d[s->n]) memcpy(s->d[s->n], d, bytes);
+            if (!(s->d[s->n] = malloc(bytes))) {
+                state_free(s);
+                break;
+            }
+            memcpy(s->d[s->n], d, bytes);
             s->B = B;
-            s->n++;
         }
+    if (s->d) return 0;
+    snprintf(msg, len, "out of memory saving the carried state");
+    return -1;
 }
 
 static void state_restore(task *t, saved_state *s)
 {
-    rc_model_opts mo = rc_model_options(t->model);
-    int i = 0;
-    for (int l = 0; l < mo.layers; l++)
-        for (int k = 0; k < rc_cell_state_count(t->cell) && i < s->n; k++, i++) {
+    int L = rc_model_options(t->model).layers, S = rc_cell_state_count(t->cell), i = 0;
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < S && i < s->n; k++, i++)
             if (s->d[i]) rc_model_set_state(t->model, l, 0, rc_cell_state_name(t->cell, k), s->B, s->d[i]);
-            free(s->d[i]);
-        }
+    state_free(s);
 }
 
 typedef struct trainer {
@@ -162,8 +203,8 @@ typedef struct trainer {
     rc_schedule sched;
     run_progress pr;
     char last_path[2200], best_path[2200];
-    int groups, group_of[4096], live, validated;
-    char gname[METRICS_MAX_GROUPS][32];
+    pgroups groups;
+    int live, validated;
 } trainer;
 
 static int save(trainer *tr, const char *path, char *msg, size_t len)
@@ -178,7 +219,7 @@ static int show_sample(trainer *tr, char *msg, size_t len)
     if (!t->is_lm || tr->c->sample <= 0) return 0;
     printf("--- sample at step %lu ---\n", (unsigned long)tr->pr.step);
     saved_state ss;
-    state_save(t, &ss);
+    if (state_save(t, &ss, msg, len) != 0) return -1;
     int rc = print_sample(t, "", tr->c->sample, tr->c->temperature, (unsigned long long)tr->c->seed + tr->pr.step, stdout,
                           msg, len);
     state_restore(t, &ss);
@@ -193,7 +234,10 @@ static int validate(trainer *tr, char *msg, size_t len, int *err)
     task *t = &tr->t;
     if (!(t->is_lm ? t->text.n[DATA_VALID] > 1 : t->seq.set[DATA_VALID].n > 0)) return 0;
     saved_state ss;
-    if (t->is_lm) state_save(t, &ss);
+    if (t->is_lm && state_save(t, &ss, msg, len) != 0) {
+        *err = 1;
+        return 1;
+    }
     double loss, metric;
     int rc = task_evaluate(t, DATA_VALID, &loss, &metric, msg, len);
     if (t->is_lm) state_restore(t, &ss);
@@ -274,11 +318,11 @@ int cmd_train(config *cfg)
         printf("resumed %s at epoch %lu, batch %lu, step %lu\n", tr->last_path, (unsigned long)tr->pr.epoch + 1,
                (unsigned long)tr->pr.batch, (unsigned long)tr->pr.step);
     } else if (feeder_epoch(&tr->train, 0, msg, sizeof msg) != 0) goto fail;
-    tr->groups = groups_of(t->model, tr->gname, tr->group_of);
+    if (groups_of(t->model, &tr->groups, msg, sizeof msg) != 0) goto fail;
     char mpath[2200];
     snprintf(mpath, sizeof mpath, "%s/metrics.%s", cfg->out, cfg->metrics);
-    if (metrics_open(&tr->mx, mpath, !strcmp(cfg->metrics, "jsonl"), cfg->resume, cfg, tr->groups, tr->gname, msg,
-                     sizeof msg) != 0)
+    if (metrics_open(&tr->mx, mpath, !strcmp(cfg->metrics, "jsonl"), cfg->resume, cfg, tr->groups.n,
+                     (const char *const *)tr->groups.name, msg, sizeof msg) != 0)
         goto fail;
     tr->live = cfg->progress > 0 || (cfg->progress < 0 && isatty(STDERR_FILENO));
     long nb = feeder_count(&tr->train);
@@ -344,11 +388,10 @@ int cmd_train(config *cfg)
                 double tps = tok_window / (tnow - win_start + 1e-9), mean = loss_n ? loss_acc / (double)loss_n : NAN;
                 double eta = total_steps > 0 ? (tnow - t0) / (double)tr->pr.step * (double)(total_steps - (long)tr->pr.step) : -1;
                 if (cfg->time_limit > 0 && cfg->time_limit - (tnow - session0) < eta) eta = cfg->time_limit - (tnow - session0);
-                double gn[METRICS_MAX_GROUPS];
-                group_norms(t->model, tr->group_of, tr->groups, gn);
+                group_norms(t->model, &tr->groups);
                 metrics_row r = { .kind = "train", .step = (long)tr->pr.step, .epoch = ep + 1, .loss = mean,
                                   .metric_name = task_metric_name(t), .metric = task_metric(t, loss_acc, (double)loss_n, NAN),
-                                  .lr = lr, .grad_norm = rc_optim_grad_norm(tr->opt), .group_norm = gn,
+                                  .lr = lr, .grad_norm = rc_optim_grad_norm(tr->opt), .group_norm = tr->groups.norm,
                                   .tokens_per_s = tps, .elapsed_s = tr->pr.elapsed };
                 if (t->labels) r.metric = NAN;
                 metrics_write(&tr->mx, &r);
@@ -412,6 +455,7 @@ fail:
     rc = 1;
 done:
     metrics_close(&tr->mx);
+    groups_free(&tr->groups);
     feeder_free(&tr->train);
     rc_optim_free(tr->opt);
     task_free(&tr->t);

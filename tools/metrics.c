@@ -48,16 +48,25 @@ static void run_record(metrics *mx, const config *c)
 }
 
 int metrics_open(metrics *mx, const char *path, int jsonl, int append, const config *c, int ngroups,
-                 char group[][32], char *msg, size_t len)
+                 const char *const *group, char *msg, size_t len)
 {
     memset(mx, 0, sizeof *mx);
     mx->jsonl = jsonl;
-    mx->ngroups = ngroups < METRICS_MAX_GROUPS ? ngroups : METRICS_MAX_GROUPS;
-    for (int g = 0; g < mx->ngroups; g++) snprintf(mx->group[g], sizeof mx->group[g], "%s", group[g]);
+    if (ngroups > 0 && !(mx->group = calloc((size_t)ngroups, sizeof *mx->group))) {
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
+    for (mx->ngroups = 0; mx->ngroups < ngroups; mx->ngroups++)
+        if (!(mx->group[mx->ngroups] = strdup(group[mx->ngroups]))) {
+            snprintf(msg, len, "out of memory");
+            metrics_close(mx);
+            return -1;
+        }
     int exists = append && access(path, F_OK) == 0;
     mx->f = fopen(path, exists ? "a" : "w");
     if (!mx->f) {
         snprintf(msg, len, "%s: cannot write metrics: %s", path, strerror(errno));
+        metrics_close(mx);
         return -1;
     }
     if (!exists) run_record(mx, c);
@@ -87,4 +96,8 @@ void metrics_close(metrics *mx)
 {
     if (mx->f) fclose(mx->f);
     mx->f = NULL;
+    for (int g = 0; g < mx->ngroups; g++) free(mx->group[g]);
+    free(mx->group);
+    mx->group = NULL;
+    mx->ngroups = 0;
 }
