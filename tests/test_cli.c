@@ -1444,3 +1444,35 @@ Test(cli, mid_epoch_validation_keeps_deep_state)
     }
     cr_assert_gt(n, 80 + 40 * 8, "compared %d entries", n);
 }
+
+/* recur compare takes every cell it is given (not the first 16), and reads back the
+ * metrics of runs with many gradient-norm columns (60 layers: 62 groups, 72 columns). */
+Test(cli, compare_many_cells_and_columns)
+{
+    const char *args[40] = { "compare" };
+    int n = 1;
+    for (int i = 0; i < 17; i++) args[n++] = "rnn";
+    const char *tail[] = { "--hidden", "4", "--seq", "3", "--batch", "2" };
+    for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) args[n++] = tail[i];
+    run r = recur_argv(args, n);
+    OK(r);
+    cr_assert(has(r.out, "rnn-16") && has(r.out, "rnn-17"), "17 cells compared: " SHOW(r));
+    char *data = P("text.txt");
+    gen_text(data, 3000, 9, 0);
+    run t = recur("compare", "rnn", "gru", "--train", data, "--out", P("cmp"), "--layers", "60", "--hidden", "2",
+                  "--seq", "2", "--batch", "1", "--steps", "2", "--progress", "0", NULL);
+    OK(t);
+    const char *table = strstr(t.out, "tokens/s");
+    cr_assert_not_null(table, SHOW(t));
+    cr_assert(!has(table, "nan") && !has(table, "training failed"), "tokens/s of every run read back: " SHOW(t));
+    /* and inspect --gradient-flow: every cell of the list */
+    char list[200] = "rnn";
+    for (int i = 1; i < 17; i++) strcat(list, ",rnn");
+    run g = recur("inspect", "--gradient-flow", "--cells", list, "--seq", "3", "--batch", "2", "--hidden", "4", NULL);
+    OK(g);
+    const char *sum = strstr(g.out, "summary:");
+    cr_assert_not_null(sum, SHOW(g));
+    int rows = 0;
+    for (const char *p = sum; (p = strstr(p, "\n  rnn ")) != NULL; p++) rows++;
+    cr_assert_eq(rows, 17, "17 cells in the gradient-flow summary, got %d: " SHOWF, rows, SHOWA(g));
+}
