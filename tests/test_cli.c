@@ -1476,3 +1476,21 @@ Test(cli, compare_many_cells_and_columns)
     for (const char *p = sum; (p = strstr(p, "\n  rnn ")) != NULL; p++) rows++;
     cr_assert_eq(rows, 17, "17 cells in the gradient-flow summary, got %d: " SHOWF, rows, SHOWA(g));
 }
+
+/* CSV split fractions are checked like the text corpora's: each in [0, 1), a sum below
+ * 1 (a negative one read before the rows; two of 0.7 made a training part of -120 rows). */
+Test(cli, csv_bad_fractions)
+{
+    char *data = P("series.csv");
+    gen_csv(data, 400);
+    static const char *cases[][2] = { { "-1", "0" }, { "0.7", "0.7" }, { "0", "1" }, { "1.5", "0" } };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run r = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", cases[i][0], "--test-frac",
+                      cases[i][1], "--out", P("run"), SMALL, "--steps", "1", NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(has(r.err, "--valid-frac") && has(r.err, "[0, 1)") && !has(r.err, "steps"), SHOW(r));
+    }
+    run ok = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", "0.2", "--test-frac", "0.1", "--out",
+                   P("run"), SMALL, "--steps", "1", NULL);
+    OK(ok);
+}

@@ -57,6 +57,14 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
     return rc;
 }
 
+/* floor(n * f) for a fraction f in [0, 1), tolerant to decimal fractions such as
+ * 0.05 * 20 (as train/data_text.c splits the text corpora). */
+static size_t frac_rows(size_t n, double f)
+{
+    double x = floor((double)n * f + 1e-9);
+    return x <= 0 ? 0 : x >= (double)n ? n : (size_t)x;
+}
+
 static const char *opt_path(const char *p) { return p && p[0] ? p : NULL; }
 
 /* Where the corpora of the examples come from (../shared/data/SOURCES.md), for the
@@ -163,10 +171,16 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
     case TK_CSV: {
         seqset series = { 0 };
         rc = csv_load(&series, data, err, sizeof err);
+        double vf = cfg->valid_frac, tf = cfg->test_frac;
+        if (rc == 0 && (!(vf >= 0 && vf < 1) || !(tf >= 0 && tf < 1) || !(vf + tf < 1))) {
+            snprintf(err, sizeof err, "%s: --valid-frac %g and --test-frac %g must each be in [0, 1) with a sum below 1",
+                     data, vf, tf);
+            rc = -1;
+        }
         if (rc == 0) {   /* rows split in time: train, then valid, then test */
             seqset tmp[3] = { { 0 } };
             size_t R = series.off[1];
-            size_t nv = (size_t)(R * cfg->valid_frac), nt = (size_t)(R * cfg->test_frac), ntr = R - nv - nt;
+            size_t nv = frac_rows(R, vf), nt = frac_rows(R, tf), ntr = R - nv - nt;
             size_t start[3] = { 0, ntr, ntr + nv }, cnt[3] = { ntr, nv, nt };
             for (int s = 0; s < 3 && rc == 0; s++) {
                 if (cnt[s] < (size_t)cfg->seq + 1) continue;
