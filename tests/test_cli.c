@@ -1494,3 +1494,36 @@ Test(cli, csv_bad_fractions)
                    P("run"), SMALL, "--steps", "1", NULL);
     OK(ok);
 }
+
+/* A folder of text and an --out that is that folder (or inside it, or a link to it):
+ * refused before anything is written, since the run's corpus.txt, checkpoints and
+ * metrics would join the corpus (corpus.txt reading itself grew without bound). */
+Test(cli, out_inside_data_folder)
+{
+    char *dir = P("texts");
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    gen_text(P("texts/a.txt"), 3000, 1, 0);
+    gen_text(P("texts/b.txt"), 3000, 2, 0);
+    cr_assert_eq(symlink(dir, P("link")), 0);
+    const char *outs[] = { dir, P("texts/"), P("texts/run"), P("texts/new/deeper"), P("link"), P("link/run"),
+                           P("texts/../texts"), fmt("%s/./texts/x/..", g_dir) };
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
+        run r = recur("train", "--data", dir, "--out", outs[i], SMALL, "--steps", "2", NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(has(r.err, "data folder") && has(r.err, "--out"), SHOW(r));
+        cr_assert(!exists(P("texts/corpus.txt")) && !exists(P("texts/last.ckpt")) && !exists(P("texts/run")) &&
+                      !exists(P("texts/new")),
+                  "nothing written into the data folder: " SHOW(r));
+    }
+    /* through a relative path too, and the same refusal from eval */
+    run ok = recur("train", "--data", dir, "--out", P("run"), SMALL, "--steps", "2", NULL);
+    OK(ok);
+    run e = recur("eval", "--out", P("run"), "--data", dir, "--checkpoint", P("run/last.ckpt"), NULL);
+    OK(e);
+    cr_assert_eq(chdir(g_dir), 0);
+    run rel = recur("train", "--data", "texts", "--out", "texts/sub/..", SMALL, "--steps", "2", NULL);
+    EXPECT_EXIT(rel, 1);
+    cr_assert(has(rel.err, "data folder"), SHOW(rel));
+    run sib = recur("train", "--data", "texts", "--out", "texts2", SMALL, "--steps", "2", NULL);
+    OK(sib);   /* a sibling whose name starts with the data folder's */
+}

@@ -278,6 +278,11 @@ int cmd_train(config *cfg)
     if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
     if (rc_blas_check() != RC_OK)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
+    if (task_check_out(cfg, msg, sizeof msg) != 0) {
+        fprintf(stderr, "recur train: %s\n", msg);
+        free(tr);
+        return 1;
+    }
     if (make_dirs(cfg->out) != 0) {
         fprintf(stderr, "recur train: %s: cannot create the run folder: %s\n", cfg->out, strerror(errno));
         free(tr);
