@@ -1527,3 +1527,103 @@ Test(cli, out_inside_data_folder)
     run sib = recur("train", "--data", "texts", "--out", "texts2", SMALL, "--steps", "2", NULL);
     OK(sib);   /* a sibling whose name starts with the data folder's */
 }
+
+/* ---- a strict JSON reader (RFC 8259 values: no nan, inf or other bare words) ---------- */
+
+static const char *json_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+/* The end of the JSON value at p, or NULL when there is none. */
+static const char *json_value(const char *p, int depth)
+{
+    p = json_ws(p);
+    if (depth > 64) return NULL;
+    if (*p == '"') {
+        for (p++; *p && *p != '"'; p++) {
+            if ((unsigned char)*p < 0x20) return NULL;
+            if (*p == '\\' && !*++p) return NULL;
+        }
+        return *p == '"' ? p + 1 : NULL;
+    }
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        p = json_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (*p != '"' || !(p = json_value(p, depth + 1))) return NULL;
+                p = json_ws(p);
+                if (*p++ != ':') return NULL;
+            }
+            if (!(p = json_value(p, depth + 1))) return NULL;
+            p = json_ws(p);
+            if (*p == close) return p + 1;
+            if (*p++ != ',') return NULL;
+            p = json_ws(p);
+        }
+    }
+    if (!strncmp(p, "null", 4)) return p + 4;
+    if (!strncmp(p, "true", 4)) return p + 4;
+    if (!strncmp(p, "false", 5)) return p + 5;
+    const char *s = p;
+    if (*p == '-') p++;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') while (*p >= '0' && *p <= '9') p++;
+    else return NULL;
+    if (*p == '.') {
+        if (!(*++p >= '0' && *p <= '9')) return NULL;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!(*p >= '0' && *p <= '9')) return NULL;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    return p > s ? p : NULL;
+}
+
+/* Every line of path is one JSON object; returns the number of lines. */
+static int check_jsonl(const char *path)
+{
+    char *m = slurp(path, NULL);
+    cr_assert_not_null(m, "no %s", path);
+    int n = 0;
+    for (char *line = m, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        cr_assert_not_null(nl, "%s: the last line has no newline", path);
+        *nl = 0;
+        const char *end = json_value(line, 0);
+        cr_assert(line[0] == '{' && end && *json_ws(end) == 0, "%s line %d is not JSON: %s", path, n + 1, line);
+        if (!strncmp(line, "{\"kind\"", 7))   /* rows (the run record holds paths, which may spell anything) */
+            cr_assert(!has(line, "nan") && !has(line, "inf"), "%s line %d: %s", path, n + 1, line);
+        n++;
+    }
+    return n;
+}
+
+/* JSON-lines metrics are JSON also where a number is not finite (the accuracy of a
+ * training row of classify and tags runs): null, not nan. */
+Test(cli, metrics_jsonl_is_json)
+{
+    gen_classify(P("c.tsv"), 80, 3);
+    run t = recur("train", "--data", P("c.tsv"), "--valid", P("c.tsv"), "--data-kind", "classify", "--out", P("cls"),
+                  SMALL, "--steps", "12", "--eval-every", "6", "--metrics", "jsonl", NULL);
+    OK(t);
+    cr_assert_geq(check_jsonl(P("cls/metrics.jsonl")), 4);
+    cr_assert(has(slurp(P("cls/metrics.jsonl"), NULL), "\"acc\": null"), "the training rows' accuracy is null");
+    gen_tags(P("t.txt"), 60, 4);
+    run g = recur("train", "--data", P("t.txt"), "--valid", P("t.txt"), "--data-kind", "tags", "--out", P("tags"),
+                  SMALL, "--steps", "8", "--eval-every", "4", "--metrics", "jsonl", NULL);
+    OK(g);
+    cr_assert_geq(check_jsonl(P("tags/metrics.jsonl")), 3);
+    char *data = P("text.txt");
+    gen_text(data, 4000, 1, 0);
+    run c = recur("train", "--data", data, "--out", P("chars"), SMALL, "--steps", "6", "--eval-every", "3", "--metrics",
+                  "jsonl", NULL);
+    OK(c);
+    cr_assert_geq(check_jsonl(P("chars/metrics.jsonl")), 3);
+}
