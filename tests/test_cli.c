@@ -1627,3 +1627,37 @@ Test(cli, metrics_jsonl_is_json)
     OK(c);
     cr_assert_geq(check_jsonl(P("chars/metrics.jsonl")), 3);
 }
+
+/* Labels renamed or reordered between training and evaluation (or resuming) would
+ * silently swap the model's classes: the label set is checked like the vocabulary,
+ * and the message names the first label that differs. */
+Test(cli, eval_resume_other_labels)
+{
+    gen_classify(P("c.tsv"), 60, 5);
+    char *orig = slurp(P("c.tsv"), NULL), *renamed = fmt("%s", orig);
+    for (char *p = renamed; (p = strstr(p, "La\t")) != NULL; p++) p[1] = 'z';   /* La -> Lz: the same count */
+    spit_str(P("r.tsv"), renamed);
+    run t = recur("train", "--data", P("c.tsv"), "--valid", P("c.tsv"), "--data-kind", "classify", "--out", P("cls"),
+                  SMALL, "--steps", "3", NULL);
+    OK(t);
+    run same = recur("eval", "--checkpoint", P("cls/last.ckpt"), "--data", P("c.tsv"), "--valid", P("c.tsv"), NULL);
+    OK(same);
+    run e = recur("eval", "--checkpoint", P("cls/last.ckpt"), "--data", P("r.tsv"), "--valid", P("r.tsv"), NULL);
+    EXPECT_EXIT(e, 1);
+    cr_assert(has(e.err, "label") && has(e.err, "'La'"), "the first differing label named: " SHOW(e));
+    run r = recur("train", "--out", P("cls"), "--resume", "--data", P("r.tsv"), "--valid", P("r.tsv"), "--steps", "6",
+                  NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "label") && has(r.err, "'La'"), SHOW(r));
+    /* tags: a tag renamed */
+    gen_tags(P("t.txt"), 40, 6);
+    char *tags = fmt("%s", slurp(P("t.txt"), NULL));
+    for (char *p = tags; (p = strstr(p, "/A")) != NULL; p++) p[1] = 'Q';
+    spit_str(P("t2.txt"), tags);
+    run tt = recur("train", "--data", P("t.txt"), "--valid", P("t.txt"), "--data-kind", "tags", "--out", P("tags"),
+                   SMALL, "--steps", "3", NULL);
+    OK(tt);
+    run et = recur("eval", "--checkpoint", P("tags/last.ckpt"), "--data", P("t2.txt"), "--valid", P("t2.txt"), NULL);
+    EXPECT_EXIT(et, 1);
+    cr_assert(has(et.err, "label") && has(et.err, "'A'"), SHOW(et));
+}
