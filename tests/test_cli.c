@@ -1465,6 +1465,21 @@ Test(cli, compare_many_cells_and_columns)
     const char *table = strstr(t.out, "tokens/s");
     cr_assert_not_null(table, SHOW(t));
     cr_assert(!has(table, "nan") && !has(table, "training failed"), "tokens/s of every run read back: " SHOW(t));
+    /* a long --out holds its run folders (it was cut at 900 characters), and one whose run
+     * folders would not fit is refused */
+    char *deep = fmt("%s/cmp", g_dir);
+    while (strlen(deep) < 1021) deep = fmt("%s/%0200d", deep, 0);
+    deep[1010] = 0;
+    run lo = recur("compare", "rnn", "gru", "--train", data, "--out", deep, "--hidden", "2", "--seq", "2", "--batch", "1",
+                   "--steps", "1", "--progress", "0", NULL);
+    OK(lo);
+    cr_assert(exists(fmt("%s/rnn/last.ckpt", deep)) && exists(fmt("%s/gru/last.ckpt", deep)), SHOW(lo));
+    deep[1010] = '0';
+    deep[1021] = 0;
+    run lo2 = recur("compare", "rnn", "gru", "--train", data, "--out", deep, "--hidden", "2", "--seq", "2", "--batch",
+                    "1", "--steps", "1", "--progress", "0", NULL);
+    EXPECT_EXIT(lo2, 1);
+    cr_assert(has(lo2.err, "longer than"), SHOW(lo2));
     /* and inspect --gradient-flow: every cell of the list */
     char list[200] = "rnn";
     for (int i = 1; i < 17; i++) strcat(list, ",rnn");

@@ -268,7 +268,16 @@ static int train_all(const config *c, entry *es, int n, char *msg, size_t len)
         *c2 = *c;
         snprintf(c2->cell, sizeof c2->cell, "%s", es[k].spec);
         snprintf(c2->data, sizeof c2->data, "%s", c->train);
-        snprintf(c2->out, sizeof c2->out, "%.900s/%.63s", c->out, es[k].label);
+        if (strlen(c->out) + 1 + strlen(es[k].label) >= sizeof c2->out) {
+            snprintf(msg, len, "--out %.60s...: the run folders inside it would be longer than %zu characters", c->out,
+                     sizeof c2->out - 1);
+            free(c2);
+            return -1;
+        }
+        size_t ol = strlen(c->out);   /* fits: checked above */
+        memcpy(c2->out, c->out, ol);
+        c2->out[ol] = '/';
+        memcpy(c2->out + ol + 1, es[k].label, strlen(es[k].label) + 1);
         snprintf(c2->metrics, sizeof c2->metrics, "csv");
         c2->resume = 0;
         if (!config_was_set(c, "sample")) c2->sample = 0;
@@ -332,6 +341,10 @@ static int compare_cells(config *c, const char *const *specs, int n, char *msg, 
         return 1;
     }
     for (int k = 0; k < n; k++) {
+        if (strlen(specs[k]) >= sizeof es[k].spec) {
+            snprintf(msg, len, "cell '%.60s...' : the name is longer than %zu characters", specs[k], sizeof es[k].spec - 1);
+            goto done;
+        }
         snprintf(es[k].spec, sizeof es[k].spec, "%s", specs[k]);
         cell_label(specs[k], es[k].label, sizeof es[k].label);
         for (int j = 0; j < k; j++)   /* the same cell twice: keep run folders apart */
