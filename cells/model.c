@@ -186,6 +186,22 @@ static rc_status bind_params(rc_model *m, built *b)
     return RC_OK;
 }
 
+/* Plans b with its roots: the output, the loss (when it has one) and every final state
+ * (layers x directions x states of them, as many as the model has). */
+static rc_status plan_built(rc_model *m, built *b, unsigned flags)
+{
+    rc_node **roots = malloc((size_t)(m->nslots + 2) * sizeof *roots);
+    if (!roots) return mfail(m, RC_ERR_NOMEM, "out of memory planning the model");
+    int nr = 0;
+    roots[nr++] = b->out;
+    if (b->loss) roots[nr++] = b->loss;
+    for (int i = 0; i < m->nslots; i++) roots[nr++] = b->fin[i];
+    b->p = rc_plan_new_ex(b->g, nr, roots, flags);
+    free(roots);
+    if (!b->p) return mfail(m, rc_graph_status(b->g), "model plan: %s", rc_graph_error(b->g));
+    return RC_OK;
+}
+
 static built *get_built(rc_model *m, int T, int B, int masked, int stream)
 {
     for (int i = 0; i < m->ncache; i++) {
@@ -211,15 +227,7 @@ static built *get_built(rc_model *m, int T, int B, int masked, int stream)
     b->T = T; b->B = B; b->masked = masked; b->stream = stream;
     rc_status s = build_graph(m, b);
     if (s == RC_OK) s = bind_params(m, b);
-    if (s == RC_OK) {
-        rc_node *roots[2 + 16 * 2 * 16];
-        int nr = 0;
-        roots[nr++] = b->out;
-        if (b->loss) roots[nr++] = b->loss;
-        for (int i = 0; i < m->nslots && nr < (int)(sizeof roots / sizeof *roots); i++) roots[nr++] = b->fin[i];
-        b->p = rc_plan_new_ex(b->g, nr, roots, (stream ? RC_PLAN_NO_GRAD : 0) | m->o.plan_flags);
-        if (!b->p) s = mfail(m, rc_graph_status(b->g), "model plan: %s", rc_graph_error(b->g));
-    }
+    if (s == RC_OK) s = plan_built(m, b, (stream ? RC_PLAN_NO_GRAD : 0) | m->o.plan_flags);
     if (s != RC_OK) {
         built_free(b);
         if (victim == m->ncache - 1) m->ncache--;
@@ -289,12 +297,7 @@ static rc_model *model_make(const rc_cell *cell, const rc_model_opts *opts)
     if (E) rc_param_set_init(E, RC_INIT_UNIFORM, 1.0f);   /* unit-scale inputs, like nn.Embedding */
     if (bind_params(m, b) != RC_OK) return m;
     /* the store's own plan serves one-sequence streams */
-    rc_node *roots[1 + 16 * 2 * 16];
-    int nr = 0;
-    roots[nr++] = b->out;
-    for (int i = 0; i < m->nslots && nr < (int)(sizeof roots / sizeof *roots); i++) roots[nr++] = b->fin[i];
-    b->p = rc_plan_new_ex(b->g, nr, roots, RC_PLAN_NO_GRAD);
-    if (!b->p) { mfail(m, rc_graph_status(b->g), "model plan: %s", rc_graph_error(b->g)); return m; }
+    if (plan_built(m, b, RC_PLAN_NO_GRAD) != RC_OK) return m;
     m->ncache = 1;
     if (rc_model_init(m, o->seed) != RC_OK) return m;
     alloc_states(m, &m->state, 1);
@@ -497,8 +500,9 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
         for (int l = 0; l < o->layers; l++)
             for (int st = 0; st < m->nst; st++) {
                 int k = slot(m, l, 0, st);
-                memcpy(m->state[k], rc_plan_value(b->p, b->fin[k]),
-                       (size_t)B * (size_t)m->cell->state_size[st] * sizeof(float));
+                const float *v = rc_plan_value(b->p, b->fin[k]);
+                if (!v) return mfail(m, RC_ERR_STATE, "forward: final state %d of layer %d was not computed", st, l);
+                memcpy(m->state[k], v, (size_t)B * (size_t)m->cell->state_size[st] * sizeof(float));
             }
     m->last = b;
     return RC_OK;
@@ -676,9 +680,11 @@ rc_status rc_model_stream_step(rc_model *m, const float *x, const int32_t *token
     if (s != RC_OK) return s;
     rc_plan_set_training(b->p, 0);
     if (rc_plan_forward(b->p) != RC_OK) return mfail(m, RC_ERR_ARG, "stream: %s", rc_plan_error(b->p));
-    for (int k = 0; k < m->nslots; k++)
-        memcpy(m->sstate[k], rc_plan_value(b->p, b->fin[k]),
-               (size_t)B * (size_t)m->cell->state_size[k % m->nst] * sizeof(float));
+    for (int k = 0; k < m->nslots; k++) {
+        const float *v = rc_plan_value(b->p, b->fin[k]);
+        if (!v) return mfail(m, RC_ERR_STATE, "stream: final state %d was not computed", k);
+        memcpy(m->sstate[k], v, (size_t)B * (size_t)m->cell->state_size[k % m->nst] * sizeof(float));
+    }
     *out = rc_plan_value(b->p, b->out);
     return RC_OK;
 }

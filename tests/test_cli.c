@@ -1388,3 +1388,291 @@ Test(cli, tags_run)
     double acc = number_after(e.out, " acc ");
     cr_assert(acc >= 0.95, "tagging each word with its capital: acc %g: " SHOWF, acc, SHOWA(e));
 }
+
+/* ======================================================================================
+ * 9. Sizes come from the model and the data, not from guesses
+ * ==================================================================================== */
+
+/* A cell of 70 weight matrices in 64 layers: 4,483 parameter tensors and 66 parameter
+ * groups (embed, l0..l63, out), each with its own gradient-norm column. */
+Test(cli, many_parameter_tensors)
+{
+    char *cell = P("wide.cell"), *data = P("text.txt");
+    FILE *f = fopen(cell, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "cell wide (x) -> h\n  h' = tanh(U @ h");
+    for (int i = 0; i < 69; i++) fprintf(f, " + W%d @ x", i);
+    fprintf(f, ")\n");
+    cr_assert_eq(fclose(f), 0);
+    gen_text(data, 3000, 3, 0);
+    run t = recur("train", "--data", data, "--out", P("run"), SMALL, "--cell", cell, "--layers", "64", "--hidden", "2",
+                  "--embed", "2", "--seq", "2", "--batch", "1", "--steps", "2", "--eval-every", "0", NULL);
+    OK(t);
+    char *m = slurp(P("run/metrics.csv"), NULL);
+    cr_assert_not_null(m);
+    const char *hdr = strstr(m, "\nkind,");
+    cr_assert_not_null(hdr, "%s", m);
+    cr_assert(has(hdr, ",gn_embed,gn_l0,gn_l1,") && has(hdr, ",gn_l62,gn_l63,gn_out,tokens_per_s,elapsed_s\n"),
+              "one gradient-norm column per group: %.2000s", hdr);
+}
+
+/* Validation in the middle of an epoch saves and restores the carried state of every
+ * layer: 40 LSTM layers carry 80 states. Training with and without such validations
+ * ends in the same parameters and carried state. */
+Test(cli, mid_epoch_validation_keeps_deep_state)
+{
+    char *data = P("text.txt");
+    gen_text(data, 20000, 17, 0);
+    run a = recur("train", "--data", data, "--out", P("a"), SMALL, "--layers", "40", "--hidden", "4", "--steps", "9",
+                  "--eval-every", "0", "--valid-frac", "0.05", NULL);
+    OK(a);
+    run b = recur("train", "--data", data, "--out", P("b"), SMALL, "--layers", "40", "--hidden", "4", "--steps", "9",
+                  "--eval-every", "3", "--valid-frac", "0.05", NULL);
+    OK(b);
+    cr_assert(has(b.out, "valid loss"), SHOW(b));
+    ckfile x, y;
+    ck_read(P("a/last.ckpt"), &x);
+    ck_read(P("b/last.ckpt"), &y);
+    int n = 0;
+    for (int i = 0; i < x.n; i++) {
+        const entry *e = &x.e[i], *f = ck_find(&y, e->name);
+        if (strncmp(e->name, "param/", 6) && strncmp(e->name, "state/", 6)) continue;
+        cr_assert(f && f->bytes == e->bytes, "'%s' missing or of another size", e->name);
+        cr_assert(memcmp(e->data, f->data, (size_t)e->bytes) == 0,
+                  "'%s' differs after validations in the middle of the epoch", e->name);
+        n++;
+    }
+    cr_assert_gt(n, 80 + 40 * 8, "compared %d entries", n);
+}
+
+/* recur compare takes every cell it is given (not the first 16), and reads back the
+ * metrics of runs with many gradient-norm columns (60 layers: 62 groups, 72 columns). */
+Test(cli, compare_many_cells_and_columns)
+{
+    const char *args[40] = { "compare" };
+    int n = 1;
+    for (int i = 0; i < 17; i++) args[n++] = "rnn";
+    const char *tail[] = { "--hidden", "4", "--seq", "3", "--batch", "2" };
+    for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) args[n++] = tail[i];
+    run r = recur_argv(args, n);
+    OK(r);
+    cr_assert(has(r.out, "rnn-16") && has(r.out, "rnn-17"), "17 cells compared: " SHOW(r));
+    char *data = P("text.txt");
+    gen_text(data, 3000, 9, 0);
+    run t = recur("compare", "rnn", "gru", "--train", data, "--out", P("cmp"), "--layers", "60", "--hidden", "2",
+                  "--seq", "2", "--batch", "1", "--steps", "2", "--progress", "0", NULL);
+    OK(t);
+    const char *table = strstr(t.out, "tokens/s");
+    cr_assert_not_null(table, SHOW(t));
+    cr_assert(!has(table, "nan") && !has(table, "training failed"), "tokens/s of every run read back: " SHOW(t));
+    /* a long --out holds its run folders (it was cut at 900 characters), and one whose run
+     * folders would not fit is refused */
+    char *deep = fmt("%s/cmp", g_dir);
+    while (strlen(deep) < 1021) deep = fmt("%s/%0200d", deep, 0);
+    deep[1010] = 0;
+    run lo = recur("compare", "rnn", "gru", "--train", data, "--out", deep, "--hidden", "2", "--seq", "2", "--batch", "1",
+                   "--steps", "1", "--progress", "0", NULL);
+    OK(lo);
+    cr_assert(exists(fmt("%s/rnn/last.ckpt", deep)) && exists(fmt("%s/gru/last.ckpt", deep)), SHOW(lo));
+    deep[1010] = '0';
+    deep[1021] = 0;
+    run lo2 = recur("compare", "rnn", "gru", "--train", data, "--out", deep, "--hidden", "2", "--seq", "2", "--batch",
+                    "1", "--steps", "1", "--progress", "0", NULL);
+    EXPECT_EXIT(lo2, 1);
+    cr_assert(has(lo2.err, "longer than"), SHOW(lo2));
+    /* and inspect --gradient-flow: every cell of the list */
+    char list[200] = "rnn";
+    for (int i = 1; i < 17; i++) strcat(list, ",rnn");
+    run g = recur("inspect", "--gradient-flow", "--cells", list, "--seq", "3", "--batch", "2", "--hidden", "4", NULL);
+    OK(g);
+    const char *sum = strstr(g.out, "summary:");
+    cr_assert_not_null(sum, SHOW(g));
+    int rows = 0;
+    for (const char *p = sum; (p = strstr(p, "\n  rnn ")) != NULL; p++) rows++;
+    cr_assert_eq(rows, 17, "17 cells in the gradient-flow summary, got %d: " SHOWF, rows, SHOWA(g));
+}
+
+/* CSV split fractions are checked like the text corpora's: each in [0, 1), a sum below
+ * 1 (a negative one read before the rows; two of 0.7 made a training part of -120 rows). */
+Test(cli, csv_bad_fractions)
+{
+    char *data = P("series.csv");
+    gen_csv(data, 400);
+    static const char *cases[][2] = { { "-1", "0" }, { "0.7", "0.7" }, { "0", "1" }, { "1.5", "0" } };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run r = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", cases[i][0], "--test-frac",
+                      cases[i][1], "--out", P("run"), SMALL, "--steps", "1", NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(has(r.err, "--valid-frac") && has(r.err, "[0, 1)") && !has(r.err, "steps"), SHOW(r));
+    }
+    run ok = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", "0.2", "--test-frac", "0.1", "--out",
+                   P("run"), SMALL, "--steps", "1", NULL);
+    OK(ok);
+}
+
+/* A folder of text and an --out that is that folder (or inside it, or a link to it):
+ * refused before anything is written, since the run's corpus.txt, checkpoints and
+ * metrics would join the corpus (corpus.txt reading itself grew without bound). */
+Test(cli, out_inside_data_folder)
+{
+    char *dir = P("texts");
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    gen_text(P("texts/a.txt"), 3000, 1, 0);
+    gen_text(P("texts/b.txt"), 3000, 2, 0);
+    cr_assert_eq(symlink(dir, P("link")), 0);
+    const char *outs[] = { dir, P("texts/"), P("texts/run"), P("texts/new/deeper"), P("link"), P("link/run"),
+                           P("texts/../texts"), fmt("%s/./texts/x/..", g_dir) };
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++) {
+        run r = recur("train", "--data", dir, "--out", outs[i], SMALL, "--steps", "2", NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(has(r.err, "data folder") && has(r.err, "--out"), SHOW(r));
+        cr_assert(!exists(P("texts/corpus.txt")) && !exists(P("texts/last.ckpt")) && !exists(P("texts/run")) &&
+                      !exists(P("texts/new")),
+                  "nothing written into the data folder: " SHOW(r));
+    }
+    /* through a relative path too, and the same refusal from eval */
+    run ok = recur("train", "--data", dir, "--out", P("run"), SMALL, "--steps", "2", NULL);
+    OK(ok);
+    run e = recur("eval", "--out", P("run"), "--data", dir, "--checkpoint", P("run/last.ckpt"), NULL);
+    OK(e);
+    cr_assert_eq(chdir(g_dir), 0);
+    run rel = recur("train", "--data", "texts", "--out", "texts/sub/..", SMALL, "--steps", "2", NULL);
+    EXPECT_EXIT(rel, 1);
+    cr_assert(has(rel.err, "data folder"), SHOW(rel));
+    run sib = recur("train", "--data", "texts", "--out", "texts2", SMALL, "--steps", "2", NULL);
+    OK(sib);   /* a sibling whose name starts with the data folder's */
+}
+
+/* ---- a strict JSON reader (RFC 8259 values: no nan, inf or other bare words) ---------- */
+
+static const char *json_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+/* The end of the JSON value at p, or NULL when there is none. */
+static const char *json_value(const char *p, int depth)
+{
+    p = json_ws(p);
+    if (depth > 64) return NULL;
+    if (*p == '"') {
+        for (p++; *p && *p != '"'; p++) {
+            if ((unsigned char)*p < 0x20) return NULL;
+            if (*p == '\\' && !*++p) return NULL;
+        }
+        return *p == '"' ? p + 1 : NULL;
+    }
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        p = json_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (*p != '"' || !(p = json_value(p, depth + 1))) return NULL;
+                p = json_ws(p);
+                if (*p++ != ':') return NULL;
+            }
+            if (!(p = json_value(p, depth + 1))) return NULL;
+            p = json_ws(p);
+            if (*p == close) return p + 1;
+            if (*p++ != ',') return NULL;
+            p = json_ws(p);
+        }
+    }
+    if (!strncmp(p, "null", 4)) return p + 4;
+    if (!strncmp(p, "true", 4)) return p + 4;
+    if (!strncmp(p, "false", 5)) return p + 5;
+    const char *s = p;
+    if (*p == '-') p++;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') while (*p >= '0' && *p <= '9') p++;
+    else return NULL;
+    if (*p == '.') {
+        if (!(*++p >= '0' && *p <= '9')) return NULL;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!(*p >= '0' && *p <= '9')) return NULL;
+        while (*p >= '0' && *p <= '9') p++;
+    }
+    return p > s ? p : NULL;
+}
+
+/* Every line of path is one JSON object; returns the number of lines. */
+static int check_jsonl(const char *path)
+{
+    char *m = slurp(path, NULL);
+    cr_assert_not_null(m, "no %s", path);
+    int n = 0;
+    for (char *line = m, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        cr_assert_not_null(nl, "%s: the last line has no newline", path);
+        *nl = 0;
+        const char *end = json_value(line, 0);
+        cr_assert(line[0] == '{' && end && *json_ws(end) == 0, "%s line %d is not JSON: %s", path, n + 1, line);
+        if (!strncmp(line, "{\"kind\"", 7))   /* rows (the run record holds paths, which may spell anything) */
+            cr_assert(!has(line, "nan") && !has(line, "inf"), "%s line %d: %s", path, n + 1, line);
+        n++;
+    }
+    return n;
+}
+
+/* JSON-lines metrics are JSON also where a number is not finite (the accuracy of a
+ * training row of classify and tags runs): null, not nan. */
+Test(cli, metrics_jsonl_is_json)
+{
+    gen_classify(P("c.tsv"), 80, 3);
+    run t = recur("train", "--data", P("c.tsv"), "--valid", P("c.tsv"), "--data-kind", "classify", "--out", P("cls"),
+                  SMALL, "--steps", "12", "--eval-every", "6", "--metrics", "jsonl", NULL);
+    OK(t);
+    cr_assert_geq(check_jsonl(P("cls/metrics.jsonl")), 4);
+    cr_assert(has(slurp(P("cls/metrics.jsonl"), NULL), "\"acc\": null"), "the training rows' accuracy is null");
+    gen_tags(P("t.txt"), 60, 4);
+    run g = recur("train", "--data", P("t.txt"), "--valid", P("t.txt"), "--data-kind", "tags", "--out", P("tags"),
+                  SMALL, "--steps", "8", "--eval-every", "4", "--metrics", "jsonl", NULL);
+    OK(g);
+    cr_assert_geq(check_jsonl(P("tags/metrics.jsonl")), 3);
+    char *data = P("text.txt");
+    gen_text(data, 4000, 1, 0);
+    run c = recur("train", "--data", data, "--out", P("chars"), SMALL, "--steps", "6", "--eval-every", "3", "--metrics",
+                  "jsonl", NULL);
+    OK(c);
+    cr_assert_geq(check_jsonl(P("chars/metrics.jsonl")), 3);
+}
+
+/* Labels renamed or reordered between training and evaluation (or resuming) would
+ * silently swap the model's classes: the label set is checked like the vocabulary,
+ * and the message names the first label that differs. */
+Test(cli, eval_resume_other_labels)
+{
+    gen_classify(P("c.tsv"), 60, 5);
+    char *orig = slurp(P("c.tsv"), NULL), *renamed = fmt("%s", orig);
+    for (char *p = renamed; (p = strstr(p, "La\t")) != NULL; p++) p[1] = 'z';   /* La -> Lz: the same count */
+    spit_str(P("r.tsv"), renamed);
+    run t = recur("train", "--data", P("c.tsv"), "--valid", P("c.tsv"), "--data-kind", "classify", "--out", P("cls"),
+                  SMALL, "--steps", "3", NULL);
+    OK(t);
+    run same = recur("eval", "--checkpoint", P("cls/last.ckpt"), "--data", P("c.tsv"), "--valid", P("c.tsv"), NULL);
+    OK(same);
+    run e = recur("eval", "--checkpoint", P("cls/last.ckpt"), "--data", P("r.tsv"), "--valid", P("r.tsv"), NULL);
+    EXPECT_EXIT(e, 1);
+    cr_assert(has(e.err, "label") && has(e.err, "'La'"), "the first differing label named: " SHOW(e));
+    run r = recur("train", "--out", P("cls"), "--resume", "--data", P("r.tsv"), "--valid", P("r.tsv"), "--steps", "6",
+                  NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "label") && has(r.err, "'La'"), SHOW(r));
+    /* tags: a tag renamed */
+    gen_tags(P("t.txt"), 40, 6);
+    char *tags = fmt("%s", slurp(P("t.txt"), NULL));
+    for (char *p = tags; (p = strstr(p, "/A")) != NULL; p++) p[1] = 'Q';
+    spit_str(P("t2.txt"), tags);
+    run tt = recur("train", "--data", P("t.txt"), "--valid", P("t.txt"), "--data-kind", "tags", "--out", P("tags"),
+                   SMALL, "--steps", "3", NULL);
+    OK(tt);
+    run et = recur("eval", "--checkpoint", P("tags/last.ckpt"), "--data", P("t2.txt"), "--valid", P("t2.txt"), NULL);
+    EXPECT_EXIT(et, 1);
+    cr_assert(has(et.err, "label") && has(et.err, "'A'"), SHOW(et));
+}

@@ -1253,3 +1253,48 @@ Test(model, training_lowers_loss)
     train_prev_token(b, STEPS);
     cr_expect(memcmp(a, b, sizeof a) == 0, "the same seed gave different losses");
 }
+
+/* ---- many final states: every (layer, direction, state) is a root -------------------------- */
+
+/* A cell of 9 states in 64 layers: 576 final states, more than the 2 + 16*2*16 roots the
+ * model once had room for. Carrying them (a forward with carry, a stream step) must find
+ * every final state computed, down to the last layer's last state. */
+Test(model, carry_many_states_deep)
+{
+    enum { L = 64, NS = 9, H = 2, I = 3, T = 2, B = 2, O = 3 };
+    char text[1024], err[512] = "";
+    int k = snprintf(text, sizeof text, "cell many (x) -> h");
+    for (int s = 1; s < NS; s++) k += snprintf(text + k, sizeof text - (size_t)k, ", s%d", s);
+    k += snprintf(text + k, sizeof text - (size_t)k, "\n  h' = tanh(W_xh @ x + W_hh @ h + b_h)\n");
+    for (int s = 1; s < NS; s++) k += snprintf(text + k, sizeof text - (size_t)k, "  s%d' = tanh(s%d + h')\n", s, s);
+    cr_assert_lt(k, (int)sizeof text);
+    rc_cell *cell = rc_cell_parse(text, strlen(text), "many", H, err, sizeof err);
+    cr_assert_not_null(cell, "parse: %s", err);
+    cr_assert_eq(rc_cell_state_count(cell), NS);
+    rc_model_opts o = mk_opts(I, 0, L, 0, RC_HEAD_LINEAR, O);
+    rc_model *m = new_model(cell, &o);
+    float x[T * B * I], y[T * B * O];
+    uint64_t s = 5;
+    for (int i = 0; i < T * B * I; i++) x[i] = rng_unif(&s);
+    for (int i = 0; i < T * B * O; i++) y[i] = rng_unif(&s);
+    rc_batch b = { .T = T, .B = B, .x = x, .y = y };
+    rc_model_set_carry(m, 1);
+    double loss = 0;
+    cr_assert_eq(rc_model_forward(m, &b, &loss), RC_OK, "%s", rc_model_error(m));
+    /* the last layer's last state after T steps of s' = tanh(s + h'), from s = 0 */
+    int gotB = 0;
+    const float *st = rc_model_get_state(m, L - 1, 0, "s8", &gotB);
+    cr_assert_not_null(st);
+    cr_assert_eq(gotB, B);
+    int nonzero = 0;
+    for (int i = 0; i < B * H; i++) nonzero |= st[i] != 0.0f && isfinite(st[i]);
+    cr_expect(nonzero, "layer %d's state s8 was not carried (all zero)", L - 1);
+    /* a second forward from the carried state, then a stream */
+    cr_assert_eq(rc_model_forward(m, &b, &loss), RC_OK, "%s", rc_model_error(m));
+    cr_assert_eq(rc_model_stream_reset(m, 1), RC_OK, "%s", rc_model_error(m));
+    const float *out = NULL;
+    for (int t = 0; t < 3; t++) cr_assert_eq(rc_model_stream_step(m, x, NULL, &out), RC_OK, "%s", rc_model_error(m));
+    cr_assert_not_null(out);
+    for (int i = 0; i < O; i++) cr_expect(isfinite(out[i]));
+    rc_model_free(m);
+}

@@ -10,8 +10,6 @@
 #include "commands.h"
 #include "recur.h"
 
-#define MAX_CELLS 16
-
 typedef struct entry {
     char spec[1024], label[64];
     rc_cell *cell;
@@ -114,17 +112,25 @@ static int read_metrics(const char *path, entry *e)
 {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
-    char line[8192];
-    int c_kind = -1, c_step = -1, c_loss = -1, c_tps = -1, c_el = -1;
+    char *line = NULL, **cols = NULL;
+    size_t cap = 0;
+    int c_kind = -1, c_step = -1, c_loss = -1, c_tps = -1, c_el = -1, rc = 0;
     double tsum = 0;
     long tn = 0;
     e->train_loss = e->valid_loss = e->best_valid = NAN;
-    while (fgets(line, sizeof line, f)) {
+    while (getline(&line, &cap, f) > 0) {   /* a line and its columns: as many as the run wrote */
         if (line[0] == '#') continue;
         line[strcspn(line, "\r\n")] = 0;
-        char *cols[64];
-        int nc = 0;
-        for (char *p = line, *q; nc < 64; p = q + 1) {
+        int nc = 1;
+        for (const char *p = line; *p; p++) nc += *p == ',';
+        char **grown = realloc(cols, (size_t)nc * sizeof *cols);
+        if (!grown) {
+            rc = -1;
+            break;
+        }
+        cols = grown;
+        nc = 0;
+        for (char *p = line, *q;; p = q + 1) {
             cols[nc++] = p;
             if (!(q = strchr(p, ','))) break;
             *q = 0;
@@ -166,8 +172,10 @@ static int read_metrics(const char *path, entry *e)
         }
     }
     fclose(f);
+    free(line);
+    free(cols);
     e->tps = tn ? tsum / (double)tn : NAN;
-    return 0;
+    return rc;
 }
 
 /* The loss curves of all trained cells: <out>.dat (a gnuplot index block per cell and
@@ -192,7 +200,12 @@ static int plot_curves(const config *c, entry *es, int n, const char *out, char 
         snprintf(msg, len, "%.1500s: %s", dat, strerror(errno));
         return -1;
     }
-    int block = 0, idx[MAX_CELLS][2];
+    int block = 0, (*idx)[2] = calloc((size_t)n, sizeof *idx);
+    if (!idx) {
+        fclose(f);
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
     for (int k = 0; k < n; k++) {
         idx[k][0] = idx[k][1] = -1;
         if (!es[k].trained) continue;
@@ -210,10 +223,12 @@ static int plot_curves(const config *c, entry *es, int n, const char *out, char 
     }
     if (fclose(f) != 0 || block == 0) {
         snprintf(msg, len, block ? "%.1500s: write failed" : "%.1500s: no loss values to plot", dat);
+        free(idx);
         return -1;
     }
     if (!(f = fopen(gp, "w"))) {
         snprintf(msg, len, "%.1500s: %s", gp, strerror(errno));
+        free(idx);
         return -1;
     }
     static const char *colors[] = { "#4477aa", "#cc3311", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb", "#000000" };
@@ -229,6 +244,7 @@ static int plot_curves(const config *c, entry *es, int n, const char *out, char 
                     kind ? "valid" : "train");
             first = 0;
         }
+    free(idx);
     fprintf(f, "\n");
     if (fclose(f) != 0) {
         snprintf(msg, len, "%.1500s: write failed", gp);
@@ -252,7 +268,16 @@ static int train_all(const config *c, entry *es, int n, char *msg, size_t len)
         *c2 = *c;
         snprintf(c2->cell, sizeof c2->cell, "%s", es[k].spec);
         snprintf(c2->data, sizeof c2->data, "%s", c->train);
-        snprintf(c2->out, sizeof c2->out, "%.900s/%.63s", c->out, es[k].label);
+        if (strlen(c->out) + 1 + strlen(es[k].label) >= sizeof c2->out) {
+            snprintf(msg, len, "--out %.60s...: the run folders inside it would be longer than %zu characters", c->out,
+                     sizeof c2->out - 1);
+            free(c2);
+            return -1;
+        }
+        size_t ol = strlen(c->out);   /* fits: checked above */
+        memcpy(c2->out, c->out, ol);
+        c2->out[ol] = '/';
+        memcpy(c2->out + ol + 1, es[k].label, strlen(es[k].label) + 1);
         snprintf(c2->metrics, sizeof c2->metrics, "csv");
         c2->resume = 0;
         if (!config_was_set(c, "sample")) c2->sample = 0;
@@ -297,15 +322,9 @@ static int train_all(const config *c, entry *es, int n, char *msg, size_t len)
     return 0;
 }
 
-int cmd_compare(config *c, int npos, char **pos)
+/* The comparison of cells specs[0..n). */
+static int compare_cells(config *c, const char *const *specs, int n, char *msg, size_t len)
 {
-    char msg[2048] = "", list[sizeof c->cells];
-    const char *specs[MAX_CELLS];
-    int n = 0;
-    for (int i = 0; i < npos && n < MAX_CELLS; i++) specs[n++] = pos[i];
-    snprintf(list, sizeof list, "%s", c->cells);
-    for (char *tok = strtok(list, ","); tok && n < MAX_CELLS; tok = strtok(NULL, ","))
-        if (*tok) specs[n++] = tok;
     if (n < 2) {
         fprintf(stderr, "recur compare: give at least two cells (recur compare lstm gru [options], or --cells lstm,gru)\n");
         return 2;
@@ -322,6 +341,10 @@ int cmd_compare(config *c, int npos, char **pos)
         return 1;
     }
     for (int k = 0; k < n; k++) {
+        if (strlen(specs[k]) >= sizeof es[k].spec) {
+            snprintf(msg, len, "cell '%.60s...' : the name is longer than %zu characters", specs[k], sizeof es[k].spec - 1);
+            goto done;
+        }
         snprintf(es[k].spec, sizeof es[k].spec, "%s", specs[k]);
         cell_label(specs[k], es[k].label, sizeof es[k].label);
         for (int j = 0; j < k; j++)   /* the same cell twice: keep run folders apart */
@@ -330,11 +353,11 @@ int cmd_compare(config *c, int npos, char **pos)
                 snprintf(base, sizeof base, "%.40s", es[k].label);
                 snprintf(es[k].label, sizeof es[k].label, "%s-%d", base, (k + 1) % 100);
             }
-        if (!(es[k].cell = tool_cell(specs[k], H, c->forget_bias, msg, sizeof msg))) goto done;
-        if (measure_entry(&es[k], I, T, B, msg, sizeof msg) != 0) {
+        if (!(es[k].cell = tool_cell(specs[k], H, c->forget_bias, msg, len))) goto done;
+        if (measure_entry(&es[k], I, T, B, msg, len) != 0) {
             char m2[2200];
             snprintf(m2, sizeof m2, "%.63s: %.1900s", es[k].label, msg);
-            snprintf(msg, sizeof msg, "%.2000s", m2);
+            snprintf(msg, len, "%.2000s", m2);
             goto done;
         }
     }
@@ -358,7 +381,7 @@ int cmd_compare(config *c, int npos, char **pos)
     row_str("passes: time-batch/GEMM/ew", es, n, c_passes);
     printf("\nstructural diff of the step graphs (as built), each cell against the one before:\n");
     for (int k = 1; k < n; k++) print_diff(&es[k - 1], &es[k]);
-    if (c->train[0] && train_all(c, es, n, msg, sizeof msg) != 0) goto done;
+    if (c->train[0] && train_all(c, es, n, msg, len) != 0) goto done;
     rc = 0;
 done:
     if (rc) fprintf(stderr, "recur compare: %s\n", msg);
@@ -368,5 +391,24 @@ done:
         free(es[k].curve);
     }
     free(es);
+    return rc;
+}
+
+int cmd_compare(config *c, int npos, char **pos)
+{
+    char msg[2048] = "", list[sizeof c->cells];
+    snprintf(list, sizeof list, "%s", c->cells);
+    int n = npos, most = npos + 1;   /* the cells named: arguments, then --cells a,b */
+    for (const char *p = list; *p; p++) most += *p == ',';
+    const char **specs = malloc((size_t)most * sizeof *specs);
+    if (!specs) {
+        fprintf(stderr, "recur compare: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < npos; i++) specs[i] = pos[i];
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
+        if (*tok) specs[n++] = tok;
+    int rc = compare_cells(c, specs, n, msg, sizeof msg);
+    free(specs);
     return rc;
 }

@@ -84,13 +84,22 @@ int ugraph_build(ugraph *u, const rc_cell *cell, int I, int T, int B, char *msg,
         snprintf(msg, len, "out of memory");
         return -1;
     }
-    int shape[2] = { T * B, I };
-    rc_node *x = rc_input(u->g, "x", RC_F32, 2, shape), *out = NULL, *fin[16] = { 0 }, *init[16] = { 0 };
-    int ns = rc_cell_state_count(cell);
-    if (ns > 16) ns = 16;
+    int shape[2] = { T * B, I }, ns = rc_cell_state_count(cell);
+    rc_node *x = rc_input(u->g, "x", RC_F32, 2, shape), *out = NULL;
+    /* the cell's final and initial states; the roots: the output and the final states */
+    rc_node **fin = calloc((size_t)ns + 1, sizeof *fin), **init = calloc((size_t)ns + 1, sizeof *init);
+    u->roots = calloc((size_t)ns + 1, sizeof *u->roots);
     /* named states, for the statistics' and pictures' descriptions: "h0" the initial
      * value, "h" the value after each step */
     rc_node **states = calloc((size_t)T * (size_t)ns + 1, sizeof *states);
+    if (!fin || !init || !u->roots || !states) {
+        snprintf(msg, len, "out of memory");
+        free(fin);
+        free(init);
+        free(states);
+        ugraph_free(u);
+        return -1;
+    }
     for (int i = 0; i < ns; i++) {
         int ss[2] = { B, rc_cell_state_size(cell, i) };
         char nm[64];
@@ -99,8 +108,10 @@ int ugraph_build(ugraph *u, const rc_cell *cell, int I, int T, int B, char *msg,
         if (init[i]) rc_node_set_name(init[i], nm);
     }
     rc_unroll_opts uo = { .init = init, .states = states };
-    if (!states || rc_unroll(u->g, cell, x, T, &uo, &out, fin) != RC_OK) {
-        snprintf(msg, len, "%s", states ? rc_graph_error(u->g) : "out of memory");
+    if (rc_unroll(u->g, cell, x, T, &uo, &out, fin) != RC_OK) {
+        snprintf(msg, len, "%s", rc_graph_error(u->g));
+        free(fin);
+        free(init);
         free(states);
         ugraph_free(u);
         return -1;
@@ -117,6 +128,8 @@ int ugraph_build(ugraph *u, const rc_cell *cell, int I, int T, int B, char *msg,
         for (int k = 0; k < u->nroots; k++) dup |= u->roots[k] == fin[i];
         if (!dup && fin[i]) u->roots[u->nroots++] = fin[i];
     }
+    free(fin);
+    free(init);
     return 0;
 }
 
@@ -134,6 +147,7 @@ void ugraph_free(ugraph *u)
 {
     rc_plan_free(u->p);
     rc_graph_free(u->g);
+    free(u->roots);
     memset(u, 0, sizeof *u);
 }
 
@@ -571,25 +585,30 @@ static int flow_plot(const char *plot, int ncell, char labels[][64], int T, int 
     return run_gnuplot(gp, msg, len);
 }
 
-#define MAX_CELLS 16
-
 static int gradient_flow(config *c)
 {
     char msg[2048] = "", list[sizeof c->cells];
     snprintf(list, sizeof list, "%s", c->cells[0] ? c->cells : (c->cell[0] && config_was_set(c, "cell") ? c->cell : "lstm,gru,rnn"));
-    char *specs[MAX_CELLS];
-    int n = split_list(list, specs, MAX_CELLS), T = c->seq, B = c->batch, H = c->hidden;
-    int I = c->input > 0 ? c->input : H, rc = 1;
-    double *dl[MAX_CELLS] = { 0 }, *dh[MAX_CELLS] = { 0 };
-    char labels[MAX_CELLS][64];
+    int most = 1, T = c->seq, B = c->batch, H = c->hidden;   /* the cells listed: one more than the commas */
+    for (const char *p = list; *p; p++) most += *p == ',';
+    char **specs = calloc((size_t)most, sizeof *specs), (*labels)[64] = calloc((size_t)most, sizeof *labels);
+    double **dl = calloc((size_t)most, sizeof *dl), **dh = calloc((size_t)most, sizeof *dh);
+    int n = specs ? split_list(list, specs, most) : 0, I = c->input > 0 ? c->input : H, rc = 1;
+    if (!specs || !labels || !dl || !dh) {
+        snprintf(msg, sizeof msg, "out of memory");
+        n = 0;
+        goto done;
+    }
     if (n < 1 || T < 1 || B < 1) {
         fprintf(stderr, "recur inspect: --gradient-flow needs cells (--cells a,b), --seq >= 1 and --batch >= 1\n");
-        return 2;
+        rc = 2;
+        goto done;
     }
     int per_step = !strcmp(c->flow_loss, "steps");
     if (!per_step && strcmp(c->flow_loss, "last") != 0) {
         fprintf(stderr, "recur inspect: --flow-loss '%s' is not last or steps\n", c->flow_loss);
-        return 2;
+        rc = 2;
+        goto done;
     }
     for (int k = 0; k < n; k++) {
         rc_cell *cell = tool_cell(specs[k], H, c->forget_bias, msg, sizeof msg);
@@ -643,11 +662,15 @@ static int gradient_flow(config *c)
     }
     rc = 0;
 done:
-    if (rc) fprintf(stderr, "recur inspect: %s\n", msg);
+    if (rc == 1) fprintf(stderr, "recur inspect: %s\n", msg);
     for (int k = 0; k < n; k++) {
         free(dl[k]);
         free(dh[k]);
     }
+    free(specs);
+    free(labels);
+    free(dl);
+    free(dh);
     return rc;
 }
 

@@ -94,65 +94,107 @@ static int parse_schedule(const config *c, rc_schedule *s, char *msg, size_t len
     return 0;
 }
 
-/* Parameter groups for the gradient-norm columns: the name up to the first '.'. */
-static int groups_of(rc_model *m, char names[][32], int *group_of)
+/* Parameter groups for the gradient-norm columns: the name up to the first '.'
+ * ("embed", "l0", "l0r", "out"), as many as the model has. */
+typedef struct pgroups {
+    int n;
+    char **name;      /* n names */
+    int *of;          /* the group of each parameter */
+    double *norm;     /* n gradient norms */
+} pgroups;
+
+static void groups_free(pgroups *g)
 {
-    int ng = 0;
-    for (int i = 0; i < rc_model_param_count(m); i++) {
-        const char *nm = rc_model_param_name(m, i), *dot = strchr(nm, '.');
-        char g[32];
-        snprintf(g, sizeof g, "%.*s", dot ? (int)(dot - nm) : (int)strlen(nm), nm);
-        int k = 0;
-        while (k < ng && strcmp(names[k], g) != 0) k++;
-        if (k == ng && ng < METRICS_MAX_GROUPS) snprintf(names[ng++], 32, "%s", g);
-        group_of[i] = k < METRICS_MAX_GROUPS ? k : METRICS_MAX_GROUPS - 1;
-    }
-    return ng;
+    for (int k = 0; g->name && k < g->n; k++) free(g->name[k]);
+    free(g->name);
+    free(g->of);
+    free(g->norm);
+    memset(g, 0, sizeof *g);
 }
 
-static void group_norms(rc_model *m, const int *group_of, int ng, double *out)
+static int groups_of(rc_model *m, pgroups *g, char *msg, size_t len)
 {
-    for (int g = 0; g < ng; g++) out[g] = 0;
+    int np = rc_model_param_count(m);
+    memset(g, 0, sizeof *g);
+    g->name = calloc((size_t)np + 1, sizeof *g->name);
+    g->of = calloc((size_t)np + 1, sizeof *g->of);
+    g->norm = calloc((size_t)np + 1, sizeof *g->norm);
+    int ok = g->name && g->of && g->norm;
+    for (int i = 0; ok && i < np; i++) {
+        const char *nm = rc_model_param_name(m, i), *dot = strchr(nm, '.');
+        size_t l = dot ? (size_t)(dot - nm) : strlen(nm);
+        int k = 0;
+        while (k < g->n && (strlen(g->name[k]) != l || strncmp(g->name[k], nm, l) != 0)) k++;
+        if (k == g->n && (ok = (g->name[k] = malloc(l + 1)) != NULL)) {
+            memcpy(g->name[k], nm, l);
+            g->name[k][l] = 0;
+            g->n++;
+        }
+        g->of[i] = k;
+    }
+    if (ok) return 0;
+    groups_free(g);
+    snprintf(msg, len, "out of memory");
+    return -1;
+}
+
+static void group_norms(rc_model *m, pgroups *g)
+{
+    for (int k = 0; k < g->n; k++) g->norm[k] = 0;
     for (int i = 0; i < rc_model_param_count(m); i++) {
         const float *gr = model_grad(m, i);
         size_t n = rc_node_size(model_param_node(m, i));
         double s = 0;
         for (size_t k = 0; gr && k < n; k++) s += (double)gr[k] * gr[k];
-        out[group_of[i]] += s;
+        g->norm[g->of[i]] += s;
     }
-    for (int g = 0; g < ng; g++) out[g] = sqrt(out[g]);
+    for (int k = 0; k < g->n; k++) g->norm[k] = sqrt(g->norm[k]);
 }
 
-/* Saves and restores the carried state around a validation in the middle of an epoch. */
-typedef struct saved_state { float *d[64]; int B, n; } saved_state;
+/* Saves and restores the carried state (every layer's) around a validation in the
+ * middle of an epoch or a sample. */
+typedef struct saved_state { float **d; int B, n; } saved_state;
 
-static void state_save(task *t, saved_state *s)
+static void state_free(saved_state *s)
+{
+    for (int i = 0; s->d && i < s->n; i++) free(s->d[i]);
+    free(s->d);
+    memset(s, 0, sizeof *s);
+}
+
+static int state_save(task *t, saved_state *s, char *msg, size_t len)
 {
     memset(s, 0, sizeof *s);
-    rc_model_opts mo = rc_model_options(t->model);
-    for (int l = 0; l < mo.layers; l++)
-        for (int k = 0; k < rc_cell_state_count(t->cell) && s->n < 64; k++) {
+    int L = rc_model_options(t->model).layers, S = rc_cell_state_count(t->cell);
+    s->d = calloc((size_t)L * (size_t)S + 1, sizeof *s->d);
+    for (int l = 0; s->d && l < L; l++)
+        for (int k = 0; k < S; k++, s->n++) {
             int B = 0;
             const float *d = rc_model_get_state(t->model, l, 0, rc_cell_state_name(t->cell, k), &B);
+            if (!d) continue;
             size_t bytes = (size_t)B * (size_t)rc_cell_state_size(t->cell, k) * sizeof(float);
-            s->d[s->n] = d ? malloc(bytes) : NULL;
-            if (s->d[s->n]) memcpy(s->d[s->n], d, bytes);
+            if (!(s->d[s->n] = malloc(bytes))) {
+                state_free(s);
+                break;
+            }
+            memcpy(s->d[s->n], d, bytes);
             s->B = B;
-            s->n++;
         }
+    if (s->d) return 0;
+    snprintf(msg, len, "out of memory saving the carried state");
+    return -1;
 }
 
 static void state_restore(task *t, saved_state *s)
 {
-    rc_model_opts mo = rc_model_options(t->model);
-    int i = 0;
-    for (int l = 0; l < mo.layers; l++)
-        for (int k = 0; k < rc_cell_state_count(t->cell) && i < s->n; k++, i++) {
+    int L = rc_model_options(t->model).layers, S = rc_cell_state_count(t->cell), i = 0;
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < S && i < s->n; k++, i++)
             if (s->d[i]) rc_model_set_state(t->model, l, 0, rc_cell_state_name(t->cell, k), s->B, s->d[i]);
-            free(s->d[i]);
-        }
+    state_free(s);
 }
 
+/* A training run: its task, optimiser, data, log and progress, and the loop's state. */
 typedef struct trainer {
     config *c;
     task t;
@@ -162,8 +204,16 @@ typedef struct trainer {
     rc_schedule sched;
     run_progress pr;
     char last_path[2200], best_path[2200];
-    int groups, group_of[4096], live, validated;
-    char gname[METRICS_MAX_GROUPS][32];
+    pgroups groups;
+    int live, validated;
+    long nb, total_steps;           /* batches per epoch, updates in all (0: unbounded) */
+    double t0, session0;            /* clock at the run's (resumed) start, at this session's */
+    double last_report, win_start;  /* the last progress row, the throughput window's start */
+    double tok_window, loss_acc;    /* targets and loss sum since the last row */
+    long loss_n;
+    int stop, err;
+    const char *why;                /* why the loop stopped */
+    char msg[2048];
 } trainer;
 
 static int save(trainer *tr, const char *path, char *msg, size_t len)
@@ -178,7 +228,7 @@ static int show_sample(trainer *tr, char *msg, size_t len)
     if (!t->is_lm || tr->c->sample <= 0) return 0;
     printf("--- sample at step %lu ---\n", (unsigned long)tr->pr.step);
     saved_state ss;
-    state_save(t, &ss);
+    if (state_save(t, &ss, msg, len) != 0) return -1;
     int rc = print_sample(t, "", tr->c->sample, tr->c->temperature, (unsigned long long)tr->c->seed + tr->pr.step, stdout,
                           msg, len);
     state_restore(t, &ss);
@@ -193,7 +243,10 @@ static int validate(trainer *tr, char *msg, size_t len, int *err)
     task *t = &tr->t;
     if (!(t->is_lm ? t->text.n[DATA_VALID] > 1 : t->seq.set[DATA_VALID].n > 0)) return 0;
     saved_state ss;
-    if (t->is_lm) state_save(t, &ss);
+    if (t->is_lm && state_save(t, &ss, msg, len) != 0) {
+        *err = 1;
+        return 1;
+    }
     double loss, metric;
     int rc = task_evaluate(t, DATA_VALID, &loss, &metric, msg, len);
     if (t->is_lm) state_restore(t, &ss);
@@ -225,25 +278,20 @@ static int validate(trainer *tr, char *msg, size_t len, int *err)
     return tr->c->patience > 0 && tr->pr.bad >= (uint64_t)tr->c->patience;
 }
 
-int cmd_train(config *cfg)
+/* The run folder and, when resuming, the stored configuration under this command
+ * line's options. 0, or -1 with tr->msg. */
+static int open_run(trainer *tr, config *cfg)
 {
-    trainer *tr = calloc(1, sizeof *tr);
-    char msg[2048] = "";
-    int rc = 1;
-    if (!tr) return fprintf(stderr, "recur train: out of memory\n"), 1;
-    if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
-    if (rc_blas_check() != RC_OK)
-        fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
+    if (task_check_out(cfg, tr->msg, sizeof tr->msg) != 0) return -1;
     if (make_dirs(cfg->out) != 0) {
-        fprintf(stderr, "recur train: %s: cannot create the run folder: %s\n", cfg->out, strerror(errno));
-        free(tr);
-        return 1;
+        snprintf(tr->msg, sizeof tr->msg, "%s: cannot create the run folder: %s", cfg->out, strerror(errno));
+        return -1;
     }
     snprintf(tr->last_path, sizeof tr->last_path, "%s/last.ckpt", cfg->out);
     snprintf(tr->best_path, sizeof tr->best_path, "%s/best.ckpt", cfg->out);
     if (cfg->resume) {   /* the stored configuration, then this command line's options */
         config stored;
-        if (run_read_config(tr->last_path, &stored, msg, sizeof msg) != 0) goto fail;
+        if (run_read_config(tr->last_path, &stored, tr->msg, sizeof tr->msg) != 0) return -1;
         memset(stored.set, 0, sizeof stored.set);
         config_overlay(&stored, cfg);   /* what this command line says wins (the architecture is checked) */
         if (!config_was_set(cfg, "steps")) stored.steps = 0;
@@ -252,166 +300,238 @@ int cmd_train(config *cfg)
         *cfg = stored;
     }
     tr->c = cfg;
+    return 0;
+}
+
+/* The data, model, optimiser, batches and metrics log of the run, its checkpoint when
+ * resuming, and the header line. 0, or -1 with tr->msg. */
+static int setup(trainer *tr)
+{
+    config *cfg = tr->c;
+    char *msg = tr->msg;
+    size_t len = sizeof tr->msg;
     rc_optim_opts oo;
-    if (parse_optim(cfg, &oo, msg, sizeof msg) || parse_schedule(cfg, &tr->sched, msg, sizeof msg)) goto fail;
+    if (parse_optim(cfg, &oo, msg, len) || parse_schedule(cfg, &tr->sched, msg, len)) return -1;
     if (strcmp(cfg->metrics, "csv") && strcmp(cfg->metrics, "jsonl")) {
-        snprintf(msg, sizeof msg, "--metrics '%s' is not csv or jsonl", cfg->metrics);
-        goto fail;
+        snprintf(msg, len, "--metrics '%s' is not csv or jsonl", cfg->metrics);
+        return -1;
     }
-    if (task_load(&tr->t, cfg, msg, sizeof msg) != 0) goto fail;
+    if (task_load(&tr->t, cfg, msg, len) != 0) return -1;
     if (cfg->resume) tr->t.cell_text = run_read_cell_text(tr->last_path);
-    if (task_make_model(&tr->t, msg, sizeof msg) != 0) goto fail;
+    if (task_make_model(&tr->t, msg, len) != 0) return -1;
     task *t = &tr->t;
     tr->opt = rc_optim_new(t->model, &oo);
     if (!tr->opt) {
-        snprintf(msg, sizeof msg, "optimiser: %s", rc_model_error(t->model));
-        goto fail;
+        snprintf(msg, len, "optimiser: %s", rc_model_error(t->model));
+        return -1;
     }
-    if (feeder_init(&tr->train, t, DATA_TRAIN, 1, msg, sizeof msg) != 0) goto fail;
+    if (feeder_init(&tr->train, t, DATA_TRAIN, 1, msg, len) != 0) return -1;
     tr->pr.best = INFINITY;
     if (cfg->resume) {
-        if (run_load(tr->last_path, t, tr->opt, &tr->train, &tr->pr, msg, sizeof msg) != 0) goto fail;
+        if (run_load(tr->last_path, t, tr->opt, &tr->train, &tr->pr, msg, len) != 0) return -1;
         printf("resumed %s at epoch %lu, batch %lu, step %lu\n", tr->last_path, (unsigned long)tr->pr.epoch + 1,
                (unsigned long)tr->pr.batch, (unsigned long)tr->pr.step);
-    } else if (feeder_epoch(&tr->train, 0, msg, sizeof msg) != 0) goto fail;
-    tr->groups = groups_of(t->model, tr->gname, tr->group_of);
+    } else if (feeder_epoch(&tr->train, 0, msg, len) != 0) return -1;
+    if (groups_of(t->model, &tr->groups, msg, len) != 0) return -1;
     char mpath[2200];
     snprintf(mpath, sizeof mpath, "%s/metrics.%s", cfg->out, cfg->metrics);
-    if (metrics_open(&tr->mx, mpath, !strcmp(cfg->metrics, "jsonl"), cfg->resume, cfg, tr->groups, tr->gname, msg,
-                     sizeof msg) != 0)
-        goto fail;
+    if (metrics_open(&tr->mx, mpath, !strcmp(cfg->metrics, "jsonl"), cfg->resume, cfg, tr->groups.n,
+                     (const char *const *)tr->groups.name, msg, len) != 0)
+        return -1;
     tr->live = cfg->progress > 0 || (cfg->progress < 0 && isatty(STDERR_FILENO));
-    long nb = feeder_count(&tr->train);
+    tr->nb = feeder_count(&tr->train);
+    tr->total_steps = (long)cfg->epochs * tr->nb;
+    if (cfg->steps > 0 && cfg->steps < tr->total_steps) tr->total_steps = cfg->steps;
     printf("recur %s: %s, %d x %d %s, %zu parameters, %ld batches of %d x %d per epoch, %d threads\n", rc_version(),
-           cfg->data_kind, cfg->layers, cfg->hidden, cfg->cell, rc_model_param_total(t->model), nb, cfg->batch, cfg->seq,
-           rc_num_threads());
+           cfg->data_kind, cfg->layers, cfg->hidden, cfg->cell, rc_model_param_total(t->model), tr->nb, cfg->batch,
+           cfg->seq, rc_num_threads());
     fflush(stdout);
+    return 0;
+}
+
+/* Ctrl-C and SIGTERM end the run cleanly after the update in progress. */
+static void catch_signals(void)
+{
     stop_requested = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
 
-    double t0 = now() - tr->pr.elapsed, session0 = now(), last_report = now(), tok_window = 0, win_start = now();
-    long total_steps = (long)cfg->epochs * nb;
-    if (cfg->steps > 0 && cfg->steps < total_steps) total_steps = cfg->steps;
-    double loss_acc = 0;
-    long loss_n = 0;
-    int stop = 0, err = 0;
-    const char *why = "done";
-    for (; !stop && tr->pr.epoch < (uint64_t)cfg->epochs; tr->pr.epoch++, tr->pr.batch = 0) {
-        int ep = (int)tr->pr.epoch;
-        if (tr->pr.batch == 0) {
-            if (feeder_epoch(&tr->train, ep, msg, sizeof msg) != 0) { err = 1; break; }
-            if (t->is_lm) rc_model_reset_state(t->model);
-        }
-        rc_model_set_carry(t->model, t->is_lm);
-        rc_model_set_training(t->model, 1);
-        double progress = 0;
-        for (; tr->pr.batch < (uint64_t)nb; tr->pr.batch++) {
-            rc_batch b;
-            progress = total_steps > 0 ? (double)tr->pr.step / (double)total_steps : 0;
-            float lr = rc_schedule_lr(&tr->sched, ep + 1, progress);
-            double loss = 0;
-            if (feeder_get(&tr->train, (long)tr->pr.batch, &b, msg, sizeof msg) != 0) { err = 1; break; }
-            if (rc_optim_begin(tr->opt) != RC_OK || rc_model_forward(t->model, &b, &loss) != RC_OK ||
-                rc_model_backward(t->model) != RC_OK) {
-                rc_optim_end(tr->opt);
-                snprintf(msg, sizeof msg, "step %lu: %s", (unsigned long)tr->pr.step, rc_model_error(t->model));
-                err = 1;
-                break;
-            }
-            rc_status st = rc_optim_step(tr->opt, lr);
-            if (st != RC_OK) {
-                snprintf(msg, sizeof msg, "step %lu: the gradient is not finite (norm %g): lower --lr or set --clip",
-                         (unsigned long)tr->pr.step, rc_optim_grad_norm(tr->opt));
-                err = 1;
-                break;
-            }
-            tr->pr.step++;
-            tr->pr.runs = model_get_runs(t->model);
-            double sum, cnt;
-            rc_model_last_stats(t->model, &sum, &cnt);
-            loss_acc += sum;
-            loss_n += (long)cnt;
-            tok_window += (double)batch_targets(t, &b);
-            double tnow = now();
-            tr->pr.elapsed = tnow - t0;
-            int limit = stop_requested || (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) ||
-                        (cfg->time_limit > 0 && tnow - session0 >= cfg->time_limit);
-            if (tnow - last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)nb || limit) {   /* a last row before a stop */
-                double tps = tok_window / (tnow - win_start + 1e-9), mean = loss_n ? loss_acc / (double)loss_n : NAN;
-                double eta = total_steps > 0 ? (tnow - t0) / (double)tr->pr.step * (double)(total_steps - (long)tr->pr.step) : -1;
-                if (cfg->time_limit > 0 && cfg->time_limit - (tnow - session0) < eta) eta = cfg->time_limit - (tnow - session0);
-                double gn[METRICS_MAX_GROUPS];
-                group_norms(t->model, tr->group_of, tr->groups, gn);
-                metrics_row r = { .kind = "train", .step = (long)tr->pr.step, .epoch = ep + 1, .loss = mean,
-                                  .metric_name = task_metric_name(t), .metric = task_metric(t, loss_acc, (double)loss_n, NAN),
-                                  .lr = lr, .grad_norm = rc_optim_grad_norm(tr->opt), .group_norm = gn,
-                                  .tokens_per_s = tps, .elapsed_s = tr->pr.elapsed };
-                if (t->labels) r.metric = NAN;
-                metrics_write(&tr->mx, &r);
-                if (tr->live) {
-                    char e[32];
-                    fmt_time(eta, e, sizeof e);
-                    fprintf(stderr, "\r\033[Kepoch %d  step %lu/%ld  loss %.4f  %.0f tok/s  lr %.3g  ETA %s", ep + 1,
-                            (unsigned long)tr->pr.step, total_steps, mean, tps, lr, e);
-                    fflush(stderr);
-                }
-                loss_acc = 0;
-                loss_n = 0;
-                tok_window = 0;
-                win_start = tnow;
-                last_report = tnow;
-            }
-            int next_saved = cfg->save_every > 0 && tr->pr.step % (uint64_t)cfg->save_every == 0;
-            if (cfg->eval_every > 0 && tr->pr.step % (uint64_t)cfg->eval_every == 0) {
-                tr->pr.batch++;   /* a checkpoint written here resumes after this batch */
-                if (validate(tr, msg, sizeof msg, &err)) { stop = 1; why = "early stop"; }
-                tr->pr.batch--;
-                if (err) break;
-            }
-            if (next_saved) {
-                tr->pr.batch++;
-                if (save(tr, tr->last_path, msg, sizeof msg) != 0) { err = 1; break; }
-                tr->pr.batch--;
-            }
-            if (limit) {
-                stop = 1;
-                why = stop_requested ? "interrupted" : cfg->steps > 0 && (long)tr->pr.step >= cfg->steps ? "step limit" : "time limit";
-            }
-            if (stop) {
-                tr->pr.batch++;
-                break;
-            }
-        }
-        if (err) break;
-        int epoch_done = tr->pr.batch >= (uint64_t)nb;
-        if (tr->live) fprintf(stderr, "\r\033[K");
-        if (epoch_done && cfg->eval_every == 0 && validate(tr, msg, sizeof msg, &err)) {
-            if (err) break;
-            stop = 1;
-            why = "early stop";
-        }
-        if (epoch_done && !tr->validated && show_sample(tr, msg, sizeof msg) != 0) {
-            err = 1;
-            break;
-        }
-        if (!epoch_done) break;   /* stopped inside the epoch: resume continues it */
+/* One update on the epoch's batch tr->pr.batch: forward, backward, the optimiser's step,
+ * and the loss and targets counted for the next progress row. 0, or -1 with tr->msg. */
+static int update(trainer *tr, float lr)
+{
+    task *t = &tr->t;
+    rc_batch b;
+    double loss = 0;
+    if (feeder_get(&tr->train, (long)tr->pr.batch, &b, tr->msg, sizeof tr->msg) != 0) return -1;
+    if (rc_optim_begin(tr->opt) != RC_OK || rc_model_forward(t->model, &b, &loss) != RC_OK ||
+        rc_model_backward(t->model) != RC_OK) {
+        rc_optim_end(tr->opt);
+        snprintf(tr->msg, sizeof tr->msg, "step %lu: %s", (unsigned long)tr->pr.step, rc_model_error(t->model));
+        return -1;
     }
-    if (!err && save(tr, tr->last_path, msg, sizeof msg) != 0) err = 1;
-    if (tr->live) fprintf(stderr, "\r\033[K");
-    if (err) goto fail;
-    printf("%s after %lu updates, %.1f s: checkpoint %s%s\n", why, (unsigned long)tr->pr.step, tr->pr.elapsed,
-           tr->last_path, isfinite(tr->pr.best) ? ", best validation in best.ckpt" : "");
-    rc = stop_requested ? 130 : 0;
-    goto done;
-fail:
-    fprintf(stderr, "recur train: %s\n", msg);
-    rc = 1;
-done:
+    if (rc_optim_step(tr->opt, lr) != RC_OK) {
+        snprintf(tr->msg, sizeof tr->msg, "step %lu: the gradient is not finite (norm %g): lower --lr or set --clip",
+                 (unsigned long)tr->pr.step, rc_optim_grad_norm(tr->opt));
+        return -1;
+    }
+    tr->pr.step++;
+    tr->pr.runs = model_get_runs(t->model);
+    double sum, cnt;
+    rc_model_last_stats(t->model, &sum, &cnt);
+    tr->loss_acc += sum;
+    tr->loss_n += (long)cnt;
+    tr->tok_window += (double)batch_targets(t, &b);
+    return 0;
+}
+
+/* A progress row: the metrics log and the live line, then a new window. */
+static void report(trainer *tr, int ep, float lr, double tnow)
+{
+    const config *cfg = tr->c;
+    task *t = &tr->t;
+    double tps = tr->tok_window / (tnow - tr->win_start + 1e-9), mean = tr->loss_n ? tr->loss_acc / (double)tr->loss_n : NAN;
+    double eta = tr->total_steps > 0 ? (tnow - tr->t0) / (double)tr->pr.step * (double)(tr->total_steps - (long)tr->pr.step) : -1;
+    if (cfg->time_limit > 0 && cfg->time_limit - (tnow - tr->session0) < eta) eta = cfg->time_limit - (tnow - tr->session0);
+    group_norms(t->model, &tr->groups);
+    metrics_row r = { .kind = "train", .step = (long)tr->pr.step, .epoch = ep + 1, .loss = mean,
+                      .metric_name = task_metric_name(t), .metric = task_metric(t, tr->loss_acc, (double)tr->loss_n, NAN),
+                      .lr = lr, .grad_norm = rc_optim_grad_norm(tr->opt), .group_norm = tr->groups.norm,
+                      .tokens_per_s = tps, .elapsed_s = tr->pr.elapsed };
+    if (t->labels) r.metric = NAN;
+    metrics_write(&tr->mx, &r);
+    if (tr->live) {
+        char e[32];
+        fmt_time(eta, e, sizeof e);
+        fprintf(stderr, "\r\033[Kepoch %d  step %lu/%ld  loss %.4f  %.0f tok/s  lr %.3g  ETA %s", ep + 1,
+                (unsigned long)tr->pr.step, tr->total_steps, mean, tps, lr, e);
+        fflush(stderr);
+    }
+    tr->loss_acc = 0;
+    tr->loss_n = 0;
+    tr->tok_window = 0;
+    tr->win_start = tnow;
+    tr->last_report = tnow;
+}
+
+/* After an update: a validation (--eval-every) and a checkpoint (--save-every) when due,
+ * then the limits (`limit`: --steps, --time-limit or a signal). A checkpoint written here
+ * resumes after this batch. Returns 1 to leave the epoch (tr->stop or tr->err set). */
+static int after_update(trainer *tr, int limit)
+{
+    const config *cfg = tr->c;
+    int next_saved = cfg->save_every > 0 && tr->pr.step % (uint64_t)cfg->save_every == 0;
+    if (cfg->eval_every > 0 && tr->pr.step % (uint64_t)cfg->eval_every == 0) {
+        tr->pr.batch++;
+        if (validate(tr, tr->msg, sizeof tr->msg, &tr->err)) {
+            tr->stop = 1;
+            tr->why = "early stop";
+        }
+        tr->pr.batch--;
+        if (tr->err) return 1;
+    }
+    if (next_saved) {
+        tr->pr.batch++;
+        if (save(tr, tr->last_path, tr->msg, sizeof tr->msg) != 0) {
+            tr->err = 1;
+            return 1;
+        }
+        tr->pr.batch--;
+    }
+    if (limit) {
+        tr->stop = 1;
+        tr->why = stop_requested ? "interrupted"
+                  : cfg->steps > 0 && (long)tr->pr.step >= cfg->steps ? "step limit" : "time limit";
+    }
+    if (tr->stop) {
+        tr->pr.batch++;
+        return 1;
+    }
+    return 0;
+}
+
+/* The updates of epoch tr->pr.epoch from batch tr->pr.batch on, to the epoch's end or a
+ * stop. 0, or -1 with tr->msg. */
+static int train_epoch(trainer *tr)
+{
+    const config *cfg = tr->c;
+    task *t = &tr->t;
+    int ep = (int)tr->pr.epoch;
+    if (tr->pr.batch == 0) {
+        if (feeder_epoch(&tr->train, ep, tr->msg, sizeof tr->msg) != 0) return -1;
+        if (t->is_lm) rc_model_reset_state(t->model);
+    }
+    rc_model_set_carry(t->model, t->is_lm);
+    rc_model_set_training(t->model, 1);
+    for (; tr->pr.batch < (uint64_t)tr->nb; tr->pr.batch++) {
+        double progress = tr->total_steps > 0 ? (double)tr->pr.step / (double)tr->total_steps : 0;
+        float lr = rc_schedule_lr(&tr->sched, ep + 1, progress);
+        if (update(tr, lr) != 0) return -1;
+        double tnow = now();
+        tr->pr.elapsed = tnow - tr->t0;
+        int limit = stop_requested || (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) ||
+                    (cfg->time_limit > 0 && tnow - tr->session0 >= cfg->time_limit);
+        if (tnow - tr->last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)tr->nb || limit)   /* a last row before a stop */
+            report(tr, ep, lr, tnow);
+        if (after_update(tr, limit)) break;
+    }
+    return tr->err ? -1 : 0;
+}
+
+/* At an epoch's end: its validation (unless --eval-every validates) and, when nothing
+ * has been validated, a sample. 0, or -1 with tr->msg. */
+static int end_epoch(trainer *tr)
+{
+    if (tr->c->eval_every == 0 && validate(tr, tr->msg, sizeof tr->msg, &tr->err)) {
+        if (tr->err) return -1;
+        tr->stop = 1;
+        tr->why = "early stop";
+    }
+    if (!tr->validated && show_sample(tr, tr->msg, sizeof tr->msg) != 0) return -1;
+    return 0;
+}
+
+/* Epochs until --epochs, a limit, an early stop or an error. 0, or -1 with tr->msg. */
+static int train_loop(trainer *tr)
+{
+    double start = now();
+    tr->t0 = start - tr->pr.elapsed;
+    tr->session0 = tr->last_report = tr->win_start = start;
+    tr->why = "done";
+    for (; !tr->stop && tr->pr.epoch < (uint64_t)tr->c->epochs; tr->pr.epoch++, tr->pr.batch = 0) {
+        if (train_epoch(tr) != 0) return -1;
+        if (tr->live) fprintf(stderr, "\r\033[K");
+        if (tr->pr.batch < (uint64_t)tr->nb) break;   /* stopped inside the epoch: resume continues it */
+        if (end_epoch(tr) != 0) return -1;
+    }
+    return 0;
+}
+
+int cmd_train(config *cfg)
+{
+    trainer *tr = calloc(1, sizeof *tr);
+    int rc = 1;
+    if (!tr) return fprintf(stderr, "recur train: out of memory\n"), 1;
+    if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
+    if (rc_blas_check() != RC_OK)
+        fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
+    if (open_run(tr, cfg) == 0 && setup(tr) == 0) {
+        catch_signals();
+        int ok = train_loop(tr) == 0 && save(tr, tr->last_path, tr->msg, sizeof tr->msg) == 0;
+        if (tr->live) fprintf(stderr, "\r\033[K");
+        if (ok) {
+            printf("%s after %lu updates, %.1f s: checkpoint %s%s\n", tr->why, (unsigned long)tr->pr.step,
+                   tr->pr.elapsed, tr->last_path, isfinite(tr->pr.best) ? ", best validation in best.ckpt" : "");
+            rc = stop_requested ? 130 : 0;
+        }
+    }
+    if (rc == 1) fprintf(stderr, "recur train: %s\n", tr->msg);
     metrics_close(&tr->mx);
+    groups_free(&tr->groups);
     feeder_free(&tr->train);
     rc_optim_free(tr->opt);
     task_free(&tr->t);

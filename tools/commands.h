@@ -31,7 +31,7 @@ rc_cell *tool_cell(const char *spec, int hidden, double forget_bias, char *msg, 
 void cell_label(const char *spec, char *buf, size_t len);
 /* One unrolled graph of a cell (T = 1: the step graph) on input [T*B, I]; its roots are
  * the stacked outputs and the final states; p is its plan once planned (passes run). */
-typedef struct ugraph { rc_graph *g; rc_node *roots[17]; int nroots; rc_plan *p; } ugraph;
+typedef struct ugraph { rc_graph *g; rc_node **roots; int nroots; rc_plan *p; } ugraph;   /* roots: 1 + states */
 int ugraph_build(ugraph *u, const rc_cell *cell, int I, int T, int B, char *msg, size_t len);
 int ugraph_plan(ugraph *u, char *msg, size_t len);
 void ugraph_free(ugraph *u);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -7,15 +8,20 @@
 #include "metrics.h"
 #include "recur.h"
 
-static void json_str(FILE *f, const char *s)
+static void json_esc(FILE *f, const char *s)
 {
-    fputc('"', f);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
         else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
         else fputc(ch, f);
     }
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    json_esc(f, s);
     fputc('"', f);
 }
 
@@ -48,16 +54,25 @@ static void run_record(metrics *mx, const config *c)
 }
 
 int metrics_open(metrics *mx, const char *path, int jsonl, int append, const config *c, int ngroups,
-                 char group[][32], char *msg, size_t len)
+                 const char *const *group, char *msg, size_t len)
 {
     memset(mx, 0, sizeof *mx);
     mx->jsonl = jsonl;
-    mx->ngroups = ngroups < METRICS_MAX_GROUPS ? ngroups : METRICS_MAX_GROUPS;
-    for (int g = 0; g < mx->ngroups; g++) snprintf(mx->group[g], sizeof mx->group[g], "%s", group[g]);
+    if (ngroups > 0 && !(mx->group = calloc((size_t)ngroups, sizeof *mx->group))) {
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
+    for (mx->ngroups = 0; mx->ngroups < ngroups; mx->ngroups++)
+        if (!(mx->group[mx->ngroups] = strdup(group[mx->ngroups]))) {
+            snprintf(msg, len, "out of memory");
+            metrics_close(mx);
+            return -1;
+        }
     int exists = append && access(path, F_OK) == 0;
     mx->f = fopen(path, exists ? "a" : "w");
     if (!mx->f) {
         snprintf(msg, len, "%s: cannot write metrics: %s", path, strerror(errno));
+        metrics_close(mx);
         return -1;
     }
     if (!exists) run_record(mx, c);
@@ -65,15 +80,31 @@ int metrics_open(metrics *mx, const char *path, int jsonl, int append, const con
     return 0;
 }
 
+/* `, "<prefix><key>": value`, null when the value is not finite (JSON has no nan or inf). */
+static void json_num(FILE *f, const char *prefix, const char *key, double v, int decimals)
+{
+    fprintf(f, ", \"");
+    json_esc(f, prefix);
+    json_esc(f, key);
+    fputc('"', f);
+    if (!isfinite(v)) fprintf(f, ": null");
+    else if (decimals >= 0) fprintf(f, ": %.*f", decimals, v);
+    else fprintf(f, ": %.6g", v);
+}
+
 void metrics_write(metrics *mx, const metrics_row *r)
 {
     if (!mx->f) return;
     if (mx->jsonl) {
-        fprintf(mx->f, "{\"kind\": \"%s\", \"step\": %ld, \"epoch\": %d, \"loss\": %.6g, \"%s\": %.6g, \"lr\": %.6g, "
-                "\"grad_norm\": %.6g", r->kind, r->step, r->epoch, r->loss, r->metric_name, r->metric, r->lr, r->grad_norm);
-        for (int g = 0; r->group_norm && g < mx->ngroups; g++)
-            fprintf(mx->f, ", \"gn_%s\": %.6g", mx->group[g], r->group_norm[g]);
-        fprintf(mx->f, ", \"tokens_per_s\": %.6g, \"elapsed_s\": %.3f}\n", r->tokens_per_s, r->elapsed_s);
+        fprintf(mx->f, "{\"kind\": \"%s\", \"step\": %ld, \"epoch\": %d", r->kind, r->step, r->epoch);
+        json_num(mx->f, "", "loss", r->loss, -1);
+        json_num(mx->f, "", r->metric_name, r->metric, -1);
+        json_num(mx->f, "", "lr", r->lr, -1);
+        json_num(mx->f, "", "grad_norm", r->grad_norm, -1);
+        for (int g = 0; r->group_norm && g < mx->ngroups; g++) json_num(mx->f, "gn_", mx->group[g], r->group_norm[g], -1);
+        json_num(mx->f, "", "tokens_per_s", r->tokens_per_s, -1);
+        json_num(mx->f, "", "elapsed_s", r->elapsed_s, 3);
+        fprintf(mx->f, "}\n");
     } else {
         fprintf(mx->f, "%s,%ld,%d,%.6g,%s,%.6g,%.6g,%.6g", r->kind, r->step, r->epoch, r->loss, r->metric_name, r->metric,
                 r->lr, r->grad_norm);
@@ -87,4 +118,8 @@ void metrics_close(metrics *mx)
 {
     if (mx->f) fclose(mx->f);
     mx->f = NULL;
+    for (int g = 0; g < mx->ngroups; g++) free(mx->group[g]);
+    free(mx->group);
+    mx->group = NULL;
+    mx->ngroups = 0;
 }

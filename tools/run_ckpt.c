@@ -165,6 +165,39 @@ int run_read_vocab(const char *path, vocab *v, char *msg, size_t len)
     return rc;
 }
 
+/* The label set of a classify or tags task against the checkpoint's: the same labels in
+ * the same order (their order is the model's output classes). 0, or -1 with msg naming
+ * the first label that differs. */
+static int check_labels(const ckpt *c, const vocab *labels, const char *path, char *msg, size_t len)
+{
+    size_t n = 0;
+    const char *text = text_of(c, "recur.labels", &n);
+    char err[512];
+    vocab stored;
+    memset(&stored, 0, sizeof stored);
+    if (!text) {
+        snprintf(msg, len, "%s: the checkpoint holds no label set to check this data's labels against", path);
+        return -1;
+    }
+    if (vocab_from_text(&stored, text, n, path, E) != 0) {
+        snprintf(msg, len, "%s: the checkpoint's label set: %s", path, err);
+        vocab_free(&stored);
+        return -1;
+    }
+    int rc = 0, most = stored.n > labels->n ? stored.n : labels->n;
+    for (int i = 0; i < most && rc == 0; i++) {
+        size_t la = 0, lb = 0;
+        const char *a = vocab_token(&stored, i, &la), *b = vocab_token(labels, i, &lb);
+        if (a && b && la == lb && memcmp(a, b, la) == 0) continue;
+        snprintf(msg, len, "%s: the label set differs from this data's (%d labels in the checkpoint, %d here): "
+                 "label %d is '%.200s' in the checkpoint and '%.200s' here; the model's classes are the "
+                 "checkpoint's labels in their order", path, stored.n, labels->n, i, a ? a : "(none)", b ? b : "(none)");
+        rc = -1;
+    }
+    vocab_free(&stored);
+    return rc;
+}
+
 /* A float entry that must match count elements. */
 static const float *f32(const ckpt *c, const char *name, size_t count, const char *path, char *msg, size_t len)
 {
@@ -201,7 +234,7 @@ int run_load(const char *path, task *t, rc_optim *o, feeder *train, run_progress
     else if (t->voc && (vocab_to_text(t->voc, &voc, &vl, E) != 0 || !text_of(&c, "recur.vocab", &vn) || vn != vl ||
                         memcmp(text_of(&c, "recur.vocab", NULL), voc, vl) != 0))
         snprintf(msg, len, "%s: the checkpoint's vocabulary differs from this data's", path);
-    else rc = 0;
+    else if (!t->labels || check_labels(&c, t->labels, path, msg, len) == 0) rc = 0;
     for (int i = 0; rc == 0 && i < rc_model_param_count(m); i++) {
         const char *nm = rc_model_param_name(m, i);
         int nd, shape[4];

@@ -1,4 +1,5 @@
 /* Tasks: data kinds, the model for each, batches, evaluation. */
+#define _XOPEN_SOURCE 700   /* realpath */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -15,8 +16,72 @@ static const struct { const char *name; task_kind kind; } kinds[] = {
     { "csv", TK_CSV }, { "classify", TK_CLASSIFY }, { "tags", TK_TAGS },
 };
 
+/* The real path of `path` (malloc'ed), also when it does not exist yet: the real path of
+ * its nearest existing ancestor, then the rest of its components ("." dropped, ".."
+ * taking one off). NULL when no ancestor resolves or out of memory. */
+static char *real_path_of(const char *path)
+{
+    size_t n = strlen(path), cut = n;   /* resolving path[0..cut) */
+    char *head = malloc(n + 1), *real = NULL, *out = NULL;
+    if (!head) return NULL;
+    memcpy(head, path, n + 1);
+    while (!(real = realpath(cut ? head : ".", NULL)) && errno == ENOENT && cut > 0) {
+        while (cut > 0 && path[cut - 1] == '/') cut--;   /* drop the last component */
+        while (cut > 0 && path[cut - 1] != '/') cut--;
+        size_t k = cut;
+        while (k > 1 && path[k - 1] == '/') k--;   /* "a/b/" -> "a/b", but "/" stays */
+        head[k] = 0;
+    }
+    if (real && (out = malloc(strlen(real) + (n - cut) + 2))) {
+        strcpy(out, real);
+        for (const char *c = path + cut; *c;) {
+            size_t l = strcspn(c, "/");
+            if (l == 2 && !strncmp(c, "..", 2)) {
+                char *up = strrchr(out, '/');
+                if (up && up != out) *up = 0;
+                else strcpy(out, "/");
+            } else if (l > 0 && !(l == 1 && c[0] == '.')) {
+                size_t k = strlen(out);
+                if (k > 1) out[k++] = '/';
+                memcpy(out + k, c, l);
+                out[k + l] = 0;
+            }
+            c += l;
+            while (*c == '/') c++;
+        }
+    }
+    free(real);
+    free(head);
+    return out;
+}
+
+int task_check_out(const config *cfg, char *msg, size_t len)
+{
+    struct stat st;
+    if (!cfg->data[0] || stat(cfg->data, &st) != 0 || !S_ISDIR(st.st_mode)) return 0;   /* not a folder */
+    char *rd = realpath(cfg->data, NULL), *ro = real_path_of(cfg->out[0] ? cfg->out : ".");
+    int rc = 0;
+    if (!rd || !ro) {
+        snprintf(msg, len, "%s: cannot resolve the path of the data folder or of --out %s: %s", cfg->data, cfg->out,
+                 strerror(errno));
+        rc = -1;
+    } else {
+        size_t l = strlen(rd);
+        if (!strcmp(rd, "/") || (!strncmp(ro, rd, l) && (ro[l] == 0 || ro[l] == '/'))) {
+            snprintf(msg, len, "--out %s is %sthe data folder %s: the run would write its corpus.txt, checkpoints "
+                     "and metrics among the files it reads; give an --out outside the data folder",
+                     cfg->out, ro[l] == 0 ? "" : "inside ", cfg->data);
+            rc = -1;
+        }
+    }
+    free(rd);
+    free(ro);
+    return rc;
+}
+
 /* A folder of text files becomes one file: the files in name order, skipping
- * fortune index files (.dat), symbolic links and hidden files. */
+ * fortune index files (.dat), symbolic links, hidden files and the output file
+ * itself. */
 static int concat_folder(const char *dir, const char *out, char *msg, size_t len)
 {
     struct dirent **names = NULL;
@@ -27,7 +92,9 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
     }
     FILE *o = fopen(out, "w");
     int rc = o ? 0 : -1, used = 0;
+    struct stat ost;
     if (!o) snprintf(msg, len, "%s: cannot write: %s", out, strerror(errno));
+    else if (fstat(fileno(o), &ost) != 0) memset(&ost, 0, sizeof ost);
     for (int i = 0; i < n; i++) {
         const char *nm = names[i]->d_name;
         size_t l = strlen(nm);
@@ -35,7 +102,7 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", dir, nm);
         if (rc == 0 && nm[0] != '.' && !(l > 4 && strcmp(nm + l - 4, ".dat") == 0) && lstat(path, &st) == 0 &&
-            S_ISREG(st.st_mode)) {
+            S_ISREG(st.st_mode) && !(st.st_dev == ost.st_dev && st.st_ino == ost.st_ino)) {
             FILE *f = fopen(path, "rb");
             char buf[65536];
             size_t k;
@@ -55,6 +122,14 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
         rc = -1;
     }
     return rc;
+}
+
+/* floor(n * f) for a fraction f in [0, 1), tolerant to decimal fractions such as
+ * 0.05 * 20 (as train/data_text.c splits the text corpora). */
+static size_t frac_rows(size_t n, double f)
+{
+    double x = floor((double)n * f + 1e-9);
+    return x <= 0 ? 0 : x >= (double)n ? n : (size_t)x;
 }
 
 static const char *opt_path(const char *p) { return p && p[0] ? p : NULL; }
@@ -135,6 +210,7 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
             snprintf(msg, len, "%s is a folder: only text data (chars, words) can be read from a folder", data);
             return -1;
         }
+        if (task_check_out(cfg, msg, len) != 0) return -1;
         if (mkdir(cfg->out, 0777) != 0 && errno != EEXIST) {
             snprintf(msg, len, "%s: cannot create the run folder: %s", cfg->out, strerror(errno));
             return -1;
@@ -163,10 +239,16 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
     case TK_CSV: {
         seqset series = { 0 };
         rc = csv_load(&series, data, err, sizeof err);
+        double vf = cfg->valid_frac, tf = cfg->test_frac;
+        if (rc == 0 && (!(vf >= 0 && vf < 1) || !(tf >= 0 && tf < 1) || !(vf + tf < 1))) {
+            snprintf(err, sizeof err, "%s: --valid-frac %g and --test-frac %g must each be in [0, 1) with a sum below 1",
+                     data, vf, tf);
+            rc = -1;
+        }
         if (rc == 0) {   /* rows split in time: train, then valid, then test */
             seqset tmp[3] = { { 0 } };
             size_t R = series.off[1];
-            size_t nv = (size_t)(R * cfg->valid_frac), nt = (size_t)(R * cfg->test_frac), ntr = R - nv - nt;
+            size_t nv = frac_rows(R, vf), nt = frac_rows(R, tf), ntr = R - nv - nt;
             size_t start[3] = { 0, ntr, ntr + nv }, cnt[3] = { ntr, nv, nt };
             for (int s = 0; s < 3 && rc == 0; s++) {
                 if (cnt[s] < (size_t)cfg->seq + 1) continue;

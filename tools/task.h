@@ -22,7 +22,11 @@ typedef struct task {
     char *cell_text;      /* a cell-language definition restored from a checkpoint, or NULL */
 } task;
 
-/* Loads the data named by cfg (data, valid, test, data-kind). 0 or -1 with msg. */
+/* Refuses (-1 with msg) an output folder (--out) that is the data folder or inside it,
+ * by real paths (--out need not exist yet); 0 otherwise, also when the data is a file. */
+int task_check_out(const config *cfg, char *msg, size_t len);
+/* Loads the data named by cfg (data, valid, test, data-kind); a folder of text is
+ * joined into <out>/corpus.txt. 0 or -1 with msg. */
 int task_load(task *t, const config *cfg, char *msg, size_t len);
 /* Makes the cell and model for the loaded data. 0 or -1 with msg. */
 int task_make_model(task *t, char *msg, size_t len);
