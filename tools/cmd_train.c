@@ -368,15 +368,18 @@ static int update(trainer *tr, float lr)
     rc_batch b;
     double loss = 0;
     if (feeder_get(&tr->train, (long)tr->pr.batch, &b, tr->msg, sizeof tr->msg) != 0) return -1;
-    if (rc_optim_begin(tr->opt) != RC_OK || rc_model_forward(t->model, &b, &loss) != RC_OK ||
-        rc_model_backward(t->model) != RC_OK) {
+    if (rc_optim_begin(tr->opt) != RC_OK) {
+        snprintf(tr->msg, sizeof tr->msg, "step %lu: %s", (unsigned long)tr->pr.step, rc_optim_error(tr->opt));
+        return -1;
+    }
+    if (rc_model_forward(t->model, &b, &loss) != RC_OK || rc_model_backward(t->model) != RC_OK) {
         rc_optim_end(tr->opt);
         snprintf(tr->msg, sizeof tr->msg, "step %lu: %s", (unsigned long)tr->pr.step, rc_model_error(t->model));
         return -1;
     }
     if (rc_optim_step(tr->opt, lr) != RC_OK) {
-        snprintf(tr->msg, sizeof tr->msg, "step %lu: the gradient is not finite (norm %g): lower --lr or set --clip",
-                 (unsigned long)tr->pr.step, rc_optim_grad_norm(tr->opt));
+        snprintf(tr->msg, sizeof tr->msg, "step %lu: %s (gradient norm %g): lower --lr or set --clip",
+                 (unsigned long)tr->pr.step, rc_optim_error(tr->opt), rc_optim_grad_norm(tr->opt));
         return -1;
     }
     tr->pr.step++;
