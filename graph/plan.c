@@ -300,6 +300,7 @@ rc_status rc_plan_feed(rc_plan *p, rc_node *input, const void *data, size_t coun
 
 rc_status plan_forward_run(rc_plan *p)
 {
+    runtime_apply_threads();   /* this thread may never have seen rc_set_num_threads */
     for (int i = 0; i < p->nnodes; i++)
         if (p->in_plan[i] && p->g->nodes[i]->kind == NK_INPUT && !p->fed[i]) {
             char d[128];
