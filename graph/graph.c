@@ -130,12 +130,18 @@ static rc_node *leaf(rc_graph *g, node_kind kind, const char *what, const char *
     if (dt != RC_F32 && dt != RC_I32)
         return graph_fail(g, RC_ERR_ARG, "%s '%s': unknown dtype %d", what, name ? name : "", (int)dt);
     tensor t = { .dt = dt };
-    if (tensor_set_shape(&t, ndim, shape) != 0) {
+    int rc = tensor_set_shape(&t, ndim, shape);
+    if (rc != 0) {
         if (ndim < 1 || ndim > RC_MAX_DIMS || !shape)
             return graph_fail(g, RC_ERR_SHAPE, "%s '%s': rank %d is outside 1..%d", what,
                               name ? name : "", ndim, RC_MAX_DIMS);
-        return graph_fail(g, RC_ERR_SHAPE, "%s '%s': every dimension must be >= 1", what,
-                          name ? name : "");
+        char sh[16 * RC_MAX_DIMS];
+        tensor_dims_str(ndim, shape, sh, sizeof sh);
+        if (rc == -2)
+            return graph_fail(g, RC_ERR_SHAPE, "%s '%s': shape %s has more than %zu elements (its size overflows)",
+                              what, name ? name : "", sh, (size_t)TENSOR_MAX_SIZE);
+        return graph_fail(g, RC_ERR_SHAPE, "%s '%s': shape %s: every dimension must be >= 1", what,
+                          name ? name : "", sh);
     }
     rc_node *n = graph_add(g, kind, NULL, 0);
     if (!n) return NULL;
@@ -179,8 +185,8 @@ rc_node *rc_param(rc_graph *g, const char *name, int ndim, const int *shape)
         if (tensor_set_shape(&t, ndim, shape) != 0 || !tensor_same_shape(&t, &old->t)) {
             char a[64], b[64];
             tensor_shape_str(&old->t, a, sizeof a);
-            if (tensor_set_shape(&t, ndim, shape) == 0) tensor_shape_str(&t, b, sizeof b);
-            else snprintf(b, sizeof b, "(invalid)");
+            if (ndim >= 1 && ndim <= RC_MAX_DIMS && shape) tensor_dims_str(ndim, shape, b, sizeof b);
+            else snprintf(b, sizeof b, "(rank %d)", ndim);
             return graph_fail(g, RC_ERR_SHAPE,
                               "parameter '%s' already exists with shape %s; asked again with shape %s",
                               name, a, b);

@@ -295,6 +295,84 @@ Test(graph, zero_dimension)
     rc_graph_free(g);
 }
 
+/* ---- sizes that overflow: refused with the op and the shapes, never wrapped ------ */
+
+Test(graph, concat_last_axis_overflow)
+{
+    /* two [1, 2^30]: the last axes add up to 2^31, which no int dimension holds */
+    rc_graph *g = new_graph();
+    rc_node *a = rc_input(g, "left", RC_F32, 2, (int[]){1, 1 << 30});
+    rc_node *b = rc_input(g, "right", RC_F32, 2, (int[]){1, 1 << 30});
+    cr_expect_not_null(a, "%s", rc_graph_error(g));
+    cr_expect_null(rc_concat(g, 2, (rc_node *[]){a, b}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "concat", "[1,1073741824]", "'left'", "'right'", "2147483648");
+    rc_graph_clear_error(g);
+    /* dims that fit an int but elements that overflow: two [2^31-1, 1.5 * 2^29] */
+    rc_node *c = rc_input(g, "tall", RC_F32, 2, (int[]){INT32_MAX, 805306368});
+    cr_expect_not_null(c, "%s", rc_graph_error(g));
+    cr_expect_null(rc_concat(g, 2, (rc_node *[]){c, c}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "concat", "[2147483647,805306368]", "[2147483647,1610612736]",
+                       "'tall'", "overflow");
+    rc_graph_clear_error(g);
+    /* row_concat: the rows add up past an int */
+    rc_node *r = rc_input(g, "rows", RC_F32, 2, (int[]){1 << 30, 1});
+    cr_expect_null(rc_row_concat(g, 2, (rc_node *[]){r, r}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "row_concat", "[1073741824,1]", "'rows'", "2147483648");
+    rc_graph_free(g);
+}
+
+Test(graph, leaf_size_overflow)
+{
+    /* [65536]^4 has 2^64 elements: the size used to wrap to 0 with status OK */
+    static const int huge[4] = {65536, 65536, 65536, 65536};
+    rc_graph *g = new_graph();
+    cr_expect_null(rc_fill(g, 4, huge, 1.0f));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "constant", "[65536,65536,65536,65536]", "overflow");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_const(g, 4, huge, NULL));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "constant", "[65536,65536,65536,65536]");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_input(g, "big_in", RC_F32, 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big_in'", "[65536,65536,65536,65536]", "overflow");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_param(g, "big_w", 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big_w'", "[65536,65536,65536,65536]", "overflow");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_forward_decl(g, "big_d", 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big_d'", "[65536,65536,65536,65536]");
+    rc_graph_clear_error(g);
+    /* 2^62 elements fit a size_t but not its bytes (4 each) */
+    cr_expect_null(rc_input(g, "big2", RC_F32, 3, (int[]){1 << 30, 1 << 30, 4}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big2'", "[1073741824,1073741824,4]");
+    rc_graph_clear_error(g);
+    /* an existing parameter asked again with an overflowing shape */
+    cr_expect_not_null(rc_param(g, "w", 1, (int[]){3}));
+    cr_expect_null(rc_param(g, "w", 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'w'", "[3]", "[65536,65536,65536,65536]");
+    rc_graph_clear_error(g);
+    cr_expect_eq(rc_graph_node_count(g), 1);
+    rc_graph_free(g);
+}
+
+Test(graph, product_shapes_overflow)
+{
+    rc_graph *g = new_graph();
+    /* matmul [2^31-1, 1] @ [1, 2^31-1]: 2^62 elements, 2^64 bytes */
+    rc_node *a = rc_input(g, "col", RC_F32, 2, (int[]){INT32_MAX, 1});
+    rc_node *b = rc_input(g, "row", RC_F32, 2, (int[]){1, INT32_MAX});
+    cr_expect_not_null(b, "%s", rc_graph_error(g));
+    cr_expect_null(rc_matmul(g, a, b));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "matmul", "[2147483647,1]", "[1,2147483647]", "'col'", "overflow");
+    rc_graph_clear_error(g);
+    /* embedding: indices [65536]^3 into a table of width 65536 give [65536]^4 */
+    rc_node *tab = rc_input(g, "table", RC_F32, 2, (int[]){4, 65536});
+    rc_node *ix = rc_input(g, "ids", RC_I32, 3, (int[]){65536, 65536, 65536});
+    cr_expect_not_null(ix, "%s", rc_graph_error(g));
+    cr_expect_null(rc_embedding(g, tab, ix));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "embedding", "[65536,65536,65536,65536]", "'ids'", "overflow");
+    rc_graph_free(g);
+}
+
 Test(graph, null_operand_and_first_error_kept)
 {
     rc_graph *g = new_graph();
