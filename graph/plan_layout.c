@@ -13,11 +13,15 @@
  *    the reverse sweep reads them, except in the recompute mode (plan_recompute.c):
  *    there the values and scratch used only inside their segment of time steps live in
  *    one region that every segment reuses. */
+#include <stdint.h>
 #include <stdlib.h>
 #include "memplan.h"
 #include "plan.h"
 
 #define ALIGN 64
+/* The arena's largest size: a ptrdiff_t, less room for one alignment, so that
+ * offsets, byte counts and their alignment never overflow. */
+#define ARENA_MAX ((size_t)PTRDIFF_MAX - ALIGN)
 static size_t align_up(size_t n) { return (n + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
 /* What the steps of plan_layout share: the plan, the tape order, the lifetimes of
@@ -36,7 +40,53 @@ typedef struct layout {
     size_t *local;                 /* per node: 1 when it lives in the segment region */
     size_t *abytes;                /* per tape index: its scratch bytes, aligned */
     size_t off, act;               /* the arena so far; its activation bytes */
+    int too_big;                   /* the arena would exceed ARENA_MAX: 1 + the node where, or
+                                      -1 in a shared region; 0 while it fits */
 } layout;
+
+/* Records that the arena overflows (first place only). */
+static void overflow_at(layout *L, int node)
+{
+    if (!L->too_big) L->too_big = node >= 0 ? 1 + node : -1;
+}
+
+/* a + b bytes of the arena, or a with the overflow recorded at node (-1: a shared region). */
+static size_t grow(layout *L, size_t a, size_t b, int node)
+{
+    size_t s;
+    if (!__builtin_add_overflow(a, b, &s) && s <= ARENA_MAX) return s;
+    overflow_at(L, node);
+    return a;
+}
+
+/* n bytes aligned, or 0 with the overflow recorded when n exceeds the arena. */
+static size_t aligned(layout *L, size_t n, int node)
+{
+    if (n <= ARENA_MAX) return align_up(n);
+    overflow_at(L, node);
+    return 0;
+}
+
+/* The aligned bytes of node i's value or gradient (4 bytes per element). */
+static size_t node_bytes(layout *L, int i)
+{
+    size_t b;
+    if (__builtin_mul_overflow(L->g->nodes[i]->t.size, (size_t)4, &b)) b = SIZE_MAX;
+    return aligned(L, b, i);
+}
+
+/* memplan_assign for a shared region; 0 and *region, or -1 out of memory (an
+ * overflow is recorded and gives an empty region). */
+static int assign_region(layout *L, int ni, size_t *region)
+{
+    int rc = memplan_assign(ni, L->items, region);
+    if (rc == -2) {
+        overflow_at(L, -1);
+        *region = 0;
+        return 0;
+    }
+    return rc;
+}
 
 static void layout_free(layout *L)
 {
@@ -105,7 +155,7 @@ static int layout_values(layout *L, size_t *voff)
     for (int i = 0; i < L->n; i++) {
         rc_node *v = L->g->nodes[i];
         if (!p->in_plan[i] || (v->kind != NK_INPUT && v->kind != NK_OP)) continue;
-        size_t sz = align_up(v->t.size * 4);   /* float and int32 are both 4 bytes */
+        size_t sz = node_bytes(L, i);   /* float and int32 are both 4 bytes */
         int sgi = p->seg && L->prod[i] >= 0 ? p->seg[L->prod[i]] : -1;
         if (sgi >= 0 && !L->keep[i] && L->last[i] >= 0 && L->last[i] <= p->seg_hi[sgi]) {
             L->local[i] = 1;   /* placed by layout_segments */
@@ -114,18 +164,18 @@ static int layout_values(layout *L, size_t *voff)
             L->item_node[ni++] = i;
         } else {
             voff[i] = L->off;
-            L->off += sz;
+            L->off = grow(L, L->off, sz, i);
             if (v->kind == NK_OP && !L->keep[i]) L->act += sz;
         }
     }
     if (ni == 0) return 0;
     size_t region;
-    if (memplan_assign(ni, L->items, &region) != 0) return -1;
+    if (assign_region(L, ni, &region) != 0) return -1;
     for (int q = 0; q < ni; q++) {
         voff[L->item_node[q]] = L->off + L->items[q].offset;
         p->shared[L->item_node[q]] |= PLAN_SHARED_VALUE;
     }
-    L->off += region;
+    L->off = grow(L, L->off, region, -1);
     L->act += region;
     return 0;
 }
@@ -141,7 +191,7 @@ static void layout_scratch_sizes(layout *L)
         tensor *ins[v->nin];
         for (int j = 0; j < v->nin; j++) ins[j] = &p->val[node_resolve(v->in[j])->id];
         tmp.in = ins;
-        L->abytes[k] = align_up(d->aux_bytes ? d->aux_bytes(&tmp) : 0);
+        L->abytes[k] = aligned(L, d->aux_bytes ? d->aux_bytes(&tmp) : 0, v->id);
     }
 }
 
@@ -158,15 +208,15 @@ static void layout_segments(layout *L, size_t *voff, size_t *aoff)
             int i = L->order[k];
             if (L->local[i]) {
                 voff[i] = base + o;
-                o += align_up(L->g->nodes[i]->t.size * 4);
+                o = grow(L, o, node_bytes(L, i), i);
                 p->shared[i] |= PLAN_SHARED_VALUE;
             }
             aoff[k] = L->abytes[k] ? base + o : (size_t)-1;
-            o += L->abytes[k];
+            o = grow(L, o, L->abytes[k], i);
         }
         region = o > region ? o : region;
     }
-    L->off += region;
+    L->off = grow(L, L->off, region, -1);
     L->act += region;
 }
 
@@ -176,7 +226,7 @@ static void layout_scratch(layout *L, size_t *aoff)
     for (int k = 0; k < L->norder; k++) {
         if (L->p->seg && L->p->seg[k] >= 0) continue;
         aoff[k] = L->abytes[k] ? L->off : (size_t)-1;
-        L->off += L->abytes[k];
+        L->off = grow(L, L->off, L->abytes[k], L->order[k]);
         L->act += L->abytes[k];
     }
 }
@@ -189,24 +239,40 @@ static int layout_grads(layout *L, const unsigned char *needs, size_t *goff)
     int ni = 0;
     for (int i = 0; i < L->n; i++) {
         if (!p->in_plan[i] || !needs[i]) continue;
-        size_t sz = align_up(L->g->nodes[i]->t.size * sizeof(float));
+        size_t sz = node_bytes(L, i);
         if (L->planning && !L->keep[i] && L->prod[i] >= 0 && L->last[i] >= 0) {
             L->items[ni] = (memplan_item){ sz, L->gbirth[i], L->gdeath[i], 0 };
             L->item_node[ni++] = i;
         } else {
             goff[i] = L->off;
-            L->off += sz;
+            L->off = grow(L, L->off, sz, i);
         }
     }
     if (ni == 0) return 0;
     size_t region;
-    if (memplan_assign(ni, L->items, &region) != 0) return -1;
+    if (assign_region(L, ni, &region) != 0) return -1;
     for (int q = 0; q < ni; q++) {
         goff[L->item_node[q]] = L->off + L->items[q].offset;
         p->shared[L->item_node[q]] |= PLAN_SHARED_GRAD;
     }
-    L->off += region;
+    L->off = grow(L, L->off, region, -1);
     return 0;
+}
+
+/* Records on the graph that the arena does not fit, naming where. */
+static void report_too_big(const layout *L)
+{
+    if (L->too_big > 0) {
+        char d[128];
+        node_describe(L->g->nodes[L->too_big - 1], d, sizeof d);
+        graph_fail(L->g, RC_ERR_NOMEM,
+                   "plan of %d ops: its arena would exceed %zu bytes at %s (sizes overflow)", L->norder,
+                   (size_t)ARENA_MAX, d);
+    } else {
+        graph_fail(L->g, RC_ERR_NOMEM,
+                   "plan of %d ops: its arena would exceed %zu bytes in a region of shared buffers "
+                   "(sizes overflow)", L->norder, (size_t)ARENA_MAX);
+    }
 }
 
 int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *needs, int n_roots,
@@ -223,6 +289,11 @@ int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *n
     layout_scratch(&L, aoff);
     *gstart = L.off;
     if (layout_grads(&L, needs, goff) != 0) goto out;
+    if (L.too_big) {
+        report_too_big(&L);
+        rc = -2;
+        goto out;
+    }
     *total = L.off;
     p->act_bytes = L.act;
     rc = 0;

@@ -373,6 +373,39 @@ Test(graph, product_shapes_overflow)
     rc_graph_free(g);
 }
 
+Test(graph, plan_arena_overflow)
+{
+    /* four inputs of 2^60 floats (2^62 bytes each) and four small roots: the arena's
+     * 2^64 + 256 bytes used to wrap to 256 and the plan was built over it */
+    rc_graph *g = new_graph();
+    rc_node *roots[4];
+    for (int k = 0; k < 4; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "x%d", k);
+        rc_node *x = rc_input(g, name, RC_F32, 3, (int[]){1 << 30, 1 << 30, 1});
+        cr_expect_not_null(x, "%s", rc_graph_error(g));
+        roots[k] = rc_sum(g, x);
+    }
+    rc_plan *p = rc_plan_new_ex(g, 4, roots, RC_PLAN_NO_GRAD);
+    cr_expect_null(p, "a plan with a wrapped arena of %zu bytes was built", rc_plan_arena_bytes(p));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_NOMEM, "arena", "'x1'", "[1073741824,1073741824,1]", "overflow");
+    rc_plan_free(p);
+    rc_graph_clear_error(g);
+    /* the values of an inference plan share memory by lifetime (memplan): two
+     * intermediates of 2^62 bytes alive together, from small inputs */
+    rc_node *c = rc_input(g, "col", RC_F32, 2, (int[]){1 << 30, 1});
+    rc_node *r = rc_input(g, "row", RC_F32, 2, (int[]){1, 1 << 30});
+    rc_node *m = rc_matmul(g, c, r);
+    rc_node *e = rc_exp(g, m);
+    rc_node *y = rc_sum(g, rc_add(g, rc_exp(g, e), rc_add(g, m, e)));
+    cr_expect_not_null(y, "%s", rc_graph_error(g));
+    p = rc_plan_new_ex(g, 1, &y, RC_PLAN_NO_GRAD | RC_PLAN_NO_EW_FUSION);
+    cr_expect_null(p, "a plan of %zu bytes was built", rc_plan_arena_bytes(p));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_NOMEM, "arena", "overflow");
+    rc_plan_free(p);
+    rc_graph_free(g);
+}
+
 Test(graph, null_operand_and_first_error_kept)
 {
     rc_graph *g = new_graph();
