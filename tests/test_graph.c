@@ -538,6 +538,74 @@ Test(graph, param_same_name_same_shape_is_shared)
 
 /* ---- forward declarations ------------------------------------------------------------ */
 
+Test(graph, param_lookup_by_name_many)
+{
+    /* thousands of parameters between other nodes: each name finds its own node,
+     * asking again shares it, and unknown or non-parameter names find nothing */
+    enum { NP = 5000 };
+    rc_graph *g = new_graph();
+    rc_node **w = malloc(NP * sizeof *w);
+    cr_assert_not_null(w);
+    char name[32];
+    for (int i = 0; i < NP; i++) {
+        snprintf(name, sizeof name, "layer%d.W", i);
+        w[i] = rc_param(g, name, 1, (int[]){1 + i % 3});
+        cr_expect_not_null(w[i], "%s", rc_graph_error(g));
+        rc_input(g, name, RC_F32, 1, (int[]){2});   /* an input of the same name is no parameter */
+    }
+    int count = rc_graph_node_count(g);
+    for (int i = 0; i < NP; i++) {
+        snprintf(name, sizeof name, "layer%d.W", i);
+        cr_expect_eq(rc_param_find(g, name), w[i], "rc_param_find(\"%s\")", name);
+        cr_expect_eq(rc_param(g, name, 1, (int[]){1 + i % 3}), w[i], "rc_param(\"%s\") again", name);
+    }
+    cr_expect_eq(rc_graph_node_count(g), count, "shared parameters added nodes");
+    cr_expect_null(rc_param_find(g, "layer5000.W"));
+    cr_expect_null(rc_param_find(g, "layer1.w"));
+    cr_expect_null(rc_param_find(g, ""));
+    /* the same name with another shape is still refused */
+    cr_expect_null(rc_param(g, "layer7.W", 1, (int[]){9}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'layer7.W'", "[2]", "[9]");
+    cr_expect_eq(rc_graph_status(g), RC_ERR_SHAPE);
+    free(w);
+    rc_graph_free(g);
+}
+
+Test(graph, param_renamed_is_found_by_its_new_name)
+{
+    rc_graph *g = new_graph();
+    rc_node *a = rc_param(g, "a", 1, (int[]){2});
+    rc_node *b = rc_param(g, "b", 1, (int[]){3});
+    cr_expect_eq(rc_node_set_name(a, "alpha"), RC_OK);
+    cr_expect_null(rc_param_find(g, "a"));
+    cr_expect_eq(rc_param_find(g, "alpha"), a);
+    cr_expect_eq(rc_param(g, "alpha", 1, (int[]){2}), a);
+    /* a new parameter may take the freed name */
+    rc_node *a2 = rc_param(g, "a", 1, (int[]){4});
+    cr_expect_not_null(a2, "%s", rc_graph_error(g));
+    cr_expect_neq(a2, a);
+    cr_expect_eq(rc_param_find(g, "a"), a2);
+    /* two parameters renamed to one name: the first (lowest id) is the one found,
+     * and renaming it away leaves the other */
+    cr_expect_eq(rc_node_set_name(a2, "b"), RC_OK);
+    cr_expect_eq(rc_param_find(g, "b"), b);
+    cr_expect_eq(rc_node_set_name(b, "beta"), RC_OK);
+    cr_expect_eq(rc_param_find(g, "b"), a2);
+    cr_expect_eq(rc_param_find(g, "beta"), b);
+    /* many more after the renames */
+    char name[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "p%d", i);
+        cr_expect_not_null(rc_param(g, name, 1, (int[]){1}));
+    }
+    cr_expect_eq(rc_param_find(g, "alpha"), a);
+    cr_expect_eq(rc_param_find(g, "b"), a2);
+    cr_expect_eq(rc_param_find(g, "beta"), b);
+    cr_expect_str_eq(rc_node_name(rc_param_find(g, "p99")), "p99");
+    cr_expect_eq(rc_graph_status(g), RC_OK, "%s", rc_graph_error(g));
+    rc_graph_free(g);
+}
+
 Test(graph, forward_decl_cycle)
 {
     rc_graph *g = new_graph();
