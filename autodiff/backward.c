@@ -51,6 +51,7 @@ static void run_backward(rc_plan *p, int k)
 rc_status rc_plan_backward(rc_plan *p, rc_node *loss)
 {
     if (!p) return RC_ERR_ARG;
+    runtime_apply_threads();   /* the process-wide thread count, on this thread too */
     if (!loss || loss->g != p->g || loss->id >= p->nnodes)
         return plan_fail(p, RC_ERR_ARG, "backward: the loss is NULL or not a node of this plan's graph");
     rc_node *l = node_resolve(loss);

@@ -1,6 +1,7 @@
 /* Library-wide settings: version, status names, the thread knob, the BLAS check. */
 #include <omp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
@@ -34,27 +35,45 @@ rc_status rc_blas_check(void)
     return strstr(rc_blas_config(), "USE_OPENMP") ? RC_OK : RC_ERR_STATE;
 }
 
-static int threads_now;
+/* The thread count is process-wide: OpenMP's omp_set_num_threads() only sets the
+ * calling thread's count (an ICV per thread), so the count lives here with a
+ * generation that every change bumps, and each thread that enters the library
+ * (runtime_apply_threads) applies it to itself when its own generation is stale. */
+static _Atomic int threads_now;
+static _Atomic unsigned threads_gen;
+static _Thread_local unsigned threads_applied;   /* 0: never applied on this thread */
 
-static int apply_threads(int n)
+static int set_threads(int n)
 {
     if (n <= 0) n = omp_get_num_procs();
-    omp_set_num_threads(n);
+    atomic_store(&threads_now, n);
+    atomic_fetch_add(&threads_gen, 1u);
+    /* OpenBLAS's own count (its OpenMP build also follows the calling thread's
+     * OpenMP count at each call) */
     openblas_set_num_threads(n);
-    threads_now = n;
     return n;
+}
+
+static void apply_now(void)
+{
+    unsigned gen = atomic_load(&threads_gen);
+    if (gen == threads_applied) return;
+    omp_set_num_threads(atomic_load(&threads_now));
+    threads_applied = gen;
 }
 
 int rc_set_num_threads(int n)
 {
     runtime_init();   /* RC_NUM_THREADS is read first, so it cannot undo this call */
-    return apply_threads(n);
+    n = set_threads(n);
+    apply_now();
+    return n;
 }
 
 int rc_num_threads(void)
 {
     runtime_init();
-    return threads_now;
+    return atomic_load(&threads_now);
 }
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -63,10 +82,16 @@ static void init_threads(void)
 {
     const char *e = getenv("RC_NUM_THREADS");
     int n = e ? atoi(e) : 0;
-    apply_threads(n);
+    set_threads(n);
 }
 
 void runtime_init(void)
 {
     pthread_once(&once, init_threads);
+}
+
+void runtime_apply_threads(void)
+{
+    runtime_init();
+    apply_now();
 }

@@ -1,4 +1,5 @@
 /* Graph lifecycle, error slot, leaves (inputs, parameters, constants, declarations). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ void rc_graph_free(rc_graph *g)
     if (!g) return;
     for (int i = 0; i < g->n; i++) node_free(g->nodes[i]);
     free(g->nodes);
+    free(g->pmap);
     free(g);
 }
 
@@ -104,6 +106,64 @@ void node_describe(const rc_node *n, char *buf, size_t len)
         msgf(buf, len, "node #%d (%s) %s", n->id, node_op_name(n), sh);
 }
 
+/* ---- parameters by name: a hash map that doubles as it fills --------------------- */
+
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* The slot holding the parameter called name, or the empty slot where it would go. */
+static size_t pmap_slot(rc_node *const *map, size_t cap, const char *name)
+{
+    size_t i = name_hash(name) & (cap - 1);
+    while (map[i] && strcmp(map[i]->name, name) != 0) i = (i + 1) & (cap - 1);
+    return i;
+}
+
+/* Puts parameter n in the map unless a parameter of its name is there. */
+static void pmap_put(rc_graph *g, rc_node *n)
+{
+    size_t i = pmap_slot(g->pmap, g->pmap_cap, n->name);
+    if (!g->pmap[i]) g->pmap[i] = n;
+}
+
+/* Refills the map's slots from the nodes, in id order, so that the first parameter
+ * of a name wins, as a scan would find it. */
+static void pmap_rebuild_in_place(rc_graph *g)
+{
+    memset(g->pmap, 0, g->pmap_cap * sizeof *g->pmap);
+    for (int i = 0; i < g->n; i++) {
+        rc_node *v = g->nodes[i];
+        if (v->kind == NK_PARAM && v->name) pmap_put(g, v);
+    }
+}
+
+/* Room for one more parameter, keeping the map at most half full whatever the
+ * names (so a probe always meets an empty slot): doubles the slots and moves the
+ * entries over; 0, or -1 out of memory (the old map stays). */
+static int pmap_reserve(rc_graph *g)
+{
+    if (2 * (g->nparams + 1) <= g->pmap_cap) return 0;
+    size_t cap = g->pmap_cap ? 2 * g->pmap_cap : 16;
+    rc_node **map = calloc(cap, sizeof *map);
+    if (!map) return -1;
+    for (size_t i = 0; i < g->pmap_cap; i++)
+        if (g->pmap[i]) map[pmap_slot(map, cap, g->pmap[i]->name)] = g->pmap[i];
+    free(g->pmap);
+    g->pmap = map;
+    g->pmap_cap = cap;
+    return 0;
+}
+
+static rc_node *pmap_get(const rc_graph *g, const char *name)
+{
+    if (!g->pmap_cap) return NULL;
+    return g->pmap[pmap_slot(g->pmap, g->pmap_cap, name)];
+}
+
 static char *dupstr(const char *s)
 {
     if (!s) s = "";
@@ -120,6 +180,8 @@ rc_status rc_node_set_name(rc_node *n, const char *name)
     if (!d) return RC_ERR_NOMEM;
     free(n->name);
     n->name = d;
+    /* a renamed parameter moves in the map (its slots suffice for every parameter) */
+    if (n->kind == NK_PARAM && n->g->pmap_cap) pmap_rebuild_in_place(n->g);
     return RC_OK;
 }
 
@@ -130,17 +192,23 @@ static rc_node *leaf(rc_graph *g, node_kind kind, const char *what, const char *
     if (dt != RC_F32 && dt != RC_I32)
         return graph_fail(g, RC_ERR_ARG, "%s '%s': unknown dtype %d", what, name ? name : "", (int)dt);
     tensor t = { .dt = dt };
-    if (tensor_set_shape(&t, ndim, shape) != 0) {
+    int rc = tensor_set_shape(&t, ndim, shape);
+    if (rc != 0) {
         if (ndim < 1 || ndim > RC_MAX_DIMS || !shape)
             return graph_fail(g, RC_ERR_SHAPE, "%s '%s': rank %d is outside 1..%d", what,
                               name ? name : "", ndim, RC_MAX_DIMS);
-        return graph_fail(g, RC_ERR_SHAPE, "%s '%s': every dimension must be >= 1", what,
-                          name ? name : "");
+        char sh[16 * RC_MAX_DIMS];
+        tensor_dims_str(ndim, shape, sh, sizeof sh);
+        if (rc == -2)
+            return graph_fail(g, RC_ERR_SHAPE, "%s '%s': shape %s has more than %zu elements (its size overflows)",
+                              what, name ? name : "", sh, (size_t)TENSOR_MAX_SIZE);
+        return graph_fail(g, RC_ERR_SHAPE, "%s '%s': shape %s: every dimension must be >= 1", what,
+                          name ? name : "", sh);
     }
     rc_node *n = graph_add(g, kind, NULL, 0);
     if (!n) return NULL;
     n->t = t;
-    if (name && rc_node_set_name(n, name) != RC_OK)
+    if (name && !(n->name = dupstr(name)))
         return graph_fail(g, RC_ERR_NOMEM, "out of memory naming %s '%s'", what, name);
     return n;
 }
@@ -153,11 +221,7 @@ rc_node *rc_input(rc_graph *g, const char *name, rc_dtype dt, int ndim, const in
 rc_node *rc_param_find(const rc_graph *g, const char *name)
 {
     if (!g || !name) return NULL;
-    for (int i = 0; i < g->n; i++) {
-        rc_node *n = g->nodes[i];
-        if (n->kind == NK_PARAM && n->name && strcmp(n->name, name) == 0) return n;
-    }
-    return NULL;
+    return pmap_get(g, name);
 }
 
 static rc_node *with_storage(rc_graph *g, rc_node *n, const char *what)
@@ -179,16 +243,20 @@ rc_node *rc_param(rc_graph *g, const char *name, int ndim, const int *shape)
         if (tensor_set_shape(&t, ndim, shape) != 0 || !tensor_same_shape(&t, &old->t)) {
             char a[64], b[64];
             tensor_shape_str(&old->t, a, sizeof a);
-            if (tensor_set_shape(&t, ndim, shape) == 0) tensor_shape_str(&t, b, sizeof b);
-            else snprintf(b, sizeof b, "(invalid)");
+            if (ndim >= 1 && ndim <= RC_MAX_DIMS && shape) tensor_dims_str(ndim, shape, b, sizeof b);
+            else snprintf(b, sizeof b, "(rank %d)", ndim);
             return graph_fail(g, RC_ERR_SHAPE,
                               "parameter '%s' already exists with shape %s; asked again with shape %s",
                               name, a, b);
         }
         return old;
     }
+    if (pmap_reserve(g) != 0) return graph_fail(g, RC_ERR_NOMEM, "out of memory adding parameter '%s'", name);
     rc_node *n = leaf(g, NK_PARAM, "parameter", name, RC_F32, ndim, shape);
-    if (n) n->requires_grad = 1;
+    if (!n) return NULL;
+    n->requires_grad = 1;
+    g->nparams++;
+    pmap_put(g, n);
     return with_storage(g, n, "parameter");
 }
 

@@ -33,6 +33,10 @@ struct rc_graph {
     int n, cap;
     rc_status status;
     int cur_step;         /* tstep given to new nodes (rc_unroll sets it per step) */
+    rc_node **pmap;       /* parameters by name (the first of a name): open addressing,
+                             linear probing, NULL empty */
+    size_t pmap_cap;      /* slots, a power of two, at least twice nparams (0: none yet) */
+    size_t nparams;       /* parameter nodes of the graph */
     char err[512];
 };
 

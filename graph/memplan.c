@@ -81,7 +81,7 @@ int memplan_assign(int n, memplan_item *items, size_t *total)
             if (fl[f].size >= it->size && (best < 0 || fl[f].size < fl[best].size)) best = f;
         if (best < 0 && nf > 0 && fl[nf - 1].off + fl[nf - 1].size == top) {
             /* the last free block ends at the top: extend it */
-            top = fl[nf - 1].off + it->size;
+            if (__builtin_add_overflow(fl[nf - 1].off, it->size, &top)) goto overflow;
             fl[nf - 1].size = it->size;
             best = nf - 1;
         }
@@ -95,11 +95,14 @@ int memplan_assign(int n, memplan_item *items, size_t *total)
             }
         } else {
             it->offset = top;
-            top += it->size;
+            if (__builtin_add_overflow(top, it->size, &top)) goto overflow;
         }
         active[na++] = idx[q];
     }
     *total = top;
     free(idx); free(active); free(fl);
     return 0;
+overflow:
+    free(idx); free(active); free(fl);
+    return -2;
 }

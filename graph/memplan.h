@@ -13,7 +13,8 @@ typedef struct memplan_item {
 } memplan_item;
 
 /* Gives every item an offset such that items alive at the same step do not overlap;
- * writes the region's size to *total. Returns 0, or -1 out of memory. */
+ * writes the region's size to *total. Returns 0, -1 out of memory, or -2 when the
+ * region's size overflows a size_t. */
 int memplan_assign(int n, memplan_item *items, size_t *total);
 
 #endif

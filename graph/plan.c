@@ -108,47 +108,39 @@ rc_plan *rc_plan_new(rc_graph *g, int n_roots, rc_node *const *roots)
     return rc_plan_new_ex(g, n_roots, roots, 0);
 }
 
-rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags)
+/* The roots exist and belong to g; 0, or -1 with the error recorded. */
+static int check_roots(rc_graph *g, int n_roots, rc_node *const *roots)
 {
-    if (!g) return NULL;
-    if (g->status != RC_OK) return NULL;
     if (n_roots < 1 || !roots) {
         graph_fail(g, RC_ERR_ARG, "rc_plan_new: needs at least one root node");
-        return NULL;
+        return -1;
     }
     for (int r = 0; r < n_roots; r++) {
         if (!roots[r]) {
             graph_fail(g, RC_ERR_ARG, "rc_plan_new: root %d is NULL", r);
-            return NULL;
+            return -1;
         }
         if (roots[r]->g != g) {
             graph_fail(g, RC_ERR_GRAPH, "rc_plan_new: root %d belongs to another graph", r);
-            return NULL;
+            return -1;
         }
     }
-    runtime_init();
-    if (flags & RC_PLAN_RECOMPUTE) flags |= RC_PLAN_NO_TIME_BATCH;
-    /* The passes rewrite the graph first (see passes.h). */
-    if (!(flags & RC_PLAN_NO_TIME_BATCH) && pass_time_batch(g, flags) < 0) return NULL;
-    if (!(flags & RC_PLAN_NO_GEMM_FUSION) && pass_gemm_fusion(g) < 0) return NULL;
-    if (!(flags & RC_PLAN_NO_EW_FUSION) && pass_ew_fusion(g, n_roots, roots, flags) < 0) return NULL;
-    int n = g->n;
-    rc_plan *p = calloc(1, sizeof *p);
-    unsigned char *mark = calloc((size_t)n, 1);
-    int *order = malloc((size_t)n * sizeof *order);
-    if (!p || !mark || !order) goto nomem;
-    p->g = g;
-    p->nnodes = n;
-    p->training = 1;
-    p->flags = flags;
-    p->live_loss = -1;
-    int norder = 0;
-    if (topo_sort(g, n_roots, roots, mark, order, &norder) != 0) {
-        free(mark);
-        free(order);
-        free(p);
-        return NULL;
-    }
+    return 0;
+}
+
+/* The passes rewrite the graph first (see passes.h); 0, or -1 with the error recorded. */
+static int run_passes(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags)
+{
+    if (!(flags & RC_PLAN_NO_TIME_BATCH) && pass_time_batch(g, flags) < 0) return -1;
+    if (!(flags & RC_PLAN_NO_GEMM_FUSION) && pass_gemm_fusion(g) < 0) return -1;
+    if (!(flags & RC_PLAN_NO_EW_FUSION) && pass_ew_fusion(g, n_roots, roots, flags) < 0) return -1;
+    return 0;
+}
+
+/* The per-node and per-instance arrays of a plan of n nodes and norder instances. */
+static int plan_alloc_arrays(rc_plan *p, int n, int norder)
+{
+    size_t t = (size_t)(norder ? norder : 1);
     p->val = calloc((size_t)n, sizeof *p->val);
     p->grad = calloc((size_t)n, sizeof *p->grad);
     p->in_plan = calloc((size_t)n, 1);
@@ -156,71 +148,75 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
     p->live = calloc((size_t)n, 1);
     p->zeroed = calloc((size_t)n, 1);
     p->shared = calloc((size_t)n, 1);
-    p->tape = calloc((size_t)(norder ? norder : 1), sizeof *p->tape);
-    p->tape_node = malloc((size_t)(norder ? norder : 1) * sizeof *p->tape_node);
-    if (!p->val || !p->grad || !p->in_plan || !p->fed || !p->live || !p->zeroed || !p->shared || !p->tape || !p->tape_node)
-        goto nomem;
+    p->tape = calloc(t, sizeof *p->tape);
+    p->tape_node = malloc(t * sizeof *p->tape_node);
+    return p->val && p->grad && p->in_plan && p->fed && p->live && p->zeroed && p->shared && p->tape &&
+                   p->tape_node
+               ? 0
+               : -1;
+}
 
-    /* Which nodes need a gradient: parameters, inputs that asked, and ops fed by them. */
-    unsigned char *needs = calloc((size_t)n, 1);
-    if (!needs) goto nomem;
-    for (int i = 0; i < n; i++) {
+/* Marks the nodes the plan reads (in_plan, val) and which need a gradient
+ * (parameters, inputs that asked, and ops fed by them); *nptr: the operands of all
+ * instances. */
+static void mark_needs(rc_plan *p, const unsigned char *mark, const int *order, int norder,
+                       unsigned char *needs, size_t *nptr)
+{
+    rc_graph *g = p->g;
+    for (int i = 0; i < p->nnodes; i++) {
         rc_node *v = g->nodes[i];
         if (!mark[i]) continue;
         p->in_plan[i] = 1;
         p->val[i] = v->t;
-        if (flags & RC_PLAN_NO_GRAD) continue;
+        if (p->flags & RC_PLAN_NO_GRAD) continue;
         if (v->kind == NK_PARAM || (v->kind == NK_INPUT && v->requires_grad)) needs[i] = 1;
     }
-    size_t nptr = 0;
+    *nptr = 0;
     for (int k = 0; k < norder; k++) {
         rc_node *v = g->nodes[order[k]];
-        nptr += (size_t)v->nin;
+        *nptr += (size_t)v->nin;
         for (int j = 0; j < v->nin; j++)
             if (needs[node_resolve(v->in[j])->id]) needs[v->id] = 1;
     }
-    p->in_ptrs = malloc((nptr ? nptr : 1) * sizeof *p->in_ptrs);
-    p->gin_ptrs = calloc(nptr ? nptr : 1, sizeof *p->gin_ptrs);
-    if (!p->in_ptrs || !p->gin_ptrs) {
-        free(needs);
-        goto nomem;
-    }
+}
 
-    if ((flags & RC_PLAN_RECOMPUTE) && !(flags & RC_PLAN_NO_GRAD) && plan_segments(p, order, norder) != 0) {
-        free(needs);
-        goto nomem;
-    }
-    if (!(flags & RC_PLAN_NO_SCHEDULE) && plan_schedule(p, order, norder, needs) != 0) {
-        free(needs);
-        goto nomem;
-    }
-    /* Arena layout: values, then scratch, then gradients (plan_layout). */
+/* Lays the arena out (plan_layout), allocates it and points the values of inputs
+ * and ops and the gradients into it; aoff (per instance) is left for the tape.
+ * 0, or -1 out of memory. */
+static int place_arena(rc_plan *p, const int *order, int norder, const unsigned char *needs, int n_roots,
+                       rc_node *const *roots, size_t *aoff)
+{
+    int n = p->nnodes, rc = -1;
     size_t *voff = calloc((size_t)n, sizeof *voff), *goff = calloc((size_t)n, sizeof *goff);
-    size_t *aoff = calloc((size_t)(norder ? norder : 1), sizeof *aoff);
     size_t gstart = 0, off = 0;
-    if (!voff || !goff || !aoff || plan_layout(p, order, norder, needs, n_roots, roots, voff, aoff, goff, &gstart, &off) != 0) {
-        free(needs); free(voff); free(goff); free(aoff);
-        goto nomem;
-    }
+    if (!voff || !goff || plan_layout(p, order, norder, needs, n_roots, roots, voff, aoff, goff, &gstart, &off) != 0)
+        goto out;
     p->arena_bytes = off;
     p->arena = off ? aligned_alloc(ALIGN, off) : NULL;
-    if (off && !p->arena) {
-        free(needs); free(voff); free(goff); free(aoff);
-        goto nomem;
-    }
+    if (off && !p->arena) goto out;
     if (off) memset(p->arena, 0, off);
     p->grad_base = p->arena + gstart;
     p->grad_bytes = off - gstart;
     for (int i = 0; i < n; i++) {
-        rc_node *v = g->nodes[i];
-        if (!mark[i]) continue;
+        rc_node *v = p->g->nodes[i];
+        if (!p->in_plan[i]) continue;
         if (v->kind == NK_INPUT || v->kind == NK_OP) p->val[i].data = p->arena + voff[i];
         if (needs[i]) p->grad[i] = (float *)(p->arena + goff[i]);
     }
-    /* The tape. */
+    rc = 0;
+out:
+    free(voff);
+    free(goff);
+    return rc;
+}
+
+/* One op_inst per op of order[], with pointers to its operands', result's and
+ * gradients' buffers and its scratch (aoff, (size_t)-1 none). */
+static void build_tape(rc_plan *p, const int *order, int norder, const size_t *aoff)
+{
     size_t pk = 0;
     for (int k = 0; k < norder; k++) {
-        rc_node *v = g->nodes[order[k]];
+        rc_node *v = p->g->nodes[order[k]];
         op_inst *it = &p->tape[k];
         it->op = v->op;
         it->nin = v->nin;
@@ -240,7 +236,64 @@ rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigne
         p->tape_node[k] = v->id;
     }
     p->ntape = norder;
-    free(needs); free(voff); free(goff); free(aoff);
+}
+
+/* Everything after the topological sort: gradients needed, segments, schedule,
+ * arena, tape. 0, or -1 out of memory. */
+static int plan_fill(rc_plan *p, const unsigned char *mark, const int *order, int norder, int n_roots,
+                     rc_node *const *roots)
+{
+    int rc = -1;
+    size_t nptr = 0;
+    unsigned char *needs = NULL;
+    size_t *aoff = NULL;
+    if (plan_alloc_arrays(p, p->nnodes, norder) != 0) goto out;
+    needs = calloc((size_t)p->nnodes, 1);
+    if (!needs) goto out;
+    mark_needs(p, mark, order, norder, needs, &nptr);
+    p->in_ptrs = malloc((nptr ? nptr : 1) * sizeof *p->in_ptrs);
+    p->gin_ptrs = calloc(nptr ? nptr : 1, sizeof *p->gin_ptrs);
+    if (!p->in_ptrs || !p->gin_ptrs) goto out;
+    if ((p->flags & RC_PLAN_RECOMPUTE) && !(p->flags & RC_PLAN_NO_GRAD) && plan_segments(p, order, norder) != 0)
+        goto out;
+    if (!(p->flags & RC_PLAN_NO_SCHEDULE) && plan_schedule(p, order, norder, needs) != 0) goto out;
+    /* Arena layout: values, then scratch, then gradients (plan_layout). */
+    aoff = calloc((size_t)(norder ? norder : 1), sizeof *aoff);
+    if (!aoff || place_arena(p, order, norder, needs, n_roots, roots, aoff) != 0) goto out;
+    build_tape(p, order, norder, aoff);
+    rc = 0;
+out:
+    free(needs);
+    free(aoff);
+    return rc;
+}
+
+rc_plan *rc_plan_new_ex(rc_graph *g, int n_roots, rc_node *const *roots, unsigned flags)
+{
+    if (!g) return NULL;
+    if (g->status != RC_OK) return NULL;
+    if (check_roots(g, n_roots, roots) != 0) return NULL;
+    runtime_init();
+    if (flags & RC_PLAN_RECOMPUTE) flags |= RC_PLAN_NO_TIME_BATCH;
+    if (run_passes(g, n_roots, roots, flags) != 0) return NULL;
+    int n = g->n;
+    rc_plan *p = calloc(1, sizeof *p);
+    unsigned char *mark = calloc((size_t)n, 1);
+    int *order = malloc((size_t)n * sizeof *order);
+    if (!p || !mark || !order) goto nomem;
+    p->g = g;
+    p->nnodes = n;
+    p->training = 1;
+    p->flags = flags;
+    p->live_loss = -1;
+    int norder = 0;
+    if (topo_sort(g, n_roots, roots, mark, order, &norder) != 0) {
+        free(mark);
+        free(order);
+        free(p);
+        return NULL;
+    }
+    if (plan_fill(p, mark, order, norder, n_roots, roots) != 0) goto nomem;
     free(mark);
     free(order);
     if (!(flags & RC_PLAN_NO_PACKED_GEMM) && plan_packs(p) != 0) {
@@ -300,6 +353,7 @@ rc_status rc_plan_feed(rc_plan *p, rc_node *input, const void *data, size_t coun
 
 rc_status plan_forward_run(rc_plan *p)
 {
+    runtime_apply_threads();   /* this thread may never have seen rc_set_num_threads */
     for (int i = 0; i < p->nnodes; i++)
         if (p->in_plan[i] && p->g->nodes[i]->kind == NK_INPUT && !p->fed[i]) {
             char d[128];

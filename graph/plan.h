@@ -63,7 +63,8 @@ int plan_packs(rc_plan *p);
 /* Arena offsets of the values (voff, per node id), scratch (aoff, per tape index) and
  * gradients (goff; gradients start at *gstart) of a plan whose in_plan, val and flags
  * are set, with buffer planning unless RC_PLAN_NO_BUFFER_PLAN (plan_layout.c); marks
- * p->shared. *total: the arena's bytes. Returns 0, or -1 out of memory. */
+ * p->shared. *total: the arena's bytes. Returns 0, -1 out of memory, or -2 when the
+ * arena would exceed a ptrdiff_t (recorded on the graph, naming the node). */
 int plan_layout(rc_plan *p, const int *order, int norder, const unsigned char *needs, int n_roots,
                 rc_node *const *roots, size_t *voff, size_t *aoff, size_t *goff, size_t *gstart, size_t *total);
 /* RC_PLAN_RECOMPUTE: segments of the tape (p->seg, seg_lo, seg_hi) from the nodes'

@@ -1,7 +1,9 @@
 /* Internal: exp, sigmoid and tanh written so that loops over arrays vectorise (no
  * calls, no branches). exp is the Cephes single-precision algorithm: x = n ln2 + r
  * with |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n from the exponent bits;
- * relative error about 2 ulp over the range where the result is a normal float. */
+ * relative error about 2 ulp over the range where the result is a normal float.
+ * The ends are IEEE's: exp(x) = inf above ln(FLT_MAX) ~ 88.72, subnormal results
+ * rounded as the hardware rounds them, 0 below ~ -103.97, NaN through. */
 #ifndef RC_FASTMATH_H
 #define RC_FASTMATH_H
 
@@ -9,10 +11,14 @@
 
 static inline float fm_exp(float x0)
 {
-    /* written as selects only, so loops over it vectorise; NaN goes through unchanged */
+    /* written as selects only, so loops over it vectorise. Clamping to [-104, 89]
+     * keeps n in [-150, 128] without changing the result there: exp(89) and more
+     * overflow to inf, exp(-104) and less round to 0. 2^n is applied as two factors
+     * 2^h 2^(n-h), h = n/2, each a normal float, so that the product overflows or
+     * goes subnormal (one rounding) exactly where e^x does. */
     float x = x0 != x0 ? 0.0f : x0;
-    x = x > 88.3762626647949f ? 88.3762626647949f : x;
-    x = x < -87.3365447505531f ? -87.3365447505531f : x;
+    x = x > 89.0f ? 89.0f : x;
+    x = x < -104.0f ? -104.0f : x;
     float fx = __builtin_roundf(x * 1.44269504088896341f);
     float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -22,9 +28,11 @@ static inline float fm_exp(float x0)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union { uint32_t u; float f; } e;
-    e.u = (uint32_t)((int32_t)fx + 127) << 23;
-    float res = p * e.f;
+    int32_t n = (int32_t)fx, h = n / 2;
+    union { uint32_t u; float f; } e1, e2;
+    e1.u = (uint32_t)(h + 127) << 23;
+    e2.u = (uint32_t)(n - h + 127) << 23;
+    float res = (p * e1.f) * e2.f;
     return x0 != x0 ? x0 : res;
 }
 

@@ -1,5 +1,6 @@
 /* Ops that move data without arithmetic: concat and slice along the last axis,
  * and embedding lookup (gather rows; its gradient scatter-adds). */
+#include <limits.h>
 #include <string.h>
 #include "kernels.h"
 
@@ -7,7 +8,7 @@ SHAPE_FN(shape_concat)
 {
     (void)par;
     const tensor *a = in[0];
-    int cols = 0;
+    long long cols = 0;
     for (int k = 0; k < nin; k++) {
         const tensor *t = in[k];
         if (t->dt != RC_F32) {
@@ -26,10 +27,15 @@ SHAPE_FN(shape_concat)
         }
         cols += tensor_cols(t);
     }
-    *out = *a;
-    out->shape[out->ndim - 1] = cols;
-    out->size = tensor_rows(a) * (size_t)cols;
-    return 0;
+    if (cols > INT_MAX) {
+        msgf(msg, OP_MSG, "the parts' last axes add up to %lld, more than %d", cols, INT_MAX);
+        return -1;
+    }
+    int shape[RC_MAX_DIMS];
+    memcpy(shape, a->shape, sizeof shape);
+    shape[a->ndim - 1] = (int)cols;
+    out->dt = RC_F32;
+    return tensor_set_shape_msg(out, a->ndim, shape, msg, OP_MSG);
 }
 
 FWD_FN(fwd_concat)
@@ -119,8 +125,7 @@ SHAPE_FN(shape_row_slice)
     }
     int shape[2] = { len, a->shape[1] };
     out->dt = RC_F32;
-    tensor_set_shape(out, 2, shape);
-    return 0;
+    return tensor_set_shape_msg(out, 2, shape, msg, OP_MSG);
 }
 
 FWD_FN(fwd_row_slice)
@@ -145,7 +150,8 @@ BWD_FN(bwd_row_slice)
 SHAPE_FN(shape_row_concat)
 {
     (void)par;
-    int rows = 0, cols = in[0]->ndim == 2 ? in[0]->shape[1] : 0;
+    long long rows = 0;
+    int cols = in[0]->ndim == 2 ? in[0]->shape[1] : 0;
     for (int k = 0; k < nin; k++) {
         const tensor *t = in[k];
         if (t->dt != RC_F32 || t->ndim != 2 || t->shape[1] != cols) {
@@ -158,10 +164,13 @@ SHAPE_FN(shape_row_concat)
         }
         rows += t->shape[0];
     }
-    int shape[2] = { rows, cols };
+    if (rows > INT_MAX) {
+        msgf(msg, OP_MSG, "the parts' rows add up to %lld, more than %d", rows, INT_MAX);
+        return -1;
+    }
+    int shape[2] = { (int)rows, cols };
     out->dt = RC_F32;
-    tensor_set_shape(out, 2, shape);
-    return 0;
+    return tensor_set_shape_msg(out, 2, shape, msg, OP_MSG);
 }
 
 FWD_FN(fwd_row_concat)
@@ -210,8 +219,7 @@ SHAPE_FN(shape_embedding)
     memcpy(shape, idx->shape, (size_t)idx->ndim * sizeof(int));
     shape[idx->ndim] = tab->shape[1];
     out->dt = RC_F32;
-    tensor_set_shape(out, idx->ndim + 1, shape);
-    return 0;
+    return tensor_set_shape_msg(out, idx->ndim + 1, shape, msg, OP_MSG);
 }
 
 FWD_FN(fwd_embedding)

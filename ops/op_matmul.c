@@ -28,8 +28,7 @@ SHAPE_FN(shape_matmul)
     }
     int shape[2] = { rows_of(a, ta), cols_of(b, tb) };
     out->dt = RC_F32;
-    tensor_set_shape(out, 2, shape);
-    return 0;
+    return tensor_set_shape_msg(out, 2, shape, msg, OP_MSG);
 }
 
 /* C[m,n] += op(X) @ op(Y) with row-major X, Y and leading dimensions from shapes. */

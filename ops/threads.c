@@ -5,11 +5,14 @@
 #include <omp.h>
 #endif
 #include "op.h"
+#include "runtime.h"
 
 int op_threads(void)
 {
 #ifdef _OPENMP
-    return omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (omp_in_parallel()) return 1;
+    runtime_apply_threads();   /* the process-wide count, whichever thread runs the plan */
+    return omp_get_max_threads();
 #else
     return 1;
 #endif

@@ -295,6 +295,117 @@ Test(graph, zero_dimension)
     rc_graph_free(g);
 }
 
+/* ---- sizes that overflow: refused with the op and the shapes, never wrapped ------ */
+
+Test(graph, concat_last_axis_overflow)
+{
+    /* two [1, 2^30]: the last axes add up to 2^31, which no int dimension holds */
+    rc_graph *g = new_graph();
+    rc_node *a = rc_input(g, "left", RC_F32, 2, (int[]){1, 1 << 30});
+    rc_node *b = rc_input(g, "right", RC_F32, 2, (int[]){1, 1 << 30});
+    cr_expect_not_null(a, "%s", rc_graph_error(g));
+    cr_expect_null(rc_concat(g, 2, (rc_node *[]){a, b}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "concat", "[1,1073741824]", "'left'", "'right'", "2147483648");
+    rc_graph_clear_error(g);
+    /* dims that fit an int but elements that overflow: two [2^31-1, 1.5 * 2^29] */
+    rc_node *c = rc_input(g, "tall", RC_F32, 2, (int[]){INT32_MAX, 805306368});
+    cr_expect_not_null(c, "%s", rc_graph_error(g));
+    cr_expect_null(rc_concat(g, 2, (rc_node *[]){c, c}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "concat", "[2147483647,805306368]", "[2147483647,1610612736]",
+                       "'tall'", "overflow");
+    rc_graph_clear_error(g);
+    /* row_concat: the rows add up past an int */
+    rc_node *r = rc_input(g, "rows", RC_F32, 2, (int[]){1 << 30, 1});
+    cr_expect_null(rc_row_concat(g, 2, (rc_node *[]){r, r}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "row_concat", "[1073741824,1]", "'rows'", "2147483648");
+    rc_graph_free(g);
+}
+
+Test(graph, leaf_size_overflow)
+{
+    /* [65536]^4 has 2^64 elements: the size used to wrap to 0 with status OK */
+    static const int huge[4] = {65536, 65536, 65536, 65536};
+    rc_graph *g = new_graph();
+    cr_expect_null(rc_fill(g, 4, huge, 1.0f));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "constant", "[65536,65536,65536,65536]", "overflow");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_const(g, 4, huge, NULL));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "constant", "[65536,65536,65536,65536]");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_input(g, "big_in", RC_F32, 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big_in'", "[65536,65536,65536,65536]", "overflow");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_param(g, "big_w", 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big_w'", "[65536,65536,65536,65536]", "overflow");
+    rc_graph_clear_error(g);
+    cr_expect_null(rc_forward_decl(g, "big_d", 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big_d'", "[65536,65536,65536,65536]");
+    rc_graph_clear_error(g);
+    /* 2^62 elements fit a size_t but not its bytes (4 each) */
+    cr_expect_null(rc_input(g, "big2", RC_F32, 3, (int[]){1 << 30, 1 << 30, 4}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'big2'", "[1073741824,1073741824,4]");
+    rc_graph_clear_error(g);
+    /* an existing parameter asked again with an overflowing shape */
+    cr_expect_not_null(rc_param(g, "w", 1, (int[]){3}));
+    cr_expect_null(rc_param(g, "w", 4, huge));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'w'", "[3]", "[65536,65536,65536,65536]");
+    rc_graph_clear_error(g);
+    cr_expect_eq(rc_graph_node_count(g), 1);
+    rc_graph_free(g);
+}
+
+Test(graph, product_shapes_overflow)
+{
+    rc_graph *g = new_graph();
+    /* matmul [2^31-1, 1] @ [1, 2^31-1]: 2^62 elements, 2^64 bytes */
+    rc_node *a = rc_input(g, "col", RC_F32, 2, (int[]){INT32_MAX, 1});
+    rc_node *b = rc_input(g, "row", RC_F32, 2, (int[]){1, INT32_MAX});
+    cr_expect_not_null(b, "%s", rc_graph_error(g));
+    cr_expect_null(rc_matmul(g, a, b));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "matmul", "[2147483647,1]", "[1,2147483647]", "'col'", "overflow");
+    rc_graph_clear_error(g);
+    /* embedding: indices [65536]^3 into a table of width 65536 give [65536]^4 */
+    rc_node *tab = rc_input(g, "table", RC_F32, 2, (int[]){4, 65536});
+    rc_node *ix = rc_input(g, "ids", RC_I32, 3, (int[]){65536, 65536, 65536});
+    cr_expect_not_null(ix, "%s", rc_graph_error(g));
+    cr_expect_null(rc_embedding(g, tab, ix));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "embedding", "[65536,65536,65536,65536]", "'ids'", "overflow");
+    rc_graph_free(g);
+}
+
+Test(graph, plan_arena_overflow)
+{
+    /* four inputs of 2^60 floats (2^62 bytes each) and four small roots: the arena's
+     * 2^64 + 256 bytes used to wrap to 256 and the plan was built over it */
+    rc_graph *g = new_graph();
+    rc_node *roots[4];
+    for (int k = 0; k < 4; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "x%d", k);
+        rc_node *x = rc_input(g, name, RC_F32, 3, (int[]){1 << 30, 1 << 30, 1});
+        cr_expect_not_null(x, "%s", rc_graph_error(g));
+        roots[k] = rc_sum(g, x);
+    }
+    rc_plan *p = rc_plan_new_ex(g, 4, roots, RC_PLAN_NO_GRAD);
+    cr_expect_null(p, "a plan with a wrapped arena of %zu bytes was built", rc_plan_arena_bytes(p));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_NOMEM, "arena", "'x1'", "[1073741824,1073741824,1]", "overflow");
+    rc_plan_free(p);
+    rc_graph_clear_error(g);
+    /* the values of an inference plan share memory by lifetime (memplan): two
+     * intermediates of 2^62 bytes alive together, from small inputs */
+    rc_node *c = rc_input(g, "col", RC_F32, 2, (int[]){1 << 30, 1});
+    rc_node *r = rc_input(g, "row", RC_F32, 2, (int[]){1, 1 << 30});
+    rc_node *m = rc_matmul(g, c, r);
+    rc_node *e = rc_exp(g, m);
+    rc_node *y = rc_sum(g, rc_add(g, rc_exp(g, e), rc_add(g, m, e)));
+    cr_expect_not_null(y, "%s", rc_graph_error(g));
+    p = rc_plan_new_ex(g, 1, &y, RC_PLAN_NO_GRAD | RC_PLAN_NO_EW_FUSION);
+    cr_expect_null(p, "a plan of %zu bytes was built", rc_plan_arena_bytes(p));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_NOMEM, "arena", "overflow");
+    rc_plan_free(p);
+    rc_graph_free(g);
+}
+
 Test(graph, null_operand_and_first_error_kept)
 {
     rc_graph *g = new_graph();
@@ -426,6 +537,74 @@ Test(graph, param_same_name_same_shape_is_shared)
 }
 
 /* ---- forward declarations ------------------------------------------------------------ */
+
+Test(graph, param_lookup_by_name_many)
+{
+    /* thousands of parameters between other nodes: each name finds its own node,
+     * asking again shares it, and unknown or non-parameter names find nothing */
+    enum { NP = 5000 };
+    rc_graph *g = new_graph();
+    rc_node **w = malloc(NP * sizeof *w);
+    cr_assert_not_null(w);
+    char name[32];
+    for (int i = 0; i < NP; i++) {
+        snprintf(name, sizeof name, "layer%d.W", i);
+        w[i] = rc_param(g, name, 1, (int[]){1 + i % 3});
+        cr_expect_not_null(w[i], "%s", rc_graph_error(g));
+        rc_input(g, name, RC_F32, 1, (int[]){2});   /* an input of the same name is no parameter */
+    }
+    int count = rc_graph_node_count(g);
+    for (int i = 0; i < NP; i++) {
+        snprintf(name, sizeof name, "layer%d.W", i);
+        cr_expect_eq(rc_param_find(g, name), w[i], "rc_param_find(\"%s\")", name);
+        cr_expect_eq(rc_param(g, name, 1, (int[]){1 + i % 3}), w[i], "rc_param(\"%s\") again", name);
+    }
+    cr_expect_eq(rc_graph_node_count(g), count, "shared parameters added nodes");
+    cr_expect_null(rc_param_find(g, "layer5000.W"));
+    cr_expect_null(rc_param_find(g, "layer1.w"));
+    cr_expect_null(rc_param_find(g, ""));
+    /* the same name with another shape is still refused */
+    cr_expect_null(rc_param(g, "layer7.W", 1, (int[]){9}));
+    EXPECT_GRAPH_ERROR(g, RC_ERR_SHAPE, "'layer7.W'", "[2]", "[9]");
+    cr_expect_eq(rc_graph_status(g), RC_ERR_SHAPE);
+    free(w);
+    rc_graph_free(g);
+}
+
+Test(graph, param_renamed_is_found_by_its_new_name)
+{
+    rc_graph *g = new_graph();
+    rc_node *a = rc_param(g, "a", 1, (int[]){2});
+    rc_node *b = rc_param(g, "b", 1, (int[]){3});
+    cr_expect_eq(rc_node_set_name(a, "alpha"), RC_OK);
+    cr_expect_null(rc_param_find(g, "a"));
+    cr_expect_eq(rc_param_find(g, "alpha"), a);
+    cr_expect_eq(rc_param(g, "alpha", 1, (int[]){2}), a);
+    /* a new parameter may take the freed name */
+    rc_node *a2 = rc_param(g, "a", 1, (int[]){4});
+    cr_expect_not_null(a2, "%s", rc_graph_error(g));
+    cr_expect_neq(a2, a);
+    cr_expect_eq(rc_param_find(g, "a"), a2);
+    /* two parameters renamed to one name: the first (lowest id) is the one found,
+     * and renaming it away leaves the other */
+    cr_expect_eq(rc_node_set_name(a2, "b"), RC_OK);
+    cr_expect_eq(rc_param_find(g, "b"), b);
+    cr_expect_eq(rc_node_set_name(b, "beta"), RC_OK);
+    cr_expect_eq(rc_param_find(g, "b"), a2);
+    cr_expect_eq(rc_param_find(g, "beta"), b);
+    /* many more after the renames */
+    char name[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "p%d", i);
+        cr_expect_not_null(rc_param(g, name, 1, (int[]){1}));
+    }
+    cr_expect_eq(rc_param_find(g, "alpha"), a);
+    cr_expect_eq(rc_param_find(g, "b"), a2);
+    cr_expect_eq(rc_param_find(g, "beta"), b);
+    cr_expect_str_eq(rc_node_name(rc_param_find(g, "p99")), "p99");
+    cr_expect_eq(rc_graph_status(g), RC_OK, "%s", rc_graph_error(g));
+    rc_graph_free(g);
+}
 
 Test(graph, forward_decl_cycle)
 {

@@ -709,6 +709,101 @@ Test(ops_fwd, scale)
     unary_forward("scale", op_scale, ref_scale, R_WIDE, NULL, 0);
 }
 
+/* ---- forward: the ends of exp, sigmoid and tanh (IEEE behaviour) ------------------- */
+
+typedef rc_node *(*unary_builder)(rc_graph *, rc_node *);
+static rc_node *exp_then_scale(rc_graph *g, rc_node *a) { return rc_scale(g, rc_exp(g, a), 1.0f); }
+
+/* f over 64 copies of vals (so vectorised loops see them, not only their
+ * remainders), with and without the fusion pass; got[i] for vals[i], both ways. */
+static void ends_run(const char *what, unary_builder f, const float *vals, int nv, float *got, float *got_fused)
+{
+    enum { REP = 64 };
+    int n = nv * REP;
+    float *x = malloc((size_t)n * sizeof *x);
+    cr_assert(x);
+    for (int i = 0; i < n; i++) x[i] = vals[i % nv];
+    for (int fused = 0; fused < 2; fused++) {
+        float *out = fused ? got_fused : got;
+        for (int i = 0; i < nv; i++) out[i] = -12345.f;
+        rc_graph *g = rc_graph_new();
+        rc_node *a = rc_input(g, "x", RC_F32, 1, &n);
+        rc_node *y = f(g, a);
+        rc_plan *p = rc_plan_new_ex(g, 1, &y, RC_PLAN_NO_GRAD | (fused ? 0u : RC_PLAN_NO_EW_FUSION));
+        cr_expect(p, "%s: %s", what, rc_graph_error(g));
+        if (p && rc_plan_feed(p, a, x, (size_t)n) == RC_OK && rc_plan_forward(p) == RC_OK) {
+            const float *v = rc_plan_value(p, y);
+            for (int i = 0; i < n; i++) {
+                float o = v[i], w = v[i % nv];
+                cr_expect(memcmp(&o, &w, sizeof o) == 0, "%s: element %d differs from its first copy", what, i);
+            }
+            for (int i = 0; i < nv; i++) out[i] = v[i];
+        } else {
+            cr_expect(0, "%s: %s", what, p ? rc_plan_error(p) : "no plan");
+        }
+        rc_plan_free(p);
+        rc_graph_free(g);
+    }
+    free(x);
+}
+
+/* got is want: both NaN, both the same infinity, or within rel of it (abs for 0). */
+static void expect_end(const char *what, float x, float got, double want, double rel)
+{
+    if (isnan(want)) {
+        cr_expect(isnan(got), "%s(%g) = %g, expected NaN", what, (double)x, (double)got);
+    } else if (isinf(want)) {
+        cr_expect(isinf(got) && (got > 0) == (want > 0), "%s(%g) = %g, expected %g", what, (double)x,
+                  (double)got, want);
+    } else {
+        cr_expect(!isnan(got) && fabs((double)got - want) <= rel * fabs(want) + 1e-45,
+                  "%s(%g) = %.9g, expected %.9g", what, (double)x, (double)got, want);
+    }
+}
+
+Test(ops_fwd, exp_sigmoid_tanh_ieee_ends)
+{
+    /* exp: overflow to inf above ln(FLT_MAX) ~ 88.7228, subnormal results near
+     * -87.5 and -100, NaN through */
+    static const float ex[] = {100.f, 88.7f, 89.f, 88.72f, -100.f, -87.5f, -87.f, NAN, INFINITY,
+                               -INFINITY, -104.f, 0.f, 1.f};
+    enum { NE = sizeof ex / sizeof *ex };
+    float got[NE], gotf[NE];
+    ends_run("exp", rc_exp, ex, NE, got, gotf);
+    for (int i = 0; i < NE; i++) {
+        double w = exp((double)ex[i]);
+        /* subnormal results carry fewer bits: 1.5 units of 2^-149 there */
+        double rel = fabs(w) < 1.2e-38 && w > 0 ? 1.5 * 0x1p-149 / w : 1e-6;
+        if (w > 3.4028234663852886e38) w = INFINITY;
+        expect_end("exp", ex[i], got[i], w, rel);
+    }
+    ends_run("exp (then scale, fused)", exp_then_scale, ex, NE, got, gotf);
+    for (int i = 0; i < NE; i++) {
+        double w = exp((double)ex[i]);
+        double rel = fabs(w) < 1.2e-38 && w > 0 ? 1.5 * 0x1p-149 / w : 1e-6;
+        if (w > 3.4028234663852886e38) w = INFINITY;
+        expect_end("exp fused", ex[i], gotf[i], w, rel);
+    }
+    static const float sx[] = {100.f, -100.f, 89.f, -89.f, 1000.f, -1000.f, NAN, 0.f};
+    enum { NS = sizeof sx / sizeof *sx };
+    float sg[NS], sgf[NS], th[NS], thf[NS];
+    ends_run("sigmoid", rc_sigmoid, sx, NS, sg, sgf);
+    ends_run("tanh", rc_tanh, sx, NS, th, thf);
+    for (int i = 0; i < NS; i++) {
+        double x = sx[i];
+        double ws = isnan(x) ? NAN : 1.0 / (1.0 + exp(-x));
+        double wt = tanh(x);
+        /* sigmoid(-100) is 3.7e-44: 0 or that subnormal, never NaN */
+        double srel = x <= -89 ? 1.0 : 1e-6;
+        expect_end("sigmoid", sx[i], sg[i], ws, srel);
+        expect_end("sigmoid fused", sx[i], sgf[i], ws, srel);
+        expect_end("tanh", sx[i], th[i], wt, 1e-6);
+        expect_end("tanh fused", sx[i], thf[i], wt, 1e-6);
+    }
+    cr_expect(sg[0] == 1.0f && th[0] == 1.0f && th[1] == -1.0f, "sigmoid(100) %g tanh(+-100) %g %g",
+              (double)sg[0], (double)th[0], (double)th[1]);
+}
+
 /* ---- forward: elementwise binary ops ------------------------------------------------- */
 
 Test(ops_fwd, add)
