@@ -5,6 +5,7 @@
 #include <string.h>
 #include "graph.h"
 #include "rng.h"
+#include "runtime.h"
 
 /* LAPACK from OpenBLAS (Debian ships no lapacke.h for it). */
 extern void sgeqrf_(const int *m, const int *n, float *a, const int *lda, float *tau, float *work,
@@ -63,6 +64,7 @@ static rc_status orthogonal(rc_graph *g, rc_node *n, rng_t *r)
 rc_status rc_graph_init_params(rc_graph *g, uint64_t seed)
 {
     if (!g) return RC_ERR_ARG;
+    runtime_apply_threads();   /* the orthogonal init's LAPACK call runs OpenBLAS threads */
     rng_t r;
     rng_seed(&r, seed);
     for (int i = 0; i < g->n; i++) {

@@ -68,8 +68,9 @@ const char *rc_blas_config(void);
 /* RC_OK when the linked OpenBLAS is its OpenMP build; RC_ERR_STATE otherwise
  * (the pthread build oversubscribes the cores when mixed with OpenMP). */
 rc_status rc_blas_check(void);
-/* Sets the thread count used by plans and OpenBLAS; n <= 0 means all cores.
- * At first use the count comes from RC_NUM_THREADS when set. Returns the count set. */
+/* Sets the process-wide thread count used by plans and OpenBLAS, whichever thread runs
+ * them; n <= 0 means all cores. At first use the count comes from RC_NUM_THREADS when
+ * set. Returns the count set. */
 int rc_set_num_threads(int n);
 /* The thread count in effect. */
 int rc_num_threads(void);
