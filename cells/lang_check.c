@@ -4,25 +4,29 @@
 #include <locale.h>
 #include <math.h>
 #include <stdint.h>
+#include "elementwise.h"
 #include "lang_internal.h"
 
 /* ---- functions ----------------------------------------------------------------------- */
 
+/* The elementwise ops called as functions come from ops/elementwise_ops.def (lang FN);
+ * the language spells the others (lang OP) itself: operators, or the entries below. */
+#define EW_FNINFO_FN(ID, name) { #name, FN_##ID, 1, "a", 0 },
+#define EW_FNINFO_OP(ID, name)
 static const fninfo FNS[] = {
-    { "sigmoid", FN_SIGMOID, 1, "a" },         { "tanh", FN_TANH, 1, "a" },
-    { "relu", FN_RELU, 1, "a" },               { "softplus", FN_SOFTPLUS, 1, "a" },
-    { "abs", FN_ABS, 1, "a" },                 { "sqrt", FN_SQRT, 1, "a" },
-    { "exp", FN_EXP, 1, "a" },                 { "log", FN_LOG, 1, "a" },
-    { "softmax", FN_SOFTMAX, 1, "a" },         { "log_softmax", FN_LOG_SOFTMAX, 1, "a" },
-    { "row_mean", FN_ROW_MEAN, 1, "a" },       { "row_var", FN_ROW_VAR, 1, "a" },
-    { "sum", FN_SUM, 1, "a" },                 { "mean", FN_MEAN, 1, "a" },
-    { "min", FN_MIN, 2, "a, b" },              { "max", FN_MAX, 2, "a, b" },
-    { "minimum", FN_MIN, 2, "a, b" },          { "maximum", FN_MAX, 2, "a, b" },
-    { "concat", FN_CONCAT, -1, "a, b, ..." },  { "slice", FN_SLICE, 3, "a, start, len" },
-    { "dropout", FN_DROPOUT, 2, "a, p" },      { "matmul", FN_MATMUL, 2, "W, v" },
-    { "add", FN_ADD, 2, "a, b" },              { "sub", FN_SUB, 2, "a, b" },
-    { "mul", FN_MUL, 2, "a, b" },              { "div", FN_DIV, 2, "a, b" },
-    { "scale", FN_SCALE, 2, "a, c" },          { "one_minus", FN_ONE_MINUS, 1, "a" },
+#define EW(ID, name, form, shape, F, DA, DB, reads, cost, vec, bka, bkb, lang) EW_FNINFO_##lang(ID, name)
+#include "elementwise_ops.def"
+#undef EW
+    { "min", FN_MIN, 2, "a, b", 0 },              { "max", FN_MAX, 2, "a, b", 0 },
+    { "minimum", FN_MIN, 2, "a, b", 1 },          { "maximum", FN_MAX, 2, "a, b", 1 },
+    { "softmax", FN_SOFTMAX, 1, "a", 0 },         { "log_softmax", FN_LOG_SOFTMAX, 1, "a", 0 },
+    { "row_mean", FN_ROW_MEAN, 1, "a", 0 },       { "row_var", FN_ROW_VAR, 1, "a", 0 },
+    { "sum", FN_SUM, 1, "a", 0 },                 { "mean", FN_MEAN, 1, "a", 0 },
+    { "concat", FN_CONCAT, -1, "a, b, ...", 0 },  { "slice", FN_SLICE, 3, "a, start, len", 0 },
+    { "dropout", FN_DROPOUT, 2, "a, p", 0 },      { "matmul", FN_MATMUL, 2, "W, v", 0 },
+    { "add", FN_ADD, 2, "a, b", 0 },              { "sub", FN_SUB, 2, "a, b", 0 },
+    { "mul", FN_MUL, 2, "a, b", 0 },              { "div", FN_DIV, 2, "a, b", 0 },
+    { "scale", FN_SCALE, 2, "a, c", 0 },          { "one_minus", FN_ONE_MINUS, 1, "a", 0 },
 };
 #define NFNS ((int)(sizeof FNS / sizeof FNS[0]))
 
@@ -467,17 +471,18 @@ static int check_matmul(cx *c, int n)
     return 0;
 }
 
+/* An elementwise function (fn < FN_EW_END) of a constant, folded by the op's own
+ * formula (elementwise.h), so the constant is what the op would compute. */
+#define EW_FOLD_FN(ID, name) case FN_##ID: return (double)ew_f_##name(v, 0.0f, 0.0f);
+#define EW_FOLD_OP(ID, name)
 static double fold1(int fn, double x)
 {
+    float v = (float)x;   /* a folded constant is within float range */
     switch (fn) {
-    case FN_SIGMOID: return 1.0 / (1.0 + exp(-x));
-    case FN_TANH: return tanh(x);
-    case FN_RELU: return x > 0 ? x : 0;
-    case FN_SOFTPLUS: return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-    case FN_ABS: return fabs(x);
-    case FN_SQRT: return sqrt(x);
-    case FN_EXP: return exp(x);
-    default: return log(x);
+#define EW(ID, name, form, shape, F, DA, DB, reads, cost, vec, bka, bkb, lang) EW_FOLD_##lang(ID, name)
+#include "elementwise_ops.def"
+#undef EW
+    default: return NAN;
     }
 }
 
@@ -494,9 +499,13 @@ static int check_call(cx *c, int n)
         for (int k = 0; k < NFNS; k++) consider(nm, FNS[k].name, &best, &bd);
         char hint[64] = "";
         if (best) snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
-        return lang_failat(c, line, col, "unknown function '%s'%s: expected one of sigmoid, tanh, relu, softplus, abs, "
-                      "sqrt, exp, log, min, max, softmax, log_softmax, row_mean, row_var, sum, mean, concat, slice, "
-                      "dropout, matmul, add, sub, mul, div, scale, one_minus", nm, hint);
+        size_t need = 1;
+        for (int k = 0; k < NFNS; k++) need += strlen(FNS[k].name) + 2;
+        char list[need];
+        size_t used = 0;
+        for (int k = 0; k < NFNS; k++)
+            if (!FNS[k].alias) used += (size_t)snprintf(list + used, need - used, "%s%s", used ? ", " : "", FNS[k].name);
+        return lang_failat(c, line, col, "unknown function '%s'%s: expected one of %s", nm, hint, list);
     }
     int na = ND(n)->nargs, a0 = ND(n)->arg0;
     if ((f->arity >= 0 && na != f->arity) || (f->arity < 0 && na < 1))
@@ -604,7 +613,7 @@ static int check_call(cx *c, int n)
         r->kind = N_FN;
         r->op = f->fn;
         r->a = a;
-        if (f->fn <= FN_LOG && ND(a)->vk == V_SCALAR) return fold_ok(c, n, fold1(f->fn, ND(a)->num));
+        if (f->fn < FN_EW_END && ND(a)->vk == V_SCALAR) return fold_ok(c, n, fold1(f->fn, ND(a)->num));
         if (need_tensor(c, a, nm)) return -1;
         r = ND(n);
         r->vk = ND(a)->vk;

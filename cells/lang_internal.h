@@ -44,9 +44,16 @@ enum nkind {
     N_INPUT, N_STATE, N_LET, N_VEC, N_FN, N_MINMAX, N_CONCAT, N_SLICE, N_DROPOUT
 };
 
+/* The functions: first FN_<ID> of each elementwise op the language calls as a function
+ * (lang FN in ops/elementwise_ops.def), up to FN_EW_END; then the others. */
+#define EW_LANG_FN(ID) FN_##ID,
+#define EW_LANG_OP(ID)
 enum fn {
-    FN_SIGMOID, FN_TANH, FN_RELU, FN_SOFTPLUS, FN_ABS, FN_SQRT, FN_EXP, FN_LOG,
-    FN_SOFTMAX, FN_LOG_SOFTMAX, FN_ROW_MEAN, FN_ROW_VAR, FN_SUM, FN_MEAN,
+#define EW(ID, name, form, shape, F, DA, DB, reads, cost, vec, bka, bkb, lang) EW_LANG_##lang(ID)
+#include "elementwise_ops.def"
+#undef EW
+    FN_EW_END,
+    FN_SOFTMAX = FN_EW_END, FN_LOG_SOFTMAX, FN_ROW_MEAN, FN_ROW_VAR, FN_SUM, FN_MEAN,
     FN_MIN, FN_MAX, FN_CONCAT, FN_SLICE, FN_DROPOUT,
     FN_MATMUL, FN_ADD, FN_SUB, FN_MUL, FN_DIV, FN_SCALE, FN_ONE_MINUS
 };
@@ -128,6 +135,7 @@ typedef struct fninfo {
     const char *name;
     int fn, arity;   /* -1: one or more */
     const char *args;
+    int alias;       /* another name of a function listed before (not in "expected one of") */
 } fninfo;
 
 

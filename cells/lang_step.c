@@ -88,14 +88,11 @@ static rc_node *eval_fn(ev *e, const lnode *n)
     rc_graph *g = e->g;
     rc_node *a = eval(e, n->a);
     switch (n->op) {
-    case FN_SIGMOID: return rc_sigmoid(g, a);
-    case FN_TANH: return rc_tanh(g, a);
-    case FN_RELU: return rc_relu(g, a);
-    case FN_SOFTPLUS: return rc_softplus(g, a);
-    case FN_ABS: return rc_abs(g, a);
-    case FN_SQRT: return rc_sqrt(g, a);
-    case FN_EXP: return rc_exp(g, a);
-    case FN_LOG: return rc_log(g, a);
+#define EW_EVAL_FN(ID, name) case FN_##ID: return rc_##name(g, a);
+#define EW_EVAL_OP(ID, name)
+#define EW(ID, name, form, shape, F, DA, DB, reads, cost, vec, bka, bkb, lang) EW_EVAL_##lang(ID, name)
+#include "elementwise_ops.def"
+#undef EW
     case FN_SOFTMAX: return rc_softmax(g, a);
     case FN_LOG_SOFTMAX: return rc_log_softmax(g, a);
     case FN_ROW_MEAN: return rc_row_mean(g, a);
