@@ -174,6 +174,8 @@ rc_node *rc_sqrt(rc_graph *g, rc_node *a);
 rc_node *rc_exp(rc_graph *g, rc_node *a);
 /* log(a). */
 rc_node *rc_log(rc_graph *g, rc_node *a);
+/* Softsign a / (1 + |a|): values in (-1, 1) like tanh, with polynomial tails (no exp). */
+rc_node *rc_softsign(rc_graph *g, rc_node *a);
 /* min(a, b) elementwise (same shapes). */
 rc_node *rc_minimum(rc_graph *g, rc_node *a, rc_node *b);
 /* max(a, b) elementwise (same shapes). */

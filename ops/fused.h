@@ -29,7 +29,7 @@ typedef struct fz_ext {
 #define FZ_EXT(k) (-(k) - 1)
 
 typedef struct fz_ins {
-    int op;             /* an elementwise op_id (OP_ADD .. OP_MAX) */
+    int op;             /* an op of elementwise_ops.def (fused_op_ok) */
     int a, b;           /* operands; b is unused by unary ops */
     float c;            /* scale's constant */
     int save;           /* slot of the node's scratch that keeps the result for the reverse

@@ -17,6 +17,9 @@
  *    (threaded tiles with per-tile partial sums of the broadcast gradients).
  *  - broadcast_windows: such operands sliced out of larger nodes, read in place.
  *  - every_op: one chain through every fusable op.
+ *  - each_listed_op: every op of ops/elementwise_ops.def, one at a time, inside a fused
+ *    chain (its operands and its value registers of the program), against the unfused
+ *    graph and through rc_gradcheck with the pass.
  *  - shared_intermediate: a value used outside its chain (by a matmul, and a root)
  *    is computed and kept, not fused away.
  *  - overlapping_windows: two different row windows of one node.
@@ -561,6 +564,70 @@ Test(fuse, every_op)
     dims d = { 6, 11 }, big = { 200, 200 };
     check_hand(build_every_op, &d, "every op", RC_PLAN_NO_PASSES, 1);
     check_hand(build_every_op, &big, "every op 200x200", RC_PLAN_NO_PASSES, 1);
+}
+
+/* Each op of the list (ops/elementwise_ops.def) by its builder, in a chain the pass
+ * fuses: u = 1.5 + a/2 in [1, 2] and v = 2.5 + b/4 in [2.25, 2.75] (inside every op's
+ * domain, and apart: off every kink, min and max included), y = OP(u[, v]) (scale:
+ * OP(u, 0.7)), t = y * u + v; loss = sum(t * w), w fixed weights of either sign (few
+ * elements and a loss linear in t keep the central differences accurate in float). */
+typedef struct listed_op {
+    const char *name;
+    rc_node *(*u)(rc_graph *, rc_node *);
+    rc_node *(*uc)(rc_graph *, rc_node *, float);
+    rc_node *(*b)(rc_graph *, rc_node *, rc_node *);
+} listed_op;
+#define LISTED_U(name) { #name, rc_##name, NULL, NULL },
+#define LISTED_UC(name) { #name, NULL, rc_##name, NULL },
+#define LISTED_B(name) { #name, NULL, NULL, rc_##name },
+static const listed_op LISTED[] = {
+#define EW(ID, name, form, ...) LISTED_##form(name)
+#include "elementwise_ops.def"
+#undef EW
+};
+
+static int build_listed(rc_graph *g, rc_node **roots, int *nroots, void *ctx)
+{
+    const listed_op *l = ctx;
+    int sh[2] = { 3, 4 }, one = 1;
+    static const float w[12] = { 0.9f, -0.4f, 0.7f, -1.0f, 0.3f, 0.8f, -0.6f, 0.5f, -0.2f, 1.0f, -0.8f, 0.6f };
+    rc_node *a = rc_input(g, "a", RC_F32, 2, sh), *b = rc_param(g, "b", 2, sh);
+    rc_requires_grad(a, 1);
+    rc_node *u = rc_add(g, rc_scale(g, a, 0.5f), rc_fill(g, 1, &one, 1.5f));
+    rc_node *v = rc_add(g, rc_scale(g, b, 0.25f), rc_fill(g, 1, &one, 2.5f));
+    rc_node *y = l->u ? l->u(g, u) : l->uc ? l->uc(g, u, 0.7f) : l->b(g, u, v);
+    rc_node *t = rc_add(g, rc_mul(g, y, u), v);
+    roots[0] = rc_sum(g, rc_mul(g, t, rc_const(g, 2, sh, w)));
+    *nroots = 1;
+    return 0;
+}
+
+Test(fuse, each_listed_op)
+{
+    for (size_t k = 0; k < sizeof LISTED / sizeof LISTED[0]; k++) {
+        const listed_op *l = &LISTED[k];
+        check_hand(build_listed, (void *)l, l->name, RC_PLAN_NO_EW_FUSION, 1);
+        /* the gradient check through the fused node */
+        rc_graph *g = rc_graph_new();
+        rc_node *roots[1];
+        int nroots = 0;
+        build_listed(g, roots, &nroots, (void *)l);
+        uint64_t s = 7 + k;
+        rc_node *a = rc_graph_node(g, 0), *b = rc_graph_node(g, 1);
+        rnd_fill(&s, rc_param_data(b), rc_node_size(b), -1.0f, 1.0f);
+        rc_plan *p = rc_plan_new(g, 1, roots);
+        cr_assert_not_null(p, "%s: %s", l->name, rc_graph_error(g));
+        float x[12];
+        rnd_fill(&s, x, 12, -1.0f, 1.0f);
+        cr_expect_eq(rc_plan_feed(p, a, x, 12), RC_OK);
+        rc_node *wrt[2] = { a, b };
+        double err = 1;
+        cr_expect_eq(rc_gradcheck(p, roots[0], 2, wrt, 1e-2f, &err), RC_OK, "%s: %s", l->name, rc_plan_error(p));
+        cr_expect_lt(err, 2e-3, "%s: gradient check error %g with the fusion pass", l->name, err);
+        cr_expect_geq(count_op(g, "fused"), 1, "%s: not fused", l->name);
+        rc_plan_free(p);
+        rc_graph_free(g);
+    }
 }
 
 /* u = tanh(x + b) is used by the chain and by a matmul; v = sigmoid(u) * u is a root

@@ -1,4 +1,4 @@
-/* Tests of the cell language (cells/lang.c, docs/CELLS.md), suite `lang`:
+/* Tests of the cell language (cells/lang_*.c, docs/CELLS.md), suite `lang`:
  *
  *  - shipped_cells_parse: every shipped cell (cells/lib) loads (own hidden size and an
  *    override), with the C cell's name, states and sizes, and its source kept.
@@ -929,4 +929,89 @@ Test(lang, error_declarations_and_sizes)
                           "  h' = tanh(U @ concat(c', c))\n", 0);
     cr_expect_eq(rc_cell_state_size(c, 1), 2);
     rc_cell_free(c);
+}
+
+/* ---- the op list (ops/elementwise_ops.def) ------------------------------------------- */
+
+/* Every elementwise op of the list is a function of the language: name(a), name(a, b),
+ * or scale(a, c); each call emits its op. */
+Test(lang, every_listed_op)
+{
+#define LANG_CALL_U(name) #name "(a)"
+#define LANG_CALL_UC(name) #name "(a, 0.5)"
+#define LANG_CALL_B(name) #name "(a, h)"
+    static const struct { const char *op, *call; } ops[] = {
+#define EW(ID, name, form, ...) { #name, LANG_CALL_##form(name) },
+#include "elementwise_ops.def"
+#undef EW
+    };
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        char text[256];
+        snprintf(text, sizeof text, "cell t (x) -> h\n  hidden 3\n  a = W @ x + U @ h\n  h' = %s + b\n", ops[k].call);
+        rc_cell *c = parse_ok(text, 0);
+        run r;
+        build(&r, c, 2, 3);
+        int found = 0;
+        for (int i = 0; i < rc_graph_node_count(r.g) && !found; i++)
+            found = strcmp(rc_node_op(rc_graph_node(r.g, i)), ops[k].op) == 0;
+        cr_expect(found, "%s: no %s node in the graph", ops[k].call, ops[k].op);
+        run_free(&r);
+        rc_cell_free(c);
+    }
+    /* and "unknown function" lists them */
+    char err[1024] = "";
+    const char *bad = "cell t (x) -> h\n  hidden 3\n  h' = softsine(W @ x)\n";
+    cr_expect_null(rc_cell_parse(bad, strlen(bad), "t.cell", 0, err, sizeof err));
+    cr_expect(strstr(err, "(did you mean 'softsign'?): expected one of sigmoid, tanh, relu, softplus, abs, sqrt, "
+                          "exp, log, softsign, min, max, softmax,") != NULL, "%s", err);
+}
+
+/* softsign, the op added through the list only: a cell using it against the same cell
+ * spelled out as a / (1 + abs(a)) (values and gradients, the plan's passes on in one,
+ * off in the other), a constant folded, and the gradient check through the fused step. */
+Test(lang, softsign)
+{
+    rc_cell *c = parse_ok("cell s (x) -> h\n  hidden 4\n  a = W @ x + U @ h + b\n"
+                          "  h' = softsign(a) + softsign(-2) * h\n", 0);
+    rc_cell *d = parse_ok("cell s (x) -> h\n  hidden 4\n  a = W @ x + U @ h + b\n"
+                          "  h' = a / (1 + abs(a)) - 2 / 3 * h\n", 0);
+    run r, q;
+    build(&r, c, 3, 6);
+    build(&q, d, 3, 6);
+    cr_expect_eq(rc_graph_init_params(r.g, 5), RC_OK);
+    for (int i = 0; i < rc_graph_node_count(r.g); i++) {
+        rc_node *p = rc_graph_node(r.g, i);
+        if (!is_param(p)) continue;
+        if (rc_node_ndim(p) == 1) {   /* a non-zero bias too */
+            uint64_t s = 77;
+            rnd_fill(&s, rc_param_data(p), rc_node_size(p));
+        }
+        memcpy(rc_param_data(rc_param_find(q.g, rc_node_name(p))), rc_param_data(p), rc_node_size(p) * 4);
+    }
+    plan_and_run(&r, 0, 6);
+    plan_and_run(&q, RC_PLAN_NO_PASSES, 6);
+    int bit = 1;
+    double dv = rel_diff(rc_plan_value(r.p, r.out), rc_plan_value(q.p, q.out), rc_node_size(r.out), &bit);
+    cr_expect(dv < 1e-5, "outputs differ by %g (relative)", dv);
+    rc_node *wrt[8];
+    int n = 0;
+    for (int i = 0; i < rc_graph_node_count(r.g); i++) {
+        rc_node *p = rc_graph_node(r.g, i);
+        if (!is_param(p)) continue;
+        const float *gr = rc_plan_grad(r.p, p), *gq = rc_plan_grad(q.p, rc_param_find(q.g, rc_node_name(p)));
+        cr_assert(gr && gq, "%s: no gradient", rc_node_name(p));
+        double dg = rel_diff(gr, gq, rc_node_size(p), &bit);
+        cr_expect(dg < 1e-4, "gradient of %s differs by %g (relative)", rc_node_name(p), dg);
+        wrt[n++] = p;
+    }
+    int fused = 0;
+    for (int i = 0; i < rc_graph_node_count(r.g); i++) fused += strcmp(rc_node_op(rc_graph_node(r.g, i)), "fused") == 0;
+    cr_expect_gt(fused, 0, "the step's softsign was not fused");
+    double err = 1;
+    cr_expect_eq(rc_gradcheck(r.p, r.loss, n, wrt, 0.01f, &err), RC_OK, "%s", rc_plan_error(r.p));
+    cr_expect(err < 5e-3, "gradient check error %g", err);
+    run_free(&r);
+    run_free(&q);
+    rc_cell_free(c);
+    rc_cell_free(d);
 }

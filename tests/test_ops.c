@@ -4,7 +4,10 @@
  * or closed forms in double precision (including numerically hard inputs), and
  * gradients by rc_gradcheck on random inputs of two shapes. Also: a deliberately
  * wrong backward is caught by the gradient check, dropout's mask and its backward,
- * run-time index errors, and FLOP counts.
+ * run-time index errors, and FLOP counts. Suite ops_list: the op list itself
+ * (ops/op_list.def, ops/elementwise_ops.def): complete table rows, a builder per
+ * elementwise op, and derivatives that read only what their entry declares. softsign
+ * is the op added through the list alone (values, gradients with and without fusion).
  *
  * Checks use cr_expect (non-fatal) so that every test frees its graph and plan
  * even when a check fails (the suite runs under AddressSanitizer's leak checker).
@@ -17,6 +20,8 @@
 #include <string.h>
 
 #include "recur.h"
+#include "elementwise.h"   /* the op list's formulas: ops_list/reads_declared */
+#include "fused.h"         /* fused_op_ok: ops_list/table_rows */
 #include "op.h"
 
 /* Central-difference step and the largest accepted gradient-check error: a
@@ -179,6 +184,7 @@ typedef struct tctx {
     int nowned;
     void *owned[MAX_OWNED];
     rc_plan *p;
+    unsigned flags;       /* rc_plan_new_ex flags of its plans (0: every pass) */
 } tctx;
 
 static void ctx_init(tctx *c, const char *what, uint64_t seed)
@@ -302,7 +308,7 @@ static int ctx_plan(tctx *c, rc_node *root)
         cr_expect_fail("%s: graph error: %s", c->what, rc_graph_error(c->g));
         return 0;
     }
-    c->p = rc_plan_new(c->g, 1, &root);
+    c->p = rc_plan_new_ex(c->g, 1, &root, c->flags);
     if (!c->p) {
         cr_expect_fail("%s: rc_plan_new: %s", c->what, rc_graph_error(c->g));
         return 0;
@@ -447,6 +453,7 @@ static double ref_sqrt(double x) { return sqrt(x); }
 static double ref_exp(double x) { return exp(x); }
 static double ref_log(double x) { return log(x); }
 static double ref_one_minus(double x) { return 1.0 - x; }
+static double ref_softsign(double x) { return x / (1.0 + fabs(x)); }
 static double ref_scale(double x) { return -0.7 * x; }
 
 static double ref_add(double a, double b) { return a + b; }
@@ -2033,4 +2040,124 @@ Test(ops_grad, row_slice_and_row_concat)
     cr_expect_null(rc_row_concat(g, 2, (rc_node *[]){ a, rc_param(g, "c", 2, (int[]){ 2, 3 }) }));
     cr_expect(strstr(rc_graph_error(g), "row_concat") != NULL, "%s", rc_graph_error(g));
     rc_graph_free(g);
+}
+
+/* ---- softsign: the op added through the op list only (ops/elementwise_ops.def) ------- */
+
+Test(ops_fwd, softsign)
+{
+    static const float hard[] = { 0.0f, 1e-30f, -1e-30f, 1e30f, -1e30f, 3e38f, -3e38f, 1.0f };
+    unary_forward("softsign", rc_softsign, ref_softsign, R_WIDE, hard, 8);
+}
+
+Test(ops_grad, softsign) { unary_grad("softsign", rc_softsign, R_KINK, GC_EPS); }
+
+static int count_fused(rc_graph *g)
+{
+    int n = 0;
+    for (int i = 0; i < rc_graph_node_count(g); i++) n += strcmp(rc_node_op(rc_graph_node(g, i)), "fused") == 0;
+    return n;
+}
+
+/* softsign inside a chain the fusion pass turns into one fused node (its result a
+ * register the reverse sweep recomputes, its operand one too), gradient-checked with
+ * the pass and without it. |a| >= 0.05 and b >= 0.5 keep a and a*b off the kink at 0
+ * by more than the difference step moves them. */
+Test(ops_grad, softsign_fused_and_not)
+{
+    for (int fuse = 0; fuse < 2; fuse++)
+        for (int k = 0; k < 2; k++) {
+            tctx c;
+            ctx_init(&c, fuse ? "softsign fused" : "softsign not fused", 2100u + (unsigned)k);
+            c.flags = fuse ? 0u : RC_PLAN_NO_EW_FUSION;
+            rc_node *a = ctx_input_grad(&c, "a", SHAPES[k], NULL, R_KINK, NULL);
+            rc_node *b = ctx_param(&c, "b", SHAPES[k], NULL, R_POS, NULL);
+            rc_node *y = rc_add(c.g, rc_mul(c.g, rc_softsign(c.g, a), b), rc_softsign(c.g, rc_mul(c.g, b, a)));
+            rc_node *wrt[2] = { a, b };
+            ctx_expect_grad(&c, y, 2, wrt, GC_EPS);
+            if (fuse) cr_expect_geq(count_fused(c.g), 1, "%s: no fused node", c.what);
+            else cr_expect_eq(count_fused(c.g), 0, "%s: a fused node", c.what);
+            ctx_free(&c);
+        }
+}
+
+/* ---- the op list (ops/op_list.def, ops/elementwise_ops.def) ---------------------------- */
+
+/* Every row of the op table is complete, names are unique, and an elementwise op's
+ * descriptor agrees with its entry in the list. */
+Test(ops_list, table_rows)
+{
+    for (int op = 0; op < OP_COUNT; op++) {
+        const op_desc *d = &op_table[op];
+        cr_expect(d->name && d->shape && d->forward && d->backward && d->flops, "op %d: incomplete row", op);
+        if (!d->name) continue;
+        for (int q = 0; q < op; q++) cr_expect_str_neq(op_table[q].name, d->name, "ops %d and %d", q, op);
+        if (!ew_is(op)) continue;
+        cr_expect(d->flags & OPF_ELEMENTWISE, "%s: not flagged elementwise", d->name);
+        cr_expect_eq(d->arity, ew_arity(op), "%s: arity", d->name);
+        cr_expect_eq(!!(d->flags & OPF_NEEDS_OUT), !!(ew_reads(op) & R_O), "%s: OPF_NEEDS_OUT", d->name);
+        cr_expect(fused_op_ok(op), "%s: not fusable", d->name);
+    }
+}
+
+/* Each elementwise op's builder makes a node of that op, named as in the list. */
+typedef struct listed_op {
+    int op;
+    const char *name;
+    rc_node *(*u)(rc_graph *, rc_node *);
+    rc_node *(*uc)(rc_graph *, rc_node *, float);
+    rc_node *(*b)(rc_graph *, rc_node *, rc_node *);
+} listed_op;
+#define LISTED_U(ID, name) { OP_##ID, #name, rc_##name, NULL, NULL },
+#define LISTED_UC(ID, name) { OP_##ID, #name, NULL, rc_##name, NULL },
+#define LISTED_B(ID, name) { OP_##ID, #name, NULL, NULL, rc_##name },
+static const listed_op LISTED[] = {
+#define EW(ID, name, form, ...) LISTED_##form(ID, name)
+#include "elementwise_ops.def"
+#undef EW
+};
+
+Test(ops_list, builders)
+{
+    int n = 0;
+    for (int op = 0; op < OP_COUNT; op++) n += ew_is(op);
+    cr_expect_eq(n, (int)(sizeof LISTED / sizeof LISTED[0]));
+    for (size_t k = 0; k < sizeof LISTED / sizeof LISTED[0]; k++) {
+        const listed_op *l = &LISTED[k];
+        rc_graph *g = rc_graph_new();
+        int sh[2] = { 2, 3 };
+        rc_node *a = rc_input(g, "a", RC_F32, 2, sh), *b = rc_input(g, "b", RC_F32, 2, sh);
+        rc_node *y = l->u ? l->u(g, a) : l->uc ? l->uc(g, a, 0.5f) : l->b(g, a, b);
+        cr_expect_not_null(y, "rc_%s: %s", l->name, rc_graph_error(g));
+        if (y) cr_expect_str_eq(rc_node_op(y), l->name);
+        cr_expect_str_eq(op_table[l->op].name, l->name);
+        rc_graph_free(g);
+    }
+}
+
+/* What an op's derivatives read (the list's reads) is all they read: with every
+ * other argument NaN they give the same values. The fused backward computes only the
+ * declared values, so an op reading more would see garbage there. */
+static void expect_reads(const char *name, unsigned r, float (*da)(float, float, float, float),
+                         float (*db)(float, float, float, float), float (*f)(float, float, float))
+{
+    static const float xs[] = { -2.5f, -0.7f, 0.3f, 1.9f }, ys[] = { 1.3f, -0.4f, 0.8f, 2.2f };
+    const float c = 0.7f, nan = NAN;
+    for (int i = 0; i < 4; i++) {
+        float x = xs[i], y = ys[i], o = f(x, y, c);
+        float xr = (r & R_X) ? x : nan, yr = (r & R_Y) ? y : nan, orr = (r & R_O) ? o : nan;
+        float want[2] = { da(x, y, o, c), db(x, y, o, c) }, got[2] = { da(xr, yr, orr, c), db(xr, yr, orr, c) };
+        for (int j = 0; j < 2; j++)
+            cr_expect((isnan(want[j]) && isnan(got[j])) || want[j] == got[j],
+                      "%s: derivative %d at x = %g, y = %g reads more than declared (%g with the others NaN, %g)",
+                      name, j, (double)x, (double)y, (double)got[j], (double)want[j]);
+    }
+}
+
+Test(ops_list, reads_declared)
+{
+#define EW(ID, name, form, shape, F, DA, DB, reads, ...) \
+    expect_reads(#name, (unsigned)(reads), ew_da_##name, ew_db_##name, ew_f_##name);
+#include "elementwise_ops.def"
+#undef EW
 }
