@@ -2,9 +2,9 @@
  *
  * lang_compile() parses and checks a cell's text into a lang_prog, using only the C
  * library: no graph is involved, so the parser and checker build on their own
- * (compile cells/lang.c with -DLANG_CHECK_ONLY, as the fuzz harness may). The
- * program is one flat block without pointers (indices and offsets only), so a byte
- * copy of it is a valid, independent copy: a cell owns it like built-in cells own
+ * (compile cells/lang_*.c but lang_step.c with -DLANG_CHECK_ONLY, as the fuzz
+ * harness may; lang_internal.h maps the files). The program is one flat block
+ * without pointers (indices and offsets only), so a byte copy of it is a valid, independent copy: a cell owns it like built-in cells own
  * their options (free_user = free, user_size = its size), and cell_clone copies it.
  *
  * lang_step() is the step function of a parsed cell: it walks the checked program

@@ -1,9 +1,13 @@
 /* The public op builders: each is one call into graph_op(), which checks operands
- * against the op's shape rule from the table. */
+ * against the op's shape rule from the table. The elementwise ops' builders are made
+ * from ops/elementwise_ops.def; each needs its prototype in recur.h (a builder without
+ * one does not compile: -Wmissing-prototypes is an error here). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "graph.h"
+
+#pragma GCC diagnostic error "-Wmissing-prototypes"
 
 rc_node *graph_op(rc_graph *g, int op, int nin, rc_node *const *in, const op_params *par)
 {
@@ -50,7 +54,7 @@ rc_node *graph_op(rc_graph *g, int op, int nin, rc_node *const *in, const op_par
     return n;
 }
 
-/* Builders with one operand, then two: the NULL checks live in make_op. */
+/* Builders with one operand, then two: the NULL checks live in graph_op. */
 static rc_node *op1(rc_graph *g, int op, rc_node *a, const op_params *p)
 {
     rc_node *in[1] = { a };
@@ -68,26 +72,20 @@ rc_node *rc_matmul_t(rc_graph *g, rc_node *a, rc_node *b, int ta, int tb)
     return op2(g, OP_MATMUL, a, b, &p);
 }
 rc_node *rc_matmul(rc_graph *g, rc_node *a, rc_node *b) { return rc_matmul_t(g, a, b, 0, 0); }
-rc_node *rc_add(rc_graph *g, rc_node *a, rc_node *b) { return op2(g, OP_ADD, a, b, NULL); }
-rc_node *rc_sub(rc_graph *g, rc_node *a, rc_node *b) { return op2(g, OP_SUB, a, b, NULL); }
-rc_node *rc_mul(rc_graph *g, rc_node *a, rc_node *b) { return op2(g, OP_MUL, a, b, NULL); }
-rc_node *rc_div(rc_graph *g, rc_node *a, rc_node *b) { return op2(g, OP_DIV, a, b, NULL); }
-rc_node *rc_scale(rc_graph *g, rc_node *a, float c)
-{
-    op_params p = { .f = { c } };
-    return op1(g, OP_SCALE, a, &p);
-}
-rc_node *rc_one_minus(rc_graph *g, rc_node *a) { return op1(g, OP_ONE_MINUS, a, NULL); }
-rc_node *rc_sigmoid(rc_graph *g, rc_node *a) { return op1(g, OP_SIGMOID, a, NULL); }
-rc_node *rc_tanh(rc_graph *g, rc_node *a) { return op1(g, OP_TANH, a, NULL); }
-rc_node *rc_relu(rc_graph *g, rc_node *a) { return op1(g, OP_RELU, a, NULL); }
-rc_node *rc_softplus(rc_graph *g, rc_node *a) { return op1(g, OP_SOFTPLUS, a, NULL); }
-rc_node *rc_abs(rc_graph *g, rc_node *a) { return op1(g, OP_ABS, a, NULL); }
-rc_node *rc_sqrt(rc_graph *g, rc_node *a) { return op1(g, OP_SQRT, a, NULL); }
-rc_node *rc_exp(rc_graph *g, rc_node *a) { return op1(g, OP_EXP, a, NULL); }
-rc_node *rc_log(rc_graph *g, rc_node *a) { return op1(g, OP_LOG, a, NULL); }
-rc_node *rc_minimum(rc_graph *g, rc_node *a, rc_node *b) { return op2(g, OP_MIN, a, b, NULL); }
-rc_node *rc_maximum(rc_graph *g, rc_node *a, rc_node *b) { return op2(g, OP_MAX, a, b, NULL); }
+/* rc_<name> of every elementwise op, by its form (elementwise_ops.def) */
+#define EW_BUILD_U(ID, name) \
+    rc_node *rc_##name(rc_graph *g, rc_node *a) { return op1(g, OP_##ID, a, NULL); }
+#define EW_BUILD_UC(ID, name)                                 \
+    rc_node *rc_##name(rc_graph *g, rc_node *a, float c)      \
+    {                                                         \
+        op_params p = { .f = { c } };                         \
+        return op1(g, OP_##ID, a, &p);                        \
+    }
+#define EW_BUILD_B(ID, name) \
+    rc_node *rc_##name(rc_graph *g, rc_node *a, rc_node *b) { return op2(g, OP_##ID, a, b, NULL); }
+#define EW(ID, name, form, ...) EW_BUILD_##form(ID, name)
+#include "elementwise_ops.def"
+#undef EW
 rc_node *rc_row_mean(rc_graph *g, rc_node *a) { return op1(g, OP_ROW_MEAN, a, NULL); }
 rc_node *rc_row_var(rc_graph *g, rc_node *a) { return op1(g, OP_ROW_VAR, a, NULL); }
 rc_node *rc_softmax(rc_graph *g, rc_node *a) { return op1(g, OP_SOFTMAX, a, NULL); }

@@ -24,46 +24,21 @@ _Static_assert(OP_COUNT <= RC_STATS_MAX_OPS, "rc_stats.ops[] is too small for th
  *   BC_FWD:  k * the op's forward FLOPs   (matmul: one GEMM of the forward's size each)
  *   BC_OUT:  k * elements of the output   (elementwise: the local derivative + accumulate)
  *   BC_IN:   k * elements of that operand (reductions, concatenations, losses)
- * k0 for operand 0, k1 for the others. Ops without a row (e.g. ops added later, like a
- * fused elementwise op) cost 2 FLOPs per output element and gradient operand when
- * they are elementwise, one forward's FLOPs per gradient operand otherwise. */
+ * k0 for operand 0, k1 for the others; one row per op, from ops/op_list.def (the
+ * elementwise ops' bk_a, bk_b from elementwise_ops.def). BC_NONE (the fused op, costed
+ * per instruction): 2 FLOPs per output element and gradient operand when elementwise,
+ * one forward's FLOPs per gradient operand otherwise. */
 enum { BC_NONE = 0, BC_FWD, BC_OUT, BC_IN };
 typedef struct bwd_cost { unsigned char mode; float k0, k1; } bwd_cost;
 
-static const bwd_cost bwd_costs[OP_COUNT] = {
-    [OP_MATMUL] = { BC_FWD, 1, 1 },      /* dA = dC op(B)^T, dB = op(A)^T dC */
-    [OP_ADD] = { BC_OUT, 1, 1 },         /* accumulate (a broadcast operand: a row sum) */
-    [OP_SUB] = { BC_OUT, 1, 1 },
-    [OP_MUL] = { BC_OUT, 2, 2 },         /* g * other, accumulate */
-    [OP_DIV] = { BC_OUT, 2, 4 },         /* g / b; -g a / b^2 */
-    [OP_SCALE] = { BC_OUT, 2, 2 },
-    [OP_ONE_MINUS] = { BC_OUT, 1, 1 },
-    [OP_SIGMOID] = { BC_OUT, 4, 4 },     /* g * y * (1 - y), accumulate */
-    [OP_TANH] = { BC_OUT, 4, 4 },        /* g * (1 - y^2), accumulate */
-    [OP_RELU] = { BC_OUT, 2, 2 },
-    [OP_SOFTPLUS] = { BC_OUT, 6, 6 },    /* g * sigmoid(a) */
-    [OP_ABS] = { BC_OUT, 2, 2 },
-    [OP_SQRT] = { BC_OUT, 3, 3 },
-    [OP_EXP] = { BC_OUT, 2, 2 },
-    [OP_LOG] = { BC_OUT, 2, 2 },
-    [OP_MIN] = { BC_OUT, 1, 1 },
-    [OP_MAX] = { BC_OUT, 1, 1 },
-    [OP_ROW_MEAN] = { BC_IN, 2, 2 },
-    [OP_ROW_VAR] = { BC_IN, 4, 4 },
-    [OP_SOFTMAX] = { BC_OUT, 4, 4 },     /* y * (g - <g, y>) */
-    [OP_LOG_SOFTMAX] = { BC_OUT, 4, 4 }, /* g - exp(y) sum g */
-    [OP_CONCAT] = { BC_IN, 1, 1 },       /* each part accumulates its columns */
-    [OP_SLICE] = { BC_OUT, 1, 1 },
-    [OP_ROW_SLICE] = { BC_OUT, 1, 1 },
-    [OP_ROW_CONCAT] = { BC_IN, 1, 1 },
-    [OP_SUM] = { BC_IN, 1, 1 },
-    [OP_MEAN] = { BC_IN, 2, 2 },
-    [OP_EMBEDDING] = { BC_OUT, 1, 0 },   /* scatter-add into the table */
-    [OP_DROPOUT] = { BC_OUT, 2, 2 },
-    [OP_SOFTMAX_XENT] = { BC_IN, 3, 0 }, /* softmax - one-hot, scaled */
-    [OP_SIGMOID_BCE] = { BC_IN, 5, 5 },
-    [OP_MSE] = { BC_IN, 4, 4 },
+static const bwd_cost bwd_costs[] = {
+#define OP(ID, name, arity, flags, shape, aux, fwd, bwd, flops, overwrites, mode, k0, k1) { mode, k0, k1 },
+#define EW(ID, name, form, shape, F, DA, DB, reads, cost, vec, bka, bkb, lang) { BC_OUT, bka, bkb },
+#include "op_list.def"
+#undef OP
+#undef EW
 };
+_Static_assert(sizeof bwd_costs / sizeof bwd_costs[0] == OP_COUNT, "one backward cost per op id");
 
 static void put_err(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void put_err(char *err, size_t len, const char *fmt, ...)

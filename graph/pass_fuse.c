@@ -17,21 +17,16 @@
  * either. */
 #include <stdlib.h>
 #include <string.h>
+#include "elementwise.h"
 #include "fused.h"
 #include "kernels.h"
 #include "passes.h"
 
-/* Ops whose result the fused node keeps for the reverse sweep instead of recomputing. */
-static int expensive(int op)
-{
-    return op == OP_SIGMOID || op == OP_TANH || op == OP_SOFTPLUS || op == OP_EXP || op == OP_LOG ||
-           op == OP_SQRT;
-}
+/* Ops whose result the fused node keeps for the reverse sweep instead of recomputing
+ * (elementwise_ops.def: cost EW_KEEP_COST or more). */
+static int expensive(int op) { return ew_keep(op); }
 
-static int binary_op(int op)
-{
-    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_MIN || op == OP_MAX;
-}
+static int binary_op(int op) { return ew_arity(op) == 2; }
 
 static int candidate(const rc_node *v)
 {

@@ -24,12 +24,10 @@ int bcast_mode(const tensor *a, const tensor *b);
 SHAPE_FN(shape_matmul); FWD_FN(fwd_matmul); BWD_FN(bwd_matmul); FLOPS_FN(flops_matmul);
 unsigned overwrites_matmul(const op_inst *it);
 
-/* op_elementwise.c: binary and unary maps */
-#define EW_BINARY(x) FWD_FN(fwd_##x); BWD_FN(bwd_##x);
-EW_BINARY(add) EW_BINARY(sub) EW_BINARY(mul) EW_BINARY(div) EW_BINARY(min) EW_BINARY(max)
-#define EW_UNARY(x) FWD_FN(fwd_##x); BWD_FN(bwd_##x);
-EW_UNARY(scale) EW_UNARY(one_minus) EW_UNARY(sigmoid) EW_UNARY(tanh) EW_UNARY(relu)
-EW_UNARY(softplus) EW_UNARY(abs) EW_UNARY(sqrt) EW_UNARY(exp) EW_UNARY(log)
+/* op_elementwise.c: the kernels and FLOP counts of the ops of elementwise_ops.def */
+#define EW(ID, name, ...) FWD_FN(fwd_##name); BWD_FN(bwd_##name); FLOPS_FN(flops_##name);
+#include "elementwise_ops.def"
+#undef EW
 FLOPS_FN(flops_size);          /* one FLOP per output element */
 FLOPS_FN(flops_size4);         /* about four (transcendentals) */
 SHAPE_FN(shape_dropout); FWD_FN(fwd_dropout); BWD_FN(bwd_dropout);

@@ -1,20 +1,21 @@
 /* Internal: the op table. Every primitive op is one descriptor: name, arity, shape
  * rule, forward kernel, backward kernel (vector-Jacobian product), FLOP count.
- * Adding an op means one enum entry, one descriptor in op_table.c, its kernels and
- * its gradient test. Nothing else in the engine knows about individual ops. */
+ * The ops are listed once, in op_list.def (the elementwise ones in
+ * elementwise_ops.def): the op ids and the table are made from that list. */
 #ifndef RC_OP_H
 #define RC_OP_H
 
 #include <stdint.h>
 #include "tensor.h"
 
+/* OP_MATMUL, OP_ADD, ..., OP_FUSED (a group of elementwise ops made by the fusion
+ * pass, ops/fused.h), in the order of op_list.def. */
 typedef enum op_id {
-    OP_MATMUL, OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_SCALE, OP_ONE_MINUS,
-    OP_SIGMOID, OP_TANH, OP_RELU, OP_SOFTPLUS, OP_ABS, OP_SQRT, OP_EXP, OP_LOG,
-    OP_MIN, OP_MAX, OP_ROW_MEAN, OP_ROW_VAR, OP_SOFTMAX, OP_LOG_SOFTMAX,
-    OP_CONCAT, OP_SLICE, OP_ROW_SLICE, OP_ROW_CONCAT, OP_SUM, OP_MEAN, OP_EMBEDDING, OP_DROPOUT,
-    OP_SOFTMAX_XENT, OP_SIGMOID_BCE, OP_MSE,
-    OP_FUSED,        /* a group of elementwise ops made by the fusion pass (ops/fused.h) */
+#define OP(ID, ...) OP_##ID,
+#define EW(ID, ...) OP_##ID,
+#include "op_list.def"
+#undef OP
+#undef EW
     OP_COUNT
 } op_id;
 
@@ -74,9 +75,10 @@ typedef struct op_desc {
     unsigned (*overwrites)(const op_inst *it);
 } op_desc;
 
-/* The table, indexed by op_id. Tests may swap a backward in and out to prove that
- * the gradient check catches a wrong one; nothing else writes it. */
-extern op_desc op_table[OP_COUNT];
+/* The table, indexed by op_id, OP_COUNT rows (op_table.c asserts it). Tests may swap a
+ * backward in and out to prove that the gradient check catches a wrong one; nothing
+ * else writes it. */
+extern op_desc op_table[];
 
 /* Number of elements above which elementwise loops are split across threads. */
 #define OP_PAR_MIN 32768

@@ -1,8 +1,9 @@
-/* Elementwise ops: binary maps with broadcast of the second operand, unary maps,
+/* Elementwise ops: the kernels of every op of elementwise_ops.def (binary maps with
+ * broadcast of the second operand, unary maps; the formulas are elementwise.h's),
  * and dropout. Loops over large tensors are split across OpenMP threads with a
  * static schedule, so each element is computed the same way for any thread count. */
 #include <math.h>
-#include "fastmath.h"
+#include "elementwise.h"
 #include "kernels.h"
 
 
@@ -66,17 +67,6 @@ BWD_FN(bwd_##NAME)                                                              
         }                                                                             \
 }
 
-BINARY(add, x + y, 1.0f, 1.0f)
-BINARY(sub, x - y, 1.0f, -1.0f)
-BINARY(mul, x * y, y, x)
-BINARY(div, x / y, 1.0f / y, -o / y)
-/* Ties send the gradient to the first operand, as PyTorch's does for max/min. */
-BINARY(min, x <= y ? x : y, (x <= y ? 1.0f : 0.0f), (x <= y ? 0.0f : 1.0f))
-BINARY(max, x >= y ? x : y, (x >= y ? 1.0f : 0.0f), (x >= y ? 0.0f : 1.0f))
-
-static inline float sigmoidf(float x) { return fm_sigmoid(x); }
-
-/* F: value of x; D: derivative given x and output o; c: the op's constant. */
 #define UNARY(NAME, F, D)                                                             \
 FWD_FN(fwd_##NAME)                                                                    \
 {                                                                                     \
@@ -103,16 +93,16 @@ BWD_FN(bwd_##NAME)                                                              
     );                                                                                 \
 }
 
-UNARY(scale, c * x, c)
-UNARY(one_minus, 1.0f - x, -1.0f)
-UNARY(sigmoid, sigmoidf(x), o * (1.0f - o))
-UNARY(tanh, fm_tanh(x), 1.0f - o * o)
-UNARY(relu, x > 0 ? x : 0.0f, (x > 0 ? 1.0f : 0.0f))
-UNARY(softplus, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))), sigmoidf(x))
-UNARY(abs, fabsf(x), (x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f)))
-UNARY(sqrt, sqrtf(x), 0.5f / o)
-UNARY(exp, fm_exp(x), o)
-UNARY(log, logf(x), 1.0f / x)
+/* The kernels of each op of the list, from its formulas; FLOPs: its cost per element. */
+#define EW_KERNELS_B(name)                                                                 \
+    BINARY(name, ew_f_##name(x, y, 0.0f), ew_da_##name(x, y, o, 0.0f), ew_db_##name(x, y, o, 0.0f))
+#define EW_KERNELS_U(name) UNARY(name, ew_f_##name(x, 0.0f, c), ew_da_##name(x, 0.0f, o, c))
+#define EW_KERNELS_UC(name) EW_KERNELS_U(name)
+#define EW(ID, name, form, shape, F, DA, DB, reads, cost, ...)                                \
+    EW_KERNELS_##form(name)                                                                \
+    FLOPS_FN(flops_##name) { return (double)(cost) * (double)it->out->size; }
+#include "elementwise_ops.def"
+#undef EW
 
 FLOPS_FN(flops_size) { return (double)it->out->size; }
 FLOPS_FN(flops_size4) { return 4.0 * (double)it->out->size; }

@@ -13,7 +13,8 @@
  * tile and the tiles' sums are added in tile order, whether the tiles ran on one
  * thread or several, so results do not depend on the thread count.
  *
- * The formulas are those of op_elementwise.c. When a test swaps a kernel of the op
+ * The formulas are elementwise.h's, as in op_elementwise.c, and the instruction
+ * cases are made from elementwise_ops.def. When a test swaps a kernel of the op
  * table (to prove that the gradient check notices), a program using that op runs
  * through the table's kernels tile by tile instead, so the swap still takes effect. */
 /* fastmath.h's exp, sigmoid and tanh clamp with conditionals, which GCC turns into
@@ -25,7 +26,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "fastmath.h"
+#include "elementwise.h"
 #include "fused.h"
 #include "kernels.h"
 
@@ -50,22 +51,9 @@ void fused_prog_free(fused_prog *p)
     free(p);
 }
 
-int fused_op_ok(int op)
-{
-    switch (op) {
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_SCALE: case OP_ONE_MINUS:
-    case OP_SIGMOID: case OP_TANH: case OP_RELU: case OP_SOFTPLUS: case OP_ABS: case OP_SQRT:
-    case OP_EXP: case OP_LOG: case OP_MIN: case OP_MAX:
-        return 1;
-    default:
-        return 0;
-    }
-}
+int fused_op_ok(int op) { return ew_is(op); }
 
-static int is_binary(int op)
-{
-    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_MIN || op == OP_MAX;
-}
+static int is_binary(int op) { return ew_arity(op) == 2; }
 
 /* ---- geometry ------------------------------------------------------------------- */
 
@@ -184,9 +172,6 @@ static view ext_view(const fz_ext *e, const tensor *t, float *base, size_t r0, s
     return v;
 }
 
-/* As op_elementwise.c computes them (fastmath.h: no calls, so loops vectorise). */
-static inline float sigmoidf(float x) { return fm_sigmoid(x); }
-
 /* ---- forward of one instruction over a tile ---------------------------------------- */
 
 #define SIMD _Pragma("omp simd")
@@ -213,26 +198,21 @@ static inline float sigmoidf(float x) { return fm_sigmoid(x); }
         }                                                                             \
     }
 
+/* The loop of each op of the list: SIMD when its forward is call-free (vec). */
+#define FZ_VEC_1 SIMD
+#define FZ_VEC_0 NOSIMD
+#define FZ_RUN_U(VEC, name) MAP1(VEC, ew_f_##name(x, 0.0f, c))
+#define FZ_RUN_UC FZ_RUN_U
+#define FZ_RUN_B(VEC, name) MAP2(VEC, ew_f_##name(x, y, c))
+
 static void run_ins(const fz_ins *q, view a, view b, view o, size_t nr, size_t nc)
 {
     const float c = q->c;
     switch (q->op) {
-    case OP_ADD: MAP2(SIMD, x + y) break;
-    case OP_SUB: MAP2(SIMD, x - y) break;
-    case OP_MUL: MAP2(SIMD, x * y) break;
-    case OP_DIV: MAP2(SIMD, x / y) break;
-    case OP_MIN: MAP2(SIMD, x <= y ? x : y) break;
-    case OP_MAX: MAP2(SIMD, x >= y ? x : y) break;
-    case OP_SCALE: MAP1(SIMD, c * x) break;
-    case OP_ONE_MINUS: MAP1(SIMD, 1.0f - x) break;
-    case OP_SIGMOID: MAP1(SIMD, sigmoidf(x)) break;
-    case OP_TANH: MAP1(SIMD, fm_tanh(x)) break;
-    case OP_RELU: MAP1(SIMD, x > 0 ? x : 0.0f) break;
-    case OP_SOFTPLUS: MAP1(NOSIMD, fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)))) break;
-    case OP_ABS: MAP1(SIMD, fabsf(x)) break;
-    case OP_SQRT: MAP1(SIMD, sqrtf(x)) break;
-    case OP_EXP: MAP1(SIMD, fm_exp(x)) break;
-    case OP_LOG: MAP1(NOSIMD, logf(x)) break;
+#define EW(ID, name, form, shape, F, DA, DB, reads, cost, vec, ...) \
+    case OP_##ID: FZ_RUN_##form(FZ_VEC_##vec, name) break;
+#include "elementwise_ops.def"
+#undef EW
     default: break;
     }
 }
@@ -316,50 +296,31 @@ static void back_a(const fz_ins *q, view a, view b, view ov, view gv, target t, 
     const float c = q->c;
     (void)c;
     switch (q->op) {
-    case OP_ADD: case OP_SUB: DELIVER(SIMD, 1.0f); break;
-    case OP_MUL: DELIVER(SIMD, y); break;
-    case OP_DIV: DELIVER(SIMD, 1.0f / y); break;
-    case OP_MIN: DELIVER(SIMD, (x <= y ? 1.0f : 0.0f)); break;
-    case OP_MAX: DELIVER(SIMD, (x >= y ? 1.0f : 0.0f)); break;
-    case OP_SCALE: DELIVER(SIMD, c); break;
-    case OP_ONE_MINUS: DELIVER(SIMD, -1.0f); break;
-    case OP_SIGMOID: DELIVER(SIMD, o * (1.0f - o)); break;
-    case OP_TANH: DELIVER(SIMD, 1.0f - o * o); break;
-    case OP_RELU: DELIVER(SIMD, (x > 0 ? 1.0f : 0.0f)); break;
-    case OP_SOFTPLUS: DELIVER(SIMD, sigmoidf(x)); break;
-    case OP_ABS: DELIVER(SIMD, (x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f))); break;
-    case OP_SQRT: DELIVER(SIMD, 0.5f / o); break;
-    case OP_EXP: DELIVER(SIMD, o); break;
-    case OP_LOG: DELIVER(SIMD, 1.0f / x); break;
+#define EW(ID, name, ...) case OP_##ID: DELIVER(SIMD, ew_da_##name(x, y, o, c)); break;
+#include "elementwise_ops.def"
+#undef EW
     default: break;
     }
 }
 
+/* The contribution to operand b (binary ops only). */
+#define FZ_BACK_B_U(ID, name)
+#define FZ_BACK_B_UC(ID, name)
+#define FZ_BACK_B_B(ID, name) case OP_##ID: DELIVER(SIMD, ew_db_##name(x, y, o, c)); break;
 static void back_b(const fz_ins *q, view a, view b, view ov, view gv, target t, size_t nr, size_t nc)
 {
+    const float c = q->c;
+    (void)c;
     switch (q->op) {
-    case OP_ADD: DELIVER(SIMD, 1.0f); break;
-    case OP_SUB: DELIVER(SIMD, -1.0f); break;
-    case OP_MUL: DELIVER(SIMD, x); break;
-    case OP_DIV: DELIVER(SIMD, -o / y); break;
-    case OP_MIN: DELIVER(SIMD, (x <= y ? 0.0f : 1.0f)); break;
-    case OP_MAX: DELIVER(SIMD, (x >= y ? 0.0f : 1.0f)); break;
+#define EW(ID, name, form, ...) FZ_BACK_B_##form(ID, name)
+#include "elementwise_ops.def"
+#undef EW
     default: break;
     }
 }
 
-/* Which of x, y and the result o an op's derivatives read. */
-enum { R_X = 1, R_Y = 2, R_O = 4 };
-static unsigned reads(int op)
-{
-    switch (op) {
-    case OP_MUL: case OP_MIN: case OP_MAX: return R_X | R_Y;
-    case OP_DIV: return R_Y | R_O;
-    case OP_SIGMOID: case OP_TANH: case OP_SQRT: case OP_EXP: return R_O;
-    case OP_RELU: case OP_ABS: case OP_SOFTPLUS: case OP_LOG: return R_X;
-    default: return 0;   /* add, sub, scale, one_minus */
-    }
-}
+/* Which of x, y and the result o an op's derivatives read (R_X, R_Y, R_O). */
+static unsigned reads(int op) { return ew_reads(op); }
 
 /* ---- the fast path -------------------------------------------------------------------- */
 
@@ -660,13 +621,9 @@ static const struct builtin {
     int (*fwd)(op_inst *, char *);
     void (*bwd)(op_inst *);
 } builtins[OP_COUNT] = {
-    [OP_ADD] = { fwd_add, bwd_add }, [OP_SUB] = { fwd_sub, bwd_sub }, [OP_MUL] = { fwd_mul, bwd_mul },
-    [OP_DIV] = { fwd_div, bwd_div }, [OP_MIN] = { fwd_min, bwd_min }, [OP_MAX] = { fwd_max, bwd_max },
-    [OP_SCALE] = { fwd_scale, bwd_scale }, [OP_ONE_MINUS] = { fwd_one_minus, bwd_one_minus },
-    [OP_SIGMOID] = { fwd_sigmoid, bwd_sigmoid }, [OP_TANH] = { fwd_tanh, bwd_tanh },
-    [OP_RELU] = { fwd_relu, bwd_relu }, [OP_SOFTPLUS] = { fwd_softplus, bwd_softplus },
-    [OP_ABS] = { fwd_abs, bwd_abs }, [OP_SQRT] = { fwd_sqrt, bwd_sqrt }, [OP_EXP] = { fwd_exp, bwd_exp },
-    [OP_LOG] = { fwd_log, bwd_log },
+#define EW(ID, name, ...) [OP_##ID] = { fwd_##name, bwd_##name },
+#include "elementwise_ops.def"
+#undef EW
 };
 
 static int table_swapped(const fused_prog *P)

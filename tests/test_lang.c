@@ -1,4 +1,4 @@
-/* Tests of the cell language (cells/lang.c, docs/CELLS.md), suite `lang`:
+/* Tests of the cell language (cells/lang_*.c, docs/CELLS.md), suite `lang`:
  *
  *  - shipped_cells_parse: every shipped cell (cells/lib) loads (own hidden size and an
  *    override), with the C cell's name, states and sizes, and its source kept.

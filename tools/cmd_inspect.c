@@ -30,7 +30,7 @@ rc_cell *tool_cell(const char *spec, int hidden, double forget_bias, char *msg, 
     }
     if (ends_with(spec, ".cell")) {
 #ifdef RC_HAVE_CELL_LOAD
-        /* The cell language (cells/lang.c): tools/meson.build defines RC_HAVE_CELL_LOAD
+        /* The cell language (cells/lang_*.c): tools/meson.build defines RC_HAVE_CELL_LOAD
          * when recur.h declares rc_cell_load. */
         char err[1024] = "";
         cell = rc_cell_load(spec, hidden, err, sizeof err);

@@ -1,15 +1,15 @@
-/* libFuzzer harness for the cell language (cells/lang.c). Built and run by
+/* libFuzzer harness for the cell language (cells/lang_*.c). Built and run by
  * tests/fuzz/run.sh with clang -fsanitize=fuzzer,address,undefined, without OpenMP.
  *
  * Two builds:
- *  - full (default): lang.c with the graph-building part of the library (graph/,
+ *  - full (default): the language with the graph-building part of the library (graph/,
  *    ops/, cells/cell.c, cells/unroll.c; BLAS and LAPACK replaced by stubs that abort,
  *    since no plan is ever run). Each input is parsed with its own hidden size and
  *    with hidden 3; a parsed cell is copied (cell_clone) and the original freed; for
  *    input sizes 1, 3 and 4 lang_validate() decides whether it builds, and when it
  *    says so (and every width is small) rc_unroll must succeed, with final states of
  *    the declared sizes: the checker's verdict is the oracle for the builder.
- *  - check-only (-DLANG_CHECK_ONLY): lang.c alone, parse + check + lang_validate.
+ *  - check-only (-DLANG_CHECK_ONLY): cells/lang_*.c but lang_step.c, parse + check + lang_validate.
  *
  * In both, any failure must come with "fuzz:LINE:COL: ..." (LINE, COL >= 1), a
  * program must stay valid when its bytes move (it is pointer-free), and the source
