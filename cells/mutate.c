@@ -6,9 +6,10 @@
  * exploration of recurrent network architectures" (ICML): candidates are made by
  * mutating the computation graph of a cell (LSTM, GRU and their descendants) and kept
  * when they train well; MUT1-3 (cells/lib/mut*.cell) came out of it. The operators
- * here are theirs in kind: change a node's activation, combine a node with another by
- * an elementwise operation, and the structural edits their cells differ by (gates
- * added or removed, skips, operands swapped, the z / 1 - z mixing of the GRU).
+ * here are edits of the kinds they describe (a node's activation replaced, a node
+ * replaced by an elementwise operation of it and another node) and the structural
+ * differences between the cells they compare (gates added or removed, skips, operands
+ * swapped, the z / 1 - z mixing of the GRU against the LSTM's separate gates).
  *
  * A mutation works on the expression trees of a checked program (mcell), keeps the
  * widths the checker gave every node, and is printed back to text; the text then goes
@@ -544,7 +545,7 @@ char *mcell_print(mcell *m, char *err, size_t errlen)
 /* ---- mutations ---------------------------------------------------------------------------
  * Each picks a random site among all the places it applies to (uniformly, with the
  * generator of base/rng.h, so a seed gives one candidate) and edits the trees in place.
- * Mutation operators after Jozefowicz, Zaremba & Sutskever 2015, section 3. */
+ * Mutation operators after Jozefowicz, Zaremba & Sutskever 2015 (see the top of the file). */
 
 typedef struct site {
     int node, parent, stmt;
@@ -765,9 +766,9 @@ static int mk_gate(mcell *m, lw w)
         idx_++;                                                                                                        \
     } while (0)
 
-/* Replace an activation by tanh, sigmoid, relu or the identity; or put one on a sum or
- * product with a weight that has none (Jozefowicz et al. 2015: "replace the activation
- * function of a node"). */
+/* Replace an activation by tanh, sigmoid, relu or the identity; or put one on a sum, a
+ * product or a W @ v that no activation wraps (Jozefowicz et al. 2015 replace a node's
+ * activation function). */
 static int do_activation(mcell *m, rng_t *r, int k, int wrap)
 {
     if (wrap) {
@@ -908,7 +909,7 @@ static int mut_swap(mcell *m, rng_t *r, const mut_env *e, const sites *S, mref *
 }
 
 /* e -> e op v with op one of * - min max and v a value of e's width (Jozefowicz et al.
- * 2015: replace a node by an elementwise operation of it and another node). */
+ * 2015 replace a node by an elementwise operation of it and another node). */
 static int mut_combine(mcell *m, rng_t *r, const mut_env *e, const sites *S, mref *refs)
 {
     PICK_LOOP(r, {
