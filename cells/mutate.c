@@ -751,7 +751,7 @@ static int mk_gate(mcell *m, lw w)
         int pick_ = -1;                                                                                                \
         for (int pass_ = 0; pass_ < 2; pass_++) {                                                                      \
             int idx_ = 0;                                                                                              \
-            __VA_ARGS__                                                                                            \
+            __VA_ARGS__                                                                                                \
             if (pass_ == 0) {                                                                                          \
                 if (idx_ == 0) return -1;                                                                              \
                 pick_ = rnd(r, idx_);                                                                                  \
