@@ -744,6 +744,73 @@ rc_status rc_graph_write_dot(const rc_graph *g, int n_roots, rc_node *const *roo
 rc_status rc_gradient_flow(const rc_cell *cell, int input_size, int T, int B, uint64_t seed, unsigned flags,
                            double *dl_dh, double *dhT_dht, char *err, size_t errlen);
 
+/* ---- cell search: mutations, canonical form, parameter counts -----------------------
+ * The engine of an evolutionary search over cells written in the cell language, as in
+ * Jozefowicz, Zaremba & Sutskever 2015 (docs/CELLS.md "Mutations and canonical form").
+ * Every function takes a cell's text (len bytes, need not be NUL-terminated), never
+ * prints, and reports errors in the caller's err buffer ("cell:line:col: ..." for a
+ * text that does not parse). Returned strings are malloc'd: free them with free(). */
+
+/* The mutation kinds, as bits (rc_mutate_opts.kinds and rc_cell_mutate's result). */
+#define RC_MUT_ACTIVATION  1u    /* replace an activation by tanh, sigmoid, relu or the identity,
+                                    or put one on a sum or a product with a weight */
+#define RC_MUT_GATE_ADD    2u    /* e -> sigmoid(W_xmK @ x + W_hmK @ h + b_mK) * e, new parameters */
+#define RC_MUT_GATE_REMOVE 4u    /* a * b -> a or b */
+#define RC_MUT_SKIP_ADD    8u    /* e -> e + v, v the input, a state or a binding of e's width */
+#define RC_MUT_SKIP_REMOVE 16u   /* a + b -> a or b, a - b -> a */
+#define RC_MUT_SWAP        32u   /* a reference to the input, a state or a binding -> another one */
+#define RC_MUT_MIX         64u   /* h + z*(c-h) <-> z*c + (1-z)*h <-> (1-z)*c + z*h, decouple
+                                    (z*c + g*h, g a new gate) or couple (a*b + c*d -> a*b + (1-a)*d) */
+#define RC_MUT_COMBINE     128u  /* e -> e * v, e - v, v - e, min(e, v) or max(e, v) */
+#define RC_MUT_ALL         255u
+
+typedef struct rc_mutate_opts {
+    unsigned kinds;       /* RC_MUT_* bits to choose from, uniformly; 0: all */
+    int max_tries;        /* candidates tried before giving up; 0: 64 */
+    int input_size2;      /* > 0: candidates must also build with this input size (e.g. one
+                             other than the hidden size, so that no candidate ties I to H) */
+} rc_mutate_opts;
+
+/* The name of one mutation kind ("activation", "gate-add", ...), "" for anything else. */
+const char *rc_mut_kind_name(unsigned kind);
+/* Mutates a cell once: picks a kind and a site with a generator seeded by `seed` (the
+ * same seed gives the same candidate), prints the mutated cell and keeps it when it
+ * passes rc_cell_check with input_size (and opts->input_size2) at the cell's hidden
+ * size and differs from the cell by rc_cell_canonical_hash; otherwise tries another
+ * mutation. o may be NULL. Returns the RC_MUT_* bit applied and the candidate's text in
+ * *out_text, or -1 with *out_text NULL and a message in err (the text does not parse, no
+ * candidate passed in max_tries tries: the last reason is given, out of memory). */
+int rc_cell_mutate(const char *text, size_t len, int input_size, uint64_t seed, const rc_mutate_opts *o,
+                   char **out_text, char *err, size_t errlen);
+/* The checks a candidate passes: it parses and checks (every state assigned exactly
+ * once, widths), builds with input size I at its hidden size, its output (first state)
+ * depends on the input and on some state's previous value, that dependence goes round a
+ * cycle of states that see the input (a recurrence, not a fixed window), and every other
+ * state's previous value reaches the output. 0, or -1 with the reason in err. */
+int rc_cell_check(const char *text, size_t len, int input_size, char *err, size_t errlen);
+/* The cell printed back as cell-language text (one line per binding and state
+ * assignment, no comments); hidden > 0 replaces its hidden size. The text parses to the
+ * same graph. NULL on error (message in err). */
+char *rc_cell_print(const char *text, size_t len, int hidden, char *err, size_t errlen);
+/* The 64-bit hash (FNV-1a) of the cell's canonical text: equal for spellings that differ
+ * only in names (cell, bindings, parameters, states after the first), the order of
+ * independent lines, the operand order and grouping of + and * and the operands of min
+ * and max, and the hidden size. 0 and *hash set, or -1 with a message in err. */
+int rc_cell_canonical_hash(const char *text, size_t len, uint64_t *hash, char *err, size_t errlen);
+/* The canonical text rc_cell_canonical_hash hashes (for inspection). NULL on error. */
+char *rc_cell_canonical_text(const char *text, size_t len, char *err, size_t errlen);
+/* The number of parameter scalars of the cell with hidden size `hidden` (> 0; 0: the
+ * cell's own) and input size I, counted from the checked widths. -1 on error (the text
+ * does not parse, or does not build with that I). */
+long long rc_cell_param_count(const char *text, size_t len, int hidden, int input_size, char *err, size_t errlen);
+/* The hidden size H >= 1 whose parameter count with input size I is closest to target
+ * (the smaller H on a tie), by binary search over H (the count grows with H); when the
+ * cell's widths tie H to I (x added to a value of width H), that H. Writes the count to
+ * *count (may be NULL). Returns H, or -1 with a message in err (the text does not parse,
+ * no hidden size builds with that I). */
+int rc_cell_hidden_for_params(const char *text, size_t len, int input_size, long long target, long long *count,
+                              char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
