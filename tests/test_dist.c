@@ -559,11 +559,26 @@ Test(dist, bad_uses)
     cr_assert(n.code != 0 && strstr(n.err, "last.ckpt"), SHOWF, SHOWA(n));
 }
 
-/* Ctrl-C to mpirun: every process stops after its update, rank 0 writes last.ckpt,
- * the run resumes from it. */
-Test(dist, interrupt)
+/* The processes mpirun started (its children): up to max pids, their number. */
+static int children_of(pid_t pid, pid_t *out, int max)
 {
-    NEED_MPI();
+    char path[128], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    slurp_into(path, buf, sizeof buf);
+    int n = 0;
+    for (char *p = buf, *end; n < max; p = end) {
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        out[n++] = (pid_t)v;
+    }
+    return n;
+}
+
+/* A stop request: SIGINT to mpirun (it passes it on to every process), or SIGTERM to one
+ * process only (as a batch system might send): every process stops after the same
+ * update, rank 0 writes last.ckpt, the run resumes from it. */
+static void interrupt_case(int one_rank)
+{
     const char *data = P("text.txt"), *out = P("run");
     gen_text(data, 20000, 5);
     run r;
@@ -578,7 +593,12 @@ Test(dist, interrupt)
         sleep_s(0.02);
     }
     sleep_s(0.5);
-    cr_assert_eq(kill(r.pid, SIGINT), 0);
+    if (one_rank) {
+        pid_t kids[8];
+        int n = children_of(r.pid, kids, 8);
+        cr_assert_eq(n, 2, "mpirun has %d children, not the 2 processes", n);
+        cr_assert_eq(kill(kids[1], SIGTERM), 0);
+    } else cr_assert_eq(kill(r.pid, SIGINT), 0);
     finish(&r, 20);
     cr_assert(strstr(r.out, "interrupted after "), SHOWF, SHOWA(r));
     cr_assert(r.code != 0, "an interrupted run does not exit 0: " SHOWF, SHOWA(r));
@@ -589,6 +609,18 @@ Test(dist, interrupt)
     run c = train(2, "--out", out, "--resume", "--steps", more, "--progress", "0", NULL);
     OK(c);
     cr_assert_eq(ck_u64(P("run/last.ckpt"), "train.progress", 0), steps + 5);
+}
+
+Test(dist, interrupt_mpirun)
+{
+    NEED_MPI();
+    interrupt_case(0);
+}
+
+Test(dist, terminate_one_process)
+{
+    NEED_MPI();
+    interrupt_case(1);
 }
 
 /* Built without MPI: started by a launcher as 2 processes, recur refuses (each would
