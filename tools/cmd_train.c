@@ -384,10 +384,10 @@ static void catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* One update on the epoch's batch tr->pr.batch: forward, backward, the optimiser's step,
- * and the loss and targets counted for the next progress row. 0, or -1 with tr->msg. */
 static int update_dist(trainer *tr, float lr);
 
+/* One update on the epoch's batch tr->pr.batch: forward, backward, the optimiser's step,
+ * and the loss and targets counted for the next progress row. 0, or -1 with tr->msg. */
 static int update(trainer *tr, float lr)
 {
     if (tr->dist) return update_dist(tr, lr);
@@ -571,7 +571,8 @@ static int after_update(trainer *tr, int limit)
     }
     if (next_saved) {
         tr->pr.batch++;
-        if (on_rank0(tr, do_save, tr->last_path, &tr->err), tr->err) return 1;
+        on_rank0(tr, do_save, tr->last_path, &tr->err);
+        if (tr->err) return 1;
         tr->pr.batch--;
     }
     if (limit) {

@@ -78,7 +78,7 @@ void dist_finalize(void)
     g_init = 0;
 }
 
-void dist_abort(int code)
+_Noreturn void dist_abort(int code)
 {
     fflush(stdout);
     fflush(stderr);

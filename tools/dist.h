@@ -22,7 +22,7 @@ int dist_init(int *argc, char ***argv, char *msg, size_t len);
 void dist_finalize(void);
 /* Ends every process of the job with `code` (MPI_Abort); exit(code) for a single one.
  * For an error that other ranks cannot learn of any other way. */
-void dist_abort(int code);
+_Noreturn void dist_abort(int code);
 /* 1 when this recur was built with MPI. */
 int dist_have_mpi(void);
 /* This process's rank (0..size-1) and the number of processes; 0 and 1 alone. */
