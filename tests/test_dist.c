@@ -189,6 +189,7 @@ static void slurp_into(const char *path, char *buf, size_t cap)
     fclose(f);
 }
 
+#ifdef RC_TEST_LSAN_MPI
 /* Appends ":add" to the environment variable `name` (or sets it). */
 static void env_add(const char *name, const char *add)
 {
@@ -197,6 +198,7 @@ static void env_add(const char *name, const char *add)
     snprintf(buf, sizeof buf, "%s%s%s", old && old[0] ? old : "", old && old[0] ? ":" : "", add);
     setenv(name, buf, 1);
 }
+#endif
 
 /* For an mpirun child: OpenMPI's own memory, kept to the end, is not a leak of recur's
  * (matters only in a sanitizer build: tests/lsan_mpi.supp). */

@@ -8,7 +8,10 @@
 #include <mpi.h>
 #endif
 
-static int g_init, g_mpi, g_rank, g_size = 1, g_local = 1;
+static int g_init, g_rank, g_size = 1, g_local = 1;
+#ifdef RC_HAVE_MPI
+static int g_mpi;   /* MPI_Init was called */
+#endif
 
 /* The number of processes an MPI launcher says it started (0: no launcher). */
 static long launched_size(void)
