@@ -56,9 +56,9 @@ for d in /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/x86_64-linux
     [ -f "$d/cblas.h" ] && FLAGS="$FLAGS -I$d" && break
 done
 LIB_H="include/*.h base/*.h ops/*.h graph/*.h cells/*.h train/*.h tools/*.h"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086,SC2012
 NEWEST_LIB_H=$(cd "$ROOT" && ls -t $LIB_H | head -n 1)
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086,SC2012
 NEWEST_H=$(cd "$ROOT" && ls -t $LIB_H tests/fuzz/*.h | head -n 1)
 
 # compile SRC (relative to ROOT) into DIR unless its object is newer than it and every
@@ -67,7 +67,7 @@ compile() {   # compile DIR SRC [extra flags]
     o="$1/$(echo "$2" | tr / _).o"
     hdr=$NEWEST_LIB_H
     case "$2" in tests/fuzz/*) hdr=$NEWEST_H ;; esac
-    if [ ! -f "$o" ] || [ "$ROOT/$2" -nt "$o" ] || [ "$ROOT/$hdr" -nt "$o" ]; then
+    if [ ! -f "$o" ] || [ -n "$(find "$ROOT/$2" "$ROOT/$hdr" -newer "$o")" ]; then
         # shellcheck disable=SC2086
         $CC $FLAGS ${3:-} -fsanitize=fuzzer-no-link,address,undefined -c "$ROOT/$2" -o "$o"
     fi
@@ -102,6 +102,7 @@ build() {   # build NAME: prints the binary's path
     # fuzz_cell.c defines the BLAS stubs itself (and rc_status_name: it links no runtime.c)
     stubs=""
     [ "$1" = cell ] || stubs="$OUT/obj/tests_fuzz_stubs.c.o"
+    # shellcheck disable=SC2086
     $CC -fsanitize=fuzzer,address,undefined "$h" $stubs "$LIB" -lm -o "$OUT/fuzz_$1"
     echo "$OUT/fuzz_$1"
 }
@@ -141,8 +142,8 @@ run() {   # run NAME
     return $rc
 }
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 mkdir -p "$OUT"
 build_lib
 if [ "$NAME" = all ]; then
