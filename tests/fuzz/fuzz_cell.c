@@ -123,24 +123,6 @@ static void build(const char *text, size_t size)
     }
     rc_cell_free(d);
 }
-
-/* graph/runtime.c holds rc_status_name; it needs OpenMP and BLAS, so it is not linked. */
-const char *rc_status_name(rc_status s)
-{
-    static const char *names[] = { "ok", "bad argument", "shape mismatch", "graph error", "out of memory",
-                                   "I/O error", "format error", "invalid state" };
-    return (s >= RC_OK && s <= RC_ERR_STATE) ? names[s] : "unknown status";
-}
-
-/* The BLAS and LAPACK entry points the library links; no plan runs here. */
-void cblas_sgemm(void);
-void cblas_sgemm(void) { fail("cblas_sgemm called", "no plan should run"); }
-void cblas_sgemv(void);
-void cblas_sgemv(void) { fail("cblas_sgemv called", "no plan should run"); }
-void sgeqrf_(void);
-void sgeqrf_(void) { fail("sgeqrf_ called", "no initialisation should run"); }
-void sorgqr_(void);
-void sorgqr_(void) { fail("sorgqr_ called", "no initialisation should run"); }
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -103,9 +103,8 @@ build() {   # build NAME: prints the binary's path
     fi
     [ "$MODE" = full ] || { echo "run.sh: MODE must be full or check" >&2; exit 2; }
     h=$(compile "$OUT/obj" "tests/fuzz/fuzz_$1.c")
-    # fuzz_cell.c defines the BLAS stubs itself (and rc_status_name: it links no runtime.c)
-    stubs=""
-    [ "$1" = cell ] || stubs="$OUT/obj/tests_fuzz_stubs.c.o"
+    # every harness links the BLAS/LAPACK/OpenMP stand-ins (tests/fuzz/stubs.c)
+    stubs="$OUT/obj/tests_fuzz_stubs.c.o"
     # shellcheck disable=SC2086
     $CC -fsanitize=fuzzer,address,undefined "$h" $stubs "$LIB" -lm -o "$OUT/fuzz_$1"
     echo "$OUT/fuzz_$1"
