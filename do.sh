@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 EXTRA_PKGS=""
 
 PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev fortunes gnuplot-nox graphviz locales"
-TEST_PKGS="clang libclang-rt-14-dev"   # the cell-language fuzzer (libFuzzer)
+TEST_PKGS="clang libclang-rt-14-dev libopenmpi-dev openmpi-bin"   # the fuzzer (libFuzzer); MPI for tests/test_dist.c
 
 need_pkgs() {
     missing=""

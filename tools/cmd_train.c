@@ -1,7 +1,11 @@
 /* recur train: the training loop with validation, checkpoints, progress, metrics,
- * early stopping, resume and a clean stop on Ctrl-C. */
+ * early stopping, resume and a clean stop on Ctrl-C. Under mpirun with several
+ * processes it is data-parallel (train_dist.h): every rank runs this loop on its share
+ * of each batch, and rank 0 alone validates, prints, logs and writes checkpoints. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "commands.h"
+#include "dist.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
 #include "run_ckpt.h"
 #include "task.h"
+#include "train_dist.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -214,6 +220,11 @@ typedef struct trainer {
     int stop, err;
     const char *why;                /* why the loop stopped */
     char msg[2048];
+    /* several processes (dist_size() > 1): */
+    int dist, rank;                 /* data-parallel; this process's rank */
+    dpar dp;
+    int dstop, dtime;               /* some rank was signalled / reached --time-limit (this update) */
+    int quiet;                      /* another rank reports the error */
 } trainer;
 
 static int save(trainer *tr, const char *path, char *msg, size_t len)
@@ -316,10 +327,20 @@ static int setup(trainer *tr)
         snprintf(msg, len, "--metrics '%s' is not csv or jsonl", cfg->metrics);
         return -1;
     }
-    if (task_load(&tr->t, cfg, msg, len) != 0) return -1;
+    struct stat st;
+    if (tr->dist && stat(cfg->data, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* a folder is joined into <out>/corpus.txt: one process after the other writes it */
+        int rc = 0;
+        for (int r = 0; r < dist_size(); r++) {
+            if (r == tr->rank) rc = task_load(&tr->t, cfg, msg, len);
+            dist_barrier();
+        }
+        if (rc != 0) return -1;
+    } else if (task_load(&tr->t, cfg, msg, len) != 0) return -1;
     if (cfg->resume) tr->t.cell_text = run_read_cell_text(tr->last_path);
     if (task_make_model(&tr->t, msg, len) != 0) return -1;
     task *t = &tr->t;
+    if (tr->dist && dp_init(&tr->dp, t, msg, len) != 0) return -1;
     tr->opt = rc_optim_new(t->model, &oo);
     if (!tr->opt) {
         snprintf(msg, len, "optimiser: %s", rc_model_error(t->model));
@@ -329,22 +350,25 @@ static int setup(trainer *tr)
     tr->pr.best = INFINITY;
     if (cfg->resume) {
         if (run_load(tr->last_path, t, tr->opt, &tr->train, &tr->pr, msg, len) != 0) return -1;
+        if (tr->dist && dp_take_state(&tr->dp, t, msg, len) != 0) return -1;
         printf("resumed %s at epoch %lu, batch %lu, step %lu\n", tr->last_path, (unsigned long)tr->pr.epoch + 1,
                (unsigned long)tr->pr.batch, (unsigned long)tr->pr.step);
     } else if (feeder_epoch(&tr->train, 0, msg, len) != 0) return -1;
     if (groups_of(t->model, &tr->groups, msg, len) != 0) return -1;
     char mpath[2200];
     snprintf(mpath, sizeof mpath, "%s/metrics.%s", cfg->out, cfg->metrics);
-    if (metrics_open(&tr->mx, mpath, !strcmp(cfg->metrics, "jsonl"), cfg->resume, cfg, tr->groups.n,
-                     (const char *const *)tr->groups.name, msg, len) != 0)
+    if (tr->rank == 0 && metrics_open(&tr->mx, mpath, !strcmp(cfg->metrics, "jsonl"), cfg->resume, cfg, tr->groups.n,
+                                      (const char *const *)tr->groups.name, msg, len) != 0)
         return -1;
-    tr->live = cfg->progress > 0 || (cfg->progress < 0 && isatty(STDERR_FILENO));
+    tr->live = tr->rank == 0 && (cfg->progress > 0 || (cfg->progress < 0 && isatty(STDERR_FILENO)));
     tr->nb = feeder_count(&tr->train);
     tr->total_steps = (long)cfg->epochs * tr->nb;
     if (cfg->steps > 0 && cfg->steps < tr->total_steps) tr->total_steps = cfg->steps;
-    printf("recur %s: %s, %d x %d %s, %zu parameters, %ld batches of %d x %d per epoch, %d threads\n", rc_version(),
+    char procs[64] = "";
+    if (tr->dist) snprintf(procs, sizeof procs, " in each of %d processes", dist_size());
+    printf("recur %s: %s, %d x %d %s, %zu parameters, %ld batches of %d x %d per epoch, %d threads%s\n", rc_version(),
            cfg->data_kind, cfg->layers, cfg->hidden, cfg->cell, rc_model_param_total(t->model), tr->nb, cfg->batch,
-           cfg->seq, rc_num_threads());
+           cfg->seq, rc_num_threads(), procs);
     fflush(stdout);
     return 0;
 }
@@ -360,10 +384,13 @@ static void catch_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+static int update_dist(trainer *tr, float lr);
+
 /* One update on the epoch's batch tr->pr.batch: forward, backward, the optimiser's step,
  * and the loss and targets counted for the next progress row. 0, or -1 with tr->msg. */
 static int update(trainer *tr, float lr)
 {
+    if (tr->dist) return update_dist(tr, lr);
     task *t = &tr->t;
     rc_batch b;
     double loss = 0;
@@ -389,6 +416,111 @@ static int update(trainer *tr, float lr)
     tr->loss_acc += sum;
     tr->loss_n += (long)cnt;
     tr->tok_window += (double)batch_targets(t, &b);
+    return 0;
+}
+
+/* One data-parallel update (several processes): this rank's share of the batch, forward
+ * and backward, then one sum over the ranks of the loss numbers, the stop flags and who
+ * failed, then the gradients summed with the global normalisation, and the same step
+ * on every rank. Every rank returns the same: 0, or -1 (tr->quiet unless this rank's
+ * message is the one to show). */
+static int update_dist(trainer *tr, float lr)
+{
+    task *t = &tr->t;
+    dpar *d = &tr->dp;
+    rc_batch full, b;
+    int failed = 0, begun = 0;
+    if (feeder_get(&tr->train, (long)tr->pr.batch, &full, tr->msg, sizeof tr->msg) != 0 ||
+        dp_shard(d, t, &full, &b, tr->msg, sizeof tr->msg) != 0)
+        failed = 1;
+    /* dropout masks: another run number on each rank, so the ranks' masks differ */
+    model_set_runs(t->model, tr->pr.runs * (uint64_t)d->size + (uint64_t)d->rank);
+    if (!failed && rc_optim_begin(tr->opt) != RC_OK) {
+        snprintf(tr->msg, sizeof tr->msg, "step %lu: %s", (unsigned long)tr->pr.step, rc_optim_error(tr->opt));
+        failed = 1;
+    } else if (!failed) begun = 1;
+    if (!failed && (rc_model_forward(t->model, &b, NULL) != RC_OK || rc_model_backward(t->model) != RC_OK)) {
+        snprintf(tr->msg, sizeof tr->msg, "step %lu: %s", (unsigned long)tr->pr.step, rc_model_error(t->model));
+        failed = 1;
+    }
+    double *v = d->stats;
+    memset(v, 0, ((size_t)DP_STATS + (size_t)d->size) * sizeof *v);
+    if (!failed) {
+        dp_after_forward(d, t);
+        if (!d->empty) rc_model_last_stats(t->model, &v[DP_SUM], &v[DP_COUNT]);
+        v[DP_NORM] = d->norm;
+    }
+    v[DP_STOP] = stop_requested != 0;
+    v[DP_TIME] = tr->c->time_limit > 0 && now() - tr->session0 >= tr->c->time_limit;
+    v[DP_STATS + d->rank] = failed;
+    if (dist_sum_doubles(v, (size_t)DP_STATS + (size_t)d->size, tr->msg, sizeof tr->msg) != 0) failed = 1;
+    int first = -1;
+    for (int r = d->size - 1; r >= 0; r--)
+        if (v[DP_STATS + r] > 0) first = r;
+    if (failed || first >= 0) {
+        if (begun) rc_optim_end(tr->opt);
+        tr->quiet = first >= 0 && first != d->rank;
+        return -1;
+    }
+    if (dp_reduce_grads(d, t, v[DP_NORM], tr->msg, sizeof tr->msg) != 0) return -1;
+    if (rc_optim_step(tr->opt, lr) != RC_OK) {   /* the same gradients on every rank: the same outcome */
+        snprintf(tr->msg, sizeof tr->msg, "step %lu: %s (gradient norm %g): lower --lr or set --clip",
+                 (unsigned long)tr->pr.step, rc_optim_error(tr->opt), rc_optim_grad_norm(tr->opt));
+        tr->quiet = d->rank != 0;
+        return -1;
+    }
+    tr->pr.step++;
+    tr->pr.runs++;
+    model_set_runs(t->model, tr->pr.runs);
+    tr->loss_acc += v[DP_SUM];
+    tr->loss_n += (long)v[DP_COUNT];
+    tr->tok_window += (double)batch_targets(t, &full);
+    tr->dstop = v[DP_STOP] > 0;
+    tr->dtime = v[DP_TIME] > 0;
+    if (tr->pr.step % 100 == 0 && dp_check_weights(d, t, tr->msg, sizeof tr->msg) != 0) {
+        tr->quiet = d->rank != 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Rank 0's part of a validation or checkpoint of a data-parallel run, done by all
+ * ranks: rank 0 receives every stream's carried state, runs `what` (which returns 1 to
+ * stop, sets *err on a failure), returns to its own streams; every rank learns both.
+ * Single process: just `what`. */
+typedef int (*rank0_fn)(trainer *tr, const void *arg, int *err);
+static int on_rank0(trainer *tr, rank0_fn what, const void *arg, int *err)
+{
+    if (!tr->dist) return what(tr, arg, err);
+    int flags[2] = { 0, 0 };
+    int gerr = dp_gather_state(&tr->dp, &tr->t, tr->msg, sizeof tr->msg) != 0;
+    if (!gerr && tr->rank == 0) flags[0] = what(tr, arg, &flags[1]);
+    dp_restore_state(&tr->dp, &tr->t);
+    if (gerr) flags[1] = 1;
+    else if (dist_bcast(flags, sizeof flags, 0, tr->msg, sizeof tr->msg) != 0) flags[1] = 1;
+    if (flags[1]) {
+        *err = 1;
+        tr->quiet = !gerr && tr->rank != 0;
+    }
+    return flags[0];
+}
+
+static int do_validate(trainer *tr, const void *arg, int *err)
+{
+    (void)arg;
+    return validate(tr, tr->msg, sizeof tr->msg, err);
+}
+
+static int do_save(trainer *tr, const void *path, int *err)
+{
+    if (save(tr, path, tr->msg, sizeof tr->msg) != 0) *err = 1;
+    return 0;
+}
+
+static int do_sample(trainer *tr, const void *arg, int *err)
+{
+    (void)arg;
+    if (!tr->validated && show_sample(tr, tr->msg, sizeof tr->msg) != 0) *err = 1;
     return 0;
 }
 
@@ -430,7 +562,7 @@ static int after_update(trainer *tr, int limit)
     int next_saved = cfg->save_every > 0 && tr->pr.step % (uint64_t)cfg->save_every == 0;
     if (cfg->eval_every > 0 && tr->pr.step % (uint64_t)cfg->eval_every == 0) {
         tr->pr.batch++;
-        if (validate(tr, tr->msg, sizeof tr->msg, &tr->err)) {
+        if (on_rank0(tr, do_validate, NULL, &tr->err)) {
             tr->stop = 1;
             tr->why = "early stop";
         }
@@ -439,15 +571,13 @@ static int after_update(trainer *tr, int limit)
     }
     if (next_saved) {
         tr->pr.batch++;
-        if (save(tr, tr->last_path, tr->msg, sizeof tr->msg) != 0) {
-            tr->err = 1;
-            return 1;
-        }
+        on_rank0(tr, do_save, tr->last_path, &tr->err);
+        if (tr->err) return 1;
         tr->pr.batch--;
     }
     if (limit) {
         tr->stop = 1;
-        tr->why = stop_requested ? "interrupted"
+        tr->why = stop_requested || tr->dstop ? "interrupted"
                   : cfg->steps > 0 && (long)tr->pr.step >= cfg->steps ? "step limit" : "time limit";
     }
     if (tr->stop) {
@@ -476,10 +606,11 @@ static int train_epoch(trainer *tr)
         if (update(tr, lr) != 0) return -1;
         double tnow = now();
         tr->pr.elapsed = tnow - tr->t0;
-        int limit = stop_requested || (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) ||
-                    (cfg->time_limit > 0 && tnow - tr->session0 >= cfg->time_limit);
-        if (tnow - tr->last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)tr->nb || limit)   /* a last row before a stop */
-            report(tr, ep, lr, tnow);
+        int limit = (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) ||
+                    (tr->dist ? tr->dstop || tr->dtime   /* what every rank saw, so all stop together */
+                              : stop_requested || (cfg->time_limit > 0 && tnow - tr->session0 >= cfg->time_limit));
+        if (tr->rank == 0 && (tnow - tr->last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)tr->nb || limit))
+            report(tr, ep, lr, tnow);   /* a last row before a stop */
         if (after_update(tr, limit)) break;
     }
     return tr->err ? -1 : 0;
@@ -489,13 +620,14 @@ static int train_epoch(trainer *tr)
  * has been validated, a sample. 0, or -1 with tr->msg. */
 static int end_epoch(trainer *tr)
 {
-    if (tr->c->eval_every == 0 && validate(tr, tr->msg, sizeof tr->msg, &tr->err)) {
+    if (tr->c->eval_every == 0 && on_rank0(tr, do_validate, NULL, &tr->err)) {
         if (tr->err) return -1;
         tr->stop = 1;
         tr->why = "early stop";
     }
-    if (!tr->validated && show_sample(tr, tr->msg, sizeof tr->msg) != 0) return -1;
-    return 0;
+    if (tr->err) return -1;
+    on_rank0(tr, do_sample, NULL, &tr->err);
+    return tr->err ? -1 : 0;
 }
 
 /* Epochs until --epochs, a limit, an early stop or an error. 0, or -1 with tr->msg. */
@@ -514,30 +646,77 @@ static int train_loop(trainer *tr)
     return 0;
 }
 
+/* Threads per process when several share the machine: its cores over the processes on
+ * it, within the cores the process may use (mpirun may bind it to fewer). */
+static int threads_per_process(void)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = (int)(online > 0 ? online : 1) / dist_local_size(), allowed = omp_get_num_procs();
+    if (n > allowed) n = allowed;
+    return n < 1 ? 1 : n;
+}
+
 int cmd_train(config *cfg)
 {
+    char dmsg[512] = "";
+    if (dist_init(NULL, NULL, dmsg, sizeof dmsg) != 0) {
+        fprintf(stderr, "recur train: %s\n", dmsg);
+        return 1;
+    }
     trainer *tr = calloc(1, sizeof *tr);
     int rc = 1;
-    if (!tr) return fprintf(stderr, "recur train: out of memory\n"), 1;
+    if (!tr) {
+        fprintf(stderr, "recur train: out of memory\n");
+        dist_abort(1);
+    }
+    tr->dist = dist_size() > 1;
+    tr->rank = dist_rank();
+    if (tr->rank != 0) {   /* rank 0 prints; the others report only their own errors (stderr) */
+        int fd = open("/dev/null", O_WRONLY);
+        fflush(stdout);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+    }
     if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
-    if (rc_blas_check() != RC_OK)
+    else if (tr->dist && !getenv("RC_NUM_THREADS")) rc_set_num_threads(threads_per_process());
+    if (tr->rank == 0 && rc_blas_check() != RC_OK)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
-    if (open_run(tr, cfg) == 0 && setup(tr) == 0) {
+    int ok = open_run(tr, cfg) == 0 && setup(tr) == 0;
+    if (tr->dist) {   /* setup may fail on some ranks only: all leave together */
+        int first = dist_first_failed(!ok);
+        if (first >= 0 && ok) snprintf(tr->msg, sizeof tr->msg, "process %d failed to start", first);
+        tr->quiet = first >= 0 && first != tr->rank;
+        ok = first < 0;
+    }
+    if (ok) {
         catch_signals();
-        int ok = train_loop(tr) == 0 && save(tr, tr->last_path, tr->msg, sizeof tr->msg) == 0;
+        ok = train_loop(tr) == 0;
+        if (ok) {
+            int err = 0;
+            on_rank0(tr, do_save, tr->last_path, &err);
+            ok = !err;
+        }
         if (tr->live) fprintf(stderr, "\r\033[K");
         if (ok) {
             printf("%s after %lu updates, %.1f s: checkpoint %s%s\n", tr->why, (unsigned long)tr->pr.step,
                    tr->pr.elapsed, tr->last_path, isfinite(tr->pr.best) ? ", best validation in best.ckpt" : "");
-            rc = stop_requested ? 130 : 0;
+            rc = stop_requested || tr->dstop ? 130 : 0;
         }
     }
-    if (rc == 1) fprintf(stderr, "recur train: %s\n", tr->msg);
+    if (rc == 1 && !tr->quiet) {
+        if (tr->dist) fprintf(stderr, "recur train: process %d of %d: %s\n", tr->rank, dist_size(), tr->msg);
+        else fprintf(stderr, "recur train: %s\n", tr->msg);
+    }
+    fflush(stdout);
     metrics_close(&tr->mx);
     groups_free(&tr->groups);
     feeder_free(&tr->train);
     rc_optim_free(tr->opt);
+    dp_free(&tr->dp);
     task_free(&tr->t);
     free(tr);
+    dist_finalize();
     return rc;
 }
