@@ -77,7 +77,7 @@ static const optdef OPTS[] = {
     { "tasks", 's', O(tasks), 1, "the tasks a candidate is scored on: arith (the arithmetic task of examples/arith.c)" },
     { "seed-cells", 's', O(seed_cells), 1, "the baselines and first parents: lstm, gru, gru-cho, mut1..3, rnn-tanh, "
                                            "rnn-relu, lstm-peephole (cells/lib) or .cell files, comma-separated" },
-    { "budget", 'l', O(budget), 0, "N: stop after N candidates (besides the baselines) in DIR; 0: no limit" },
+    { "budget", 'l', O(budget), 0, "N: stop after N candidates (besides the baselines) in DIR; 0: evaluate the seed cells only" },
     { "time-limit", 'd', O(time_limit), 0, "S: stop this run after S seconds (at a batch's end); 0: no limit" },
     { "params", 'l', O(params), 1, "N: each cell's hidden size is the one bringing the model's parameters nearest N" },
     { "steps", 'l', O(steps), 1, "N: updates of the short training, per learning rate" },
@@ -630,8 +630,7 @@ static void progress(const state *st)
     double el = now_s() - st->t_start;
     long cands = st->n - st->nb > 0 ? st->n - st->nb : 0;
     char bud[32];
-    if (st->o->budget) snprintf(bud, sizeof bud, "/%ld", st->o->budget);
-    else bud[0] = 0;
+    snprintf(bud, sizeof bud, "/%ld", st->o->budget);
     fprintf(stderr, "\r\033[Ksearch: %ld%s candidates, best %.4f (id %ld), %.1f candidates/min", cands, bud,
             best ? best->score : NAN, best ? best->id : -1L, el > 0 ? 60.0 * (double)st->done_run / el : 0.0);
     fflush(stderr);
@@ -859,9 +858,9 @@ static int master(state *st, char **seeds, int nseeds, char *msg, size_t len)
     pop = malloc((size_t)(st->n + 1) * sizeof *pop);
     for (long b = 0;; b++) {
         long first = st->nb + b * o->batch_cands;
-        if (o->budget && first - st->nb >= o->budget) break;
+        if (first - st->nb >= o->budget) break;
         long last = first + o->batch_cands;
-        if (o->budget && last - st->nb > o->budget) last = st->nb + o->budget;
+        if (last - st->nb > o->budget) last = st->nb + o->budget;
         int todo = 0;
         for (long id = first; id < last; id++) todo += !row_by_id(st, id);
         if (!todo) continue;

@@ -16,7 +16,7 @@ typedef struct search_opts {
     char out[1024];
     char tasks[64];
     char seed_cells[1024];
-    long budget;              /* candidates after the baselines; 0: none (--time-limit bounds) */
+    long budget;              /* candidates after the baselines (0: the seed cells only) */
     double time_limit;        /* seconds of this run; 0: none */
     long params;              /* each candidate's hidden size matches this parameter count */
     long steps;               /* updates of the short training, per learning rate */
