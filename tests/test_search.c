@@ -332,6 +332,28 @@ Test(search, ctrl_c_leaves_whole_rows_and_resumes)
     check_rows("s");
 }
 
+Test(search, one_search_per_folder)
+{
+    run r, r2;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "400", TINY, NULL };
+    start(&r, argv);
+    for (int i = 0; i < 20000; i++) {   /* running once its first row is written */
+        char *s = slurp(path_in("s", "candidates.jsonl"));
+        int n = count_lines(s);
+        free(s);
+        if (n >= 1) break;
+        sleep_s(0.001);
+    }
+    pid_t first = r.pid;
+    run_to_end(&r2, argv);
+    kill(-first, SIGKILL);
+    waitpid(first, NULL, 0);
+    cr_assert_eq(r2.code, 1, SHOW(r2));
+    cr_assert_not_null(strstr(r2.err, "another recur search is running"), "%s", r2.err);
+}
+
 Test(search, status_table)
 {
     run r;

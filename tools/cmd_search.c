@@ -11,6 +11,7 @@
  * candidates of a batch dealt to it. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -1020,6 +1021,20 @@ int cmd_search(int argc, char **argv)
         snprintf(msg, sizeof msg, "%s: %s", o.out, strerror(errno));
         rc = -1;
     }
+    int lock_fd = -1;   /* one search per folder: a second one is refused, not interleaved */
+    if (rc == 0) {
+        char lp[1200];
+        snprintf(lp, sizeof lp, "%s/lock", o.out);
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        lock_fd = open(lp, O_RDWR | O_CREAT, 0644);
+        if (lock_fd < 0) {
+            snprintf(msg, sizeof msg, "%s: %s", lp, strerror(errno));
+            rc = -1;
+        } else if (fcntl(lock_fd, F_SETLK, &fl) != 0) {
+            snprintf(msg, sizeof msg, "another recur search is running in %.900s (it holds its lock file)", o.out);
+            rc = -1;
+        }
+    }
     if (rc == 0 && conf_write(conf, &o, msg, sizeof msg) != 0) rc = -1;
     if (rc == 0 && rows_load(o.out, &st.rows, &st.n, msg, sizeof msg) != 0) rc = -1;
     st.cap = st.n;
@@ -1031,6 +1046,7 @@ int cmd_search(int argc, char **argv)
     for (long i = 0; i < st.n; i++) cand_free(&st.rows[i]);
     free(st.rows);
     arith_free(a);
+    if (lock_fd >= 0) close(lock_fd);
     if (rc == 1) {
         fprintf(stderr, "recur search: interrupted; every finished candidate is in %s (run the same command to "
                 "resume)\n", o.out);
