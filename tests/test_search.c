@@ -376,6 +376,31 @@ Test(search, one_search_per_folder)
     cr_assert_not_null(strstr(r2.err, "another recur search is running"), "%s", r2.err);
 }
 
+/* A cell whose training fails (h * (h - n) grows without bound: the gradient becomes
+ * NaN at the first update) scores 0 with the reason in its row's error. */
+Test(search, failed_training_names_the_reason)
+{
+    char cell[128], out[128];
+    snprintf(cell, sizeof cell, "%s/bad.cell", g_dir);
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    FILE *f = fopen(cell, "w");
+    cr_assert_not_null(f);
+    fputs("cell bad (x) -> h\n  hidden 65\n  r = sigmoid(W_xr @ x + W_hr @ h + b_r)\n"
+          "  n = tanh(W_xn @ x + b_xn + r * (W_hn @ h + b_hn))\n  h' = n + h * (h - n)\n", f);
+    cr_assert_eq(fclose(f), 0);
+    run r;
+    const char *argv[] = { "recur", "search", "--out", out, "--seed-cells", cell, "--budget", "0", "--steps", "3",
+                           "--lrs", "1e-2", "--promote-steps", "3", "--promote-seeds", "1", "--test", "16", "--batch", "8",
+                           "--threads", "1", "--params", "20000", NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    char *s = slurp(path_in("s", "candidates.jsonl"));
+    cr_assert_not_null(s);
+    cr_assert(strstr(s, "\"error\":\"lr 0.01: update 1, optimiser step: ") && strstr(s, "not finite") &&
+              strstr(s, "\"short\":0,"), "%s", s);
+    free(s);
+}
+
 Test(search, status_table)
 {
     run r;

@@ -230,9 +230,17 @@ double arith_run(const search_opts *o, const arith_set *a, const char *text, int
         make_batch(&r, o->distract, T, B, tok, tgt);
         rc_batch b = { .T = T, .B = B, .tokens = tok, .targets = tgt };
         double loss;
-        if (rc_model_forward(m, &b, &loss) != RC_OK || rc_model_backward(m) != RC_OK ||
-            rc_optim_step(opt, rc_schedule_lr(&sch, 1, (double)(step - 1) / (double)steps)) != RC_OK) {
-            snprintf(msg, len, "update %ld: %s", step, rc_model_error(m));
+        rc_status st = rc_model_forward(m, &b, &loss);
+        const char *what = "forward", *why = rc_model_error(m);
+        if (st == RC_OK && (st = rc_model_backward(m)) != RC_OK) what = "backward";
+        else if (st == RC_OK &&
+                 (st = rc_optim_step(opt, rc_schedule_lr(&sch, 1, (double)(step - 1) / (double)steps))) != RC_OK) {
+            what = "optimiser step";
+            why = rc_optim_error(opt);
+        }
+        if (st != RC_OK) {
+            snprintf(msg, len, "update %ld, %s: %s (%s)", step, what, why && why[0] ? why : "no message",
+                     rc_status_name(st));
             goto done;
         }
     }
