@@ -1,7 +1,8 @@
 /* recur search (tools/cmd_search.c), run as a child process like tests/test_cli.c:
  * well-formed rows and files, no cell twice, resume after SIGKILL gives the rows of an
- * uninterrupted run, Ctrl-C leaves whole rows and exit 130, --status, bad options, and
- * mpirun -np 2 giving the rows of one process. Every run is tiny (a few updates per
+ * uninterrupted run, Ctrl-C leaves whole rows and exit 130, --status, bad options, one
+ * search per folder, mpirun -np 2 giving the rows of one process, and a killed worker
+ * rank: the job ends and the same command resumes to the rows of one process. Every run is tiny (a few updates per
  * learning rate, a small test set). The binary is RECUR_EXE, or RECUR_TEST_EXE. */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -478,8 +479,85 @@ Test(search, mpirun_np2_gives_the_rows_of_one_process)
     free(ka);
     free(kb);
 }
+
+/* The pid of rank `rank` among the children of `parent` (its environment says
+ * OMPI_COMM_WORLD_RANK), or -1. */
+static pid_t rank_pid(pid_t parent, int rank)
+{
+    DIR *d = opendir("/proc");
+    pid_t found = -1;
+    char want[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    for (struct dirent *e; d && found < 0 && (e = readdir(d));) {
+        char path[300];
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0) continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        int ppid = -1;
+        if (!f) continue;
+        if (fscanf(f, "%*d %*s %*c %d", &ppid) != 1) ppid = -1;
+        fclose(f);
+        if (ppid != parent) continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        f = fopen(path, "rb");
+        if (!f) continue;
+        char buf[65536];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+            buf[n] = 0;
+            if (!strcmp(buf + i, want)) found = pid;
+        }
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* A worker rank killed mid-search ends the job (OpenMPI's default); the same command
+ * then resumes from rank 0's files, and the rows are those of one uninterrupted process. */
+Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
+{
+    run r;
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    const char *one[] = { "recur", "search", "--out", a, "--budget", "9", TINY, NULL };
+    run_to_end(&r, one);
+    OK(r);
+    const char *two[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", exe(), "search", "--out", b,
+                          "--budget", "9", TINY, NULL };
+    start(&r, two);
+    int killed = 0;
+    for (int i = 0; i < 20000 && !killed; i++) {
+        char *s = slurp(path_in("b", "candidates.jsonl"));
+        int n = count_lines(s);
+        free(s);
+        if (n >= 2) {
+            pid_t w = rank_pid(r.pid, 1);
+            if (w > 0) killed = kill(w, SIGKILL) == 0;
+        }
+        if (waitpid(r.pid, NULL, WNOHANG) == r.pid) break;
+        sleep_s(0.001);
+    }
+    finish(&r);
+    cr_assert(killed, "rank 1 was not found or the job ended first: " SHOW(r));
+    cr_assert(r.code != 0 || r.sig != 0, "the job went on without rank 1: " SHOW(r));
+    run_to_end(&r, two);
+    OK(r);
+    check_rows("b");
+    char *ka = rows_key("a"), *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "rows after a killed rank and a resume differ from one process's");
+    free(ka);
+    free(kb);
+}
 #else
 Test(search, mpirun_np2_gives_the_rows_of_one_process)
+{
+    cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
+}
+
+Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
 {
     cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
 }
