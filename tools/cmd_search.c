@@ -7,8 +7,8 @@
  * cell is one fsynced row in DIR/candidates.jsonl and .csv, so a killed search resumes
  * where it stopped and gives the same rows: a candidate's randomness comes from (seed,
  * id) and a batch is made from the rows before it, never from timing. Under mpirun,
- * rank 0 keeps the population and the files, and every rank (rank 0 too) evaluates the
- * candidates of a batch dealt to it. */
+ * rank 0 keeps the population and the files, and every rank (rank 0 too) evaluates
+ * candidates of the batch as it becomes free. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -717,64 +717,78 @@ static void write_plot(const state *st)
     if (run_gnuplot(gp, msg, sizeof msg) != 0) printf("(no best.png: %s)\n", msg);
 }
 
-/* Evaluates c[0..k) (fresh, ids in order), dealt to the ranks (item j to rank j % size),
- * and appends the finished rows. 0, 1 interrupted, or -1 with msg. */
+/* Sends candidate j to rank r. 0, or -1 with msg. */
+static int send_item(const cand *c, double threshold, int r, char *msg, size_t len)
+{
+    char *m = request_msg(c, threshold);
+    if (!m) {
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
+    int rc = dist_send(m, strlen(m), r, TAG_EVAL, msg, len);
+    free(m);
+    return rc;
+}
+
+/* Evaluates c[0..k) (fresh, ids in order) on the ranks: each worker gets the next
+ * candidate when it is free, rank 0 takes one whenever it looks between results (who
+ * evaluates what never changes a row: a candidate's draws come from its id). Then
+ * appends the finished rows in id order. 0, 1 interrupted, or -1 with msg. */
 static int run_batch(state *st, cand *c, int k, double threshold, char *msg, size_t len)
 {
-    int size = dist_size(), got_all = 1;
-    for (int j = 0; j < k; j++) {
-        if (j % size == 0) continue;
-        char *m = request_msg(&c[j], threshold);
-        if (!m) {
-            snprintf(msg, len, "out of memory");
-            return -1;
-        }
-        int rc = dist_send(m, strlen(m), j % size, TAG_EVAL, msg, len);
-        free(m);
-        if (rc) return -1;
-    }
-    int *done = calloc(k > 0 ? (size_t)k : 1, sizeof *done), interrupted = 0;
+    int size = dist_size(), next = 0, ndone = 0, interrupted = 0, rc = 0, busy = 0;
+    int *done = calloc(k > 0 ? (size_t)k : 1, sizeof *done);
     if (!done) {
         snprintf(msg, len, "out of memory");
         return -1;
     }
-    for (int j = 0; j < k && !interrupted; j += size) {
-        if (evaluate(st->o, st->a, &c[j], threshold)) interrupted = 1;
-        else done[j] = 1;
-    }
-    int waiting = 0;
-    for (int j = 0; j < k; j++) waiting += !done[j] && j % size != 0;
-    while (waiting > 0 && !g_stop) {
+    for (int r = 1; r < size && next < k; r++, next++, busy++)
+        if (send_item(&c[next], threshold, r, msg, len) != 0) {
+            free(done);
+            return -1;
+        }
+    while (ndone < k && !interrupted && rc == 0) {
         int from, tag;
         size_t bytes;
-        if (!dist_iprobe(&from, &tag, &bytes)) {
-            nap();
+        if (busy > 0 && dist_iprobe(&from, &tag, &bytes)) {
+            char *m = recv_alloc(from, tag, bytes, msg, len);
+            if (!m) {
+                rc = -1;
+                break;
+            }
+            cand r;
+            int ok = tag == TAG_RESULT && cand_parse(m, &r) == 0;
+            free(m);
+            int j = -1;
+            for (int i = 0; ok && i < k; i++)
+                if (c[i].id == r.id && !done[i]) j = i;
+            if (j < 0) {
+                if (ok) cand_free(&r);
+                snprintf(msg, len, "rank %d sent a result nobody asked for", from);
+                rc = -1;
+                break;
+            }
+            cand_free(&c[j]);
+            c[j] = r;
+            done[j] = 1;
+            ndone++;
+            busy--;
+            if (next < k) {   /* the free rank gets the next candidate */
+                if (send_item(&c[next], threshold, from, msg, len) != 0) rc = -1;
+                next++;
+                busy++;
+            }
             continue;
         }
-        char *m = recv_alloc(from, tag, bytes, msg, len);
-        if (!m) {
-            free(done);
-            return -1;
+        if (next < k) {   /* rank 0's own share */
+            int j = next++;
+            if (evaluate(st->o, st->a, &c[j], threshold)) interrupted = 1;
+            else done[j] = 1, ndone++;
+            continue;
         }
-        cand r;
-        int ok = tag == TAG_RESULT && cand_parse(m, &r) == 0;
-        free(m);
-        int j = -1;
-        for (int i = 0; ok && i < k; i++)
-            if (c[i].id == r.id && !done[i]) j = i;
-        if (j < 0) {
-            if (ok) cand_free(&r);
-            snprintf(msg, len, "rank %d sent a result nobody asked for", from);
-            free(done);
-            return -1;
-        }
-        cand_free(&c[j]);
-        c[j] = r;
-        done[j] = 1;
-        waiting--;
+        if (g_stop) interrupted = 1;
+        else nap();
     }
-    if (waiting > 0) interrupted = 1, got_all = 0;
-    int rc = 0;
     for (int j = 0; j < k && rc == 0; j++) {   /* in id order; a row is whole or absent */
         if (!done[j]) continue;
         if (rows_add(st, &c[j], msg, len) != 0) rc = -1;
@@ -783,7 +797,6 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
             if (st->rows[st->n - 1].parent >= 0) st->done_run++;
         }
     }
-    (void)got_all;
     free(done);
     progress(st);
     return rc ? -1 : interrupted ? 1 : 0;
