@@ -22,6 +22,9 @@ int cmd_compare(config *c, int npos, char **pos);
 /* The synopsis and options of inspect or compare (mask CMD_INSPECT / CMD_COMPARE). */
 void inspect_usage(FILE *f, unsigned mask);
 
+/* recur search (tools/cmd_search.c): parses its own options from argv[2..argc). */
+int cmd_search(int argc, char **argv);
+
 /* Shared by inspect and compare (cmd_inspect.c). */
 #include "recur.h"
 /* A cell from a built-in name (lstm, gru, gru-cho, rnn, rnn-relu, mut1..3) or a .cell

@@ -255,3 +255,54 @@ void dist_barrier(void)
     if (g_mpi && g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
 #endif
 }
+
+int dist_send(const void *buf, size_t bytes, int dest, int tag, char *msg, size_t len)
+{
+#ifdef RC_HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        if (too_big(bytes, "dist_send", msg, len)) return -1;
+        MPI_Send(buf, (int)bytes, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+        return 0;
+    }
+#endif
+    (void)buf;
+    (void)bytes;
+    snprintf(msg, len, "dist_send to rank %d with tag %d: this process is alone", dest, tag);
+    return -1;
+}
+
+int dist_iprobe(int *from, int *tag, size_t *bytes)
+{
+#ifdef RC_HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        int flag = 0, n = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+        if (!flag) return 0;
+        MPI_Get_count(&st, MPI_BYTE, &n);
+        *from = st.MPI_SOURCE;
+        *tag = st.MPI_TAG;
+        *bytes = (size_t)n;
+        return 1;
+    }
+#endif
+    (void)from;
+    (void)tag;
+    (void)bytes;
+    return 0;
+}
+
+int dist_recv(void *buf, size_t bytes, int from, int tag, char *msg, size_t len)
+{
+#ifdef RC_HAVE_MPI
+    if (g_mpi && g_size > 1) {
+        if (too_big(bytes, "dist_recv", msg, len)) return -1;
+        MPI_Recv(buf, (int)bytes, MPI_BYTE, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        return 0;
+    }
+#endif
+    (void)buf;
+    (void)bytes;
+    snprintf(msg, len, "dist_recv from rank %d with tag %d: this process is alone", from, tag);
+    return -1;
+}

@@ -50,4 +50,15 @@ int dist_first_failed(int failed);
 /* Waits until every rank has called it. */
 void dist_barrier(void);
 
+/* Point-to-point messages (recur search farms candidates with them; not collective).
+ * dist_send: buf[0..bytes) to rank `dest` with a tag >= 0 (blocking). 0, or -1 with msg
+ * (bytes over INT_MAX; alone: there is no other rank). */
+int dist_send(const void *buf, size_t bytes, int dest, int tag, char *msg, size_t len);
+/* Whether a message from any rank is waiting (without blocking): 1 and its source,
+ * tag and size, or 0 (always 0 alone). */
+int dist_iprobe(int *from, int *tag, size_t *bytes);
+/* Receives the message dist_iprobe reported from `from` with `tag` into buf (bytes
+ * long). 0, or -1 with msg. */
+int dist_recv(void *buf, size_t bytes, int from, int tag, char *msg, size_t len);
+
 #endif

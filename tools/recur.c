@@ -14,6 +14,7 @@ static void usage(FILE *f)
                "  plot      draw a run's training curves (gnuplot)\n"
                "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow\n"
                "  compare   cells side by side: costs, structural diff; with --train, training runs\n"
+               "  search    evolutionary search over cells (Jozefowicz et al. 2015); --status DIR: its table\n"
                "  version   print the version\n");
 }
 
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
         printf("recur %s\n", rc_version());
         return 0;
     }
+    if (!strcmp(cmd, "search")) return cmd_search(argc, argv);   /* its own options (tools/cmd_search.c) */
     unsigned mask = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(cmd, cmds[i].name)) mask = cmds[i].mask;

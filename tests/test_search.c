@@ -1,0 +1,564 @@
+/* recur search (tools/cmd_search.c), run as a child process like tests/test_cli.c:
+ * well-formed rows and files, no cell twice, resume after SIGKILL gives the rows of an
+ * uninterrupted run, Ctrl-C leaves whole rows and exit 130, --status, bad options, one
+ * search per folder, mpirun -np 2 giving the rows of one process, and a killed worker
+ * rank: the job ends and the same command resumes to the rows of one process. Every run is tiny (a few updates per
+ * learning rate, a small test set). The binary is RECUR_EXE, or RECUR_TEST_EXE. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RECUR_EXE
+#define RECUR_EXE "/work/main/build/tools/recur"
+#endif
+
+static char g_dir[64];
+static pid_t g_bg = -1;
+
+static const char *exe(void)
+{
+    const char *e = getenv("RECUR_TEST_EXE");
+    return e && e[0] ? e : RECUR_EXE;
+}
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char sub[1024];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            rm_rf(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else unlink(path);
+}
+
+static void setup(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/recur-search-XXXXXX");
+    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+    g_bg = -1;
+}
+
+static void teardown(void)
+{
+    if (g_bg > 0) {
+        kill(-g_bg, SIGKILL);
+        waitpid(g_bg, NULL, 0);
+    }
+    if (g_dir[0]) rm_rf(g_dir);
+    g_dir[0] = 0;
+}
+
+TestSuite(search, .init = setup, .fini = teardown, .timeout = 120);
+
+static void sleep_s(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* The whole file (malloc'd, NUL-terminated) or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, k;
+    char *b = malloc(cap);
+    while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n + 1 == cap) {
+            char *nb = realloc(b, cap * 2);
+            if (!nb) free(b);
+            b = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    return b;
+}
+
+/* For an mpirun child: OpenMPI's own memory, kept to the end, is not a leak of recur's
+ * (matters only in a sanitizer build: tests/lsan_mpi.supp, as tests/test_dist.c does). */
+static void env_add(const char *name, const char *add)
+{
+    const char *old = getenv(name);
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s%s%s", old && old[0] ? old : "", old && old[0] ? ":" : "", add);
+    setenv(name, buf, 1);
+}
+
+static void mpi_env(void)
+{
+#ifdef RC_TEST_LSAN_MPI
+    setenv("OMPI_MCA_mca_base_component_disable_dlclose", "1", 1);
+    env_add("LSAN_OPTIONS", "suppressions=" RC_TEST_LSAN_MPI ":print_suppressions=0");
+    env_add("ASAN_OPTIONS", "fast_unwind_on_malloc=0");
+#else
+    (void)env_add;
+#endif
+}
+
+typedef struct run { pid_t pid; int code, sig; char out[8192], err[8192]; } run;
+
+/* Starts `argv` (argv[0] "recur" means the binary under test) in its own process group. */
+static void start(run *r, const char *const *argv)
+{
+    memset(r, 0, sizeof *r);
+    char op[128], ep[128];
+    snprintf(op, sizeof op, "%s/out.txt", g_dir);
+    snprintf(ep, sizeof ep, "%s/err.txt", g_dir);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        int o = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0644), e = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0) _exit(126);
+        dup2(o, 1);
+        dup2(e, 2);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (!strcmp(argv[0], "mpirun")) mpi_env();
+        const char *const *a = argv;
+        if (!strcmp(argv[0], "recur")) {
+            const char **b = calloc(64, sizeof *b);
+            if (!b) _exit(126);
+            b[0] = exe();
+            for (int i = 1; argv[i] && i < 63; i++) b[i] = argv[i];
+            a = b;
+        }
+        execvp(a[0], (char *const *)a);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    r->pid = g_bg = pid;
+}
+
+static void finish(run *r)
+{
+    int st = 0;
+    waitpid(r->pid, &st, 0);
+    kill(-r->pid, SIGKILL);
+    g_bg = -1;
+    r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r->sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    char p[128];
+    snprintf(p, sizeof p, "%s/out.txt", g_dir);
+    char *s = slurp(p);
+    snprintf(r->out, sizeof r->out, "%s", s ? s : "");
+    free(s);
+    snprintf(p, sizeof p, "%s/err.txt", g_dir);
+    s = slurp(p);
+    snprintf(r->err, sizeof r->err, "%s", s ? s : "");
+    free(s);
+    cr_assert_neq(r->code, 127, "cannot run %s", exe());
+}
+
+static void run_to_end(run *r, const char *const *argv)
+{
+    start(r, argv);
+    finish(r);
+}
+
+#define SHOW(r) "exit %d signal %d\nstdout: %.3000s\nstderr: %.3000s", (r).code, (r).sig, (r).out, (r).err
+#define OK(r) cr_assert((r).code == 0 && (r).sig == 0, SHOW(r))
+
+/* The tiny protocol of every test: 2 learning rates x 6 updates, promotion 6 updates x 2. */
+#define TINY "--steps", "6", "--lrs", "1e-2,3e-2", "--promote-steps", "6", "--promote-seeds", "2", "--test", "32", \
+             "--batch", "8", "--threads", "1", "--params", "3000", "--batch-candidates", "3"
+
+static char *path_in(const char *dir, const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s/%s", g_dir, dir, name);
+    return buf[k];
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* The rows of a search without their timings ("wall_s" .. "error" cut): one string. */
+static char *rows_key(const char *dir)
+{
+    char *s = slurp(path_in(dir, "candidates.jsonl"));
+    cr_assert_not_null(s, "%s: no candidates.jsonl", dir);
+    size_t n = strlen(s);
+    char *out = malloc(n + 1), *w = out;
+    cr_assert_not_null(out);
+    for (char *line = s; *line;) {
+        char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl, "%s: a row without its newline", dir);
+        *nl = 0;
+        char *a = strstr(line, ",\"wall_s\":"), *b = strstr(line, ",\"error\":");
+        cr_assert(a && b && a < b, "%s: a row without wall_s/error: %s", dir, line);
+        memcpy(w, line, (size_t)(a - line));
+        w += a - line;
+        w += sprintf(w, "%s\n", b);
+        line = nl + 1;
+    }
+    *w = 0;
+    free(s);
+    return out;
+}
+
+/* Every row complete and the hashes distinct; returns the number of rows. */
+static int check_rows(const char *dir)
+{
+    char *s = slurp(path_in(dir, "candidates.jsonl"));
+    cr_assert_not_null(s);
+    int n = 0;
+    char hashes[256][17];
+    for (char *line = s; *line;) {
+        char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl, "a row cut short: %s", line);
+        *nl = 0;
+        cr_assert(line[0] == '{' && nl[-1] == '}', "not a JSON object: %s", line);
+        static const char *keys[] = { "\"id\":", "\"parent\":", "\"kind\":", "\"hash\":\"", "\"hidden\":", "\"params\":",
+                                      "\"score\":", "\"lr_scores\":[", "\"promoted\":", "\"wall_s\":", "\"text\":\"cell " };
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) cr_assert_not_null(strstr(line, keys[k]), "%s missing: %s", keys[k], line);
+        char *h = strstr(line, "\"hash\":\"") + 8;
+        cr_assert_lt(n, 256);
+        memcpy(hashes[n], h, 16);
+        hashes[n][16] = 0;
+        for (int j = 0; j < n; j++) cr_assert_str_neq(hashes[j], hashes[n], "the cell %s twice (rows %d and %d)", hashes[n], j, n);
+        n++;
+        line = nl + 1;
+    }
+    free(s);
+    char *csv = slurp(path_in(dir, "candidates.csv"));
+    cr_assert_not_null(csv);
+    cr_assert_eq(strncmp(csv, "id,parent,kind,hash,", 20), 0, "csv header: %.100s", csv);
+    /* the cell text spans lines inside its quotes: count rows by lines starting a row */
+    int rows = 0;
+    int inq = 0;
+    for (char *p = csv; *p; p++) {
+        if (*p == '"') inq = !inq;
+        if (*p == '\n' && !inq) rows++;
+    }
+    free(csv);
+    cr_assert_eq(rows, n + 1, "csv rows %d, jsonl rows %d", rows - 1, n);
+    return n;
+}
+
+Test(search, writes_rows_and_files)
+{
+    run r;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "5", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    cr_assert_eq(check_rows("s"), 2 + 5, "2 baselines + 5 candidates");
+    char *conf = slurp(path_in("s", "search.conf"));
+    cr_assert(conf && strstr(conf, "params 3000\n") && strstr(conf, "seed-cells lstm,gru\n"), "%s", conf ? conf : "");
+    free(conf);
+    char *keys = rows_key("s");
+    DIR *d = opendir(path_in("s", "top"));
+    cr_assert_not_null(d);
+    int ntop = 0;
+    for (struct dirent *e; (e = readdir(d));) ntop += !strncmp(e->d_name, "rank-", 5);
+    closedir(d);
+    cr_assert_eq(ntop, 7, "top/ holds %d cells", ntop);
+    cr_assert_not_null(strstr(keys, "\"kind\":\"seed:lstm\""));
+    free(keys);
+}
+
+Test(search, resume_after_kill_gives_the_same_rows)
+{
+    run r;
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    const char *argv_a[] = { "recur", "search", "--out", a, "--budget", "9", TINY, NULL };
+    run_to_end(&r, argv_a);
+    OK(r);
+    const char *argv_b[] = { "recur", "search", "--out", b, "--budget", "9", TINY, NULL };
+    start(&r, argv_b);
+    /* killed after a few rows, mid-batch or between batches */
+    int killed = 0;
+    for (int i = 0; i < 20000; i++) {
+        char *s = slurp(path_in("b", "candidates.jsonl"));
+        int n = count_lines(s);
+        free(s);
+        if (n >= 5) {
+            kill(-r.pid, SIGKILL);
+            killed = 1;
+            break;
+        }
+        if (waitpid(r.pid, NULL, WNOHANG) == r.pid) break;
+        sleep_s(0.001);
+    }
+    finish(&r);
+    cr_assert(killed, "the run ended before it could be killed");
+    char *s = slurp(path_in("b", "candidates.jsonl"));
+    int n = count_lines(s);
+    free(s);
+    cr_assert_lt(n, 11, "killed after all rows");
+    run_to_end(&r, argv_b);   /* the same command resumes */
+    OK(r);
+    cr_assert_not_null(strstr(r.out, "resuming after"), "%s", r.out);
+    check_rows("b");
+    char *ka = rows_key("a"), *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "resumed rows differ from an uninterrupted run's");
+    free(ka);
+    free(kb);
+}
+
+Test(search, ctrl_c_leaves_whole_rows_and_resumes)
+{
+    run r;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "40", TINY, NULL };
+    start(&r, argv);
+    for (int i = 0; i < 20000; i++) {
+        char *s = slurp(path_in("s", "candidates.jsonl"));
+        int n = count_lines(s);
+        free(s);
+        if (n >= 3) break;
+        sleep_s(0.001);
+    }
+    kill(r.pid, SIGINT);
+    finish(&r);
+    cr_assert_eq(r.code, 130, SHOW(r));
+    cr_assert_not_null(strstr(r.err, "interrupted"), "%s", r.err);
+    int n = check_rows("s");
+    cr_assert_lt(n, 42, "interrupted after all rows");
+    const char *again[] = { "recur", "search", "--out", out, "--budget", "4", NULL };   /* the protocol from search.conf */
+    run_to_end(&r, again);
+    OK(r);
+    check_rows("s");
+}
+
+Test(search, one_search_per_folder)
+{
+    run r, r2;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "400", TINY, NULL };
+    start(&r, argv);
+    for (int i = 0; i < 20000; i++) {   /* running once its first row is written */
+        char *s = slurp(path_in("s", "candidates.jsonl"));
+        int n = count_lines(s);
+        free(s);
+        if (n >= 1) break;
+        sleep_s(0.001);
+    }
+    pid_t first = r.pid;
+    run_to_end(&r2, argv);
+    kill(-first, SIGKILL);
+    waitpid(first, NULL, 0);
+    cr_assert_eq(r2.code, 1, SHOW(r2));
+    cr_assert_not_null(strstr(r2.err, "another recur search is running"), "%s", r2.err);
+}
+
+/* A cell whose training fails (h * (h - n) grows without bound: the gradient becomes
+ * NaN at the first update) scores 0 with the reason in its row's error. */
+Test(search, failed_training_names_the_reason)
+{
+    char cell[128], out[128];
+    snprintf(cell, sizeof cell, "%s/bad.cell", g_dir);
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    FILE *f = fopen(cell, "w");
+    cr_assert_not_null(f);
+    fputs("cell bad (x) -> h\n  hidden 65\n  r = sigmoid(W_xr @ x + W_hr @ h + b_r)\n"
+          "  n = tanh(W_xn @ x + b_xn + r * (W_hn @ h + b_hn))\n  h' = n + h * (h - n)\n", f);
+    cr_assert_eq(fclose(f), 0);
+    run r;
+    const char *argv[] = { "recur", "search", "--out", out, "--seed-cells", cell, "--budget", "0", "--steps", "3",
+                           "--lrs", "1e-2", "--promote-steps", "3", "--promote-seeds", "1", "--test", "16", "--batch", "8",
+                           "--threads", "1", "--params", "20000", NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    char *s = slurp(path_in("s", "candidates.jsonl"));
+    cr_assert_not_null(s);
+    cr_assert(strstr(s, "\"error\":\"lr 0.01: update 1, optimiser step: ") && strstr(s, "not finite") &&
+              strstr(s, "\"short\":0,"), "%s", s);
+    free(s);
+}
+
+Test(search, status_table)
+{
+    run r;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "3", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    const char *st[] = { "recur", "search", "--status", out, NULL };
+    run_to_end(&r, st);
+    OK(r);
+    cr_assert(strstr(r.out, "2 baselines, 3 candidates") && strstr(r.out, "seed:lstm") && strstr(r.out, "seed:gru") &&
+              strstr(r.out, "rank") && strstr(r.out, "best baseline score"), "%s", r.out);
+    const char *none[] = { "recur", "search", "--status", g_dir, NULL };
+    run_to_end(&r, none);
+    cr_assert_eq(r.code, 1, SHOW(r));
+    cr_assert_not_null(strstr(r.err, "no search here"), "%s", r.err);
+}
+
+Test(search, bad_options)
+{
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    static const struct { const char *opt, *val, *says; } bad[] = {
+        { "--tasks", "sums", "unknown task 'sums'" },
+        { "--tasks", "music", "not implemented" },
+        { "--seed-cells", "lstm,foo", "unknown cell 'foo'" },
+        { "--seed-cells", "lstm,lstm", "lstm twice" },
+        { "--params", "50", "--params 50 is too small" },
+        { "--params", "100", "more than 10% off" },
+        { "--lrs", "1e-2,x", "'x' is not a positive number" },
+        { "--steps", "0", "must be >= 1" },
+        { "--budget", "many", "not an integer" },
+        { "--frobnicate", "1", "unknown option '--frobnicate'" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        run r;
+        const char *argv[] = { "recur", "search", "--out", out, bad[i].opt, bad[i].val, NULL };
+        run_to_end(&r, argv);
+        cr_assert_eq(r.code, 2, "%s %s: " SHOW(r), bad[i].opt, bad[i].val);
+        cr_assert_not_null(strstr(r.err, bad[i].says), "%s %s: %s", bad[i].opt, bad[i].val, r.err);
+        cr_assert_neq(access(out, F_OK), 0, "%s %s: the folder was created", bad[i].opt, bad[i].val);
+    }
+    run r;
+    const char *noout[] = { "recur", "search", "--budget", "3", NULL };
+    run_to_end(&r, noout);
+    cr_assert_eq(r.code, 2, SHOW(r));
+    cr_assert_not_null(strstr(r.err, "--out DIR is required"), "%s", r.err);
+    /* a resume with another protocol */
+    const char *first[] = { "recur", "search", "--out", out, "--budget", "1", TINY, NULL };
+    run_to_end(&r, first);
+    OK(r);
+    const char *other[] = { "recur", "search", "--out", out, "--budget", "2", "--params", "4000", NULL };
+    run_to_end(&r, other);
+    cr_assert_eq(r.code, 2, SHOW(r));
+    cr_assert_not_null(strstr(r.err, "--params 4000 differs from the search"), "%s", r.err);
+}
+
+#ifdef RC_TEST_HAVE_MPI
+Test(search, mpirun_np2_gives_the_rows_of_one_process)
+{
+    run r;
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    const char *one[] = { "recur", "search", "--out", a, "--budget", "7", TINY, NULL };
+    run_to_end(&r, one);
+    OK(r);
+    const char *two[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", exe(), "search", "--out", b,
+                          "--budget", "7", TINY, NULL };
+    run_to_end(&r, two);
+    OK(r);
+    char *ka = rows_key("a"), *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "mpirun -np 2 rows differ from one process's");
+    free(ka);
+    free(kb);
+}
+
+/* The pid of rank `rank` among the children of `parent` (its environment says
+ * OMPI_COMM_WORLD_RANK), or -1. */
+static pid_t rank_pid(pid_t parent, int rank)
+{
+    DIR *d = opendir("/proc");
+    pid_t found = -1;
+    char want[64];
+    snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+    for (struct dirent *e; d && found < 0 && (e = readdir(d));) {
+        char path[300];
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0) continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        int ppid = -1;
+        if (!f) continue;
+        if (fscanf(f, "%*d %*s %*c %d", &ppid) != 1) ppid = -1;
+        fclose(f);
+        if (ppid != parent) continue;
+        snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+        f = fopen(path, "rb");
+        if (!f) continue;
+        char buf[65536];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+            buf[n] = 0;
+            if (!strcmp(buf + i, want)) found = pid;
+        }
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+/* A worker rank killed mid-search ends the job (OpenMPI's default); the same command
+ * then resumes from rank 0's files, and the rows are those of one uninterrupted process. */
+Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
+{
+    run r;
+    char a[128], b[128];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    const char *one[] = { "recur", "search", "--out", a, "--budget", "9", TINY, NULL };
+    run_to_end(&r, one);
+    OK(r);
+    const char *two[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", exe(), "search", "--out", b,
+                          "--budget", "9", TINY, NULL };
+    start(&r, two);
+    int killed = 0;
+    for (int i = 0; i < 20000 && !killed; i++) {
+        char *s = slurp(path_in("b", "candidates.jsonl"));
+        int n = count_lines(s);
+        free(s);
+        if (n >= 2) {
+            pid_t w = rank_pid(r.pid, 1);
+            if (w > 0) killed = kill(w, SIGKILL) == 0;
+        }
+        if (waitpid(r.pid, NULL, WNOHANG) == r.pid) break;
+        sleep_s(0.001);
+    }
+    finish(&r);
+    cr_assert(killed, "rank 1 was not found or the job ended first: " SHOW(r));
+    cr_assert(r.code != 0 || r.sig != 0, "the job went on without rank 1: " SHOW(r));
+    run_to_end(&r, two);
+    OK(r);
+    check_rows("b");
+    char *ka = rows_key("a"), *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "rows after a killed rank and a resume differ from one process's");
+    free(ka);
+    free(kb);
+}
+#else
+Test(search, mpirun_np2_gives_the_rows_of_one_process)
+{
+    cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
+}
+
+Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
+{
+    cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
+}
+#endif

@@ -1,0 +1,1077 @@
+/* recur search: an evolutionary search over cells written in the cell language, after
+ * Jozefowicz, Zaremba & Sutskever 2015. The seed cells (baselines) are evaluated first;
+ * then, batch after batch, candidates are made by mutating a parent drawn from the
+ * population (the best --population rows), deduplicated by canonical hash against every
+ * cell evaluated before, trained briefly at a few learning rates (best taken), and, when
+ * that beats the best baseline, evaluated longer with several seeds. Every finished
+ * cell is one fsynced row in DIR/candidates.jsonl and .csv, so a killed search resumes
+ * where it stopped and gives the same rows: a candidate's randomness comes from (seed,
+ * id) and a batch is made from the rows before it, never from timing. Under mpirun,
+ * rank 0 keeps the population and the files, and every rank (rank 0 too) evaluates
+ * candidates of the batch as it becomes free. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "commands.h"
+#include "dist.h"
+#include "recur.h"
+#include "search.h"
+
+#ifndef RC_CELL_LIB_DIR
+#define RC_CELL_LIB_DIR "cells/lib"
+#endif
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { g_stop = sig; }
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double unix_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* 2 ms: the wait between polls for a message. */
+static void nap(void)
+{
+    struct timespec ts = { 0, 2000000 };
+    nanosleep(&ts, NULL);
+}
+
+static unsigned long long splitmix(unsigned long long *s)
+{
+    unsigned long long z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* ---- options ------------------------------------------------------------------------ */
+
+typedef struct optdef {
+    const char *name;
+    char type;        /* l long, i int, d double, s string, u unsigned long long */
+    size_t off, size;
+    int protocol;     /* part of the search's definition: fixed by DIR/search.conf on a resume */
+    const char *help;
+} optdef;
+
+#define O(f) offsetof(search_opts, f), sizeof(((search_opts *)0)->f)
+static const optdef OPTS[] = {
+    { "out", 's', O(out), 0, "DIR: the search's folder (created; an existing one is resumed)" },
+    { "tasks", 's', O(tasks), 1, "the tasks a candidate is scored on: arith (the arithmetic task of examples/arith.c)" },
+    { "seed-cells", 's', O(seed_cells), 1, "the baselines and first parents: lstm, gru, gru-cho, mut1..3, rnn-tanh, "
+                                           "rnn-relu, lstm-peephole (cells/lib) or .cell files, comma-separated" },
+    { "budget", 'l', O(budget), 0, "N: stop after N candidates (besides the baselines) in DIR; 0: evaluate the seed cells only" },
+    { "time-limit", 'd', O(time_limit), 0, "S: stop this run after S seconds (at a batch's end); 0: no limit" },
+    { "params", 'l', O(params), 1, "N: each cell's hidden size is the one bringing the model's parameters nearest N" },
+    { "steps", 'l', O(steps), 1, "N: updates of the short training, per learning rate" },
+    { "lrs", 's', O(lrs), 1, "the learning rates of the short training (Adam, cosine decay), comma-separated" },
+    { "promote-steps", 'l', O(promote_steps), 1, "N: updates of the longer evaluation of a cell beating the baselines" },
+    { "promote-seeds", 'i', O(promote_seeds), 1, "K: seeds of the longer evaluation (its score: their mean)" },
+    { "population", 'i', O(population), 1, "K: the best K cells are the parents" },
+    { "batch-candidates", 'i', O(batch_cands), 1, "N: candidates made from one population (farmed out together)" },
+    { "batch", 'i', O(batch), 1, "B: sequences per update and per test chunk" },
+    { "test", 'i', O(test), 1, "N: problems of the fixed test set" },
+    { "distract", 'i', O(distract), 1, "N: up to N distractor letters before each question character" },
+    { "seed", 'u', O(seed), 1, "S: the search's seed (the test set, the data, every candidate's draws)" },
+    { "threads", 'i', O(threads), 0, "N: threads per process; 0: the library's default" },
+    { "top", 'i', O(top), 0, "N: cells kept in DIR/top and shown by --status" },
+    { "progress", 'i', O(progress), 0, "0: no progress line on a terminal" },
+};
+#define NOPT ((int)(sizeof OPTS / sizeof *OPTS))
+
+static void defaults(search_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->tasks, sizeof o->tasks, "arith");
+    snprintf(o->seed_cells, sizeof o->seed_cells, "lstm,gru");
+    o->budget = 100;
+    o->params = 20000;
+    o->steps = 300;
+    snprintf(o->lrs, sizeof o->lrs, "3e-3,1e-2,3e-2");
+    o->promote_steps = 1200;
+    o->promote_seeds = 3;
+    o->population = 20;
+    o->batch_cands = 4;
+    o->batch = 32;
+    o->test = 512;
+    o->distract = 2;
+    o->seed = 1;
+    o->top = 10;
+    o->progress = 1;
+}
+
+static void search_usage(FILE *f)
+{
+    fprintf(f, "usage: recur search --out DIR [options]      (resumes DIR when it holds a search)\n"
+               "       recur search --status DIR [--top N]   (the summary table, safe while a search runs)\n"
+               "       mpirun -np N recur search --out DIR ... (rank 0 writes; every rank evaluates)\n\noptions:\n");
+    for (int i = 0; i < NOPT; i++) fprintf(f, "  --%-18s %s\n", OPTS[i].name, OPTS[i].help);
+}
+
+static void opt_fmt(const search_opts *o, const optdef *d, char *buf, size_t len)
+{
+    const char *p = (const char *)o + d->off;
+    switch (d->type) {
+    case 'l': snprintf(buf, len, "%ld", *(const long *)p); break;
+    case 'i': snprintf(buf, len, "%d", *(const int *)p); break;
+    case 'd': snprintf(buf, len, "%.17g", *(const double *)p); break;
+    case 'u': snprintf(buf, len, "%llu", *(const unsigned long long *)p); break;
+    default: snprintf(buf, len, "%s", p);
+    }
+}
+
+static int opt_set(search_opts *o, const optdef *d, const char *v, char *msg, size_t len)
+{
+    char *p = (char *)o + d->off, *e = NULL;
+    errno = 0;
+    switch (d->type) {
+    case 'l': *(long *)p = strtol(v, &e, 10); break;
+    case 'i': {
+        long x = strtol(v, &e, 10);
+        if (x < -1000000000L || x > 1000000000L) errno = ERANGE;
+        *(int *)p = (int)x;
+        break;
+    }
+    case 'd': *(double *)p = strtod(v, &e); break;
+    case 'u':
+        if (v[0] == '-') errno = ERANGE;
+        *(unsigned long long *)p = strtoull(v, &e, 10);
+        break;
+    default:
+        if (strlen(v) >= d->size) {
+            snprintf(msg, len, "--%s: the value is longer than %zu characters", d->name, d->size - 1);
+            return -1;
+        }
+        memcpy(p, v, strlen(v) + 1);
+        return 0;
+    }
+    if (!v[0] || *e || errno) {
+        snprintf(msg, len, "--%s '%.100s': not a%s number", d->name, v, d->type == 'd' ? "" : "n integer");
+        return -1;
+    }
+    return 0;
+}
+
+static const optdef *opt_find(const char *name, size_t n)
+{
+    for (int i = 0; i < NOPT; i++)
+        if (strlen(OPTS[i].name) == n && !strncmp(OPTS[i].name, name, n)) return &OPTS[i];
+    return NULL;
+}
+
+/* The options of search.conf (key value lines) into o. */
+static int conf_read(const char *path, search_opts *o, char *msg, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(msg, len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[2048];
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0] || line[0] == '#') continue;
+        char *sp = strchr(line, ' ');
+        const optdef *d = sp ? opt_find(line, (size_t)(sp - line)) : NULL;
+        if (!d) continue;   /* a key of another version: ignored */
+        if (opt_set(o, d, sp + 1, msg, len) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static int conf_write(const char *path, const search_opts *o, char *msg, size_t len)
+{
+    char buf[16384], v[1100];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "# recur search %s: the options of this search (a resume keeps the "
+                                "protocol ones)\n", rc_version());
+    for (int i = 0; i < NOPT && n < sizeof buf; i++) {
+        opt_fmt(o, &OPTS[i], v, sizeof v);
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s %s\n", OPTS[i].name, v);
+    }
+    if (n >= sizeof buf) {
+        snprintf(msg, len, "search.conf: the options are longer than %zu bytes", sizeof buf);
+        return -1;
+    }
+    return write_atomic(path, buf, n, msg, len);
+}
+
+/* Parses argv[first..argc); status_dir set for --status. 0, or -1 with msg. */
+static int parse_args(search_opts *o, int *set, int argc, char **argv, char *status_dir, size_t slen, char *msg,
+                      size_t len)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(msg, len, "unexpected argument '%.200s' (options start with --)", a);
+            return -1;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+        if (nl == 6 && !strncmp(name, "status", 6)) {
+            if (!val) {
+                snprintf(msg, len, "--status needs a folder");
+                return -1;
+            }
+            snprintf(status_dir, slen, "%s", val);
+            if (!eq) i++;
+            continue;
+        }
+        const optdef *d = opt_find(name, nl);
+        if (!d) {
+            snprintf(msg, len, "unknown option '--%.*s'", (int)(nl < 200 ? nl : 200), name);
+            return -1;
+        }
+        if (!val) {
+            snprintf(msg, len, "--%s needs a value", d->name);
+            return -1;
+        }
+        if (opt_set(o, d, val, msg, len) != 0) return -1;
+        set[d - OPTS] = 1;
+        if (!eq) i++;
+    }
+    return 0;
+}
+
+static int check_opts(search_opts *o, char *msg, size_t len)
+{
+    if (!o->out[0]) {
+        snprintf(msg, len, "--out DIR is required (the search's folder)");
+        return -1;
+    }
+    char t[sizeof o->tasks];
+    snprintf(t, sizeof t, "%s", o->tasks);
+    for (char *tok = strtok(t, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "arith")) continue;
+        if (!strcmp(tok, "chars") || !strcmp(tok, "music"))
+            snprintf(msg, len, "--tasks: the task '%s' is not implemented yet in recur search (only arith)", tok);
+        else snprintf(msg, len, "--tasks: unknown task '%.100s' (known: arith)", tok);
+        return -1;
+    }
+    if (strcmp(o->tasks, "arith") != 0) {
+        snprintf(msg, len, "--tasks '%.60s': give arith (once)", o->tasks);
+        return -1;
+    }
+    if (o->budget < 0 || o->time_limit < 0) {
+        snprintf(msg, len, "--budget and --time-limit must be >= 0");
+        return -1;
+    }
+    if (o->params < 1 || o->steps < 1 || o->promote_steps < 1) {
+        snprintf(msg, len, "--params, --steps and --promote-steps must be >= 1");
+        return -1;
+    }
+    if (o->promote_seeds < 1 || o->promote_seeds > SEARCH_MAX_SEEDS) {
+        snprintf(msg, len, "--promote-seeds %d must be 1..%d", o->promote_seeds, SEARCH_MAX_SEEDS);
+        return -1;
+    }
+    if (o->population < 1 || o->batch_cands < 1 || o->batch < 1 || o->test < 1 || o->distract < 0 || o->top < 0 ||
+        o->threads < 0) {
+        snprintf(msg, len, "--population, --batch-candidates, --batch and --test must be >= 1; --distract, --top and "
+                 "--threads >= 0");
+        return -1;
+    }
+    if (o->distract > 20) {
+        snprintf(msg, len, "--distract %d: at most 20", o->distract);
+        return -1;
+    }
+    char l[sizeof o->lrs];
+    snprintf(l, sizeof l, "%s", o->lrs);
+    o->nlr = 0;
+    for (char *tok = strtok(l, ","); tok; tok = strtok(NULL, ",")) {
+        char *e;
+        double x = strtod(tok, &e);
+        if (*e || !(x > 0) || !isfinite(x)) {
+            snprintf(msg, len, "--lrs: '%.60s' is not a positive number", tok);
+            return -1;
+        }
+        if (o->nlr == SEARCH_MAX_LRS) {
+            snprintf(msg, len, "--lrs: at most %d learning rates", SEARCH_MAX_LRS);
+            return -1;
+        }
+        o->lr[o->nlr++] = x;
+    }
+    if (!o->nlr) {
+        snprintf(msg, len, "--lrs: give at least one learning rate");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the seed cells ------------------------------------------------------------------- */
+
+static char *read_file(const char *path, char *msg, size_t len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(msg, len, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    while (s) {
+        size_t got = fread(s + n, 1, cap - n - 1, f);
+        n += got;
+        if (n + 1 < cap) break;
+        char *g = realloc(s, cap * 2);
+        if (!g) {
+            free(s);
+            s = NULL;
+            break;
+        }
+        s = g;
+        cap *= 2;
+    }
+    fclose(f);
+    if (!s) snprintf(msg, len, "%s: out of memory", path);
+    else s[n] = 0;
+    return s;
+}
+
+/* The text of a seed cell: a name of cells/lib or a .cell file. */
+static char *seed_text(const char *name, char *msg, size_t len)
+{
+    size_t nl = strlen(name);
+    if (nl > 5 && !strcmp(name + nl - 5, ".cell")) return read_file(name, msg, len);
+    static const char *known[] = { "lstm", "gru", "gru-cho", "mut1", "mut2", "mut3", "rnn-tanh", "rnn-relu",
+                                   "lstm-peephole" };
+    int ok = 0;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(name, known[i]);
+    if (!ok) {
+        snprintf(msg, len, "--seed-cells: unknown cell '%.100s' (known: lstm, gru, gru-cho, mut1, mut2, mut3, "
+                 "rnn-tanh, rnn-relu, lstm-peephole, or a .cell file)", name);
+        return NULL;
+    }
+    char path[1200], file[64];
+    snprintf(file, sizeof file, "%s", name);
+    for (char *p = file; *p; p++)
+        if (*p == '-') *p = '_';
+    const char *dir = getenv("RECUR_CELL_LIB");
+    snprintf(path, sizeof path, "%s/%s.cell", dir && dir[0] ? dir : RC_CELL_LIB_DIR, file);
+    char m2[1400];
+    char *s = read_file(path, m2, sizeof m2);
+    if (!s) snprintf(msg, len, "seed cell %s: %s (set RECUR_CELL_LIB to the cells/lib folder)", name, m2);
+    return s;
+}
+
+/* ---- one evaluation ------------------------------------------------------------------- */
+
+/* Evaluates c (c->text at its parent's hidden size): hidden from --params, the short
+ * training per learning rate, the longer one when the short score beats `threshold`.
+ * A cell that cannot be trained scores 0 with c->error set. 0, or 1 when interrupted. */
+static int evaluate(const search_opts *o, const arith_set *a, cand *c, double threshold)
+{
+    double t0 = now_s();
+    char msg[1024] = "";
+    c->error[0] = 0;
+    c->nlr = o->nlr;
+    c->nseeds = 0;
+    c->promoted = 0;
+    c->short_score = c->long_score = NAN;
+    c->best_lr = o->lr[0];
+    long long count = 0;
+    int H = arith_hidden_for(c->text, o->params, &count, msg, sizeof msg);
+    char *text = H > 0 ? rc_cell_print(c->text, strlen(c->text), H, msg, sizeof msg) : NULL;
+    if (!text) {
+        snprintf(c->error, sizeof c->error, "%.250s", msg);
+        for (int i = 0; i < o->nlr; i++) c->lr_score[i] = 0;
+        c->short_score = c->score = 0;
+        goto out;
+    }
+    free(c->text);
+    c->text = text;
+    c->hidden = H;
+    c->params = count;
+    double best = -1;
+    for (int i = 0; i < o->nlr; i++) {
+        msg[0] = 0;
+        double acc = arith_run(o, a, text, H, o->lr[i], o->steps, 0, &g_stop, msg, sizeof msg);
+        if (acc == -1) return 1;
+        if (!isfinite(acc)) {
+            if (!c->error[0]) snprintf(c->error, sizeof c->error, "lr %g: %.230s", o->lr[i], msg);
+            acc = 0;
+        }
+        c->lr_score[i] = acc;
+        if (acc > best) best = acc, c->best_lr = o->lr[i];
+    }
+    c->short_score = c->score = best;
+    if (best > threshold) {
+        double sum = 0;
+        for (int s = 0; s < o->promote_seeds; s++) {
+            msg[0] = 0;
+            double acc = arith_run(o, a, text, H, c->best_lr, o->promote_steps, s, &g_stop, msg, sizeof msg);
+            if (acc == -1) return 1;
+            if (!isfinite(acc)) {
+                if (!c->error[0]) snprintf(c->error, sizeof c->error, "seed %d: %.230s", s, msg);
+                acc = 0;
+            }
+            c->long_seed[c->nseeds++] = acc;
+            sum += acc;
+        }
+        c->promoted = 1;
+        c->long_score = c->score = sum / o->promote_seeds;
+    }
+out:
+    c->wall = now_s() - t0;
+    c->finished = unix_s();
+    return 0;
+}
+
+/* ---- candidates ----------------------------------------------------------------------- */
+
+typedef struct hashset { uint64_t *h; long n, cap; } hashset;
+
+static int hs_has(const hashset *s, uint64_t h)
+{
+    for (long i = 0; i < s->n; i++)
+        if (s->h[i] == h) return 1;
+    return 0;
+}
+
+static int hs_add(hashset *s, uint64_t h)
+{
+    if (s->n == s->cap) {
+        long cap = s->cap ? 2 * s->cap : 256;
+        uint64_t *g = realloc(s->h, (size_t)cap * sizeof *g);
+        if (!g) return -1;
+        s->h = g;
+        s->cap = cap;
+    }
+    s->h[s->n++] = h;
+    return 0;
+}
+
+/* Candidate `id` from the population pop[0..np) (ranked), new against seen: its parent
+ * and mutations drawn from (seed, id). 0, or -1 with msg. */
+static int make_candidate(const search_opts *o, const cand *pop, long np, hashset *seen, long id, cand *c, char *msg,
+                          size_t len)
+{
+    unsigned long long r = o->seed * 0x2545f4914f6cdd1dull ^ ((unsigned long long)id << 20 ^ 0xc0ffeeull);
+    splitmix(&r);
+    char err[1024] = "";
+    for (int attempt = 0; attempt < 200; attempt++) {
+        const cand *p = &pop[splitmix(&r) % (unsigned long long)np];
+        unsigned long long mseed = splitmix(&r);
+        char *text = NULL;
+        int kind = rc_cell_mutate(p->text, strlen(p->text), p->hidden, mseed, NULL, &text, err, sizeof err);
+        if (kind < 0) continue;
+        uint64_t h;
+        if (rc_cell_canonical_hash(text, strlen(text), &h, err, sizeof err) != 0 || hs_has(seen, h)) {
+            free(text);
+            continue;
+        }
+        memset(c, 0, sizeof *c);
+        c->id = id;
+        c->parent = p->id;
+        snprintf(c->kind, sizeof c->kind, "%s", rc_mut_kind_name((unsigned)kind));
+        c->hash = h;
+        c->text = text;
+        c->hidden = p->hidden;
+        if (hs_add(seen, h) != 0) {
+            free(text);
+            c->text = NULL;
+            snprintf(msg, len, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(msg, len, "candidate %ld: no new cell in 200 draws from the population (last: %.900s)", id,
+             err[0] ? err : "a cell evaluated before");
+    return -1;
+}
+
+/* ---- messages between ranks ----------------------------------------------------------- */
+
+enum { TAG_EVAL = 1, TAG_RESULT = 2, TAG_DONE = 3 };
+
+/* An evaluation request: "threshold\n" then the candidate's JSON row (text at the
+ * parent's hidden size). */
+static char *request_msg(const cand *c, double threshold)
+{
+    char *j = cand_json(c);
+    if (!j) return NULL;
+    size_t n = strlen(j);
+    char *m = malloc(n + 64);
+    if (m) snprintf(m, n + 64, "%.17g\n%s", threshold, j);
+    free(j);
+    return m;
+}
+
+static void *recv_alloc(int from, int tag, size_t bytes, char *msg, size_t len)
+{
+    char *buf = malloc(bytes + 1);
+    if (!buf) {
+        snprintf(msg, len, "out of memory for a message of %zu bytes", bytes);
+        return NULL;
+    }
+    if (dist_recv(buf, bytes, from, tag, msg, len) != 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[bytes] = 0;
+    return buf;
+}
+
+/* A worker (rank > 0): evaluates what rank 0 sends until it says done. */
+static int worker(const search_opts *o, const arith_set *a)
+{
+    char msg[1024];
+    for (;;) {
+        int from, tag;
+        size_t bytes;
+        if (!dist_iprobe(&from, &tag, &bytes)) {
+            nap();
+            continue;
+        }
+        char *m = recv_alloc(from, tag, bytes, msg, sizeof msg);
+        if (!m) {
+            fprintf(stderr, "recur search: rank %d: %s\n", dist_rank(), msg);
+            dist_abort(1);
+        }
+        if (tag == TAG_DONE) {
+            free(m);
+            return 0;
+        }
+        double threshold = strtod(m, NULL);
+        char *nl = strchr(m, '\n');
+        cand c;
+        if (!nl || cand_parse(nl + 1, &c) != 0) {
+            fprintf(stderr, "recur search: rank %d: a request that does not parse\n", dist_rank());
+            dist_abort(1);
+        }
+        free(m);
+        evaluate(o, a, &c, threshold);   /* workers ignore signals: rank 0 ends the job */
+        char *j = cand_json(&c);
+        cand_free(&c);
+        if (!j || dist_send(j, strlen(j), 0, TAG_RESULT, msg, sizeof msg) != 0) {
+            fprintf(stderr, "recur search: rank %d: %s\n", dist_rank(), j ? msg : "out of memory");
+            dist_abort(1);
+        }
+        free(j);
+    }
+}
+
+/* ---- the master: rows, population, files ---------------------------------------------- */
+
+typedef struct state {
+    const search_opts *o;
+    const arith_set *a;
+    cand *rows;
+    long n, cap;
+    long nb;             /* baselines: ids 0..nb-1 */
+    double threshold;    /* the best baseline's short score */
+    double t_start;
+    long done_run;       /* candidates finished in this run */
+    int tty;
+} state;
+
+static int rows_add(state *st, cand *c, char *msg, size_t len)
+{
+    if (rows_append(st->o->out, c, msg, len) != 0) return -1;
+    if (st->n == st->cap) {
+        long cap = st->cap ? 2 * st->cap : 64;
+        cand *g = realloc(st->rows, (size_t)cap * sizeof *g);
+        if (!g) {
+            snprintf(msg, len, "out of memory");
+            return -1;
+        }
+        st->rows = g;
+        st->cap = cap;
+    }
+    st->rows[st->n++] = *c;
+    memset(c, 0, sizeof *c);
+    return 0;
+}
+
+static const cand *row_by_id(const state *st, long id)
+{
+    for (long i = 0; i < st->n; i++)
+        if (st->rows[i].id == id) return &st->rows[i];
+    return NULL;
+}
+
+static void print_row(const state *st, const cand *c)
+{
+    if (st->tty) fprintf(stderr, "\r\033[K");
+    printf("[%5ld] %-14.14s parent %5ld  H %4d  params %6lld  short %.4f", c->id, c->kind, c->parent, c->hidden,
+           c->params, c->short_score);
+    if (c->promoted) printf("  long %.4f", c->long_score);
+    printf("  %6.1f s%s%s\n", c->wall, c->error[0] ? "  error: " : "", c->error);
+    fflush(stdout);
+}
+
+static void progress(const state *st)
+{
+    if (!st->tty) return;
+    const cand *best = NULL;
+    for (long i = 0; i < st->n; i++)
+        if (!best || cand_rank_cmp(&st->rows[i], best) < 0) best = &st->rows[i];
+    double el = now_s() - st->t_start;
+    long cands = st->n - st->nb > 0 ? st->n - st->nb : 0;
+    char bud[32];
+    snprintf(bud, sizeof bud, "/%ld", st->o->budget);
+    fprintf(stderr, "\r\033[Ksearch: %ld%s candidates, best %.4f (id %ld), %.1f candidates/min", cands, bud,
+            best ? best->score : NAN, best ? best->id : -1L, el > 0 ? 60.0 * (double)st->done_run / el : 0.0);
+    fflush(stderr);
+}
+
+/* DIR/top/rank-NN-<hash>.cell for the best --top rows (atomically); stale ones removed. */
+static void write_top(const state *st)
+{
+    const search_opts *o = st->o;
+    char dir[1200], path[1500], msg[1700];
+    snprintf(dir, sizeof dir, "%s/top", o->out);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return;
+    cand *s = malloc((size_t)(st->n ? st->n : 1) * sizeof *s);
+    if (!s) return;
+    memcpy(s, st->rows, (size_t)st->n * sizeof *s);
+    qsort(s, (size_t)st->n, sizeof *s, cand_rank_cmp);
+    long k = st->n < o->top ? st->n : o->top;
+    char (*names)[64] = calloc((size_t)(k ? k : 1), sizeof *names);
+    for (long i = 0; names && i < k; i++) {
+        snprintf(names[i], sizeof names[i], "rank-%02ld-%016" PRIx64 ".cell", i + 1, s[i].hash);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        size_t tl = strlen(s[i].text) + 512;
+        char *body = malloc(tl);
+        if (!body) continue;
+        int n = snprintf(body, tl, "# recur search %s: rank %ld, candidate %ld (%s of %ld), score %.4f (%s), hidden %d, "
+                         "%lld parameters\n%s", o->out, i + 1, s[i].id, s[i].kind, s[i].parent, s[i].score,
+                         s[i].promoted ? "longer evaluation" : "short training", s[i].hidden, s[i].params, s[i].text);
+        if (n > 0 && write_atomic(path, body, strlen(body), msg, sizeof msg) != 0)
+            fprintf(stderr, "recur search: %s\n", msg);
+        free(body);
+    }
+    DIR *d = names ? opendir(dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (strncmp(e->d_name, "rank-", 5) != 0) continue;
+        int keep = 0;
+        for (long i = 0; i < k; i++) keep |= !strcmp(e->d_name, names[i]);
+        if (!keep) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d) closedir(d);
+    free(names);
+    free(s);
+}
+
+/* DIR/best.dat, best.gp and, with gnuplot, best.png: the best score over candidates. */
+static void write_plot(const state *st)
+{
+    const search_opts *o = st->o;
+    char dat[1200], gp[1200], png[1200], msg[2500];
+    snprintf(dat, sizeof dat, "%s/best.dat", o->out);
+    snprintf(gp, sizeof gp, "%s/best.gp", o->out);
+    snprintf(png, sizeof png, "%s/best.png", o->out);
+    if (strchr(o->out, '\'')) {
+        printf("(no best.png: the folder's name has a quote)\n");
+        return;
+    }
+    FILE *f = fopen(dat, "w");
+    if (!f) return;
+    double best = -1, base = -1;
+    fprintf(f, "# candidate  best score so far  its score\n");
+    for (long i = 0; i < st->n; i++) {
+        const cand *c = &st->rows[i];
+        if (c->parent < 0) {
+            if (c->score > base) base = c->score;
+            continue;
+        }
+        if (c->score > best) best = c->score;
+        fprintf(f, "%ld %.6f %.6f\n", c->id - st->nb + 1, best, c->score);
+    }
+    fclose(f);
+    if (!(f = fopen(gp, "w"))) return;
+    fprintf(f, "set terminal pngcairo size 900,520\nset output '%s'\nset grid\nset key bottom right\n"
+               "set xlabel 'candidates evaluated'\nset ylabel 'score (arith: per-character accuracy)'\n"
+               "set title 'recur search: best score over candidates'\n"
+               "plot '%s' using 1:3 with points pt 7 ps 0.4 lc rgb '#bbbbbb' title 'candidate', "
+               "'%s' using 1:2 with steps lw 2 lc rgb '#cc3311' title 'best so far', "
+               "%.6f with lines dt 2 lc rgb '#4477aa' title 'best baseline'\n",
+            png, dat, dat, base);
+    fclose(f);
+    if (best < 0) return;
+    if (run_gnuplot(gp, msg, sizeof msg) != 0) printf("(no best.png: %s)\n", msg);
+}
+
+/* Sends candidate j to rank r. 0, or -1 with msg. */
+static int send_item(const cand *c, double threshold, int r, char *msg, size_t len)
+{
+    char *m = request_msg(c, threshold);
+    if (!m) {
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
+    int rc = dist_send(m, strlen(m), r, TAG_EVAL, msg, len);
+    free(m);
+    return rc;
+}
+
+/* Evaluates c[0..k) (fresh, ids in order) on the ranks: each worker gets the next
+ * candidate when it is free, rank 0 takes one whenever it looks between results (who
+ * evaluates what never changes a row: a candidate's draws come from its id). Then
+ * appends the finished rows in id order. 0, 1 interrupted, or -1 with msg. */
+static int run_batch(state *st, cand *c, int k, double threshold, char *msg, size_t len)
+{
+    int size = dist_size(), next = 0, ndone = 0, interrupted = 0, rc = 0, busy = 0;
+    int *done = calloc(k > 0 ? (size_t)k : 1, sizeof *done);
+    if (!done) {
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
+    for (int r = 1; r < size && next < k; r++, next++, busy++)
+        if (send_item(&c[next], threshold, r, msg, len) != 0) {
+            free(done);
+            return -1;
+        }
+    while (ndone < k && !interrupted && rc == 0) {
+        int from, tag;
+        size_t bytes;
+        if (busy > 0 && dist_iprobe(&from, &tag, &bytes)) {
+            char *m = recv_alloc(from, tag, bytes, msg, len);
+            if (!m) {
+                rc = -1;
+                break;
+            }
+            cand r;
+            int ok = tag == TAG_RESULT && cand_parse(m, &r) == 0;
+            free(m);
+            int j = -1;
+            for (int i = 0; ok && i < k; i++)
+                if (c[i].id == r.id && !done[i]) j = i;
+            if (j < 0) {
+                if (ok) cand_free(&r);
+                snprintf(msg, len, "rank %d sent a result nobody asked for", from);
+                rc = -1;
+                break;
+            }
+            cand_free(&c[j]);
+            c[j] = r;
+            done[j] = 1;
+            ndone++;
+            busy--;
+            if (next < k) {   /* the free rank gets the next candidate */
+                if (send_item(&c[next], threshold, from, msg, len) != 0) rc = -1;
+                next++;
+                busy++;
+            }
+            continue;
+        }
+        if (next < k) {   /* rank 0's own share */
+            int j = next++;
+            if (evaluate(st->o, st->a, &c[j], threshold)) interrupted = 1;
+            else done[j] = 1, ndone++;
+            continue;
+        }
+        if (g_stop) interrupted = 1;
+        else nap();
+    }
+    for (int j = 0; j < k && rc == 0; j++) {   /* in id order; a row is whole or absent */
+        if (!done[j]) continue;
+        if (rows_add(st, &c[j], msg, len) != 0) rc = -1;
+        else {
+            print_row(st, &st->rows[st->n - 1]);
+            if (st->rows[st->n - 1].parent >= 0) st->done_run++;
+        }
+    }
+    free(done);
+    progress(st);
+    return rc ? -1 : interrupted ? 1 : 0;
+}
+
+static int master(state *st, char **seeds, int nseeds, char *msg, size_t len)
+{
+    const search_opts *o = st->o;
+    int rc = 0;
+    size_t nbatch = (size_t)(o->batch_cands > nseeds ? o->batch_cands : nseeds);
+    cand *batch = calloc(nbatch ? nbatch : 1, sizeof *batch);
+    hashset seen = { 0 };
+    cand *pop = NULL;
+    if (!batch) {
+        snprintf(msg, len, "out of memory");
+        return -1;
+    }
+    /* the baselines: ids 0..nb-1, always given the longer evaluation too */
+    int k = 0;
+    for (int i = 0; i < nseeds; i++) {
+        const cand *have = row_by_id(st, i);
+        char want[32];
+        snprintf(want, sizeof want, "seed:%.26s", seeds[i]);
+        if (have) {
+            if (strcmp(have->kind, want) != 0) {
+                snprintf(msg, len, "%s holds a search whose baseline %d is %s, not %s: use another --out, or the same "
+                         "--seed-cells", o->out, i, have->kind, want);
+                rc = -1;
+                goto out;
+            }
+            continue;
+        }
+        char err[1024];
+        char *text = seed_text(seeds[i], msg, len);
+        long long count;
+        int H = text ? arith_hidden_for(text, o->params, &count, msg, len) : -1;
+        char *pt = H > 0 ? rc_cell_print(text, strlen(text), H, err, sizeof err) : NULL;
+        if (H > 0 && !pt) snprintf(msg, len, "seed cell %s: %s", seeds[i], err);
+        if (pt && rc_cell_check(pt, strlen(pt), H, err, sizeof err) != 0) {
+            snprintf(msg, len, "seed cell %s: %s", seeds[i], err);
+            free(pt);
+            pt = NULL;
+        }
+        free(text);
+        if (!pt) {
+            rc = -1;
+            goto out;
+        }
+        cand *c = &batch[k++];
+        memset(c, 0, sizeof *c);
+        c->id = i;
+        c->parent = -1;
+        snprintf(c->kind, sizeof c->kind, "%s", want);
+        c->text = pt;
+        c->hidden = H;
+        if (rc_cell_canonical_hash(pt, strlen(pt), &c->hash, err, sizeof err) != 0) {
+            snprintf(msg, len, "seed cell %s: %s", seeds[i], err);
+            rc = -1;
+            goto out;
+        }
+    }
+    if (k) {
+        if (st->n == 0) printf("search %s: evaluating %d baselines\n", o->out, k);
+        rc = run_batch(st, batch, k, -INFINITY, msg, len);
+        for (int j = 0; j < k; j++) cand_free(&batch[j]);
+        if (rc) goto out;
+    }
+    st->threshold = -INFINITY;
+    for (long i = 0; i < st->n; i++)
+        if (st->rows[i].parent < 0 && st->rows[i].short_score > st->threshold) st->threshold = st->rows[i].short_score;
+    write_top(st);
+    /* the candidates: batch b holds ids nb + b*bc .. nb + (b+1)*bc - 1 */
+    pop = malloc((size_t)(st->n + 1) * sizeof *pop);
+    for (long b = 0;; b++) {
+        long first = st->nb + b * o->batch_cands;
+        if (first - st->nb >= o->budget) break;
+        long last = first + o->batch_cands;
+        if (last - st->nb > o->budget) last = st->nb + o->budget;
+        int todo = 0;
+        for (long id = first; id < last; id++) todo += !row_by_id(st, id);
+        if (!todo) continue;
+        if (o->time_limit > 0 && now_s() - st->t_start >= o->time_limit) {
+            printf("search %s: --time-limit %.0f s reached\n", o->out, o->time_limit);
+            break;
+        }
+        /* the population and the hashes seen: the rows before this batch */
+        cand *g = realloc(pop, (size_t)(st->n + 1) * sizeof *pop);
+        if (!g) {
+            snprintf(msg, len, "out of memory");
+            rc = -1;
+            goto out;
+        }
+        pop = g;
+        long np = 0;
+        seen.n = 0;
+        for (long i = 0; i < st->n; i++) {
+            if (st->rows[i].id >= first) continue;
+            pop[np++] = st->rows[i];
+            if (hs_add(&seen, st->rows[i].hash) != 0) {
+                snprintf(msg, len, "out of memory");
+                rc = -1;
+                goto out;
+            }
+        }
+        qsort(pop, (size_t)np, sizeof *pop, cand_rank_cmp);
+        if (np > o->population) np = o->population;
+        k = 0;
+        for (long id = first; id < last; id++) {
+            cand c;
+            if (make_candidate(o, pop, np, &seen, id, &c, msg, len) != 0) {
+                rc = -1;
+                break;
+            }
+            if (row_by_id(st, id)) cand_free(&c);   /* finished before a kill: made again only for the draws */
+            else batch[k++] = c;
+        }
+        if (rc == 0) rc = run_batch(st, batch, k, st->threshold, msg, len);
+        for (int j = 0; j < k; j++) cand_free(&batch[j]);
+        if (rc) goto out;
+        write_top(st);
+    }
+out:
+    if (st->n) write_top(st);
+    if (rc >= 0 && st->n) write_plot(st);
+    free(pop);
+    free(seen.h);
+    free(batch);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv)
+{
+    static search_opts o, stored;
+    char msg[2048] = "", status[1024] = "";
+    int set[NOPT] = { 0 };
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            search_usage(stdout);
+            return 0;
+        }
+    defaults(&o);
+    if (parse_args(&o, set, argc, argv, status, sizeof status, msg, sizeof msg) != 0) {
+        fprintf(stderr, "recur search: %s\n(recur search --help lists the options)\n", msg);
+        return 2;
+    }
+    if (status[0]) return search_status(status, set[opt_find("top", 3) - OPTS] ? o.top : 20);
+    if (!o.out[0]) {
+        fprintf(stderr, "recur search: --out DIR is required (the search's folder)\n");
+        return 2;
+    }
+    /* a resume: the protocol options are the stored ones */
+    char conf[1200];
+    snprintf(conf, sizeof conf, "%s/search.conf", o.out);
+    int resume = access(conf, F_OK) == 0;
+    if (resume) {
+        defaults(&stored);
+        if (conf_read(conf, &stored, msg, sizeof msg) != 0) {
+            fprintf(stderr, "recur search: %s\n", msg);
+            return 1;
+        }
+        for (int i = 0; i < NOPT; i++) {
+            if (!OPTS[i].protocol) continue;
+            char a[1100], b[1100];
+            opt_fmt(&o, &OPTS[i], a, sizeof a);
+            opt_fmt(&stored, &OPTS[i], b, sizeof b);
+            if (set[i] && strcmp(a, b) != 0) {
+                fprintf(stderr, "recur search: --%s %s differs from the search in %s (%s): a resume keeps the "
+                        "search's protocol; use another --out for a new search\n", OPTS[i].name, a, o.out, b);
+                return 2;
+            }
+            memcpy((char *)&o + OPTS[i].off, (char *)&stored + OPTS[i].off, OPTS[i].size);
+        }
+    }
+    if (check_opts(&o, msg, sizeof msg) != 0) {
+        fprintf(stderr, "recur search: %s\n", msg);
+        return 2;
+    }
+    /* the seed cells: known names or readable files, before anything is written */
+    char list[sizeof o.seed_cells];
+    snprintf(list, sizeof list, "%s", o.seed_cells);
+    char *seeds[64];
+    int nseeds = 0;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        if (nseeds == 64) {
+            fprintf(stderr, "recur search: --seed-cells: at most 64 cells\n");
+            return 2;
+        }
+        for (int j = 0; j < nseeds; j++)
+            if (!strcmp(seeds[j], tok)) {
+                fprintf(stderr, "recur search: --seed-cells: %s twice\n", tok);
+                return 2;
+            }
+        seeds[nseeds++] = tok;
+        char *t = seed_text(tok, msg, sizeof msg);
+        long long count;
+        int H = t ? arith_hidden_for(t, o.params, &count, msg, sizeof msg) : -1;
+        free(t);
+        if (H < 0) {
+            fprintf(stderr, "recur search: seed cell %s: %s\n", tok, msg);
+            return 2;
+        }
+    }
+    if (!nseeds) {
+        fprintf(stderr, "recur search: --seed-cells: give at least one cell\n");
+        return 2;
+    }
+    if (dist_init(NULL, NULL, msg, sizeof msg) != 0) {
+        fprintf(stderr, "recur search: %s\n", msg);
+        return 1;
+    }
+    if (o.threads > 0) rc_set_num_threads(o.threads);
+    arith_set *a = arith_new(&o);
+    if (!a) {
+        fprintf(stderr, "recur search: out of memory for the test set\n");
+        dist_abort(1);
+    }
+    int rank = dist_rank();
+    if (rank != 0) {
+        signal(SIGINT, SIG_IGN);   /* rank 0 decides; it ends the job */
+        signal(SIGTERM, SIG_IGN);
+        worker(&o, a);
+        arith_free(a);
+        dist_finalize();
+        return 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    state st = { .o = &o, .a = a, .nb = nseeds, .t_start = now_s(), .tty = o.progress && isatty(2) };
+    int rc = 0;
+    if (mkdir(o.out, 0755) != 0 && errno != EEXIST) {
+        snprintf(msg, sizeof msg, "%s: %s", o.out, strerror(errno));
+        rc = -1;
+    }
+    int lock_fd = -1;   /* one search per folder: a second one is refused, not interleaved */
+    if (rc == 0) {
+        char lp[1200];
+        snprintf(lp, sizeof lp, "%s/lock", o.out);
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        lock_fd = open(lp, O_RDWR | O_CREAT, 0644);
+        if (lock_fd < 0) {
+            snprintf(msg, sizeof msg, "%s: %s", lp, strerror(errno));
+            rc = -1;
+        } else if (fcntl(lock_fd, F_SETLK, &fl) != 0) {
+            snprintf(msg, sizeof msg, "another recur search is running in %.900s (it holds its lock file)", o.out);
+            rc = -1;
+        }
+    }
+    if (rc == 0 && conf_write(conf, &o, msg, sizeof msg) != 0) rc = -1;
+    if (rc == 0 && rows_load(o.out, &st.rows, &st.n, msg, sizeof msg) != 0) rc = -1;
+    st.cap = st.n;
+    if (rc == 0 && rows_repair(o.out, st.rows, st.n, msg, sizeof msg) != 0) rc = -1;
+    if (rc == 0 && resume) printf("search %s: resuming after %ld finished rows\n", o.out, st.n);
+    if (rc == 0) rc = master(&st, seeds, nseeds, msg, sizeof msg);
+    if (st.tty) fprintf(stderr, "\n");
+    for (int r = 1; r < dist_size() && rc == 0; r++) dist_send("", 0, r, TAG_DONE, msg, sizeof msg);
+    for (long i = 0; i < st.n; i++) cand_free(&st.rows[i]);
+    free(st.rows);
+    arith_free(a);
+    if (lock_fd >= 0) close(lock_fd);
+    if (rc == 1) {
+        fprintf(stderr, "recur search: interrupted; every finished candidate is in %s (run the same command to "
+                "resume)\n", o.out);
+        if (dist_size() > 1) dist_abort(130);
+        return 130;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "recur search: %s\n", msg);
+        if (dist_size() > 1) dist_abort(1);
+        return 1;
+    }
+    printf("search %s: done (recur search --status %s for the table)\n", o.out, o.out);
+    dist_finalize();
+    return 0;
+}

@@ -1,0 +1,97 @@
+/* recur search (tools/cmd_search.c): an evolutionary search over cells written in the
+ * cell language (Jozefowicz, Zaremba & Sutskever 2015). Shared between the search loop
+ * (cmd_search.c), the arithmetic task (search_arith.c) and the result files
+ * (search_io.c). */
+#ifndef RC_TOOLS_SEARCH_H
+#define RC_TOOLS_SEARCH_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SEARCH_MAX_LRS 8
+#define SEARCH_MAX_SEEDS 16
+
+typedef struct search_opts {
+    char out[1024];
+    char tasks[64];
+    char seed_cells[1024];
+    long budget;              /* candidates after the baselines (0: the seed cells only) */
+    double time_limit;        /* seconds of this run; 0: none */
+    long params;              /* each candidate's hidden size matches this parameter count */
+    long steps;               /* updates of the short training, per learning rate */
+    char lrs[256];
+    double lr[SEARCH_MAX_LRS];
+    int nlr;
+    long promote_steps;       /* updates of the longer evaluation */
+    int promote_seeds;        /* seeds of the longer evaluation */
+    int population;           /* the best K are the parents */
+    int batch_cands;          /* candidates made from one population (and farmed out together) */
+    int batch, test, distract;
+    unsigned long long seed;
+    int threads, top, progress;
+} search_opts;
+
+/* One evaluated cell: a row of candidates.jsonl / candidates.csv. */
+typedef struct cand {
+    long id, parent;          /* parent -1: a seed cell (baseline) */
+    char kind[32];            /* the mutation ("gate-add", ...) or "seed:<name>" */
+    uint64_t hash;            /* rc_cell_canonical_hash */
+    char *text;               /* the cell text at the evaluated hidden size (malloc'd) */
+    int hidden;
+    long long params;         /* of the whole model: embedding, cell, softmax head */
+    double lr_score[SEARCH_MAX_LRS];
+    int nlr;
+    double best_lr, short_score;
+    int promoted;
+    double long_seed[SEARCH_MAX_SEEDS];
+    int nseeds;
+    double long_score, score; /* score: long_score when promoted, else short_score */
+    double wall, finished;    /* seconds of evaluation; unix time it finished */
+    char error[256];          /* "" or why it scored 0 */
+} cand;
+
+/* ---- the arithmetic task (search_arith.c) ---- */
+typedef struct arith_set arith_set;
+/* The fixed test set of the search (from o->seed); NULL when out of memory. */
+arith_set *arith_new(const search_opts *o);
+void arith_free(arith_set *a);
+/* The model's parameter count (embedding V x H, cell at input H, head H x V + V) of a
+ * cell text at hidden size H; -1 with msg. */
+long long arith_params(const char *text, int H, char *msg, size_t len);
+/* The hidden size whose model parameter count is nearest to target (the smaller on a
+ * tie); -1 with msg. */
+int arith_hidden_for(const char *text, long target, long long *count, char *msg, size_t len);
+/* Trains the cell (text at hidden H) for `steps` updates at lr with seed index s and
+ * returns the teacher-forced per-character accuracy of the answers on the test set;
+ * -1 when *stop became nonzero (interrupted), NAN with msg on an error. */
+double arith_run(const search_opts *o, const arith_set *a, const char *text, int H, double lr, long steps, int s,
+                 volatile sig_atomic_t *stop, char *msg, size_t len);
+
+/* ---- the result files (search_io.c) ---- */
+/* One JSON line (no newline) for c; malloc'd, NULL when out of memory. */
+char *cand_json(const cand *c);
+/* Parses a line cand_json wrote; 0, or -1 (not a complete row). */
+int cand_parse(const char *line, cand *c);
+/* One CSV line (no newline); malloc'd. The header: */
+extern const char CAND_CSV_HEADER[];
+char *cand_csv(const cand *c);
+void cand_free(cand *c);
+/* Reads <dir>/candidates.jsonl: every complete row, sorted by id (a row twice: the
+ * first). *n rows in *out (malloc'd). 0, or -1 with msg (cannot read). A missing file
+ * is 0 rows. */
+int rows_load(const char *dir, cand **out, long *n, char *msg, size_t len);
+/* Appends c to candidates.jsonl and candidates.csv, each line written whole and
+ * fsynced. 0, or -1 with msg. */
+int rows_append(const char *dir, const cand *c, char *msg, size_t len);
+/* Rewrites candidates.csv from rows (atomically) and cuts a partial last line off
+ * candidates.jsonl, so that both hold exactly the complete rows. 0, or -1 with msg. */
+int rows_repair(const char *dir, const cand *rows, long n, char *msg, size_t len);
+/* Writes path atomically (a temporary file, fsync, rename). 0, or -1 with msg. */
+int write_atomic(const char *path, const char *data, size_t n, char *msg, size_t len);
+/* Order of ranking: higher score first, then lower id. */
+int cand_rank_cmp(const void *a, const void *b);
+/* recur search --status DIR: the summary table from the files. Exit status. */
+int search_status(const char *dir, int top);
+
+#endif
