@@ -801,3 +801,32 @@ Test(search, missing_or_bad_task_data_is_refused_before_training)
     free(bad);
     free(tiny);
 }
+
+/* A search of arith,chars continued with a larger --budget gives the rows of one run:
+ * the normalised scores and the promotions come from the stored per-task scores. */
+Test(search, arith_and_chars_resume_gives_the_same_rows)
+{
+    char a[128], b[128], td[512];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    char *corpus = make_corpus("c.txt", 6000);
+    snprintf(td, sizeof td, "chars=%s", corpus);
+    run r;
+    const char *argv_a[] = { "recur", "search", "--out", a, "--budget", "6", "--tasks", "arith,chars", "--task-data",
+                             td, "--seq", "8", TINY, NULL };
+    run_to_end(&r, argv_a);
+    OK(r);
+    const char *argv_b1[] = { "recur", "search", "--out", b, "--budget", "3", "--tasks", "arith,chars", "--task-data",
+                              td, "--seq", "8", TINY, NULL };
+    run_to_end(&r, argv_b1);
+    OK(r);
+    const char *argv_b2[] = { "recur", "search", "--out", b, "--budget", "6", NULL };
+    run_to_end(&r, argv_b2);
+    OK(r);
+    cr_assert_not_null(strstr(r.out, "resuming after"), "%s", r.out);
+    char *ka = rows_key("a"), *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "resumed rows differ from an uninterrupted run's");
+    free(ka);
+    free(kb);
+    free(corpus);
+}

@@ -849,12 +849,15 @@ static void write_plot(const state *st)
     fclose(f);
     if (!(f = fopen(gp, "w"))) return;
     fprintf(f, "set terminal pngcairo size 900,520\nset output '%s'\nset grid\nset key bottom right\n"
-               "set xlabel 'candidates evaluated'\nset ylabel 'score (arith: per-character accuracy)'\n"
+               "set xlabel 'candidates evaluated'\nset ylabel '%s'\n"
                "set title 'recur search: best score over candidates'\n"
                "plot '%s' using 1:3 with points pt 7 ps 0.4 lc rgb '#bbbbbb' title 'candidate', "
                "'%s' using 1:2 with steps lw 2 lc rgb '#cc3311' title 'best so far', "
                "%.6f with lines dt 2 lc rgb '#4477aa' title 'best baseline'\n",
-            png, dat, dat, base);
+            png, st->ts->n > 1 ? "score (mean of score / best baseline's per task)"
+            : !strcmp(o->tasks, "chars") ? "score (1 / validation bits per character)"
+            : !strcmp(o->tasks, "music") ? "score (1 / validation NLL per frame)" : "score (arith: per-character accuracy)",
+            dat, dat, base);
     fclose(f);
     if (best < 0) return;
     if (run_gnuplot(gp, msg, sizeof msg) != 0) printf("(no best.png: %s)\n", msg);
