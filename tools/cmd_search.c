@@ -854,7 +854,7 @@ static void write_plot(const state *st)
                "plot '%s' using 1:3 with points pt 7 ps 0.4 lc rgb '#bbbbbb' title 'candidate', "
                "'%s' using 1:2 with steps lw 2 lc rgb '#cc3311' title 'best so far', "
                "%.6f with lines dt 2 lc rgb '#4477aa' title 'best baseline'\n",
-            png, st->ts->n > 1 ? "score (mean of score / best baseline's per task)"
+            png, st->ts->n > 1 ? "score (mean over tasks of score / the best baseline score)"
             : !strcmp(o->tasks, "chars") ? "score (1 / validation bits per character)"
             : !strcmp(o->tasks, "music") ? "score (1 / validation NLL per frame)" : "score (arith: per-character accuracy)",
             dat, dat, base);
