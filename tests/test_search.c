@@ -2,12 +2,15 @@
  * well-formed rows and files, no cell twice, resume after SIGKILL gives the rows of an
  * uninterrupted run, Ctrl-C leaves whole rows and exit 130, --status, bad options, one
  * search per folder, mpirun -np 2 giving the rows of one process, and a killed worker
- * rank: the job ends and the same command resumes to the rows of one process. Every run is tiny (a few updates per
+ * rank: the job ends and the same command resumes to the rows of one process; the chars
+ * and music tasks on small generated files, and arith,chars together (the normalised
+ * score); a missing or bad data file refused before any training. Every run is tiny (a few updates per
  * learning rate, a small test set). The binary is RECUR_EXE, or RECUR_TEST_EXE. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,7 +430,10 @@ Test(search, bad_options)
     snprintf(out, sizeof out, "%s/s", g_dir);
     static const struct { const char *opt, *val, *says; } bad[] = {
         { "--tasks", "sums", "unknown task 'sums'" },
-        { "--tasks", "music", "not implemented" },
+        { "--tasks", "music", "--tasks music needs its data: --task-data music=" },
+        { "--tasks", "arith,arith", "arith twice" },
+        { "--tasks", "arith,", "comma-separated" },
+        { "--task-data", "words=x.txt", "'words=x.txt' is not chars=PATH or music=PATH" },
         { "--seed-cells", "lstm,foo", "unknown cell 'foo'" },
         { "--seed-cells", "lstm,lstm", "lstm twice" },
         { "--params", "50", "--params 50 is too small" },
@@ -562,3 +568,265 @@ Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
     cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
 }
 #endif
+
+/* ---- the data tasks -------------------------------------------------------------------- */
+
+/* Writes text to g_dir/name; returns the path (static buffer per call site: copy it). */
+static char *write_in(const char *name, const char *text)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* A small corpus of words from a fixed generator: n characters. */
+static char *make_corpus(const char *name, int n)
+{
+    static const char *words[] = { "the ", "cat ", "sat ", "on ", "a ", "mat ", "and ", "dog ", "ran.\n", "far " };
+    char *t = malloc((size_t)n + 16);
+    cr_assert_not_null(t);
+    unsigned s = 7;
+    int k = 0;
+    while (k < n) {
+        s = s * 1103515245u + 12345u;
+        const char *w = words[(s >> 16) % 10];
+        for (const char *c = w; *c && k < n; c++) t[k++] = *c;
+    }
+    t[k] = 0;
+    char *p = strdup(write_in(name, t));
+    free(t);
+    return p;
+}
+
+/* A small piano-roll JSON (the format of train/data_seq.c): train and valid sequences of
+ * rising chords. */
+static char *make_music(const char *name)
+{
+    char buf[16384];
+    size_t n = 0;
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"train\":[");
+    for (int q = 0; q < 6; q++) {
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s[", q ? "," : "");
+        for (int f = 0; f < 12; f++)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s[%d,%d,%d]", f ? "," : "", 48 + (q + f) % 12,
+                                  52 + (q + f) % 12, 55 + (q + f) % 12);
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "]");
+    }
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "],\"valid\":[[");
+    for (int f = 0; f < 12; f++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s[%d,%d]", f ? "," : "", 60 + f % 12, 64 + f % 12);
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "]]}\n");
+    return strdup(write_in(name, buf));
+}
+
+/* The number after "key": in a JSON row (NAN for null). */
+static double row_num(const char *line, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(line, k);
+    cr_assert_not_null(p, "no %s in %s", key, line);
+    p += strlen(k);
+    return !strncmp(p, "null", 4) ? NAN : strtod(p, NULL);
+}
+
+/* The array after "key": (at most cap numbers); returns how many. */
+static int row_arr(const char *line, const char *key, double *x, int cap)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":[", key);
+    const char *p = strstr(line, k);
+    cr_assert_not_null(p, "no %s in %s", key, line);
+    p += strlen(k);
+    int n = 0;
+    while (*p && *p != ']') {
+        char *e;
+        double v = strtod(p, &e);
+        if (!strncmp(p, "null", 4)) v = NAN, e = (char *)p + 4;
+        cr_assert(e != p, "%s: not a number at %s", key, p);
+        if (n < cap) x[n++] = v;
+        p = *e == ',' ? e + 1 : e;
+    }
+    return n;
+}
+
+typedef struct { double score, shrt, lng, ts[3], tl[3]; long parent; int promoted, nt; } row;
+
+/* The rows of dir (at most cap). */
+static int read_rows(const char *dir, row *r, int cap)
+{
+    char *s = slurp(path_in(dir, "candidates.jsonl"));
+    cr_assert_not_null(s);
+    int n = 0;
+    for (char *line = s; *line && n < cap;) {
+        char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl);
+        *nl = 0;
+        row *x = &r[n++];
+        x->score = row_num(line, "score");
+        x->shrt = row_num(line, "short");
+        x->lng = row_num(line, "long");
+        x->parent = (long)row_num(line, "parent");
+        x->promoted = (int)row_num(line, "promoted");
+        x->nt = row_arr(line, "task_short", x->ts, 3);
+        cr_assert_eq(row_arr(line, "task_long", x->tl, 3), x->nt);
+        cr_assert(strstr(line, "\"error\":\"\""), "an evaluation failed: %s", line);
+        line = nl + 1;
+    }
+    free(s);
+    return n;
+}
+
+Test(search, chars_task_scores_one_over_bpc)
+{
+    char out[128], td[512];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    char *corpus = make_corpus("c.txt", 6000);
+    snprintf(td, sizeof td, "chars=%s", corpus);
+    run r;
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "3", "--tasks", "chars", "--task-data", td,
+                           "--seq", "8", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    cr_assert_eq(check_rows("s"), 2 + 3);
+    row rows[8];
+    int n = read_rows("s", rows, 8);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(rows[i].nt, 1);
+        /* 1 / bpc: a model of ~20 characters starts near log2(20) = 4.3 bits */
+        cr_assert(rows[i].score > 1.0 / 8 && rows[i].score < 1.0, "row %d: score %g", i, rows[i].score);
+        cr_assert_float_eq(rows[i].shrt, rows[i].ts[0], 1e-12);
+    }
+    char *keys = rows_key("s");
+    cr_assert_not_null(strstr(keys, "\"arith\":null"), "a chars search has no arith score");
+    cr_assert_not_null(strstr(keys, "\"tasks\":\"chars\""));
+    free(keys);
+    free(corpus);
+}
+
+Test(search, music_task_scores_one_over_nll)
+{
+    char out[128], td[512];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    char *m = make_music("m.json");
+    snprintf(td, sizeof td, "music=%s", m);
+    run r;
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "2", "--tasks", "music", "--task-data", td,
+                           "--seq", "8", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    cr_assert_eq(check_rows("s"), 2 + 2);
+    row rows[8];
+    int n = read_rows("s", rows, 8);
+    for (int i = 0; i < n; i++) {
+        /* 1 / NLL per frame of 88 sigmoid units: 88 ln 2 = 61 nats untrained */
+        cr_assert(rows[i].score > 1.0 / 80 && rows[i].score < 1.0, "row %d: score %g", i, rows[i].score);
+        cr_assert_eq(rows[i].nt, 1);
+    }
+    free(m);
+}
+
+Test(search, arith_and_chars_rank_by_the_normalised_mean)
+{
+    char out[128], td[512];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    char *corpus = make_corpus("c.txt", 6000);
+    snprintf(td, sizeof td, "chars=%s", corpus);
+    run r;
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "3", "--tasks", "arith,chars", "--task-data",
+                           td, "--seq", "8", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    row rows[8];
+    int n = read_rows("s", rows, 8);
+    cr_assert_eq(n, 2 + 3);
+    double rs[2] = { 0, 0 }, rl[2] = { 0, 0 };   /* the best baseline per task */
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(rows[i].nt, 2, "row %d carries %d task scores", i, rows[i].nt);
+        if (rows[i].parent >= 0) continue;
+        cr_assert(rows[i].promoted);
+        for (int t = 0; t < 2; t++) {
+            rs[t] = rows[i].ts[t] > rs[t] ? rows[i].ts[t] : rs[t];
+            rl[t] = rows[i].tl[t] > rl[t] ? rows[i].tl[t] : rl[t];
+        }
+    }
+    cr_assert(rs[0] > 0 && rs[1] > 0 && rl[0] > 0 && rl[1] > 0);
+    for (int i = 0; i < n; i++) {
+        const row *x = &rows[i];
+        double ns = (x->ts[0] / rs[0] + x->ts[1] / rs[1]) / 2;
+        cr_assert_float_eq(x->shrt, ns, 1e-9, "row %d: short %g, the normalised mean %g", i, x->shrt, ns);
+        if (x->promoted) {
+            double nl = (x->tl[0] / rl[0] + x->tl[1] / rl[1]) / 2;
+            cr_assert_float_eq(x->score, nl, 1e-9, "row %d: score %g, the normalised mean %g", i, x->score, nl);
+        } else cr_assert_float_eq(x->score, ns, 1e-9);
+        cr_assert(x->score <= 1 + 1e-12 || x->parent >= 0, "a baseline cannot beat the best baselines");
+    }
+    const char *st[] = { "recur", "search", "--status", out, NULL };
+    run_to_end(&r, st);
+    OK(r);
+    cr_assert(strstr(r.out, "per task") && strstr(r.out, "  arith ") && strstr(r.out, "  chars "), "%s", r.out);
+    char *csv = slurp(path_in("s", "candidates.csv"));
+    cr_assert(csv && strstr(csv, ",tasks,task_short,task_long,") && strstr(csv, ",arith,chars,"), "%s", csv ? csv : "");
+    free(csv);
+    free(corpus);
+}
+
+Test(search, missing_or_bad_task_data_is_refused_before_training)
+{
+    char out[128], td[512];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    char *bad = strdup(write_in("bad.json", "{\"train\": [[[60]], oops"));
+    char *tiny = make_corpus("tiny.txt", 40);
+    struct { const char *tasks, *data, *says; } cases[] = {
+        { "chars", "chars=/nonexistent/corpus.txt", "/nonexistent/corpus.txt: No such file" },
+        { "arith,music", bad, "bad.json" },
+        { "chars", tiny, "too few" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (cases[i].data == bad) snprintf(td, sizeof td, "music=%s", bad);
+        else if (cases[i].data == tiny) snprintf(td, sizeof td, "chars=%s", tiny);
+        else snprintf(td, sizeof td, "%s", cases[i].data);
+        run r;
+        const char *argv[] = { "recur", "search", "--out", out, "--tasks", cases[i].tasks, "--task-data", td, TINY,
+                               NULL };
+        run_to_end(&r, argv);
+        cr_assert_eq(r.code, 2, "%s: " SHOW(r), cases[i].tasks);
+        cr_assert_not_null(strstr(r.err, cases[i].says), "%s: %s", td, r.err);
+        cr_assert_neq(access(out, F_OK), 0, "%s: the folder was created", td);
+    }
+    free(bad);
+    free(tiny);
+}
+
+/* A search of arith,chars continued with a larger --budget gives the rows of one run:
+ * the normalised scores and the promotions come from the stored per-task scores. */
+Test(search, arith_and_chars_resume_gives_the_same_rows)
+{
+    char a[128], b[128], td[512];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    char *corpus = make_corpus("c.txt", 6000);
+    snprintf(td, sizeof td, "chars=%s", corpus);
+    run r;
+    const char *argv_a[] = { "recur", "search", "--out", a, "--budget", "6", "--tasks", "arith,chars", "--task-data",
+                             td, "--seq", "8", TINY, NULL };
+    run_to_end(&r, argv_a);
+    OK(r);
+    const char *argv_b1[] = { "recur", "search", "--out", b, "--budget", "3", "--tasks", "arith,chars", "--task-data",
+                              td, "--seq", "8", TINY, NULL };
+    run_to_end(&r, argv_b1);
+    OK(r);
+    const char *argv_b2[] = { "recur", "search", "--out", b, "--budget", "6", NULL };
+    run_to_end(&r, argv_b2);
+    OK(r);
+    cr_assert_not_null(strstr(r.out, "resuming after"), "%s", r.out);
+    char *ka = rows_key("a"), *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "resumed rows differ from an uninterrupted run's");
+    free(ka);
+    free(kb);
+    free(corpus);
+}

@@ -75,7 +75,11 @@ typedef struct optdef {
 #define O(f) offsetof(search_opts, f), sizeof(((search_opts *)0)->f)
 static const optdef OPTS[] = {
     { "out", 's', O(out), 0, "DIR: the search's folder (created; an existing one is resumed)" },
-    { "tasks", 's', O(tasks), 1, "the tasks a candidate is scored on: arith (the arithmetic task of examples/arith.c)" },
+    { "tasks", 's', O(tasks), 1, "the tasks a candidate is scored on, comma-separated: arith (examples/arith.c), chars "
+                                 "(a character LM: 1/bpc), music (piano rolls: 1/NLL); several: the mean of score / "
+                                 "best baseline's" },
+    { "task-data", 's', O(task_data), 1, "the data of chars and music: chars=FILE|DIR,music=FILE.json (chars default: "
+                                         "the fortunes corpus)" },
     { "seed-cells", 's', O(seed_cells), 1, "the baselines and first parents: lstm, gru, gru-cho, mut1..3, rnn-tanh, "
                                            "rnn-relu, lstm-peephole (cells/lib) or .cell files, comma-separated" },
     { "budget", 'l', O(budget), 0, "N: stop after N candidates (besides the baselines) in DIR; 0: evaluate the seed cells only" },
@@ -90,6 +94,7 @@ static const optdef OPTS[] = {
     { "batch", 'i', O(batch), 1, "B: sequences per update and per test chunk" },
     { "test", 'i', O(test), 1, "N: problems of the fixed test set" },
     { "distract", 'i', O(distract), 1, "N: up to N distractor letters before each question character" },
+    { "seq", 'i', O(seq), 1, "T: unroll length of the chars and music training" },
     { "seed", 'u', O(seed), 1, "S: the search's seed (the test set, the data, every candidate's draws)" },
     { "threads", 'i', O(threads), 0, "N: threads per process; 0: the library's default" },
     { "top", 'i', O(top), 0, "N: cells kept in DIR/top and shown by --status" },
@@ -113,6 +118,7 @@ static void defaults(search_opts *o)
     o->batch = 32;
     o->test = 512;
     o->distract = 2;
+    o->seq = 50;
     o->seed = 1;
     o->top = 10;
     o->progress = 1;
@@ -264,15 +270,25 @@ static int check_opts(search_opts *o, char *msg, size_t len)
     }
     char t[sizeof o->tasks];
     snprintf(t, sizeof t, "%s", o->tasks);
+    int seen[3] = { 0 }, nt = 0;
     for (char *tok = strtok(t, ","); tok; tok = strtok(NULL, ",")) {
-        if (!strcmp(tok, "arith")) continue;
-        if (!strcmp(tok, "chars") || !strcmp(tok, "music"))
-            snprintf(msg, len, "--tasks: the task '%s' is not implemented yet in recur search (only arith)", tok);
-        else snprintf(msg, len, "--tasks: unknown task '%.100s' (known: arith)", tok);
+        int k = !strcmp(tok, "arith") ? 0 : !strcmp(tok, "chars") ? 1 : !strcmp(tok, "music") ? 2 : -1;
+        if (k < 0) {
+            snprintf(msg, len, "--tasks: unknown task '%.100s' (known: arith, chars, music)", tok);
+            return -1;
+        }
+        if (seen[k]++) {
+            snprintf(msg, len, "--tasks: %s twice", tok);
+            return -1;
+        }
+        nt++;
+    }
+    if (!nt || strstr(o->tasks, ",,") || o->tasks[0] == ',' || o->tasks[strlen(o->tasks) - 1] == ',') {
+        snprintf(msg, len, "--tasks '%.60s': give arith, chars or music, comma-separated", o->tasks);
         return -1;
     }
-    if (strcmp(o->tasks, "arith") != 0) {
-        snprintf(msg, len, "--tasks '%.60s': give arith (once)", o->tasks);
+    if (o->seq < 1) {
+        snprintf(msg, len, "--seq must be >= 1");
         return -1;
     }
     if (o->budget < 0 || o->time_limit < 0) {
@@ -376,27 +392,123 @@ static char *seed_text(const char *name, char *msg, size_t len)
     return s;
 }
 
+/* ---- the tasks ------------------------------------------------------------------------ */
+
+typedef struct search_tasks {
+    int n;
+    char name[SEARCH_MAX_TASKS][8];
+    arith_set *a;                       /* the arith task's test set, or NULL */
+    data_task *d[SEARCH_MAX_TASKS];     /* chars, music: the loaded data, or NULL */
+} search_tasks;
+
+static void tasks_free(search_tasks *ts)
+{
+    arith_free(ts->a);
+    for (int i = 0; i < ts->n; i++) data_task_free(ts->d[i]);
+    memset(ts, 0, sizeof *ts);
+}
+
+/* The path given to task `name` in --task-data ("" when none) into buf. */
+static void task_path(const search_opts *o, const char *name, char *buf, size_t len)
+{
+    buf[0] = 0;
+    size_t nl = strlen(name);
+    for (const char *p = o->task_data; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l > nl && p[nl] == '=' && !strncmp(p, name, nl)) {
+            snprintf(buf, len, "%.*s", (int)(l - nl - 1), p + nl + 1);
+            return;
+        }
+        p += l;
+        if (*p == ',') p++;
+    }
+}
+
+/* Loads the data of every task of o (checked: --tasks is valid) and sets o's model
+ * shape from the first task. 0, or -1 with msg. */
+static int tasks_open(search_opts *o, search_tasks *ts, char *msg, size_t len)
+{
+    memset(ts, 0, sizeof *ts);
+    for (const char *p = o->task_data; *p;) {   /* every key of --task-data names a data task */
+        size_t l = strcspn(p, ",");
+        const char *eq = memchr(p, '=', l);
+        if (!eq || !(((size_t)(eq - p) == 5 && !strncmp(p, "chars", 5)) || ((size_t)(eq - p) == 5 && !strncmp(p, "music", 5)))) {
+            snprintf(msg, len, "--task-data: '%.*s' is not chars=PATH or music=PATH", (int)(l < 200 ? l : 200), p);
+            return -1;
+        }
+        p += l;
+        if (*p == ',') p++;
+    }
+    char t[sizeof o->tasks];
+    snprintf(t, sizeof t, "%s", o->tasks);
+    for (char *tok = strtok(t, ","); tok && ts->n < SEARCH_MAX_TASKS; tok = strtok(NULL, ",")) {
+        int i = ts->n++;
+        snprintf(ts->name[i], sizeof ts->name[i], "%s", tok);
+        int vocab, in, out;
+        if (!strcmp(tok, "arith")) {
+            if (!(ts->a = arith_new(o))) {
+                snprintf(msg, len, "out of memory for the test set");
+                tasks_free(ts);
+                return -1;
+            }
+            arith_shape(&vocab, &in, &out);
+        } else {
+            char path[2048];
+            task_path(o, tok, path, sizeof path);
+            if (!path[0] && !strcmp(tok, "chars")) snprintf(path, sizeof path, "/usr/share/games/fortunes");
+            if (!path[0]) {
+                snprintf(msg, len, "--tasks music needs its data: --task-data music=FILE.json (the piano-roll JSON of "
+                         "recur train --data-kind music, e.g. JSB_Chorales.json)");
+                tasks_free(ts);
+                return -1;
+            }
+            if (!(ts->d[i] = data_task_load(o, tok, path, msg, len))) {
+                tasks_free(ts);
+                return -1;
+            }
+            data_task_shape(ts->d[i], &vocab, &in, &out);
+        }
+        if (i == 0) o->shape_vocab = vocab, o->shape_in = in, o->shape_out = out;
+    }
+    return 0;
+}
+
+/* Task i's score of text at hidden H (see arith_run, data_task_run). */
+static double task_run(const search_opts *o, const search_tasks *ts, int i, const char *text, int H, double lr,
+                       long steps, int s, char *msg, size_t len)
+{
+    if (ts->d[i]) return data_task_run(o, ts->d[i], text, H, lr, steps, s, &g_stop, msg, len);
+    return arith_run(o, ts->a, text, H, lr, steps, s, &g_stop, msg, len);
+}
+
 /* ---- one evaluation ------------------------------------------------------------------- */
 
-/* Evaluates c (c->text at its parent's hidden size): hidden from --params, the short
- * training per learning rate, the longer one when the short score beats `threshold`.
- * A cell that cannot be trained scores 0 with c->error set. 0, or 1 when interrupted. */
-static int evaluate(const search_opts *o, const arith_set *a, cand *c, double threshold)
+/* Evaluates c (c->text at its parent's hidden size) on every task: hidden from
+ * --params, the short training per learning rate (the best: the highest mean of the
+ * tasks' scores), the longer one when the short score beats `threshold` (several
+ * tasks: the short scores normalised by refs, the best baselines' short scores). A
+ * task that cannot be trained scores 0 with c->error set. 0, or 1 when interrupted. */
+static int evaluate(const search_opts *o, const search_tasks *ts, cand *c, double threshold, const double *refs)
 {
     double t0 = now_s();
     char msg[1024] = "";
+    double per[SEARCH_MAX_LRS][SEARCH_MAX_TASKS];
     c->error[0] = 0;
+    snprintf(c->tasks, sizeof c->tasks, "%s", o->tasks);
+    c->ntask = ts->n;
+    for (int t = 0; t < ts->n; t++) c->task_short[t] = c->task_long[t] = NAN;
     c->nlr = o->nlr;
     c->nseeds = 0;
     c->promoted = 0;
     c->short_score = c->long_score = NAN;
     c->best_lr = o->lr[0];
     long long count = 0;
-    int H = arith_hidden_for(c->text, o->params, &count, msg, sizeof msg);
+    int H = arith_hidden_for(o, c->text, o->params, &count, msg, sizeof msg);
     char *text = H > 0 ? rc_cell_print(c->text, strlen(c->text), H, msg, sizeof msg) : NULL;
     if (!text) {
         snprintf(c->error, sizeof c->error, "%.250s", msg);
         for (int i = 0; i < o->nlr; i++) c->lr_score[i] = 0;
+        for (int t = 0; t < ts->n; t++) c->task_short[t] = 0;
         c->short_score = c->score = 0;
         goto out;
     }
@@ -405,33 +517,55 @@ static int evaluate(const search_opts *o, const arith_set *a, cand *c, double th
     c->hidden = H;
     c->params = count;
     double best = -1;
+    int bi = 0;
     for (int i = 0; i < o->nlr; i++) {
-        msg[0] = 0;
-        double acc = arith_run(o, a, text, H, o->lr[i], o->steps, 0, &g_stop, msg, sizeof msg);
-        if (acc == -1) return 1;
-        if (!isfinite(acc)) {
-            if (!c->error[0]) snprintf(c->error, sizeof c->error, "lr %g: %.230s", o->lr[i], msg);
-            acc = 0;
-        }
-        c->lr_score[i] = acc;
-        if (acc > best) best = acc, c->best_lr = o->lr[i];
-    }
-    c->short_score = c->score = best;
-    if (best > threshold) {
-        double sum = 0;
-        for (int s = 0; s < o->promote_seeds; s++) {
+        double mean = 0;
+        for (int t = 0; t < ts->n; t++) {
             msg[0] = 0;
-            double acc = arith_run(o, a, text, H, c->best_lr, o->promote_steps, s, &g_stop, msg, sizeof msg);
+            double acc = task_run(o, ts, t, text, H, o->lr[i], o->steps, 0, msg, sizeof msg);
             if (acc == -1) return 1;
             if (!isfinite(acc)) {
-                if (!c->error[0]) snprintf(c->error, sizeof c->error, "seed %d: %.230s", s, msg);
+                if (!c->error[0])
+                    snprintf(c->error, sizeof c->error, "%s%s%slr %g: %.200s", ts->n > 1 ? ts->name[t] : "",
+                             ts->n > 1 ? ", " : "", "", o->lr[i], msg);
                 acc = 0;
             }
-            c->long_seed[c->nseeds++] = acc;
-            sum += acc;
+            per[i][t] = acc;
+            mean += acc / ts->n;
+        }
+        c->lr_score[i] = mean;
+        if (mean > best) best = mean, c->best_lr = o->lr[i], bi = i;
+    }
+    for (int t = 0; t < ts->n; t++) c->task_short[t] = per[bi][t];
+    c->short_score = c->score = best;
+    double norm = best;
+    if (ts->n > 1) {   /* the promotion compares normalised scores */
+        norm = 0;
+        for (int t = 0; t < ts->n; t++) norm += refs[t] > 0 ? c->task_short[t] / refs[t] / ts->n : NAN;
+    }
+    if (threshold == -INFINITY || norm > threshold) {
+        double sum = 0, tsum[SEARCH_MAX_TASKS] = { 0 };
+        for (int s = 0; s < o->promote_seeds; s++) {
+            double mean = 0;
+            for (int t = 0; t < ts->n; t++) {
+                msg[0] = 0;
+                double acc = task_run(o, ts, t, text, H, c->best_lr, o->promote_steps, s, msg, sizeof msg);
+                if (acc == -1) return 1;
+                if (!isfinite(acc)) {
+                    if (!c->error[0])
+                        snprintf(c->error, sizeof c->error, "%s%sseed %d: %.200s", ts->n > 1 ? ts->name[t] : "",
+                                 ts->n > 1 ? ", " : "", s, msg);
+                    acc = 0;
+                }
+                tsum[t] += acc;
+                mean += acc / ts->n;
+            }
+            c->long_seed[c->nseeds++] = mean;
+            sum += mean;
         }
         c->promoted = 1;
         c->long_score = c->score = sum / o->promote_seeds;
+        for (int t = 0; t < ts->n; t++) c->task_long[t] = tsum[t] / o->promote_seeds;
     }
 out:
     c->wall = now_s() - t0;
@@ -506,15 +640,21 @@ static int make_candidate(const search_opts *o, const cand *pop, long np, hashse
 
 enum { TAG_EVAL = 1, TAG_RESULT = 2, TAG_DONE = 3 };
 
-/* An evaluation request: "threshold\n" then the candidate's JSON row (text at the
- * parent's hidden size). */
-static char *request_msg(const cand *c, double threshold)
+/* An evaluation request: "threshold ref_1 .. ref_SEARCH_MAX_TASKS\n" then the
+ * candidate's JSON row (text at the parent's hidden size). */
+static char *request_msg(const cand *c, double threshold, const double *refs)
 {
     char *j = cand_json(c);
     if (!j) return NULL;
     size_t n = strlen(j);
-    char *m = malloc(n + 64);
-    if (m) snprintf(m, n + 64, "%.17g\n%s", threshold, j);
+    char *m = malloc(n + 64 + 32 * SEARCH_MAX_TASKS);
+    if (!m) {
+        free(j);
+        return NULL;
+    }
+    int k = snprintf(m, 64, "%.17g", threshold);
+    for (int t = 0; t < SEARCH_MAX_TASKS; t++) k += snprintf(m + k, 32, " %.17g", refs[t]);
+    snprintf(m + k, n + 2, "\n%s", j);
     free(j);
     return m;
 }
@@ -535,7 +675,7 @@ static void *recv_alloc(int from, int tag, size_t bytes, char *msg, size_t len)
 }
 
 /* A worker (rank > 0): evaluates what rank 0 sends until it says done. */
-static int worker(const search_opts *o, const arith_set *a)
+static int worker(const search_opts *o, const search_tasks *ts)
 {
     char msg[1024];
     for (;;) {
@@ -554,7 +694,9 @@ static int worker(const search_opts *o, const arith_set *a)
             free(m);
             return 0;
         }
-        double threshold = strtod(m, NULL);
+        char *e = m;
+        double threshold = strtod(e, &e), refs[SEARCH_MAX_TASKS];
+        for (int t = 0; t < SEARCH_MAX_TASKS; t++) refs[t] = strtod(e, &e);
         char *nl = strchr(m, '\n');
         cand c;
         if (!nl || cand_parse(nl + 1, &c) != 0) {
@@ -562,7 +704,7 @@ static int worker(const search_opts *o, const arith_set *a)
             dist_abort(1);
         }
         free(m);
-        evaluate(o, a, &c, threshold);   /* workers ignore signals: rank 0 ends the job */
+        evaluate(o, ts, &c, threshold, refs);   /* workers ignore signals: rank 0 ends the job */
         char *j = cand_json(&c);
         cand_free(&c);
         if (!j || dist_send(j, strlen(j), 0, TAG_RESULT, msg, sizeof msg) != 0) {
@@ -577,11 +719,12 @@ static int worker(const search_opts *o, const arith_set *a)
 
 typedef struct state {
     const search_opts *o;
-    const arith_set *a;
+    const search_tasks *ts;
     cand *rows;
     long n, cap;
     long nb;             /* baselines: ids 0..nb-1 */
-    double threshold;    /* the best baseline's short score */
+    double threshold;    /* the best baseline's short score (several tasks: normalised) */
+    double refs[SEARCH_MAX_TASKS], refs_long[SEARCH_MAX_TASKS];   /* per task: the best baselines' */
     double t_start;
     long done_run;       /* candidates finished in this run */
     int tty;
@@ -706,21 +849,24 @@ static void write_plot(const state *st)
     fclose(f);
     if (!(f = fopen(gp, "w"))) return;
     fprintf(f, "set terminal pngcairo size 900,520\nset output '%s'\nset grid\nset key bottom right\n"
-               "set xlabel 'candidates evaluated'\nset ylabel 'score (arith: per-character accuracy)'\n"
+               "set xlabel 'candidates evaluated'\nset ylabel '%s'\n"
                "set title 'recur search: best score over candidates'\n"
                "plot '%s' using 1:3 with points pt 7 ps 0.4 lc rgb '#bbbbbb' title 'candidate', "
                "'%s' using 1:2 with steps lw 2 lc rgb '#cc3311' title 'best so far', "
                "%.6f with lines dt 2 lc rgb '#4477aa' title 'best baseline'\n",
-            png, dat, dat, base);
+            png, st->ts->n > 1 ? "score (mean over tasks of score / the best baseline score)"
+            : !strcmp(o->tasks, "chars") ? "score (1 / validation bits per character)"
+            : !strcmp(o->tasks, "music") ? "score (1 / validation NLL per frame)" : "score (arith: per-character accuracy)",
+            dat, dat, base);
     fclose(f);
     if (best < 0) return;
     if (run_gnuplot(gp, msg, sizeof msg) != 0) printf("(no best.png: %s)\n", msg);
 }
 
 /* Sends candidate j to rank r. 0, or -1 with msg. */
-static int send_item(const cand *c, double threshold, int r, char *msg, size_t len)
+static int send_item(const cand *c, double threshold, const double *refs, int r, char *msg, size_t len)
 {
-    char *m = request_msg(c, threshold);
+    char *m = request_msg(c, threshold, refs);
     if (!m) {
         snprintf(msg, len, "out of memory");
         return -1;
@@ -743,7 +889,7 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
         return -1;
     }
     for (int r = 1; r < size && next < k; r++, next++, busy++)
-        if (send_item(&c[next], threshold, r, msg, len) != 0) {
+        if (send_item(&c[next], threshold, st->refs, r, msg, len) != 0) {
             free(done);
             return -1;
         }
@@ -774,7 +920,7 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
             ndone++;
             busy--;
             if (next < k) {   /* the free rank gets the next candidate */
-                if (send_item(&c[next], threshold, from, msg, len) != 0) rc = -1;
+                if (send_item(&c[next], threshold, st->refs, from, msg, len) != 0) rc = -1;
                 next++;
                 busy++;
             }
@@ -782,15 +928,18 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
         }
         if (next < k) {   /* rank 0's own share */
             int j = next++;
-            if (evaluate(st->o, st->a, &c[j], threshold)) interrupted = 1;
+            if (evaluate(st->o, st->ts, &c[j], threshold, st->refs)) interrupted = 1;
             else done[j] = 1, ndone++;
             continue;
         }
         if (g_stop) interrupted = 1;
         else nap();
     }
+    for (int j = 0; j < k && rc == 0; j++)   /* the references: the baselines so far and of this batch */
+        if (done[j]) norm_refs(&c[j], 1, st->refs, st->refs_long);
     for (int j = 0; j < k && rc == 0; j++) {   /* in id order; a row is whole or absent */
         if (!done[j]) continue;
+        norm_apply(&c[j], st->refs, st->refs_long);
         if (rows_add(st, &c[j], msg, len) != 0) rc = -1;
         else {
             print_row(st, &st->rows[st->n - 1]);
@@ -798,6 +947,7 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
         }
     }
     free(done);
+    for (long i = 0; i < st->n; i++) norm_apply(&st->rows[i], st->refs, st->refs_long);   /* new baselines */
     progress(st);
     return rc ? -1 : interrupted ? 1 : 0;
 }
@@ -832,7 +982,7 @@ static int master(state *st, char **seeds, int nseeds, char *msg, size_t len)
         char err[1024];
         char *text = seed_text(seeds[i], msg, len);
         long long count;
-        int H = text ? arith_hidden_for(text, o->params, &count, msg, len) : -1;
+        int H = text ? arith_hidden_for(o, text, o->params, &count, msg, len) : -1;
         char *pt = H > 0 ? rc_cell_print(text, strlen(text), H, err, sizeof err) : NULL;
         if (H > 0 && !pt) snprintf(msg, len, "seed cell %s: %s", seeds[i], err);
         if (pt && rc_cell_check(pt, strlen(pt), H, err, sizeof err) != 0) {
@@ -974,6 +1124,12 @@ int cmd_search(int argc, char **argv)
         fprintf(stderr, "recur search: %s\n", msg);
         return 2;
     }
+    /* the data of every task, before any training (a folder of text: <out>/corpus.txt) */
+    static search_tasks ts;
+    if (tasks_open(&o, &ts, msg, sizeof msg) != 0) {
+        fprintf(stderr, "recur search: %s\n", msg);
+        return 2;
+    }
     /* the seed cells: known names or readable files, before anything is written */
     char list[sizeof o.seed_cells];
     snprintf(list, sizeof list, "%s", o.seed_cells);
@@ -982,43 +1138,43 @@ int cmd_search(int argc, char **argv)
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
         if (nseeds == 64) {
             fprintf(stderr, "recur search: --seed-cells: at most 64 cells\n");
+            tasks_free(&ts);
             return 2;
         }
         for (int j = 0; j < nseeds; j++)
             if (!strcmp(seeds[j], tok)) {
                 fprintf(stderr, "recur search: --seed-cells: %s twice\n", tok);
+                tasks_free(&ts);
                 return 2;
             }
         seeds[nseeds++] = tok;
         char *t = seed_text(tok, msg, sizeof msg);
         long long count;
-        int H = t ? arith_hidden_for(t, o.params, &count, msg, sizeof msg) : -1;
+        int H = t ? arith_hidden_for(&o, t, o.params, &count, msg, sizeof msg) : -1;
         free(t);
         if (H < 0) {
             fprintf(stderr, "recur search: seed cell %s: %s\n", tok, msg);
+            tasks_free(&ts);
             return 2;
         }
     }
     if (!nseeds) {
         fprintf(stderr, "recur search: --seed-cells: give at least one cell\n");
+        tasks_free(&ts);
         return 2;
     }
     if (dist_init(NULL, NULL, msg, sizeof msg) != 0) {
         fprintf(stderr, "recur search: %s\n", msg);
+        tasks_free(&ts);
         return 1;
     }
     if (o.threads > 0) rc_set_num_threads(o.threads);
-    arith_set *a = arith_new(&o);
-    if (!a) {
-        fprintf(stderr, "recur search: out of memory for the test set\n");
-        dist_abort(1);
-    }
     int rank = dist_rank();
     if (rank != 0) {
         signal(SIGINT, SIG_IGN);   /* rank 0 decides; it ends the job */
         signal(SIGTERM, SIG_IGN);
-        worker(&o, a);
-        arith_free(a);
+        worker(&o, &ts);
+        tasks_free(&ts);
         dist_finalize();
         return 0;
     }
@@ -1028,7 +1184,8 @@ int cmd_search(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    state st = { .o = &o, .a = a, .nb = nseeds, .t_start = now_s(), .tty = o.progress && isatty(2) };
+    state st = { .o = &o, .ts = &ts, .nb = nseeds, .t_start = now_s(), .tty = o.progress && isatty(2) };
+    for (int t = 0; t < SEARCH_MAX_TASKS; t++) st.refs[t] = st.refs_long[t] = NAN;
     int rc = 0;
     if (mkdir(o.out, 0755) != 0 && errno != EEXIST) {
         snprintf(msg, sizeof msg, "%s: %s", o.out, strerror(errno));
@@ -1051,6 +1208,8 @@ int cmd_search(int argc, char **argv)
     if (rc == 0 && conf_write(conf, &o, msg, sizeof msg) != 0) rc = -1;
     if (rc == 0 && rows_load(o.out, &st.rows, &st.n, msg, sizeof msg) != 0) rc = -1;
     st.cap = st.n;
+    norm_refs(st.rows, st.n, st.refs, st.refs_long);
+    for (long i = 0; i < st.n; i++) norm_apply(&st.rows[i], st.refs, st.refs_long);
     if (rc == 0 && rows_repair(o.out, st.rows, st.n, msg, sizeof msg) != 0) rc = -1;
     if (rc == 0 && resume) printf("search %s: resuming after %ld finished rows\n", o.out, st.n);
     if (rc == 0) rc = master(&st, seeds, nseeds, msg, sizeof msg);
@@ -1058,7 +1217,7 @@ int cmd_search(int argc, char **argv)
     for (int r = 1; r < dist_size() && rc == 0; r++) dist_send("", 0, r, TAG_DONE, msg, sizeof msg);
     for (long i = 0; i < st.n; i++) cand_free(&st.rows[i]);
     free(st.rows);
-    arith_free(a);
+    tasks_free(&ts);
     if (lock_fd >= 0) close(lock_fd);
     if (rc == 1) {
         fprintf(stderr, "recur search: interrupted; every finished candidate is in %s (run the same command to "

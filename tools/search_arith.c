@@ -112,25 +112,33 @@ void arith_free(arith_set *a)
     free(a);
 }
 
-long long arith_params(const char *text, int H, char *msg, size_t len)
+void arith_shape(int *vocab, int *in, int *out)
 {
-    long long c = rc_cell_param_count(text, strlen(text), H, H, msg, len);
-    if (c < 0) return -1;
-    return c + 2LL * V * H + V;
+    *vocab = *out = V;
+    *in = 0;
 }
 
-int arith_hidden_for(const char *text, long target, long long *count, char *msg, size_t len)
+long long arith_params(const search_opts *o, const char *text, int H, char *msg, size_t len)
 {
-    long long c1 = arith_params(text, 1, msg, len);
+    int vocab = o->shape_vocab, in = o->shape_in, out = o->shape_out;
+    if (vocab <= 0 && in <= 0) arith_shape(&vocab, &in, &out);   /* not set: the arithmetic task */
+    long long c = rc_cell_param_count(text, strlen(text), H, vocab > 0 ? H : in, msg, len);
+    if (c < 0) return -1;
+    return c + (vocab > 0 ? (long long)vocab * H : 0) + (long long)out * H + out;
+}
+
+int arith_hidden_for(const search_opts *o, const char *text, long target, long long *count, char *msg, size_t len)
+{
+    long long c1 = arith_params(o, text, 1, msg, len);
     if (c1 < 0) return -1;
     if (c1 > target) {
         snprintf(msg, len, "--params %ld is too small: the cell has %lld parameters at hidden size 1 (with the "
-                 "embedding and the softmax head of the %d characters)", target, c1, V);
+                 "input and the output layer of the first task)", target, c1);
         return -1;
     }
     int lo = 1, hi = 2;   /* the count grows with H: double until past the target, then bisect */
     for (;;) {
-        long long c = arith_params(text, hi, msg, len);
+        long long c = arith_params(o, text, hi, msg, len);
         if (c < 0) return -1;
         if (c >= target) break;
         lo = hi;
@@ -142,12 +150,12 @@ int arith_hidden_for(const char *text, long target, long long *count, char *msg,
     }
     while (hi - lo > 1) {   /* count(lo) < target <= count(hi) */
         int mid = lo + (hi - lo) / 2;
-        long long c = arith_params(text, mid, msg, len);
+        long long c = arith_params(o, text, mid, msg, len);
         if (c < 0) return -1;
         if (c < target) lo = mid;
         else hi = mid;
     }
-    long long clo = arith_params(text, lo, msg, len), chi = arith_params(text, hi, msg, len);
+    long long clo = arith_params(o, text, lo, msg, len), chi = arith_params(o, text, hi, msg, len);
     if (clo < 0 || chi < 0) return -1;
     int H = (target - clo <= chi - target) ? lo : hi;
     long long got = H == lo ? clo : chi;

@@ -88,7 +88,7 @@ char *cand_json(const cand *c)
     sb_printf(&b, ",\"hash\":\"%016" PRIx64 "\",\"hidden\":%d,\"params\":%lld,\"score\":", c->hash, c->hidden, c->params);
     sb_num(&b, c->score);
     sb_put(&b, ",\"arith\":", 9);
-    sb_num(&b, c->score);
+    sb_num(&b, cand_task_score(c, "arith"));
     sb_put(&b, ",\"short\":", 9);
     sb_num(&b, c->short_score);
     sb_put(&b, ",\"best_lr\":", 11);
@@ -104,6 +104,18 @@ char *cand_json(const cand *c)
     for (int i = 0; i < c->nseeds; i++) {
         if (i) sb_put(&b, ",", 1);
         sb_num(&b, c->long_seed[i]);
+    }
+    sb_put(&b, "],\"tasks\":", 10);
+    sb_jstr(&b, c->tasks);
+    sb_put(&b, ",\"task_short\":[", 15);
+    for (int i = 0; i < c->ntask; i++) {
+        if (i) sb_put(&b, ",", 1);
+        sb_num(&b, c->task_short[i]);
+    }
+    sb_put(&b, "],\"task_long\":[", 15);
+    for (int i = 0; i < c->ntask; i++) {
+        if (i) sb_put(&b, ",", 1);
+        sb_num(&b, c->task_long[i]);
     }
     sb_put(&b, "],\"wall_s\":", 11);
     sb_num(&b, c->wall);
@@ -223,6 +235,16 @@ int cand_parse(const char *line, cand *c)
         snprintf(c->error, sizeof c->error, "%s", err);
         c->hash = strtoull(hash, NULL, 16);
     }
+    if (!bad) {   /* rows of a search before the per-task scores: one task, its score */
+        char *tasks = jstr(line, "tasks");
+        int ns = 0, nl = 0;
+        if (tasks && jarr(line, "task_short", c->task_short, SEARCH_MAX_TASKS, &ns) == 0 &&
+            jarr(line, "task_long", c->task_long, SEARCH_MAX_TASKS, &nl) == 0 && ns == nl) {
+            snprintf(c->tasks, sizeof c->tasks, "%s", tasks);
+            c->ntask = ns;
+        }
+        free(tasks);
+    }
     free(kind);
     free(hash);
     free(err);
@@ -231,7 +253,7 @@ int cand_parse(const char *line, cand *c)
 }
 
 const char CAND_CSV_HEADER[] = "id,parent,kind,hash,hidden,params,score,arith,short,best_lr,lr_scores,promoted,long,"
-                               "long_seeds,wall_s,finished,error,text";
+                               "long_seeds,tasks,task_short,task_long,wall_s,finished,error,text";
 
 static void sb_csvstr(sbuf *b, const char *s)
 {
@@ -254,7 +276,7 @@ char *cand_csv(const cand *c)
     sb_printf(&b, "%ld,%ld,%s,%016" PRIx64 ",%d,%lld,", c->id, c->parent, c->kind, c->hash, c->hidden, c->params);
     sb_csvnum(&b, c->score);
     sb_put(&b, ",", 1);
-    sb_csvnum(&b, c->score);
+    sb_csvnum(&b, cand_task_score(c, "arith"));
     sb_put(&b, ",", 1);
     sb_csvnum(&b, c->short_score);
     sb_put(&b, ",", 1);
@@ -271,6 +293,16 @@ char *cand_csv(const cand *c)
         if (i) sb_put(&b, ";", 1);
         sb_csvnum(&b, c->long_seed[i]);
     }
+    sb_printf(&b, ",%s,", c->tasks);
+    for (int i = 0; i < c->ntask; i++) {
+        if (i) sb_put(&b, ";", 1);
+        sb_csvnum(&b, c->task_short[i]);
+    }
+    sb_put(&b, ",", 1);
+    for (int i = 0; i < c->ntask; i++) {
+        if (i) sb_put(&b, ";", 1);
+        sb_csvnum(&b, c->task_long[i]);
+    }
     sb_put(&b, ",", 1);
     sb_csvnum(&b, c->wall);
     sb_printf(&b, ",%.0f,", c->finished);
@@ -278,6 +310,69 @@ char *cand_csv(const cand *c)
     sb_put(&b, ",", 1);
     sb_csvstr(&b, c->text ? c->text : "");
     return sb_take(&b);
+}
+
+/* Index of task name in c->tasks, or -1. */
+static int task_index(const cand *c, const char *name)
+{
+    const char *p = c->tasks;
+    size_t nl = strlen(name);
+    for (int i = 0; i < c->ntask && *p; i++) {
+        size_t l = strcspn(p, ",");
+        if (l == nl && !strncmp(p, name, l)) return i;
+        p += l;
+        if (*p == ',') p++;
+    }
+    return -1;
+}
+
+double cand_task_score(const cand *c, const char *name)
+{
+    if (c->ntask <= 1)   /* the row's one task (rows without a task list: arith) */
+        return !strcmp(c->tasks[0] ? c->tasks : "arith", name) ? c->score : NAN;
+    int i = task_index(c, name);
+    if (i < 0) return NAN;
+    return c->promoted ? c->task_long[i] : c->task_short[i];
+}
+
+void norm_refs(const cand *rows, long n, double *refs_short, double *refs_long)
+{
+    for (long i = 0; i < n; i++) {
+        const cand *c = &rows[i];
+        if (c->parent >= 0) continue;
+        for (int t = 0; t < c->ntask; t++) {
+            if (isfinite(c->task_short[t]) && !(c->task_short[t] <= refs_short[t])) refs_short[t] = c->task_short[t];
+            if (c->promoted && isfinite(c->task_long[t]) && !(c->task_long[t] <= refs_long[t]))
+                refs_long[t] = c->task_long[t];
+        }
+    }
+}
+
+/* The mean over tasks of x[t] / ref[t]; NAN when a reference is not positive. */
+static double norm_mean(const double *x, const double *ref, int n)
+{
+    double s = 0;
+    for (int t = 0; t < n; t++) {
+        if (!(ref[t] > 0) || !isfinite(ref[t])) return NAN;
+        s += (isfinite(x[t]) ? x[t] : 0) / ref[t];
+    }
+    return s / n;
+}
+
+void norm_apply(cand *c, const double *refs_short, const double *refs_long)
+{
+    if (c->ntask <= 1) return;
+    c->short_score = norm_mean(c->task_short, refs_short, c->ntask);
+    c->long_score = c->promoted ? norm_mean(c->task_long, refs_long, c->ntask) : NAN;
+    c->score = c->promoted ? c->long_score : c->short_score;
+}
+
+void norm_rows(cand *rows, long n)
+{
+    double rs[SEARCH_MAX_TASKS], rl[SEARCH_MAX_TASKS];
+    for (int t = 0; t < SEARCH_MAX_TASKS; t++) rs[t] = rl[t] = NAN;
+    norm_refs(rows, n, rs, rl);
+    for (long i = 0; i < n; i++) norm_apply(&rows[i], rs, rl);
 }
 
 int cand_rank_cmp(const void *a, const void *b)
@@ -492,6 +587,7 @@ int search_status(const char *dir, int top)
             return 1;
         }
     }
+    norm_rows(rows, n);
     long nb = 0, npro = 0, nerr = 0;
     double t0 = INFINITY, t1 = 0, wall = 0, best_base = -1;
     for (long i = 0; i < n; i++) {
@@ -518,12 +614,25 @@ int search_status(const char *dir, int top)
     }
     if (n) memcpy(sorted, rows, (size_t)n * sizeof *rows);
     if (n) qsort(sorted, (size_t)n, sizeof *sorted, cand_rank_cmp);
-    printf("%4s %6s %7s %-18s %-16s %6s %7s %7s %7s %8s %7s\n", "rank", "id", "parent", "kind", "hash", "hidden",
-           "params", "score", "short", "promoted", "time_s");
+    if (n && rows[0].ntask > 1)
+        printf("score: the mean over the tasks %s of the score divided by the best baseline's on that task "
+               "(>1 beats it); per task: 1/bpc for chars, 1/NLL for music, accuracy for arith\n", rows[0].tasks);
+    printf("%4s %6s %7s %-18s %-16s %6s %7s %7s %7s %8s %7s%s\n", "rank", "id", "parent", "kind", "hash", "hidden",
+           "params", "score", "short", "promoted", "time_s", n && rows[0].ntask > 1 ? "  per task" : "");
     for (long i = 0; i < n && i < top; i++) {
         const cand *c = &sorted[i];
-        printf("%4ld %6ld %7ld %-18.18s %016" PRIx64 " %6d %7lld %7.4f %7.4f %8s %7.1f\n", i + 1, c->id, c->parent,
+        printf("%4ld %6ld %7ld %-18.18s %016" PRIx64 " %6d %7lld %7.4f %7.4f %8s %7.1f", i + 1, c->id, c->parent,
                c->kind, c->hash, c->hidden, c->params, c->score, c->short_score, c->promoted ? "yes" : "no", c->wall);
+        if (c->ntask > 1) {
+            const char *p = c->tasks;
+            for (int t = 0; t < c->ntask && *p; t++) {
+                int l = (int)strcspn(p, ",");
+                printf("  %.*s %.4f", l, p, c->promoted ? c->task_long[t] : c->task_short[t]);
+                p += l;
+                if (*p == ',') p++;
+            }
+        }
+        printf("\n");
     }
     if (nb && n > nb) {
         long beat = 0;
