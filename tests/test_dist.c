@@ -643,3 +643,42 @@ Test(dist, without_mpi_refuses_several)
     OK(s);
 #endif
 }
+
+/* A folder of text under mpirun: every process writes <out>/corpus.txt, each under its
+ * own name then renamed, so none reads another's half-written copy (they used to write
+ * one file together). The run works as one process's does, and no partial file stays. */
+Test(dist, folder_corpus)
+{
+    NEED_MPI();
+    const char *dir = P("texts");
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    char f[300];
+    size_t total = 0;
+    for (int i = 0; i < 6; i++) {
+        snprintf(f, sizeof f, "%s/part%d.txt", dir, i);
+        gen_text(f, 40000, 30 + (uint32_t)i);
+        total += 40000;
+    }
+    const char *one = P("fone"), *two = P("ftwo");
+    run a = train(0, "--data", dir, "--out", one, TINY, "--batch", "4", "--optim", "sgd", "--lr", "0.5", "--steps", "10", NULL);
+    OK(a);
+    run b = train(2, "--data", dir, "--out", two, TINY, "--batch", "4", "--optim", "sgd", "--lr", "0.5", "--steps", "10", NULL);
+    OK(b);
+    char c[300], c1[300];
+    snprintf(c, sizeof c, "%s/corpus.txt", two);
+    snprintf(c1, sizeof c1, "%s/corpus.txt", one);
+    struct stat st, st1;
+    cr_assert_eq(stat(c, &st), 0);
+    cr_assert_eq(stat(c1, &st1), 0);
+    cr_assert((size_t)st1.st_size >= total);
+    cr_assert_eq(st.st_size, st1.st_size, "corpus.txt holds %lld bytes, one process's %lld", (long long)st.st_size,
+                 (long long)st1.st_size);
+    DIR *d = opendir(two);
+    cr_assert(d);
+    for (struct dirent *e; (e = readdir(d));) cr_assert(!strstr(e->d_name, ".tmp"), "left behind: %s", e->d_name);
+    closedir(d);
+    char la[300], lb[300];
+    snprintf(la, sizeof la, "%s/last.ckpt", one);
+    snprintf(lb, sizeof lb, "%s/last.ckpt", two);
+    ck_compare(la, lb, W_TOL, S_TOL, NULL);
+}

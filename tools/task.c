@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "graph.h"
 #include "model.h"
 #include "task.h"
@@ -90,10 +91,14 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
         snprintf(msg, len, "%s: cannot read the folder: %s", dir, strerror(errno));
         return -1;
     }
-    FILE *o = fopen(out, "w");
+    /* Written under a per-process name and renamed: several processes of one run (mpirun)
+     * each make the same file, and none may read another's half-written copy. */
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", out, (long)getpid());
+    FILE *o = fopen(tmp, "w");
     int rc = o ? 0 : -1, used = 0;
     struct stat ost;
-    if (!o) snprintf(msg, len, "%s: cannot write: %s", out, strerror(errno));
+    if (!o) snprintf(msg, len, "%s: cannot write: %s", tmp, strerror(errno));
     else if (fstat(fileno(o), &ost) != 0) memset(&ost, 0, sizeof ost);
     for (int i = 0; i < n; i++) {
         const char *nm = names[i]->d_name;
@@ -106,7 +111,12 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
             FILE *f = fopen(path, "rb");
             char buf[65536];
             size_t k;
-            while (f && (k = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, k, o);
+            while (f && (k = fread(buf, 1, sizeof buf, f)) > 0)
+                if (fwrite(buf, 1, k, o) != k) {
+                    snprintf(msg, len, "%s: write failed: %s", tmp, strerror(errno));
+                    rc = -1;
+                    break;
+                }
             if (f) fclose(f);
             used++;
         }
@@ -114,13 +124,18 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
     }
     free(names);
     if (o && fclose(o) != 0 && rc == 0) {
-        snprintf(msg, len, "%s: write failed", out);
+        snprintf(msg, len, "%s: write failed", tmp);
         rc = -1;
     }
     if (rc == 0 && used == 0) {
         snprintf(msg, len, "%s: the folder holds no text files", dir);
         rc = -1;
     }
+    if (rc == 0 && rename(tmp, out) != 0) {
+        snprintf(msg, len, "%s: cannot rename to %s: %s", tmp, out, strerror(errno));
+        rc = -1;
+    }
+    if (o && rc != 0) remove(tmp);
     return rc;
 }
 
