@@ -26,9 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef RECUR_EXE
-#define RECUR_EXE "/work/main/build/tools/recur"
-#endif
+#include "test_util.h"
 
 /* The options that keep every training run tiny. */
 #define SMALL "--hidden", "16", "--layers", "1", "--seq", "10", "--batch", "4", "--progress", "0", "--sample", "0"
@@ -64,31 +62,9 @@ static char *fmt(const char *f, ...)
 /* A path inside the test's folder. */
 static char *P(const char *name) { return fmt("%s/%s", g_dir, name); }
 
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            size_t n = strlen(path) + strlen(e->d_name) + 2;
-            char *sub = malloc(n);
-            if (!sub) break;
-            snprintf(sub, n, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-            free(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else unlink(path);
-}
-
 static void setup(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/recur-cli-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+    tu_make_temp_dir(g_dir, sizeof g_dir, "/tmp/recur-cli-");
     g_nmem = 0;
     g_nrun = 0;
     g_bg = -1;
@@ -101,7 +77,7 @@ static void teardown(void)
         waitpid(g_bg, NULL, 0);
         g_bg = -1;
     }
-    if (g_dir[0]) rm_rf(g_dir);
+    if (g_dir[0]) tu_remove_tree(g_dir);
     g_dir[0] = 0;
     for (int i = 0; i < g_nmem; i++) free(g_mem[i]);
     g_nmem = 0;
@@ -109,44 +85,15 @@ static void teardown(void)
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);
 
-/* ---- files ----------------------------------------------------------------------- */
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
+/* ---- files (more in test_util.c) ------------------------------------------------- */
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* The whole file (NUL-terminated, tracked), or NULL when it cannot be read. */
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0, k;
-    char *b = malloc(cap);
-    while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (n + 1 == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) free(b);
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!b) return NULL;
-    b[n] = 0;
-    if (len) *len = n;
-    return track(b);
+    char *b = tu_read_file(path, len);
+    return b ? track(b) : NULL;
 }
 
 static void spit(const char *path, const void *data, size_t n)
@@ -174,13 +121,7 @@ static int same_bytes(const char *a, const char *b)
     return x && y && na == nb && memcmp(x, y, na) == 0;
 }
 
-/* ---- generated data ----------------------------------------------------------------- */
-
-static uint32_t lcg(uint32_t *s)
-{
-    *s = *s * 1664525u + 1013904223u;
-    return *s >> 8;
-}
+/* ---- generated data (more in test_util.c) ------------------------------------------ */
 
 /* About `bytes` of text: lines of 8 words from a small list (characters a-f, space and
  * newline); upper = 1 gives the same text in capitals (another vocabulary of the
@@ -192,7 +133,7 @@ static void gen_text(const char *path, size_t bytes, uint32_t seed, int upper)
     cr_assert_not_null(f);
     size_t n = 0;
     for (int col = 1; n < bytes; col++) {
-        const char *w = words[lcg(&seed) % 10];
+        const char *w = words[tu_lcg_next(&seed) % 10];
         for (const char *c = w; *c; c++) fputc(upper ? *c - 'a' + 'A' : *c, f);
         fputc(col % 8 ? ' ' : '\n', f);
         n += strlen(w) + 1;
@@ -207,51 +148,12 @@ static void gen_classify(const char *path, int lines, uint32_t seed)
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     for (int i = 0; i < lines; i++) {
-        int len = 3 + (int)(lcg(&seed) % 6);
+        int len = 3 + (int)(tu_lcg_next(&seed) % 6);
         char tok[8];
-        for (int t = 0; t < len; t++) tok[t] = (char)('a' + lcg(&seed) % 5);
+        for (int t = 0; t < len; t++) tok[t] = (char)('a' + tu_lcg_next(&seed) % 5);
         fprintf(f, "L%c\t", tok[0]);
         for (int t = 0; t < len; t++) fprintf(f, "%c%s", tok[t], t + 1 < len ? " " : "\n");
     }
-    cr_assert_eq(fclose(f), 0);
-}
-
-/* Tagging lines "w/T ...": the tag of a word is its capital. */
-static void gen_tags(const char *path, int lines, uint32_t seed)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    for (int i = 0; i < lines; i++) {
-        int len = 3 + (int)(lcg(&seed) % 6);
-        for (int t = 0; t < len; t++) {
-            char c = (char)('a' + lcg(&seed) % 5);
-            fprintf(f, "%c/%c%s", c, c - 'a' + 'A', t + 1 < len ? " " : "\n");
-        }
-    }
-    cr_assert_eq(fclose(f), 0);
-}
-
-/* Polyphonic music JSON: 24 train and 6 valid sequences of 6..12 steps (arpeggios
- * over a held bass note, sometimes a silent step). */
-static void gen_music(const char *path, uint32_t seed)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "{\"train\": [");
-    for (int part = 0; part < 2; part++) {
-        int n = part ? 6 : 24;
-        if (part) fprintf(f, "],\n \"valid\": [");
-        for (int s = 0; s < n; s++) {
-            int len = 6 + (int)(lcg(&seed) % 7), base = 60 + (int)(lcg(&seed) % 8);
-            fprintf(f, "%s[", s ? ",\n  " : "");
-            for (int t = 0; t < len; t++) {
-                if (t % 5 == 4) fprintf(f, "%s[]", t ? ", " : "");
-                else fprintf(f, "%s[%d, %d]", t ? ", " : "", 36 + base % 12, base + 4 * (t % 3));
-            }
-            fprintf(f, "]");
-        }
-    }
-    fprintf(f, "]}\n");
     cr_assert_eq(fclose(f), 0);
 }
 
@@ -299,18 +201,12 @@ typedef struct run {
     double t0;
 } run;
 
-static const char *exe(void)
-{
-    const char *e = getenv("RECUR_TEST_EXE");
-    return e && e[0] ? e : RECUR_EXE;
-}
-
 /* Starts recur with args[0..n), stdout and stderr to files. */
 static void start_argv(run *r, const char *const *args, int n)
 {
     const char *argv[128];
     cr_assert(n < 126, "too many arguments");
-    argv[0] = exe();
+    argv[0] = tu_recur_exe();
     for (int i = 0; i < n; i++) argv[i + 1] = args[i];
     argv[n + 1] = NULL;
     memset(r, 0, sizeof *r);
@@ -326,7 +222,7 @@ static void start_argv(run *r, const char *const *args, int n)
     snprintf(r->err_path, sizeof r->err_path, "%s/run%d.err", g_dir, k);
     fflush(stdout);
     fflush(stderr);
-    r->t0 = now();
+    r->t0 = tu_monotonic_seconds();
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
@@ -376,27 +272,16 @@ static void start(run *r, const char *first, ...)
 static void finish(run *r, double timeout)
 {
     int st = 0;
-    for (;;) {
-        pid_t w = waitpid(r->pid, &st, WNOHANG);
-        if (w == r->pid) break;
-        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        if (now() - r->t0 > timeout) {
-            kill(r->pid, SIGKILL);
-            waitpid(r->pid, &st, 0);
-            r->timed_out = 1;
-            break;
-        }
-        sleep_s(0.002);
-    }
+    r->timed_out = tu_wait_child(r->pid, r->pid, r->t0, timeout, 0.002, &st);
     if (g_bg == r->pid) g_bg = -1;
-    r->secs = now() - r->t0;
+    r->secs = tu_monotonic_seconds() - r->t0;
     r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     r->sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     r->out = slurp(r->out_path, NULL);
     r->err = slurp(r->err_path, NULL);
     if (!r->out) r->out = fmt("%s", "");
     if (!r->err) r->err = fmt("%s", "");
-    cr_assert_neq(r->code, 127, "cannot run %s (build it: ninja -C build)", exe());
+    cr_assert_neq(r->code, 127, "cannot run %s (build it: ninja -C build)", tu_recur_exe());
     cr_assert(!r->timed_out, "%s: did not finish within %.0f s", r->cmd, timeout);
 }
 
@@ -1059,7 +944,7 @@ Test(cli, resume_classify)
 Test(cli, resume_music)
 {
     char *data = P("music.json");
-    gen_music(data, 31);   /* 6 batches of 4 per epoch */
+    tu_write_music_json(data, 31, 24, 6);   /* 6 batches of 4 per epoch */
     const char *opts[] = { "--data", data, "--data-kind", "music", SMALL, "--dropout", "0.1", "--save-every", "0",
                            "--epochs", "10" };
     int n = sizeof opts / sizeof *opts;
@@ -1239,7 +1124,7 @@ Test(cli, eval_other_vocabulary)
  * immediately), then `extra` seconds. */
 static void wait_started(run *r, double extra)
 {
-    double t0 = now();
+    double t0 = tu_monotonic_seconds();
     for (;;) {
         char *o = slurp(r->out_path, NULL);
         if (o && has(o, " per epoch, ")) break;
@@ -1247,10 +1132,10 @@ static void wait_started(run *r, double extra)
             g_bg = -1;
             cr_assert_fail("the run ended before it started training: %s", r->cmd);
         }
-        cr_assert(now() - t0 < 10, "the run did not start within 10 s");
-        sleep_s(0.01);
+        cr_assert(tu_monotonic_seconds() - t0 < 10, "the run did not start within 10 s");
+        tu_sleep_seconds(0.01);
     }
-    sleep_s(extra);
+    tu_sleep_seconds(extra);
 }
 
 static void interrupt_case(int sig)
@@ -1261,10 +1146,10 @@ static void interrupt_case(int sig)
     start(&r, "train", "--data", data, "--out", out, SMALL, "--epochs", "100000", "--time-limit", "60", "--eval-every",
           "200", NULL);
     wait_started(&r, 0.4);
-    double t0 = now();
+    double t0 = tu_monotonic_seconds();
     cr_assert_eq(kill(r.pid, sig), 0);
     finish(&r, 10);
-    double took = now() - t0;
+    double took = tu_monotonic_seconds() - t0;
     EXPECT_EXIT(r, 130);
     cr_assert(took < 3, "it took %.1f s to stop", took);
     cr_assert(has(r.out, "interrupted after "), SHOW(r));
@@ -1299,10 +1184,10 @@ Test(cli, sigkill_leaves_loadable_checkpoint)
         start(&r, "train", "--data", data, "--out", out, SMALL, "--epochs", "100000", "--time-limit", "60",
               "--save-every", "1", "--eval-every", "50", NULL);
         wait_started(&r, 0.0);
-        double t0 = now();
-        while (!exists(fmt("%s/last.ckpt", out)) && now() - t0 < 10) sleep_s(0.005);
+        double t0 = tu_monotonic_seconds();
+        while (!exists(fmt("%s/last.ckpt", out)) && tu_monotonic_seconds() - t0 < 10) tu_sleep_seconds(0.005);
         cr_assert(exists(fmt("%s/last.ckpt", out)), "no last.ckpt with --save-every 1");
-        sleep_s(delays[i]);
+        tu_sleep_seconds(delays[i]);
         cr_assert_eq(kill(r.pid, SIGKILL), 0);
         finish(&r, 10);
         cr_assert_eq(r.sig, SIGKILL, SHOW(r));
@@ -1345,7 +1230,7 @@ Test(cli, classify_first_token_gru)
 Test(cli, music_run)
 {
     char *data = P("music.json");
-    gen_music(data, 5);
+    tu_write_music_json(data, 5, 24, 6);
     run t = recur("train", "--data", data, "--data-kind", "music", "--out", P("run"), SMALL, "--epochs", "15",
                   "--lr", "0.01", NULL);
     OK(t);
@@ -1378,8 +1263,8 @@ Test(cli, csv_run)
 
 Test(cli, tags_run)
 {
-    gen_tags(P("train.txt"), 200, 7);
-    gen_tags(P("valid.txt"), 50, 8);
+    tu_write_tag_lines(P("train.txt"), 200, 7);
+    tu_write_tag_lines(P("valid.txt"), 50, 8);
     run t = recur("train", "--data", P("train.txt"), "--valid", P("valid.txt"), "--data-kind", "tags", "--out",
                   P("run"), SMALL, "--batch", "8", "--epochs", "6", "--lr", "0.02", NULL);
     OK(t);
@@ -1630,7 +1515,7 @@ Test(cli, metrics_jsonl_is_json)
     OK(t);
     cr_assert_geq(check_jsonl(P("cls/metrics.jsonl")), 4);
     cr_assert(has(slurp(P("cls/metrics.jsonl"), NULL), "\"acc\": null"), "the training rows' accuracy is null");
-    gen_tags(P("t.txt"), 60, 4);
+    tu_write_tag_lines(P("t.txt"), 60, 4);
     run g = recur("train", "--data", P("t.txt"), "--valid", P("t.txt"), "--data-kind", "tags", "--out", P("tags"),
                   SMALL, "--steps", "8", "--eval-every", "4", "--metrics", "jsonl", NULL);
     OK(g);
@@ -1665,7 +1550,7 @@ Test(cli, eval_resume_other_labels)
     EXPECT_EXIT(r, 1);
     cr_assert(has(r.err, "label") && has(r.err, "'La'"), SHOW(r));
     /* tags: a tag renamed */
-    gen_tags(P("t.txt"), 40, 6);
+    tu_write_tag_lines(P("t.txt"), 40, 6);
     char *tags = fmt("%s", slurp(P("t.txt"), NULL));
     for (char *p = tags; (p = strstr(p, "/A")) != NULL; p++) p[1] = 'Q';
     spit_str(P("t2.txt"), tags);

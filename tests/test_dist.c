@@ -29,10 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "ckpt.h"
-
-#ifndef RECUR_EXE
-#define RECUR_EXE "/work/main/build/tools/recur"
-#endif
+#include "test_util.h"
 
 /* The options of every run here: tiny models, no live output, no periodic saves. */
 #define TINY "--hidden", "16", "--layers", "1", "--seq", "10", "--progress", "0", "--sample", "0", "--save-every", "0"
@@ -42,28 +39,9 @@ static pid_t g_bg = -1;   /* a run in the background: its process group is kille
 static char g_paths[64][160];
 static int g_npaths;
 
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else unlink(path);
-}
-
 static void setup(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/recur-dist-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+    tu_make_temp_dir(g_dir, sizeof g_dir, "/tmp/recur-dist-");
     g_bg = -1;
     g_npaths = 0;
 }
@@ -75,7 +53,7 @@ static void teardown(void)
         waitpid(g_bg, NULL, 0);
         g_bg = -1;
     }
-    if (g_dir[0]) rm_rf(g_dir);
+    if (g_dir[0]) tu_remove_tree(g_dir);
     g_dir[0] = 0;
 }
 
@@ -90,33 +68,9 @@ static const char *P(const char *name)
     return p;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+/* ---- generated data (more in test_util.c) ------------------------------------------- */
 
-static void sleep_s(double s)
-{
-    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
-static const char *exe(void)
-{
-    const char *e = getenv("RECUR_TEST_EXE");
-    return e && e[0] ? e : RECUR_EXE;
-}
-
-/* ---- generated data (as test_cli.c's) ------------------------------------------------ */
-
-static uint32_t lcg(uint32_t *s)
-{
-    *s = *s * 1664525u + 1013904223u;
-    return *s >> 8;
-}
-
+/* About `bytes` of words of a-f, 8 a line, without a final newline (unlike test_cli.c's). */
 static void gen_text(const char *path, size_t bytes, uint32_t seed)
 {
     static const char *words[] = { "abba", "cab", "bad", "dab", "ace", "be", "a", "bed", "dead", "fade" };
@@ -124,48 +78,10 @@ static void gen_text(const char *path, size_t bytes, uint32_t seed)
     cr_assert_not_null(f);
     size_t n = 0;
     for (int col = 1; n < bytes; col++) {
-        const char *w = words[lcg(&seed) % 10];
+        const char *w = words[tu_lcg_next(&seed) % 10];
         fprintf(f, "%s%c", w, col % 8 ? ' ' : '\n');
         n += strlen(w) + 1;
     }
-    cr_assert_eq(fclose(f), 0);
-}
-
-/* Tagging lines "w/T ..." of 3..8 words: the tag of a word is its capital. */
-static void gen_tags(const char *path, int lines, uint32_t seed)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    for (int i = 0; i < lines; i++) {
-        int len = 3 + (int)(lcg(&seed) % 6);
-        for (int t = 0; t < len; t++) {
-            char c = (char)('a' + lcg(&seed) % 5);
-            fprintf(f, "%c/%c%s", c, c - 'a' + 'A', t + 1 < len ? " " : "\n");
-        }
-    }
-    cr_assert_eq(fclose(f), 0);
-}
-
-/* Polyphonic music JSON: 23 train and 4 valid sequences of 6..12 steps. */
-static void gen_music(const char *path, uint32_t seed)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "{\"train\": [");
-    for (int part = 0; part < 2; part++) {
-        int n = part ? 4 : 23;
-        if (part) fprintf(f, "],\n \"valid\": [");
-        for (int s = 0; s < n; s++) {
-            int len = 6 + (int)(lcg(&seed) % 7), base = 60 + (int)(lcg(&seed) % 8);
-            fprintf(f, "%s[", s ? ",\n  " : "");
-            for (int t = 0; t < len; t++) {
-                if (t % 5 == 4) fprintf(f, "%s[]", t ? ", " : "");
-                else fprintf(f, "%s[%d, %d]", t ? ", " : "", 36 + base % 12, base + 4 * (t % 3));
-            }
-            fprintf(f, "]");
-        }
-    }
-    fprintf(f, "]}\n");
     cr_assert_eq(fclose(f), 0);
 }
 
@@ -189,28 +105,6 @@ static void slurp_into(const char *path, char *buf, size_t cap)
     fclose(f);
 }
 
-#ifdef RC_TEST_LSAN_MPI
-/* Appends ":add" to the environment variable `name` (or sets it). */
-static void env_add(const char *name, const char *add)
-{
-    const char *old = getenv(name);
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s%s%s", old && old[0] ? old : "", old && old[0] ? ":" : "", add);
-    setenv(name, buf, 1);
-}
-#endif
-
-/* For an mpirun child: OpenMPI's own memory, kept to the end, is not a leak of recur's
- * (matters only in a sanitizer build: tests/lsan_mpi.supp). */
-static void mpi_env(void)
-{
-#ifdef RC_TEST_LSAN_MPI
-    setenv("OMPI_MCA_mca_base_component_disable_dlclose", "1", 1);
-    env_add("LSAN_OPTIONS", "suppressions=" RC_TEST_LSAN_MPI ":print_suppressions=0");
-    env_add("ASAN_OPTIONS", "fast_unwind_on_malloc=0");
-#endif
-}
-
 /* Starts argv (NULL-terminated; argv[0] searched in PATH) in its own process group,
  * stdout and stderr to files. */
 static void start_argv(run *r, const char *const *argv)
@@ -225,7 +119,7 @@ static void start_argv(run *r, const char *const *argv)
     snprintf(r->err_path, sizeof r->err_path, "%s/run%d.err", g_dir, k++);
     fflush(stdout);
     fflush(stderr);
-    r->t0 = now();
+    r->t0 = tu_monotonic_seconds();
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
@@ -239,7 +133,7 @@ static void start_argv(run *r, const char *const *argv)
         dup2(e, 2);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
-        if (!strcmp(argv[0], "mpirun")) mpi_env();
+        if (!strcmp(argv[0], "mpirun")) tu_mpi_child_env();
         execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -252,18 +146,7 @@ static void start_argv(run *r, const char *const *argv)
 static void finish(run *r, double timeout)
 {
     int st = 0;
-    for (;;) {
-        pid_t w = waitpid(r->pid, &st, WNOHANG);
-        if (w == r->pid) break;
-        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        if (now() - r->t0 > timeout) {
-            kill(-r->pid, SIGKILL);
-            waitpid(r->pid, &st, 0);
-            r->timed_out = 1;
-            break;
-        }
-        sleep_s(0.005);
-    }
+    r->timed_out = tu_wait_child(r->pid, -r->pid, r->t0, timeout, 0.005, &st);
     kill(-r->pid, SIGKILL);   /* nothing of the group may outlive it */
     g_bg = -1;
     r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -290,7 +173,7 @@ static void train_argv(const char **argv, int max, int np, va_list ap)
         const char *m[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", nps };
         for (int i = 0; i < 5; i++) argv[n++] = m[i];
     }
-    argv[n++] = exe();
+    argv[n++] = tu_recur_exe();
     argv[n++] = "train";
     for (const char *a = va_arg(ap, const char *); a; a = va_arg(ap, const char *)) {
         cr_assert_lt(n, max - 1, "too many arguments");
@@ -469,8 +352,8 @@ Test(dist, lm_adam_uneven)
 Test(dist, tags_uneven_and_empty_share)
 {
     NEED_MPI();
-    gen_tags(P("t.txt"), 41, 4);
-    gen_tags(P("v.txt"), 10, 5);
+    tu_write_tag_lines(P("t.txt"), 41, 4);
+    tu_write_tag_lines(P("v.txt"), 10, 5);
     const char *o1 = P("one"), *o2 = P("two");
     for (int np = 0; np <= 2; np += 2) {
         run r = train(np, "--data", P("t.txt"), "--valid", P("v.txt"), "--data-kind", "tags", "--out", np ? o2 : o1, TINY,
@@ -487,7 +370,7 @@ Test(dist, tags_uneven_and_empty_share)
 Test(dist, music_sequences_norm)
 {
     NEED_MPI();
-    gen_music(P("m.json"), 31);
+    tu_write_music_json(P("m.json"), 31, 23, 4);
     const char *o1 = P("one"), *o2 = P("two");
     for (int np = 0; np <= 2; np += 2) {
         run r = train(np, "--data", P("m.json"), "--data-kind", "music", "--out", np ? o2 : o1, TINY, "--batch", "4",
@@ -549,7 +432,7 @@ Test(dist, bad_uses)
     gen_text(data, 5000, 3);
     run r = train(2, "--data", data, "--out", P("b1"), TINY, "--batch", "1", "--steps", "5", NULL);
     cr_assert(r.code != 0 && strstr(r.err, "--batch 1 is smaller than the 2 processes"), SHOWF, SHOWA(r));
-    gen_tags(P("t.txt"), 3, 1);
+    tu_write_tag_lines(P("t.txt"), 3, 1);
     run t = train(2, "--data", P("t.txt"), "--valid", P("t.txt"), "--data-kind", "tags", "--out", P("b2"), TINY,
                   "--batch", "1", "--steps", "5", NULL);
     cr_assert(t.code != 0 && strstr(t.err, "sequences) and needs at least one"), SHOWF, SHOWA(t));
@@ -586,15 +469,15 @@ static void interrupt_case(int one_rank)
     run r;
     start_train(&r, 2, "--data", data, "--out", out, TINY, "--batch", "4", "--epochs", "100000", "--time-limit", "60",
                 "--eval-every", "300", NULL);
-    double t0 = now();
+    double t0 = tu_monotonic_seconds();
     for (char buf[4096];;) {   /* until it trains */
         slurp_into(r.out_path, buf, sizeof buf);
         if (strstr(buf, " per epoch, ")) break;
         cr_assert(waitpid(r.pid, NULL, WNOHANG) == 0, "the run ended before it trained");
-        cr_assert(now() - t0 < 30, "the run did not start within 30 s");
-        sleep_s(0.02);
+        cr_assert(tu_monotonic_seconds() - t0 < 30, "the run did not start within 30 s");
+        tu_sleep_seconds(0.02);
     }
-    sleep_s(0.5);
+    tu_sleep_seconds(0.5);
     if (one_rank) {
         pid_t kids[8];
         int n = children_of(r.pid, kids, 8);

@@ -19,9 +19,7 @@
 
 #include "recur.h"
 
-#ifndef RECUR_EXE
-#define RECUR_EXE "/work/main/build/tools/recur"
-#endif
+#include "test_util.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -68,20 +66,6 @@ static double matmul_fwd(const rc_stats *s)
     return m ? m->fwd_flops : 0;
 }
 
-static char *read_all(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)(n > 0 ? n : 0) + 1);
-    size_t got = s ? fread(s, 1, (size_t)(n > 0 ? n : 0), f) : 0;
-    if (s) s[got] = 0;
-    fclose(f);
-    return s;
-}
-
 /* Runs argv with stdout and stderr into `out`; returns the exit status (-1: no exit). */
 static int run(char *const argv[], const char *out)
 {
@@ -98,30 +82,6 @@ static int run(char *const argv[], const char *out)
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) < 0) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static const char *recur_exe(void)
-{
-    const char *e = getenv("RECUR_TEST_EXE");
-    return e && e[0] ? e : RECUR_EXE;
-}
-
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else unlink(path);
 }
 
 static int count_entries(const char *dir)
@@ -276,7 +236,7 @@ Test(inspect, dot_after_passes_has_clusters_and_dot_accepts_it)
     /* before the passes: no pass clusters, but one cluster per step */
     rc_dot_opts o = { .step_clusters = 1, .title = "lstm \"unrolled\"" };
     cr_expect_eq(rc_graph_write_dot(b.g, b.nroots, b.roots, path, &o, err, sizeof err), RC_OK, "%s", err);
-    text = read_all(path);
+    text = tu_read_file(path, NULL);
     cr_assert_not_null(text);
     cr_expect(strstr(text, "digraph") != NULL);
     cr_expect(strstr(text, "subgraph cluster_step_2") != NULL, "a cluster per step");
@@ -285,7 +245,7 @@ Test(inspect, dot_after_passes_has_clusters_and_dot_accepts_it)
     free(text);
     plan(&b);
     cr_expect_eq(rc_graph_write_dot(b.g, b.nroots, b.roots, path, &o, err, sizeof err), RC_OK, "%s", err);
-    text = read_all(path);
+    text = tu_read_file(path, NULL);
     cr_assert_not_null(text);
     int clusters = 0;
     for (const char *p = text; (p = strstr(p, "subgraph cluster_")) != NULL; p++)
@@ -311,7 +271,7 @@ Test(inspect, dot_after_passes_has_clusters_and_dot_accepts_it)
     cr_expect_eq(count_entries(dir), access("/usr/bin/dot", X_OK) == 0 ? 3 : 1, "no temporary files left");
     unbuild(&b);
     rc_cell_free(c);
-    rm_rf(dir);
+    tu_remove_tree(dir);
     if (access("/usr/bin/dot", X_OK) != 0) cr_skip_test("Graphviz's dot is not installed: the DOT file was not rendered");
 }
 
@@ -405,9 +365,9 @@ Test(inspect, compare_command_lists_both_cells, .timeout = 60)
     cr_assert_not_null(mkdtemp(dir));
     char out[300];
     snprintf(out, sizeof out, "%s/out.txt", dir);
-    char *argv[] = { (char *)recur_exe(), "compare", "lstm", "gru", "--hidden", "8", "--seq", "3", "--batch", "2", NULL };
+    char *argv[] = { (char *)tu_recur_exe(), "compare", "lstm", "gru", "--hidden", "8", "--seq", "3", "--batch", "2", NULL };
     int rc = run(argv, out);
-    char *text = read_all(out);
+    char *text = tu_read_file(out, NULL);
     cr_assert_not_null(text);
     cr_expect_eq(rc, 0, "recur compare failed:\n%s", text);
     /* H = I = 8: LSTM 4(HI + HH + H) = 544, GRU 3(HI + HH) + 4H = 416 */
@@ -422,14 +382,14 @@ Test(inspect, compare_command_lists_both_cells, .timeout = 60)
     cr_expect(strstr(text, "parameters only in gru: W_hn") != NULL, "%s", text);
     free(text);
     /* one cell is not a comparison; an unknown cell is named */
-    char *one[] = { (char *)recur_exe(), "compare", "lstm", NULL };
+    char *one[] = { (char *)tu_recur_exe(), "compare", "lstm", NULL };
     cr_expect_eq(run(one, out), 2);
-    char *bad[] = { (char *)recur_exe(), "compare", "lstm", "nosuch", "--hidden", "8", NULL };
+    char *bad[] = { (char *)tu_recur_exe(), "compare", "lstm", "nosuch", "--hidden", "8", NULL };
     cr_expect_eq(run(bad, out), 1);
-    text = read_all(out);
+    text = tu_read_file(out, NULL);
     cr_expect(text && strstr(text, "nosuch") != NULL, "%s", text ? text : "");
     free(text);
-    rm_rf(dir);
+    tu_remove_tree(dir);
 }
 
 Test(inspect, inspect_command_prints_stats_and_writes_dot, .timeout = 60)
@@ -440,10 +400,10 @@ Test(inspect, inspect_command_prints_stats_and_writes_dot, .timeout = 60)
     snprintf(out, sizeof out, "%s/out.txt", dir);
     snprintf(dot, sizeof dot, "%s/step.dot", dir);
     snprintf(dotu, sizeof dotu, "%s/unrolled.dot", dir);
-    char *argv[] = { (char *)recur_exe(), "inspect", "--cell", "gru", "--hidden", "8", "--input", "4", "--seq", "4",
+    char *argv[] = { (char *)tu_recur_exe(), "inspect", "--cell", "gru", "--hidden", "8", "--input", "4", "--seq", "4",
                      "--batch", "2", "--dot", dot, "--dot-unrolled", dotu, "--render", "none", NULL };
     int rc = run(argv, out);
-    char *text = read_all(out);
+    char *text = tu_read_file(out, NULL);
     cr_assert_not_null(text);
     cr_expect_eq(rc, 0, "recur inspect failed:\n%s", text);
     /* GRU H = 8, I = 4: 3(32 + 64) + 32 = 320 parameters */
@@ -451,16 +411,16 @@ Test(inspect, inspect_command_prints_stats_and_writes_dot, .timeout = 60)
     cr_expect(strstr(text, "time-batched") != NULL, "the passes' report");
     cr_expect(strstr(text, "*T*B") != NULL, "the memory fit");
     free(text);
-    text = read_all(dotu);
+    text = tu_read_file(dotu, NULL);
     cr_expect(text && strstr(text, "subgraph cluster_") != NULL);
     free(text);
     cr_expect_eq(access(dot, R_OK), 0);
-    char *fargv[] = { (char *)recur_exe(), "inspect", "--gradient-flow", "--cells", "lstm,rnn", "--hidden", "8",
+    char *fargv[] = { (char *)tu_recur_exe(), "inspect", "--gradient-flow", "--cells", "lstm,rnn", "--hidden", "8",
                       "--seq", "6", "--batch", "2", NULL };
     rc = run(fargv, out);
-    text = read_all(out);
+    text = tu_read_file(out, NULL);
     cr_expect_eq(rc, 0, "%s", text ? text : "");
     cr_expect(text && strstr(text, "||dh_T/dh_t||") != NULL);
     free(text);
-    rm_rf(dir);
+    tu_remove_tree(dir);
 }

@@ -21,41 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef RECUR_EXE
-#define RECUR_EXE "/work/main/build/tools/recur"
-#endif
+#include "test_util.h"
 
 static char g_dir[64];
 static pid_t g_bg = -1;
 
-static const char *exe(void)
-{
-    const char *e = getenv("RECUR_TEST_EXE");
-    return e && e[0] ? e : RECUR_EXE;
-}
-
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else unlink(path);
-}
-
 static void setup(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/recur-search-XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir), "mkdtemp: %s", strerror(errno));
+    tu_make_temp_dir(g_dir, sizeof g_dir, "/tmp/recur-search-");
     g_bg = -1;
 }
 
@@ -65,59 +38,11 @@ static void teardown(void)
         kill(-g_bg, SIGKILL);
         waitpid(g_bg, NULL, 0);
     }
-    if (g_dir[0]) rm_rf(g_dir);
+    if (g_dir[0]) tu_remove_tree(g_dir);
     g_dir[0] = 0;
 }
 
 TestSuite(search, .init = setup, .fini = teardown, .timeout = 120);
-
-static void sleep_s(double s)
-{
-    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
-/* The whole file (malloc'd, NUL-terminated) or NULL. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0, k;
-    char *b = malloc(cap);
-    while (b && (k = fread(b + n, 1, cap - n - 1, f)) > 0) {
-        n += k;
-        if (n + 1 == cap) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) free(b);
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    return b;
-}
-
-/* For an mpirun child: OpenMPI's own memory, kept to the end, is not a leak of recur's
- * (matters only in a sanitizer build: tests/lsan_mpi.supp, as tests/test_dist.c does). */
-static void env_add(const char *name, const char *add)
-{
-    const char *old = getenv(name);
-    char buf[2048];
-    snprintf(buf, sizeof buf, "%s%s%s", old && old[0] ? old : "", old && old[0] ? ":" : "", add);
-    setenv(name, buf, 1);
-}
-
-static void mpi_env(void)
-{
-#ifdef RC_TEST_LSAN_MPI
-    setenv("OMPI_MCA_mca_base_component_disable_dlclose", "1", 1);
-    env_add("LSAN_OPTIONS", "suppressions=" RC_TEST_LSAN_MPI ":print_suppressions=0");
-    env_add("ASAN_OPTIONS", "fast_unwind_on_malloc=0");
-#else
-    (void)env_add;
-#endif
-}
 
 typedef struct run { pid_t pid; int code, sig; char out[8192], err[8192]; } run;
 
@@ -140,12 +65,12 @@ static void start(run *r, const char *const *argv)
         dup2(e, 2);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
-        if (!strcmp(argv[0], "mpirun")) mpi_env();
+        if (!strcmp(argv[0], "mpirun")) tu_mpi_child_env();
         const char *const *a = argv;
         if (!strcmp(argv[0], "recur")) {
             const char **b = calloc(64, sizeof *b);
             if (!b) _exit(126);
-            b[0] = exe();
+            b[0] = tu_recur_exe();
             for (int i = 1; argv[i] && i < 63; i++) b[i] = argv[i];
             a = b;
         }
@@ -166,14 +91,14 @@ static void finish(run *r)
     r->sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     char p[128];
     snprintf(p, sizeof p, "%s/out.txt", g_dir);
-    char *s = slurp(p);
+    char *s = tu_read_file(p, NULL);
     snprintf(r->out, sizeof r->out, "%s", s ? s : "");
     free(s);
     snprintf(p, sizeof p, "%s/err.txt", g_dir);
-    s = slurp(p);
+    s = tu_read_file(p, NULL);
     snprintf(r->err, sizeof r->err, "%s", s ? s : "");
     free(s);
-    cr_assert_neq(r->code, 127, "cannot run %s", exe());
+    cr_assert_neq(r->code, 127, "cannot run %s", tu_recur_exe());
 }
 
 static void run_to_end(run *r, const char *const *argv)
@@ -208,7 +133,7 @@ static int count_lines(const char *s)
 /* The rows of a search without their timings ("wall_s" .. "error" cut): one string. */
 static char *rows_key(const char *dir)
 {
-    char *s = slurp(path_in(dir, "candidates.jsonl"));
+    char *s = tu_read_file(path_in(dir, "candidates.jsonl"), NULL);
     cr_assert_not_null(s, "%s: no candidates.jsonl", dir);
     size_t n = strlen(s);
     char *out = malloc(n + 1), *w = out;
@@ -232,7 +157,7 @@ static char *rows_key(const char *dir)
 /* Every row complete and the hashes distinct; returns the number of rows. */
 static int check_rows(const char *dir)
 {
-    char *s = slurp(path_in(dir, "candidates.jsonl"));
+    char *s = tu_read_file(path_in(dir, "candidates.jsonl"), NULL);
     cr_assert_not_null(s);
     int n = 0;
     char hashes[256][17];
@@ -253,7 +178,7 @@ static int check_rows(const char *dir)
         line = nl + 1;
     }
     free(s);
-    char *csv = slurp(path_in(dir, "candidates.csv"));
+    char *csv = tu_read_file(path_in(dir, "candidates.csv"), NULL);
     cr_assert_not_null(csv);
     cr_assert_eq(strncmp(csv, "id,parent,kind,hash,", 20), 0, "csv header: %.100s", csv);
     /* the cell text spans lines inside its quotes: count rows by lines starting a row */
@@ -277,7 +202,7 @@ Test(search, writes_rows_and_files)
     run_to_end(&r, argv);
     OK(r);
     cr_assert_eq(check_rows("s"), 2 + 5, "2 baselines + 5 candidates");
-    char *conf = slurp(path_in("s", "search.conf"));
+    char *conf = tu_read_file(path_in("s", "search.conf"), NULL);
     cr_assert(conf && strstr(conf, "params 3000\n") && strstr(conf, "seed-cells lstm,gru\n"), "%s", conf ? conf : "");
     free(conf);
     char *keys = rows_key("s");
@@ -305,7 +230,7 @@ Test(search, resume_after_kill_gives_the_same_rows)
     /* killed after a few rows, mid-batch or between batches */
     int killed = 0;
     for (int i = 0; i < 20000; i++) {
-        char *s = slurp(path_in("b", "candidates.jsonl"));
+        char *s = tu_read_file(path_in("b", "candidates.jsonl"), NULL);
         int n = count_lines(s);
         free(s);
         if (n >= 5) {
@@ -314,11 +239,11 @@ Test(search, resume_after_kill_gives_the_same_rows)
             break;
         }
         if (waitpid(r.pid, NULL, WNOHANG) == r.pid) break;
-        sleep_s(0.001);
+        tu_sleep_seconds(0.001);
     }
     finish(&r);
     cr_assert(killed, "the run ended before it could be killed");
-    char *s = slurp(path_in("b", "candidates.jsonl"));
+    char *s = tu_read_file(path_in("b", "candidates.jsonl"), NULL);
     int n = count_lines(s);
     free(s);
     cr_assert_lt(n, 11, "killed after all rows");
@@ -340,11 +265,11 @@ Test(search, ctrl_c_leaves_whole_rows_and_resumes)
     const char *argv[] = { "recur", "search", "--out", out, "--budget", "40", TINY, NULL };
     start(&r, argv);
     for (int i = 0; i < 20000; i++) {
-        char *s = slurp(path_in("s", "candidates.jsonl"));
+        char *s = tu_read_file(path_in("s", "candidates.jsonl"), NULL);
         int n = count_lines(s);
         free(s);
         if (n >= 3) break;
-        sleep_s(0.001);
+        tu_sleep_seconds(0.001);
     }
     kill(r.pid, SIGINT);
     finish(&r);
@@ -366,11 +291,11 @@ Test(search, one_search_per_folder)
     const char *argv[] = { "recur", "search", "--out", out, "--budget", "400", TINY, NULL };
     start(&r, argv);
     for (int i = 0; i < 20000; i++) {   /* running once its first row is written */
-        char *s = slurp(path_in("s", "candidates.jsonl"));
+        char *s = tu_read_file(path_in("s", "candidates.jsonl"), NULL);
         int n = count_lines(s);
         free(s);
         if (n >= 1) break;
-        sleep_s(0.001);
+        tu_sleep_seconds(0.001);
     }
     pid_t first = r.pid;
     run_to_end(&r2, argv);
@@ -398,7 +323,7 @@ Test(search, failed_training_names_the_reason)
                            "--threads", "1", "--params", "20000", NULL };
     run_to_end(&r, argv);
     OK(r);
-    char *s = slurp(path_in("s", "candidates.jsonl"));
+    char *s = tu_read_file(path_in("s", "candidates.jsonl"), NULL);
     cr_assert_not_null(s);
     cr_assert(strstr(s, "\"error\":\"lr 0.01: update 1, optimiser step: ") && strstr(s, "not finite") &&
               strstr(s, "\"short\":0,"), "%s", s);
@@ -476,7 +401,7 @@ Test(search, mpirun_np2_gives_the_rows_of_one_process)
     const char *one[] = { "recur", "search", "--out", a, "--budget", "7", TINY, NULL };
     run_to_end(&r, one);
     OK(r);
-    const char *two[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", exe(), "search", "--out", b,
+    const char *two[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", tu_recur_exe(), "search", "--out", b,
                           "--budget", "7", TINY, NULL };
     run_to_end(&r, two);
     OK(r);
@@ -531,12 +456,12 @@ Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
     const char *one[] = { "recur", "search", "--out", a, "--budget", "9", TINY, NULL };
     run_to_end(&r, one);
     OK(r);
-    const char *two[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", exe(), "search", "--out", b,
+    const char *two[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", tu_recur_exe(), "search", "--out", b,
                           "--budget", "9", TINY, NULL };
     start(&r, two);
     int killed = 0;
     for (int i = 0; i < 20000 && !killed; i++) {
-        char *s = slurp(path_in("b", "candidates.jsonl"));
+        char *s = tu_read_file(path_in("b", "candidates.jsonl"), NULL);
         int n = count_lines(s);
         free(s);
         if (n >= 2) {
@@ -544,7 +469,7 @@ Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
             if (w > 0) killed = kill(w, SIGKILL) == 0;
         }
         if (waitpid(r.pid, NULL, WNOHANG) == r.pid) break;
-        sleep_s(0.001);
+        tu_sleep_seconds(0.001);
     }
     finish(&r);
     cr_assert(killed, "rank 1 was not found or the job ended first: " SHOW(r));
@@ -659,7 +584,7 @@ typedef struct { double score, shrt, lng, ts[3], tl[3]; long parent; int promote
 /* The rows of dir (at most cap). */
 static int read_rows(const char *dir, row *r, int cap)
 {
-    char *s = slurp(path_in(dir, "candidates.jsonl"));
+    char *s = tu_read_file(path_in(dir, "candidates.jsonl"), NULL);
     cr_assert_not_null(s);
     int n = 0;
     for (char *line = s; *line && n < cap;) {
@@ -769,7 +694,7 @@ Test(search, arith_and_chars_rank_by_the_normalised_mean)
     run_to_end(&r, st);
     OK(r);
     cr_assert(strstr(r.out, "per task") && strstr(r.out, "  arith ") && strstr(r.out, "  chars "), "%s", r.out);
-    char *csv = slurp(path_in("s", "candidates.csv"));
+    char *csv = tu_read_file(path_in("s", "candidates.csv"), NULL);
     cr_assert(csv && strstr(csv, ",tasks,task_short,task_long,") && strstr(csv, ",arith,chars,"), "%s", csv ? csv : "");
     free(csv);
     free(corpus);

@@ -1,0 +1,53 @@
+/* Helpers shared by the test files (tests/test_util.c): temp folders, reading files,
+ * generated data, the recur binary under test, the environment of an mpirun child.
+ * Per-test state (each suite's temp folder, background children, tracked memory)
+ * stays in the test files: Criterion runs every test in a forked worker. */
+#ifndef RECUR_TEST_UTIL_H
+#define RECUR_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Fills `dir` (capacity `cap`) with "<prefix>XXXXXX" made unique by mkdtemp and creates
+ * the folder; a failed Criterion assertion when it cannot. */
+void tu_make_temp_dir(char *dir, size_t cap, const char *prefix);
+
+/* Removes `path`: a file, or a folder and everything in it (symlinks not followed). */
+void tu_remove_tree(const char *path);
+
+/* Seconds on the monotonic clock (differences only). */
+double tu_monotonic_seconds(void);
+
+/* Sleeps `s` seconds, resuming after signals. */
+void tu_sleep_seconds(double s);
+
+/* Waits for the child `pid` until `timeout` seconds after `t0` (tu_monotonic_seconds()),
+ * polling every `poll` seconds; at the timeout sends SIGKILL to `kill_target` (pid, or
+ * -pid for its process group) and reaps the child. The wait status goes to *status.
+ * Returns 1 when it timed out, else 0; a failed waitpid fails the test. */
+int tu_wait_child(pid_t pid, pid_t kill_target, double t0, double timeout, double poll, int *status);
+
+/* The recur binary under test: RECUR_TEST_EXE when set, else RECUR_EXE (set by meson). */
+const char *tu_recur_exe(void);
+
+/* The whole file, malloc'd and NUL-terminated (its length in *len when len is not
+ * NULL), or NULL when it cannot be read. */
+char *tu_read_file(const char *path, size_t *len);
+
+/* The next value of a small linear congruential generator (24 bits) at *state. */
+uint32_t tu_lcg_next(uint32_t *state);
+
+/* Writes `lines` tagging lines "w/T ..." of 3..8 words of a..e: a word's tag is its
+ * capital. */
+void tu_write_tag_lines(const char *path, int lines, uint32_t seed);
+
+/* Writes polyphonic music JSON {"train": [...], "valid": [...]} of n_train and n_valid
+ * sequences of 6..12 steps (arpeggios over a held bass note, sometimes a silent step). */
+void tu_write_music_json(const char *path, uint32_t seed, int n_train, int n_valid);
+
+/* For an mpirun child in a sanitizer build: OpenMPI's own memory, kept to the end, is
+ * not a leak of recur's (tests/lsan_mpi.supp). Does nothing in other builds. */
+void tu_mpi_child_env(void);
+
+#endif
