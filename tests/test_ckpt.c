@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "ckpt.h"
+#include "test_util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -49,25 +50,7 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(tmpdir), "mkdtemp failed");
 }
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        char p[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_rf(p);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static void teardown(void) { rm_rf(tmpdir); }
+static void teardown(void) { tu_remove_tree(tmpdir); }
 
 TestSuite(ckpt, .init = setup, .fini = teardown);
 

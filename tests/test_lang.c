@@ -36,6 +36,7 @@
 #include "recur.h"
 #include "graph.h"   /* node internals: only for the graph isomorphism check */
 #include "cell.h"    /* cell_clone: only for clone_outlives_original */
+#include "test_util.h"
 
 #ifndef RECUR_CELL_DIR
 #error "RECUR_CELL_DIR must name cells/lib (tests/meson.build sets it)"
@@ -72,16 +73,8 @@ static rc_cell *load_shipped(const char *file, int hidden)
 
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
+    char *s = tu_read_file(path, NULL);
+    cr_assert_not_null(s, "cannot open %s", path);
     return s;
 }
 

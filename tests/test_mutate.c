@@ -21,6 +21,7 @@
 #include "recur.h"
 #include "lang.h"     /* lang_compile, and the mutable form: only for respellings */
 #include "mutate.h"
+#include "test_util.h"
 
 #ifndef RECUR_CELL_DIR
 #error "RECUR_CELL_DIR must name cells/lib (tests/meson.build sets it)"
@@ -34,16 +35,8 @@ static char *read_shipped(const char *file)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", RECUR_CELL_DIR, file);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_not_null(s);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
+    char *s = tu_read_file(path, NULL);
+    cr_assert_not_null(s, "cannot open %s", path);
     return s;
 }
 
