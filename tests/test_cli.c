@@ -123,23 +123,10 @@ static int same_bytes(const char *a, const char *b)
 
 /* ---- generated data (more in test_util.c) ------------------------------------------ */
 
-/* About `bytes` of text: lines of 8 words from a small list (characters a-f, space and
- * newline); upper = 1 gives the same text in capitals (another vocabulary of the
- * same size). */
+/* Text of words of a-f (capitals when upper = 1) ending with a newline. */
 static void gen_text(const char *path, size_t bytes, uint32_t seed, int upper)
 {
-    static const char *words[] = { "abba", "cab", "bad", "dab", "ace", "be", "a", "bed", "dead", "fade" };
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    size_t n = 0;
-    for (int col = 1; n < bytes; col++) {
-        const char *w = words[tu_lcg_next(&seed) % 10];
-        for (const char *c = w; *c; c++) fputc(upper ? *c - 'a' + 'A' : *c, f);
-        fputc(col % 8 ? ' ' : '\n', f);
-        n += strlen(w) + 1;
-    }
-    fputc('\n', f);
-    cr_assert_eq(fclose(f), 0);
+    tu_write_word_text(path, bytes, seed, upper, 1);
 }
 
 /* Classification lines "L<first token>\t<3..8 tokens of a..e>". */
@@ -226,18 +213,7 @@ static void start_argv(run *r, const char *const *args, int n)
     pid_t pid = fork();
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
-        int o = open(r->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(r->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || in < 0) _exit(126);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        close(in);
-        close(o);
-        close(e);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+        tu_child_redirect(r->out_path, r->err_path);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }

@@ -70,19 +70,10 @@ static const char *P(const char *name)
 
 /* ---- generated data (more in test_util.c) ------------------------------------------- */
 
-/* About `bytes` of words of a-f, 8 a line, without a final newline (unlike test_cli.c's). */
+/* Text of words of a-f without a final newline (unlike test_cli.c's). */
 static void gen_text(const char *path, size_t bytes, uint32_t seed)
 {
-    static const char *words[] = { "abba", "cab", "bad", "dab", "ace", "be", "a", "bed", "dead", "fade" };
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    size_t n = 0;
-    for (int col = 1; n < bytes; col++) {
-        const char *w = words[tu_lcg_next(&seed) % 10];
-        fprintf(f, "%s%c", w, col % 8 ? ' ' : '\n');
-        n += strlen(w) + 1;
-    }
-    cr_assert_eq(fclose(f), 0);
+    tu_write_word_text(path, bytes, seed, 0, 0);
 }
 
 /* ---- running programs ---------------------------------------------------------------- */
@@ -124,15 +115,7 @@ static void start_argv(run *r, const char *const *argv)
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         setpgid(0, 0);
-        int o = open(r->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(r->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int in = open("/dev/null", O_RDONLY);
-        if (o < 0 || e < 0 || in < 0) _exit(126);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+        tu_child_redirect(r->out_path, r->err_path);
         if (!strcmp(argv[0], "mpirun")) tu_mpi_child_env();
         execvp(argv[0], (char *const *)argv);
         _exit(127);

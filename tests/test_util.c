@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,22 @@ void tu_sleep_seconds(double s)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+void tu_child_redirect(const char *out_path, const char *err_path)
+{
+    int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open("/dev/null", O_RDONLY);
+    if (o < 0 || e < 0 || in < 0) _exit(126);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    close(in);
+    close(o);
+    close(e);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
 int tu_wait_child(pid_t pid, pid_t kill_target, double t0, double timeout, double poll, int *status)
 {
     for (;;) {
@@ -104,6 +121,22 @@ uint32_t tu_lcg_next(uint32_t *state)
 {
     *state = *state * 1664525u + 1013904223u;
     return *state >> 8;
+}
+
+void tu_write_word_text(const char *path, size_t bytes, uint32_t seed, int upper, int final_newline)
+{
+    static const char *words[] = { "abba", "cab", "bad", "dab", "ace", "be", "a", "bed", "dead", "fade" };
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    size_t n = 0;
+    for (int col = 1; n < bytes; col++) {
+        const char *w = words[tu_lcg_next(&seed) % 10];
+        for (const char *c = w; *c; c++) fputc(upper ? *c - 'a' + 'A' : *c, f);
+        fputc(col % 8 ? ' ' : '\n', f);
+        n += strlen(w) + 1;
+    }
+    if (final_newline) fputc('\n', f);
+    cr_assert_eq(fclose(f), 0);
 }
 
 void tu_write_tag_lines(const char *path, int lines, uint32_t seed)

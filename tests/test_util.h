@@ -22,6 +22,11 @@ double tu_monotonic_seconds(void);
 /* Sleeps `s` seconds, resuming after signals. */
 void tu_sleep_seconds(double s);
 
+/* In a freshly forked child: stdin from /dev/null, stdout and stderr into the files
+ * out_path and err_path (created or truncated), SIGINT and SIGTERM back to their
+ * defaults. Ends the child with _exit(126) when a file cannot be opened. */
+void tu_child_redirect(const char *out_path, const char *err_path);
+
 /* Waits for the child `pid` until `timeout` seconds after `t0` (tu_monotonic_seconds()),
  * polling every `poll` seconds; at the timeout sends SIGKILL to `kill_target` (pid, or
  * -pid for its process group) and reaps the child. The wait status goes to *status.
@@ -37,6 +42,11 @@ char *tu_read_file(const char *path, size_t *len);
 
 /* The next value of a small linear congruential generator (24 bits) at *state. */
 uint32_t tu_lcg_next(uint32_t *state);
+
+/* Writes about `bytes` of text: lines of 8 words from a small list (characters a-f,
+ * space and newline); upper = 1 gives the same text in capitals (another vocabulary of
+ * the same size); final_newline = 1 ends it with one more newline. */
+void tu_write_word_text(const char *path, size_t bytes, uint32_t seed, int upper, int final_newline);
 
 /* Writes `lines` tagging lines "w/T ..." of 3..8 words of a..e: a word's tag is its
  * capital. */
