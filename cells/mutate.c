@@ -166,28 +166,33 @@ long long rc_cell_param_count(const char *text, size_t len, int hidden, int inpu
     return n;
 }
 
+int mut_deferred_widths(const lang_prog *p, int k, lw *a, lw *b)
+{
+    const lnode *nd = pnodes(p);
+    if (k < p->nnodes) {
+        const lnode *n = &nd[k];
+        if (!n->defer || (n->vk != V_ROW && n->vk != V_VEC)) return 0;
+        if (n->kind == N_BIN || n->kind == N_MINMAX) *a = nd[n->a].w, *b = nd[n->b].w;
+        else if (n->kind == N_MATMUL) *a = nd[n->a].w, *b = pparams(p)[n->ref].in;
+        else return 0;
+        return 1;
+    }
+    const lstmt *s = &pstmts(p)[k - p->nnodes];
+    if (!s->defer) return 0;
+    *a = nd[s->expr].w;
+    *b = pstates(p)[s->ref].size;
+    return 1;
+}
+
 /* The hidden size that widths deferred to the input size pin (H = I where x meets a
  * value of width H): 1 and *H when there is one; 0 when none; -1 when they cannot all
  * hold with input size I. */
 static int pinned_hidden(const lang_prog *p, long long I, long long *H)
 {
-    const lnode *nd = pnodes(p);
-    const lstmt *st = pstmts(p);
     int pinned = 0;
     for (int k = 0; k < p->nnodes + p->nstmts; k++) {
         lw a, b;
-        if (k < p->nnodes) {
-            const lnode *n = &nd[k];
-            if (!n->defer || (n->vk != V_ROW && n->vk != V_VEC)) continue;
-            if (n->kind == N_BIN || n->kind == N_MINMAX) a = nd[n->a].w, b = nd[n->b].w;
-            else if (n->kind == N_MATMUL) a = nd[n->a].w, b = pparams(p)[n->ref].in;
-            else continue;
-        } else {
-            const lstmt *s = &st[k - p->nnodes];
-            if (!s->defer) continue;
-            a = nd[s->expr].w;
-            b = pstates(p)[s->ref].size;
-        }
+        if (!mut_deferred_widths(p, k, &a, &b)) continue;
         long long dh = a.h - b.h, num = -((a.i - b.i) * I + (a.c - b.c));
         if (dh == 0) continue;   /* holds for every H or for none: lang_validate decides */
         if (num % dh != 0 || num / dh < 1 || num / dh > LANG_MAX_WIDTH) return -1;

@@ -205,21 +205,9 @@ static int c_nary(canon *C, int op, const int *in, int nin)
  * H. 1 and *I when there is one with whole coefficients; 0 otherwise. */
 static int tie_of(const lang_prog *p, lw *I)
 {
-    const lnode *nd = pnodes(p);
-    const lstmt *st = pstmts(p);
     for (int k = 0; k < p->nnodes + p->nstmts; k++) {
         lw a, b;
-        if (k < p->nnodes) {
-            const lnode *n = &nd[k];
-            if (!n->defer || (n->vk != V_ROW && n->vk != V_VEC)) continue;
-            if (n->kind == N_BIN || n->kind == N_MINMAX) a = nd[n->a].w, b = nd[n->b].w;
-            else if (n->kind == N_MATMUL) a = nd[n->a].w, b = pparams(p)[n->ref].in;
-            else continue;
-        } else {
-            if (!st[k - p->nnodes].defer) continue;
-            a = nd[st[k - p->nnodes].expr].w;
-            b = pstates(p)[st[k - p->nnodes].ref].size;
-        }
+        if (!mut_deferred_widths(p, k, &a, &b)) continue;
         long long di = a.i - b.i, dh = a.h - b.h, dc = a.c - b.c;   /* di*I + dh*H + dc = 0 */
         if (di != 0 && dh % di == 0 && dc % di == 0) {
             *I = (lw){ -dh / di, 0, -dc / di };

@@ -16,6 +16,10 @@ PROG_ARRAY(lbind, pbinds, o_binds)
 
 /* A message into err (may be NULL); returns -1. */
 int mut_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Item k of 0 .. nnodes + nstmts - 1 of a checked program: 1 with the two widths *a, *b
+ * that must be equal once I is known (a deferred binary op, matmul input or state
+ * assignment), 0 when item k defers no width check. */
+int mut_deferred_widths(const lang_prog *p, int k, lw *a, lw *b);
 
 /* A growing NUL-terminated string; oom set once memory ran out (then nothing is added). */
 typedef struct sb {
