@@ -44,6 +44,16 @@ build() {   # build DIR [meson options...]
     ninja -C "$dir" >/dev/null
 }
 
+# Criterion 2.4's runner process now and then leaks one of its own 48-byte blocks at exit
+# (a stack of calloc and libcriterion frames only). That report alone, with every test
+# passing, is not ours; any frame of recur's code or tests, or any other report, still fails.
+runner_leak_only() {   # runner_leak_only LOG
+    grep -E "Synthesis: .*Failing: 0 \| Crashing: 0" "$1" >/dev/null || return 1
+    grep -E "ERROR: AddressSanitizer|runtime error:" "$1" >/dev/null && return 1
+    grep "ERROR: LeakSanitizer" "$1" >/dev/null || return 1
+    ! grep -E "^ +#[0-9]+ " "$1" | grep -v -E "libsanitizer|libcriterion" >/dev/null
+}
+
 run_tests() {
     build build -Dnative_arch=true
     echo "== tests (release build)"
@@ -58,9 +68,10 @@ run_tests() {
     log=build-asan/sanitizer.log
     # Criterion's workers can print a sanitizer report and still pass: read the log.
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        ./build-asan/tests/recur-tests --jobs 2 >"$log" 2>&1 || { cat "$log"; echo "sanitizer run failed"; exit 1; }
+        ./build-asan/tests/recur-tests --jobs 2 >"$log" 2>&1 || runner_leak_only "$log" || { cat "$log"; echo "sanitizer run failed"; exit 1; }
     tail -n 1 "$log"
-    if grep -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$log" >/dev/null; then
+    if grep -E "ERROR: AddressSanitizer|runtime error:" "$log" >/dev/null ||
+       { grep "ERROR: LeakSanitizer" "$log" >/dev/null && ! runner_leak_only "$log"; }; then
         grep -E -A 20 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$log" | head -n 80
         echo "sanitizer reported errors (see $log)"
         exit 1
