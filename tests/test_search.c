@@ -1,8 +1,10 @@
 /* recur search (tools/cmd_search.c), run as a child process like tests/test_cli.c:
  * well-formed rows and files, no cell twice, resume after SIGKILL gives the rows of an
  * uninterrupted run, Ctrl-C leaves whole rows and exit 130, --status, bad options, one
- * search per folder, mpirun -np 2 giving the rows of one process, and a killed worker
- * rank: the job ends and the same command resumes to the rows of one process; the chars
+ * search per folder, mpirun -np 2 giving the rows of one process; a killed worker rank:
+ * with Open MPI's default the job ends and the same command resumes to the rows of one
+ * process, with orte_enable_recovery the search goes on without it (its candidate
+ * reissued); a hung worker taken as gone; a lost rank 0 ends the job; the chars
  * and music tasks on small generated files, and arith,chars together (the normalised
  * score); a missing or bad data file refused before any training. Every run is tiny (a few updates per
  * learning rate, a small test set). The binary is RECUR_EXE, or RECUR_TEST_EXE. */
@@ -130,26 +132,48 @@ static int count_lines(const char *s)
     return n;
 }
 
-/* The rows of a search without their timings ("wall_s" .. "error" cut): one string. */
+static long row_id(const char *line)
+{
+    const char *p = strstr(line, "\"id\":");
+    return p ? strtol(p + 5, NULL, 10) : -1;
+}
+
+static int row_id_cmp(const void *a, const void *b)
+{
+    long x = row_id(*(char *const *)a), y = row_id(*(char *const *)b);
+    return (x > y) - (x < y);
+}
+
+/* The rows of a search by id (rank 0 appends a batch's finished rows; after an
+ * interruption the rest of the batch comes later, and every reader sorts by id), without
+ * their timings ("wall_s" .. "error" cut): one string. */
 static char *rows_key(const char *dir)
 {
     char *s = tu_read_file(path_in(dir, "candidates.jsonl"), NULL);
     cr_assert_not_null(s, "%s: no candidates.jsonl", dir);
     size_t n = strlen(s);
+    int nl_count = count_lines(s), k = 0;
+    char **lines = calloc((size_t)nl_count + 1, sizeof *lines);
     char *out = malloc(n + 1), *w = out;
-    cr_assert_not_null(out);
+    cr_assert(out && lines);
     for (char *line = s; *line;) {
         char *nl = strchr(line, '\n');
         cr_assert_not_null(nl, "%s: a row without its newline", dir);
         *nl = 0;
+        lines[k++] = line;
+        line = nl + 1;
+    }
+    qsort(lines, (size_t)k, sizeof *lines, row_id_cmp);
+    for (int i = 0; i < k; i++) {
+        char *line = lines[i];
         char *a = strstr(line, ",\"wall_s\":"), *b = strstr(line, ",\"error\":");
         cr_assert(a && b && a < b, "%s: a row without wall_s/error: %s", dir, line);
         memcpy(w, line, (size_t)(a - line));
         w += a - line;
         w += sprintf(w, "%s\n", b);
-        line = nl + 1;
     }
     *w = 0;
+    free(lines);
     free(s);
     return out;
 }
@@ -482,7 +506,137 @@ Test(search, killed_worker_rank_then_resume_gives_the_same_rows)
     free(ka);
     free(kb);
 }
+
+/* Starts `mpirun [--mca orte_enable_recovery 1] -np 3 recur search` into g_dir/b and sends
+ * `sig` to rank `rank` once the baselines' rows are written (candidates remain, so every
+ * rank still gets work). Returns whether it was sent. */
+static int start_and_signal_rank(run *r, int recovery, int rank, int sig, const char *timeout)
+{
+    char b[128];
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    const char *rec[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "--mca", "orte_enable_recovery", "1",
+                          "-np", "3", tu_recur_exe(), "search", "--out", b, "--budget", "9", "--rank-timeout", timeout,
+                          TINY, NULL };
+    const char **argv = recovery ? rec : rec + 3;
+    if (!recovery) argv[0] = "mpirun", argv[1] = "--oversubscribe", argv[2] = "--allow-run-as-root";
+    start(r, argv);
+    for (int i = 0; i < 20000; i++) {
+        char *s = tu_read_file(path_in("b", "candidates.jsonl"), NULL);
+        int n = count_lines(s);
+        free(s);
+        if (n >= 2) {
+            pid_t w = rank_pid(r->pid, rank);
+            if (w > 0 && kill(w, sig) == 0) return 1;
+        }
+        if (waitpid(r->pid, NULL, WNOHANG) == r->pid) return 0;
+        tu_sleep_seconds(0.001);
+    }
+    return 0;
+}
+
+/* Under orte_enable_recovery mpirun exits 0 whatever its processes did, so a
+ * sanitizer's report in a child (when the suite runs under ASan/UBSan) is looked for in
+ * its output instead of its exit status. */
+static void no_sanitizer_report(const run *r)
+{
+    cr_assert_null(strstr(r->err, "Sanitizer"), SHOW(*r));
+    cr_assert_null(strstr(r->err, "runtime error:"), SHOW(*r));
+}
+
+/* The rows of one uninterrupted process with the same protocol, in g_dir/a. */
+static char *one_process_rows(void)
+{
+    run r;
+    char a[128];
+    snprintf(a, sizeof a, "%s/a", g_dir);
+    const char *one[] = { "recur", "search", "--out", a, "--budget", "9", TINY, NULL };
+    run_to_end(&r, one);
+    OK(r);
+    return rows_key("a");
+}
+
+/* When the launcher lets the job go on (Open MPI: orte_enable_recovery), a worker killed
+ * mid-search loses only its candidate: rank 0 notices its silence, hands the candidate to
+ * another rank, and the search ends by itself with the rows of one process. */
+Test(search, killed_worker_rank_loses_only_its_candidate)
+{
+    char *ka = one_process_rows();
+    run r;
+    int sent = start_and_signal_rank(&r, 1, 1, SIGKILL, "4");
+    finish(&r);
+    cr_assert(sent, "rank 1 was not found or the job ended first: " SHOW(r));
+    OK(r);
+    cr_assert_not_null(strstr(r.err, "rank 1 silent for"), SHOW(r));
+    cr_assert_not_null(strstr(r.out, "search "), SHOW(r));
+    cr_assert_not_null(strstr(r.out, ": done ("), "the search did not finish by itself: " SHOW(r));
+    no_sanitizer_report(&r);
+    check_rows("b");
+    char *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "rows after a killed rank differ from one process's");
+    free(ka);
+    free(kb);
+}
+
+/* A worker that hangs (stopped) is taken as gone after --rank-timeout, its candidate
+ * evaluated elsewhere, and at the end rank 0 ends the job so nothing waits for it (with
+ * Open MPI's default, where a stopped process does not end the job). */
+Test(search, hung_worker_rank_loses_only_its_candidate)
+{
+    char *ka = one_process_rows();
+    run r;
+    int sent = start_and_signal_rank(&r, 0, 2, SIGSTOP, "4");
+    finish(&r);
+    cr_assert(sent, "rank 2 was not found or the job ended first: " SHOW(r));
+    cr_assert_eq(r.code, 0, SHOW(r));
+    cr_assert_not_null(strstr(r.err, "rank 2 silent for"), SHOW(r));
+    cr_assert_not_null(strstr(r.out, "taken as gone; ending the job"), SHOW(r));
+    no_sanitizer_report(&r);
+    check_rows("b");
+    char *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "rows after a hung rank differ from one process's");
+    free(ka);
+    free(kb);
+}
+
+/* Rank 0 killed: the workers notice its silence and end the job instead of waiting for
+ * ever; the same command resumes to the rows of one process. */
+Test(search, killed_rank_0_ends_the_job_and_resume_gives_the_same_rows)
+{
+    char *ka = one_process_rows();
+    run r;
+    int sent = start_and_signal_rank(&r, 1, 0, SIGKILL, "4");
+    finish(&r);   /* returns: the workers did not wait for ever (the suite's timeout) */
+    cr_assert(sent, "rank 0 was not found or the job ended first: " SHOW(r));
+    cr_assert_not_null(strstr(r.err, "rank 0 silent for"), "no worker said rank 0 was gone: " SHOW(r));
+    no_sanitizer_report(&r);
+    char b[128];
+    snprintf(b, sizeof b, "%s/b", g_dir);
+    const char *again[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2", tu_recur_exe(), "search",
+                            "--out", b, "--budget", "9", TINY, NULL };
+    run_to_end(&r, again);
+    OK(r);
+    check_rows("b");
+    char *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "rows after a lost rank 0 and a resume differ from one process's");
+    free(ka);
+    free(kb);
+}
 #else
+Test(search, killed_worker_rank_loses_only_its_candidate)
+{
+    cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
+}
+
+Test(search, hung_worker_rank_loses_only_its_candidate)
+{
+    cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
+}
+
+Test(search, killed_rank_0_ends_the_job_and_resume_gives_the_same_rows)
+{
+    cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");
+}
+
 Test(search, mpirun_np2_gives_the_rows_of_one_process)
 {
     cr_skip_test("recur was built without MPI (meson -Dmpi=auto found none)");

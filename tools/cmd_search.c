@@ -99,6 +99,8 @@ static const optdef OPTS[] = {
     { "threads", 'i', O(threads), 0, "N: threads per process; 0: the library's default" },
     { "top", 'i', O(top), 0, "N: cells kept in DIR/top and shown by --status" },
     { "progress", 'i', O(progress), 0, "0: no progress line on a terminal" },
+    { "rank-timeout", 'd', O(rank_timeout), 0, "S: under mpirun, a rank silent for S seconds is taken as gone and its "
+                                               "candidate goes to another rank (the note above)" },
 };
 #define NOPT ((int)(sizeof OPTS / sizeof *OPTS))
 
@@ -122,13 +124,17 @@ static void defaults(search_opts *o)
     o->seed = 1;
     o->top = 10;
     o->progress = 1;
+    o->rank_timeout = 120;
 }
 
 static void search_usage(FILE *f)
 {
     fprintf(f, "usage: recur search --out DIR [options]      (resumes DIR when it holds a search)\n"
                "       recur search --status DIR [--top N]   (the summary table, safe while a search runs)\n"
-               "       mpirun -np N recur search --out DIR ... (rank 0 writes; every rank evaluates)\n\noptions:\n");
+               "       mpirun -np N recur search --out DIR ... (rank 0 writes; every rank evaluates)\n\n"
+               "A rank that dies or hangs loses only its candidate, which goes to another rank, when\n"
+               "the launcher lets the job go on: Open MPI 4, mpirun --mca orte_enable_recovery 1.\n"
+               "Otherwise the job ends, and the same command resumes from DIR.\n\noptions:\n");
     for (int i = 0; i < NOPT; i++) fprintf(f, "  --%-18s %s\n", OPTS[i].name, OPTS[i].help);
 }
 
@@ -309,6 +315,10 @@ static int check_opts(search_opts *o, char *msg, size_t len)
                  "--threads >= 0");
         return -1;
     }
+    if (!(o->rank_timeout > 0) || !isfinite(o->rank_timeout)) {
+        snprintf(msg, len, "--rank-timeout must be a positive number of seconds");
+        return -1;
+    }
     if (o->distract > 20) {
         snprintf(msg, len, "--distract %d: at most 20", o->distract);
         return -1;
@@ -473,12 +483,62 @@ static int tasks_open(search_opts *o, search_tasks *ts, char *msg, size_t len)
     return 0;
 }
 
+/* ---- the ranks: who is alive ------------------------------------------------------------ */
+
+enum { TAG_EVAL = 1, TAG_RESULT = 2, TAG_DONE = 3, TAG_ALIVE = 4 };
+
+/* Each rank says "alive" (an empty message) every `every` seconds: a worker to rank 0,
+ * rank 0 to the workers, also from inside a training, so each side can tell a peer that
+ * died or hangs from one that is busy: a worker silent for --rank-timeout seconds is
+ * gone for rank 0; rank 0 silent for twice that is gone for a worker (rank 0 may wait up
+ * to --rank-timeout on a message from a rank that died while sending it). */
+static struct fleet {
+    int size;
+    double timeout, every, said;
+    char *gone;      /* [size] rank 0: taken as gone (never sent to again; its late messages dropped) */
+} g_fleet;
+
+static void fleet_init(const search_opts *o)
+{
+    g_fleet.size = dist_size();
+    g_fleet.timeout = o->rank_timeout;
+    g_fleet.every = o->rank_timeout / 8 < 5 ? o->rank_timeout / 8 : 5;
+    g_fleet.said = now_s();
+    g_fleet.gone = calloc((size_t)g_fleet.size, 1);
+}
+
+static void fleet_free(void)
+{
+    free(g_fleet.gone);
+    g_fleet.gone = NULL;
+}
+
+/* Says "alive" when it is time to. */
+static void fleet_tick(void)
+{
+    if (g_fleet.size <= 1 || now_s() - g_fleet.said < g_fleet.every) return;
+    g_fleet.said = now_s();
+    char msg[256];
+    if (dist_rank() != 0) dist_post(NULL, 0, 0, TAG_ALIVE, msg, sizeof msg);
+    else
+        for (int r = 1; r < g_fleet.size; r++)
+            if (!g_fleet.gone || !g_fleet.gone[r]) dist_post(NULL, 0, r, TAG_ALIVE, msg, sizeof msg);
+}
+
+/* The poll of every training update: alive, and whether to stop. */
+static int update_poll(void)
+{
+    fleet_tick();
+    return g_stop != 0;
+}
+
+
 /* Task i's score of text at hidden H (see arith_run, data_task_run). */
 static double task_run(const search_opts *o, const search_tasks *ts, int i, const char *text, int H, double lr,
                        long steps, int s, char *msg, size_t len)
 {
-    if (ts->d[i]) return data_task_run(o, ts->d[i], text, H, lr, steps, s, &g_stop, msg, len);
-    return arith_run(o, ts->a, text, H, lr, steps, s, &g_stop, msg, len);
+    if (ts->d[i]) return data_task_run(o, ts->d[i], text, H, lr, steps, s, update_poll, msg, len);
+    return arith_run(o, ts->a, text, H, lr, steps, s, update_poll, msg, len);
 }
 
 /* ---- one evaluation ------------------------------------------------------------------- */
@@ -638,8 +698,6 @@ static int make_candidate(const search_opts *o, const cand *pop, long np, hashse
 
 /* ---- messages between ranks ----------------------------------------------------------- */
 
-enum { TAG_EVAL = 1, TAG_RESULT = 2, TAG_DONE = 3 };
-
 /* An evaluation request: "threshold ref_1 .. ref_SEARCH_MAX_TASKS\n" then the
  * candidate's JSON row (text at the parent's hidden size). */
 static char *request_msg(const cand *c, double threshold, const double *refs)
@@ -659,14 +717,19 @@ static char *request_msg(const cand *c, double threshold, const double *refs)
     return m;
 }
 
-static void *recv_alloc(int from, int tag, size_t bytes, char *msg, size_t len)
+/* Receives the message dist_iprobe reported. The buffer (NUL-terminated), or NULL with
+ * msg; *lost is set when the peer did not deliver it within --rank-timeout. */
+static char *recv_alloc(int from, int tag, size_t bytes, int *lost, char *msg, size_t len)
 {
+    *lost = 0;
     char *buf = malloc(bytes + 1);
     if (!buf) {
         snprintf(msg, len, "out of memory for a message of %zu bytes", bytes);
         return NULL;
     }
-    if (dist_recv(buf, bytes, from, tag, msg, len) != 0) {
+    int rc = dist_recv(buf, bytes, from, tag, g_fleet.timeout, msg, len);
+    if (rc != 0) {
+        *lost = 1;   /* a timeout, or MPI's error on a peer that died mid-message */
         free(buf);
         return NULL;
     }
@@ -674,21 +737,35 @@ static void *recv_alloc(int from, int tag, size_t bytes, char *msg, size_t len)
     return buf;
 }
 
-/* A worker (rank > 0): evaluates what rank 0 sends until it says done. */
+/* A worker (rank > 0): evaluates what rank 0 sends until it says done. 0, or 1 after
+ * a message: rank 0 silent for --rank-timeout, or a message to or from it failed
+ * (rank 0 is gone or hangs, and the caller ends the job). */
 static int worker(const search_opts *o, const search_tasks *ts)
 {
     char msg[1024];
+    double heard = now_s();
     for (;;) {
-        int from, tag;
+        int from, tag, lost;
         size_t bytes;
+        fleet_tick();
         if (!dist_iprobe(&from, &tag, &bytes)) {
+            if (now_s() - heard > 2 * o->rank_timeout) {
+                fprintf(stderr, "recur search: rank %d: rank 0 silent for %.3g s (twice --rank-timeout): taken as "
+                        "gone; this rank stops\n", dist_rank(), now_s() - heard);
+                return 1;
+            }
             nap();
             continue;
         }
-        char *m = recv_alloc(from, tag, bytes, msg, sizeof msg);
+        heard = now_s();
+        char *m = recv_alloc(from, tag, bytes, &lost, msg, sizeof msg);
         if (!m) {
             fprintf(stderr, "recur search: rank %d: %s\n", dist_rank(), msg);
-            dist_abort(1);
+            return 1;
+        }
+        if (tag == TAG_ALIVE) {
+            free(m);
+            continue;
         }
         if (tag == TAG_DONE) {
             free(m);
@@ -699,19 +776,22 @@ static int worker(const search_opts *o, const search_tasks *ts)
         for (int t = 0; t < SEARCH_MAX_TASKS; t++) refs[t] = strtod(e, &e);
         char *nl = strchr(m, '\n');
         cand c;
-        if (!nl || cand_parse(nl + 1, &c) != 0) {
-            fprintf(stderr, "recur search: rank %d: a request that does not parse\n", dist_rank());
-            dist_abort(1);
+        if (tag != TAG_EVAL || !nl || cand_parse(nl + 1, &c) != 0) {
+            fprintf(stderr, "recur search: rank %d: a request that does not parse (tag %d)\n", dist_rank(), tag);
+            free(m);
+            return 1;
         }
         free(m);
         evaluate(o, ts, &c, threshold, refs);   /* workers ignore signals: rank 0 ends the job */
         char *j = cand_json(&c);
         cand_free(&c);
-        if (!j || dist_send(j, strlen(j), 0, TAG_RESULT, msg, sizeof msg) != 0) {
+        if (!j || dist_post(j, strlen(j), 0, TAG_RESULT, msg, sizeof msg) != 0) {
             fprintf(stderr, "recur search: rank %d: %s\n", dist_rank(), j ? msg : "out of memory");
-            dist_abort(1);
+            free(j);
+            return 1;
         }
         free(j);
+        heard = now_s();   /* rank 0's notes queued while this rank trained */
     }
 }
 
@@ -863,7 +943,7 @@ static void write_plot(const state *st)
     if (run_gnuplot(gp, msg, sizeof msg) != 0) printf("(no best.png: %s)\n", msg);
 }
 
-/* Sends candidate j to rank r. 0, or -1 with msg. */
+/* Posts candidate c to rank r. 0, or -1 with msg (MPI failed on rank r). */
 static int send_item(const cand *c, double threshold, const double *refs, int r, char *msg, size_t len)
 {
     char *m = request_msg(c, threshold, refs);
@@ -871,44 +951,91 @@ static int send_item(const cand *c, double threshold, const double *refs, int r,
         snprintf(msg, len, "out of memory");
         return -1;
     }
-    int rc = dist_send(m, strlen(m), r, TAG_EVAL, msg, len);
+    int rc = dist_post(m, strlen(m), r, TAG_EVAL, msg, len);
     free(m);
-    return rc;
+    return rc ? -1 : 0;
 }
 
-/* Evaluates c[0..k) (fresh, ids in order) on the ranks: each worker gets the next
- * candidate when it is free, rank 0 takes one whenever it looks between results (who
- * evaluates what never changes a row: a candidate's draws come from its id). Then
- * appends the finished rows in id order. 0, 1 interrupted, or -1 with msg. */
+/* Rank r is taken as gone: never sent to again, and the candidate it held (holds[r],
+ * or -1) is pending again, for the next free rank. */
+static void rank_lost(int r, int *holds, char *state, const cand *c, const char *why)
+{
+    g_fleet.gone[r] = 1;
+    int j = holds[r];
+    holds[r] = -1;
+    if (j >= 0) state[j] = 0;
+    fprintf(stderr, "recur search: rank %d %s: taken as gone", r, why);
+    if (j >= 0) fprintf(stderr, "; candidate %ld goes to another rank", c[j].id);
+    fprintf(stderr, "\n");
+}
+
+/* Evaluates c[0..k) (fresh, ids in order) on the ranks: each free worker gets the
+ * lowest pending candidate, rank 0 takes one whenever every worker is busy and no
+ * result waits (who evaluates what never changes a row: a candidate's draws come from
+ * its id). A worker silent for --rank-timeout, or whose message fails, is taken as gone
+ * and its candidate is pending again. Then appends the finished rows in id order. 0, 1
+ * interrupted, or -1 with msg. */
 static int run_batch(state *st, cand *c, int k, double threshold, char *msg, size_t len)
 {
-    int size = dist_size(), next = 0, ndone = 0, interrupted = 0, rc = 0, busy = 0;
-    int *done = calloc(k > 0 ? (size_t)k : 1, sizeof *done);
-    if (!done) {
+    int size = dist_size(), ndone = 0, interrupted = 0, rc = 0;
+    char *state = calloc(k > 0 ? (size_t)k : 1, 1);   /* 0 pending, 1 with a worker, 2 done */
+    int *holds = malloc(sizeof *holds * (size_t)size);
+    double *heard = malloc(sizeof *heard * (size_t)size);
+    if (!state || !holds || !heard) {
+        free(state);
+        free(holds);
+        free(heard);
         snprintf(msg, len, "out of memory");
         return -1;
     }
-    for (int r = 1; r < size && next < k; r++, next++, busy++)
-        if (send_item(&c[next], threshold, st->refs, r, msg, len) != 0) {
-            free(done);
-            return -1;
-        }
+    for (int r = 0; r < size; r++) holds[r] = -1, heard[r] = now_s();
     while (ndone < k && !interrupted && rc == 0) {
-        int from, tag;
-        size_t bytes;
-        if (busy > 0 && dist_iprobe(&from, &tag, &bytes)) {
-            char *m = recv_alloc(from, tag, bytes, msg, len);
-            if (!m) {
-                rc = -1;
-                break;
+        int pending = -1;
+        for (int j = 0; j < k && pending < 0; j++)
+            if (state[j] == 0) pending = j;
+        for (int r = 1; r < size && pending >= 0; r++) {   /* free workers get work */
+            if (g_fleet.gone[r] || holds[r] >= 0) continue;
+            char why[512];
+            if (send_item(&c[pending], threshold, st->refs, r, why, sizeof why) != 0) {
+                char w[600];
+                snprintf(w, sizeof w, "(%s)", why);
+                rank_lost(r, holds, state, c, w);
+                continue;
             }
+            holds[r] = pending;
+            state[pending] = 1;
+            heard[r] = now_s();
+            pending = -1;
+            for (int j = 0; j < k && pending < 0; j++)
+                if (state[j] == 0) pending = j;
+        }
+        int from, tag, lost;
+        size_t bytes;
+        if (dist_iprobe(&from, &tag, &bytes)) {
+            char why[512];
+            char *m = recv_alloc(from, tag, bytes, &lost, why, sizeof why);
+            if (!m) {
+                if (!lost) {
+                    snprintf(msg, len, "%s", why);
+                    rc = -1;
+                } else if (!g_fleet.gone[from]) {
+                    char w[600];
+                    snprintf(w, sizeof w, "(%s)", why);
+                    rank_lost(from, holds, state, c, w);
+                }
+                continue;
+            }
+            if (g_fleet.gone[from] || tag == TAG_ALIVE) {   /* a note, or a late word of a rank taken as gone */
+                if (!g_fleet.gone[from]) heard[from] = now_s();
+                free(m);
+                continue;
+            }
+            heard[from] = now_s();
             cand r;
             int ok = tag == TAG_RESULT && cand_parse(m, &r) == 0;
             free(m);
-            int j = -1;
-            for (int i = 0; ok && i < k; i++)
-                if (c[i].id == r.id && !done[i]) j = i;
-            if (j < 0) {
+            int j = holds[from];
+            if (!ok || j < 0 || c[j].id != r.id) {
                 if (ok) cand_free(&r);
                 snprintf(msg, len, "rank %d sent a result nobody asked for", from);
                 rc = -1;
@@ -916,29 +1043,34 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
             }
             cand_free(&c[j]);
             c[j] = r;
-            done[j] = 1;
+            state[j] = 2;
+            holds[from] = -1;
             ndone++;
-            busy--;
-            if (next < k) {   /* the free rank gets the next candidate */
-                if (send_item(&c[next], threshold, st->refs, from, msg, len) != 0) rc = -1;
-                next++;
-                busy++;
-            }
             continue;
         }
-        if (next < k) {   /* rank 0's own share */
-            int j = next++;
-            if (evaluate(st->o, st->ts, &c[j], threshold, st->refs)) interrupted = 1;
-            else done[j] = 1, ndone++;
+        for (int r = 1; r < size; r++)   /* silent workers */
+            if (!g_fleet.gone[r] && holds[r] >= 0 && now_s() - heard[r] > g_fleet.timeout) {
+                char w[128];
+                snprintf(w, sizeof w, "silent for %.3g s (--rank-timeout)", now_s() - heard[r]);
+                rank_lost(r, holds, state, c, w);
+            }
+        if (pending >= 0 && state[pending] == 0) {   /* rank 0's own share */
+            state[pending] = 1;
+            if (evaluate(st->o, st->ts, &c[pending], threshold, st->refs)) interrupted = 1;
+            else state[pending] = 2, ndone++;
+            for (int r = 1; r < size; r++) heard[r] = now_s();   /* their notes queued meanwhile */
             continue;
         }
         if (g_stop) interrupted = 1;
-        else nap();
+        else {
+            fleet_tick();
+            nap();
+        }
     }
     for (int j = 0; j < k && rc == 0; j++)   /* the references: the baselines so far and of this batch */
-        if (done[j]) norm_refs(&c[j], 1, st->refs, st->refs_long);
+        if (state[j] == 2) norm_refs(&c[j], 1, st->refs, st->refs_long);
     for (int j = 0; j < k && rc == 0; j++) {   /* in id order; a row is whole or absent */
-        if (!done[j]) continue;
+        if (state[j] != 2) continue;
         norm_apply(&c[j], st->refs, st->refs_long);
         if (rows_add(st, &c[j], msg, len) != 0) rc = -1;
         else {
@@ -946,7 +1078,9 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
             if (st->rows[st->n - 1].parent >= 0) st->done_run++;
         }
     }
-    free(done);
+    free(state);
+    free(holds);
+    free(heard);
     for (long i = 0; i < st->n; i++) norm_apply(&st->rows[i], st->refs, st->refs_long);   /* new baselines */
     progress(st);
     return rc ? -1 : interrupted ? 1 : 0;
@@ -1170,12 +1304,19 @@ int cmd_search(int argc, char **argv)
     }
     if (o.threads > 0) rc_set_num_threads(o.threads);
     int rank = dist_rank();
+    fleet_init(&o);
+    if (!g_fleet.gone) {
+        fprintf(stderr, "recur search: out of memory\n");
+        dist_abort(1);
+    }
     if (rank != 0) {
         signal(SIGINT, SIG_IGN);   /* rank 0 decides; it ends the job */
         signal(SIGTERM, SIG_IGN);
-        worker(&o, &ts);
+        int wrc = worker(&o, &ts);
         tasks_free(&ts);
-        dist_finalize();
+        fleet_free();
+        if (wrc) dist_abort(1);   /* rank 0 is gone or hangs: the job ends (failed); the same command resumes */
+        dist_leave(o.rank_timeout);
         return 0;
     }
     struct sigaction sa;
@@ -1212,9 +1353,17 @@ int cmd_search(int argc, char **argv)
     for (long i = 0; i < st.n; i++) norm_apply(&st.rows[i], st.refs, st.refs_long);
     if (rc == 0 && rows_repair(o.out, st.rows, st.n, msg, sizeof msg) != 0) rc = -1;
     if (rc == 0 && resume) printf("search %s: resuming after %ld finished rows\n", o.out, st.n);
+    if (rc == 0 && dist_size() > 1 && !dist_survives_death())
+        printf("search %s: %d ranks; should one die, mpirun ends the job (the same command resumes); with Open MPI, "
+               "mpirun --mca orte_enable_recovery 1 lets the search go on without it\n", o.out, dist_size());
     if (rc == 0) rc = master(&st, seeds, nseeds, msg, sizeof msg);
     if (st.tty) fprintf(stderr, "\n");
-    for (int r = 1; r < dist_size() && rc == 0; r++) dist_send("", 0, r, TAG_DONE, msg, sizeof msg);
+    int gone = 0;
+    for (int r = 1; r < dist_size() && rc == 0; r++) {
+        dist_post(NULL, 0, r, TAG_DONE, msg, sizeof msg);   /* also to a rank taken as gone */
+        gone += g_fleet.gone[r];
+    }
+    fleet_free();
     for (long i = 0; i < st.n; i++) cand_free(&st.rows[i]);
     free(st.rows);
     tasks_free(&ts);
@@ -1231,6 +1380,11 @@ int cmd_search(int argc, char **argv)
         return 1;
     }
     printf("search %s: done (recur search --status %s for the table)\n", o.out, o.out);
-    dist_finalize();
+    if (gone) {   /* a rank taken as gone may only hang: mpirun would wait for it forever */
+        printf("search %s: %d rank%s taken as gone; ending the job so that none is left hanging\n", o.out, gone,
+               gone > 1 ? "s" : "");
+        dist_abort(0);
+    }
+    dist_leave(o.rank_timeout);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "dist.h"
 #ifdef RC_HAVE_MPI
 #include <mpi.h>
@@ -11,6 +12,9 @@
 static int g_init, g_rank, g_size = 1, g_local = 1;
 #ifdef RC_HAVE_MPI
 static int g_mpi;   /* MPI_Init was called */
+/* A copy of the world for point-to-point messages, whose errors return (the world's
+ * end the job): a peer that died must not take its survivors with it. */
+static MPI_Comm g_p2p = MPI_COMM_NULL;
 #endif
 
 /* The number of processes an MPI launcher says it started (0: no launcher). */
@@ -52,6 +56,11 @@ int dist_init(int *argc, char ***argv, char *msg, size_t len)
             MPI_Comm_size(local, &g_local);
             MPI_Comm_free(&local);
         }
+        if (MPI_Comm_dup(MPI_COMM_WORLD, &g_p2p) != MPI_SUCCESS ||
+            MPI_Comm_set_errhandler(g_p2p, MPI_ERRORS_RETURN) != MPI_SUCCESS) {
+            snprintf(msg, len, "MPI: cannot make the point-to-point communicator");
+            return -1;
+        }
     }
 #else
     (void)argc;
@@ -72,6 +81,8 @@ void dist_finalize(void)
 #ifdef RC_HAVE_MPI
     if (g_mpi) {
         MPI_Barrier(MPI_COMM_WORLD);
+        if (g_p2p != MPI_COMM_NULL) MPI_Comm_free(&g_p2p);
+        g_p2p = MPI_COMM_NULL;
         MPI_Finalize();
         g_mpi = 0;
     }
@@ -256,18 +267,108 @@ void dist_barrier(void)
 #endif
 }
 
-int dist_send(const void *buf, size_t bytes, int dest, int tag, char *msg, size_t len)
+/* ---- point to point: its own communicator, errors returned, waits bounded ---- */
+
+#ifdef RC_HAVE_MPI
+static int p2p_open(char *msg, size_t len)
+{
+    if (g_p2p != MPI_COMM_NULL) return 0;
+    snprintf(msg, len, "MPI: no point-to-point communicator");
+    return -1;
+}
+
+static void mpi_why(int code, char *msg, size_t len, const char *what, int peer)
+{
+    char s[MPI_MAX_ERROR_STRING];
+    int n = 0;
+    if (MPI_Error_string(code, s, &n) != MPI_SUCCESS) snprintf(s, sizeof s, "MPI error %d", code);
+    snprintf(msg, len, "%s rank %d: %s", what, peer, s);
+}
+
+/* Waits for req up to timeout seconds (polling: MPI makes progress in MPI_Test).
+ * 0 done; -1 MPI error; -2 timed out (req cancelled and left behind). */
+static int wait_bounded(MPI_Request *req, double timeout, int *code)
+{
+    double t0 = MPI_Wtime();
+    struct timespec nap = { 0, 200000 };
+    for (;;) {
+        int done = 0, e = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (e != MPI_SUCCESS) {
+            *code = e;
+            return -1;
+        }
+        if (done) return 0;
+        if (MPI_Wtime() - t0 > timeout) {
+            MPI_Cancel(req);
+            return -2;
+        }
+        nanosleep(&nap, NULL);
+    }
+}
+#endif
+
+/* Messages posted and not yet taken: their buffers live until MPI is done with them. */
+typedef struct posted {
+#ifdef RC_HAVE_MPI
+    MPI_Request req;
+#endif
+    void *buf;
+} posted;
+static posted *g_posts;
+static size_t g_nposts, g_capposts;
+
+/* Frees the posts MPI is done with. */
+static void posts_reap(void)
+{
+#ifdef RC_HAVE_MPI
+    size_t k = 0;
+    for (size_t i = 0; i < g_nposts; i++) {
+        int done = 0;
+        if (MPI_Test(&g_posts[i].req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) done = 1;   /* failed: nothing to keep */
+        if (done) free(g_posts[i].buf);
+        else g_posts[k++] = g_posts[i];
+    }
+    g_nposts = k;
+#endif
+}
+
+int dist_post(const void *buf, size_t bytes, int dest, int tag, char *msg, size_t len)
 {
 #ifdef RC_HAVE_MPI
     if (g_mpi && g_size > 1) {
-        if (too_big(bytes, "dist_send", msg, len)) return -1;
-        MPI_Send(buf, (int)bytes, MPI_BYTE, dest, tag, MPI_COMM_WORLD);
+        if (too_big(bytes, "dist_post", msg, len) || p2p_open(msg, len) != 0) return -1;
+        posts_reap();
+        if (g_nposts == g_capposts) {
+            size_t cap = g_capposts ? 2 * g_capposts : 16;
+            posted *p = realloc(g_posts, cap * sizeof *p);
+            if (!p) {
+                snprintf(msg, len, "out of memory");
+                return -1;
+            }
+            g_posts = p;
+            g_capposts = cap;
+        }
+        void *copy = malloc(bytes ? bytes : 1);
+        if (!copy) {
+            snprintf(msg, len, "out of memory for a message of %zu bytes", bytes);
+            return -1;
+        }
+        if (bytes) memcpy(copy, buf, bytes);
+        posted *p = &g_posts[g_nposts];
+        int code = MPI_Isend(copy, (int)bytes, MPI_BYTE, dest, tag, g_p2p, &p->req);
+        if (code != MPI_SUCCESS) {
+            free(copy);
+            mpi_why(code, msg, len, "sending to", dest);
+            return -1;
+        }
+        p->buf = copy;
+        g_nposts++;
         return 0;
     }
 #endif
     (void)buf;
     (void)bytes;
-    snprintf(msg, len, "dist_send to rank %d with tag %d: this process is alone", dest, tag);
+    snprintf(msg, len, "dist_post to rank %d with tag %d: this process is alone", dest, tag);
     return -1;
 }
 
@@ -275,10 +376,13 @@ int dist_iprobe(int *from, int *tag, size_t *bytes)
 {
 #ifdef RC_HAVE_MPI
     if (g_mpi && g_size > 1) {
+        char msg[64];
         int flag = 0, n = 0;
         MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-        if (!flag) return 0;
+        posts_reap();
+        if (p2p_open(msg, sizeof msg) != 0 || MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, g_p2p, &flag, &st) != MPI_SUCCESS ||
+            !flag)
+            return 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
         *from = st.MPI_SOURCE;
         *tag = st.MPI_TAG;
@@ -292,17 +396,60 @@ int dist_iprobe(int *from, int *tag, size_t *bytes)
     return 0;
 }
 
-int dist_recv(void *buf, size_t bytes, int from, int tag, char *msg, size_t len)
+int dist_recv(void *buf, size_t bytes, int from, int tag, double timeout, char *msg, size_t len)
 {
 #ifdef RC_HAVE_MPI
     if (g_mpi && g_size > 1) {
-        if (too_big(bytes, "dist_recv", msg, len)) return -1;
-        MPI_Recv(buf, (int)bytes, MPI_BYTE, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        return 0;
+        if (too_big(bytes, "dist_recv", msg, len) || p2p_open(msg, len) != 0) return -1;
+        void *into = malloc(bytes ? bytes : 1);   /* a receive abandoned may still be written later */
+        if (!into) {
+            snprintf(msg, len, "out of memory for a message of %zu bytes", bytes);
+            return -1;
+        }
+        MPI_Request req;
+        int code = MPI_Irecv(into, (int)bytes, MPI_BYTE, from, tag, g_p2p, &req), rc = -1;
+        if (code == MPI_SUCCESS) rc = wait_bounded(&req, timeout, &code);
+        if (rc == -1) mpi_why(code, msg, len, "receiving from", from);
+        if (rc == -2) snprintf(msg, len, "rank %d's message did not arrive within %.3g s", from, timeout);
+        if (rc == 0 && bytes) memcpy(buf, into, bytes);
+        if (rc != -2) free(into);
+        return rc;
     }
 #endif
     (void)buf;
     (void)bytes;
+    (void)timeout;
     snprintf(msg, len, "dist_recv from rank %d with tag %d: this process is alone", from, tag);
     return -1;
+}
+
+int dist_survives_death(void)
+{
+    /* Open MPI 4 (Debian 12): mpirun --mca orte_enable_recovery 1 (or the environment's
+     * OMPI_MCA_orte_enable_recovery) reaches every process as this variable. */
+    const char *v = getenv("OMPI_MCA_orte_enable_recovery");
+    return v && (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"));
+}
+
+void dist_leave(double timeout)
+{
+#ifdef RC_HAVE_MPI
+    if (g_mpi) {
+        struct timespec nap = { 0, 200000 };
+        double t0 = MPI_Wtime();
+        for (posts_reap(); g_nposts && MPI_Wtime() - t0 < timeout; posts_reap()) nanosleep(&nap, NULL);
+        for (size_t i = 0; i < g_nposts; i++) MPI_Cancel(&g_posts[i].req);   /* to ranks that are gone */
+        MPI_Finalize();   /* no barrier, no collective free: a rank may be gone */
+        g_p2p = MPI_COMM_NULL;
+        g_mpi = 0;
+    }
+#endif
+    (void)timeout;
+    for (size_t i = 0; i < g_nposts; i++) free(g_posts[i].buf);   /* after MPI_Finalize: no longer read */
+    free(g_posts);
+    g_posts = NULL;
+    g_nposts = g_capposts = 0;
+    g_rank = 0;
+    g_size = g_local = 1;
+    g_init = 0;
 }

@@ -4,9 +4,10 @@
  * otherwise, and always when built without MPI, every function is a single-process
  * stand-in (rank 0 of 1: sums and broadcasts leave the data as it is).
  *
- * Every function that communicates is collective: all ranks call it, in the same order.
- * MPI's default error handler is kept, so a failed communication ends the whole job
- * (no rank hangs). Sums are in a fixed order (rank 0, 1, ... N-1, accumulated in
+ * The collectives (sums, broadcast, gather, barrier) are called by all ranks in the same
+ * order; MPI's default error handler is kept for them, so a failed collective ends the
+ * whole job (no rank hangs). The point-to-point messages at the end return errors and
+ * bound their waits instead. Sums are in a fixed order (rank 0, 1, ... N-1, accumulated in
  * double), so the same inputs give bitwise the same result on every rank and run. */
 #ifndef RC_TOOLS_DIST_H
 #define RC_TOOLS_DIST_H
@@ -51,14 +52,27 @@ int dist_first_failed(int failed);
 void dist_barrier(void);
 
 /* Point-to-point messages (recur search farms candidates with them; not collective).
- * dist_send: buf[0..bytes) to rank `dest` with a tag >= 0 (blocking). 0, or -1 with msg
- * (bytes over INT_MAX; alone: there is no other rank). */
-int dist_send(const void *buf, size_t bytes, int dest, int tag, char *msg, size_t len);
+ * They go through a copy of the world whose errors return instead of ending the job, and
+ * every wait is bounded, so that a peer that died (or hangs) costs its survivors at most
+ * `timeout` seconds, never the job. Whether the job itself goes on after a death is the
+ * launcher's choice (dist_survives_death). */
+/* Posts buf[0..bytes) (copied; may be NULL when bytes is 0) to rank `dest` with a tag
+ * >= 0 and returns at once: MPI delivers it while this process goes on, and a message to
+ * a rank that is gone is simply never taken. 0, or -1 with msg (an MPI error, out of
+ * memory, bytes over INT_MAX, alone). */
+int dist_post(const void *buf, size_t bytes, int dest, int tag, char *msg, size_t len);
 /* Whether a message from any rank is waiting (without blocking): 1 and its source,
  * tag and size, or 0 (always 0 alone). */
 int dist_iprobe(int *from, int *tag, size_t *bytes);
 /* Receives the message dist_iprobe reported from `from` with `tag` into buf (bytes
- * long). 0, or -1 with msg. */
-int dist_recv(void *buf, size_t bytes, int from, int tag, char *msg, size_t len);
+ * long). 0; -1 with msg; -2 with msg when it did not arrive within timeout seconds. */
+int dist_recv(void *buf, size_t bytes, int from, int tag, double timeout, char *msg, size_t len);
+/* 1 when the launcher keeps the job going after a process dies (Open MPI 4: mpirun
+ * --mca orte_enable_recovery 1); 0 when it ends the job, or cannot tell. */
+int dist_survives_death(void);
+/* Leaves the job without waiting for the other ranks (dist_finalize first waits for
+ * every rank, which hangs when one is gone): gives the posted messages up to timeout
+ * seconds to be taken, cancels the rest, then MPI_Finalize. */
+void dist_leave(double timeout);
 
 #endif

@@ -5,7 +5,6 @@
 #ifndef RC_TOOLS_SEARCH_H
 #define RC_TOOLS_SEARCH_H
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +31,7 @@ typedef struct search_opts {
     int batch, test, distract, seq;
     unsigned long long seed;
     int threads, top, progress;
+    double rank_timeout;      /* mpirun: a rank silent this long (seconds) is taken as gone */
     /* not options: the model shape of the first task, which sizes the hidden layer
      * (vocab > 0: an embedding H wide and a softmax head of vocab; else in -> out) */
     int shape_vocab, shape_in, shape_out;
@@ -61,6 +61,10 @@ typedef struct cand {
     double task_short[SEARCH_MAX_TASKS], task_long[SEARCH_MAX_TASKS];
 } cand;
 
+/* Called by a task's training before every update: nonzero stops it (the run returns
+ * -1). recur search's poll also says "alive" to the other ranks there (cmd_search.c). */
+typedef int (*search_poll)(void);
+
 /* ---- the arithmetic task (search_arith.c) ---- */
 typedef struct arith_set arith_set;
 /* The fixed test set of the search (from o->seed); NULL when out of memory. */
@@ -77,9 +81,9 @@ long long arith_params(const search_opts *o, const char *text, int H, char *msg,
 int arith_hidden_for(const search_opts *o, const char *text, long target, long long *count, char *msg, size_t len);
 /* Trains the cell (text at hidden H) for `steps` updates at lr with seed index s and
  * returns the teacher-forced per-character accuracy of the answers on the test set;
- * -1 when *stop became nonzero (interrupted), NAN with msg on an error. */
+ * -1 when poll said stop (interrupted), NAN with msg on an error. */
 double arith_run(const search_opts *o, const arith_set *a, const char *text, int H, double lr, long steps, int s,
-                 volatile sig_atomic_t *stop, char *msg, size_t len);
+                 search_poll poll, char *msg, size_t len);
 
 /* ---- the data tasks: chars and music (search_data.c) ---- */
 typedef struct data_task data_task;
@@ -90,10 +94,10 @@ void data_task_free(data_task *d);
 /* The task's model shape (see search_opts.shape_*). */
 void data_task_shape(const data_task *d, int *vocab, int *in, int *out);
 /* Trains the cell at hidden H for `steps` updates at lr, seed index s; returns 1 / the
- * validation bpc (chars) or 1 / the validation NLL per frame (music); -1 when *stop
- * became nonzero, NAN with msg on an error. */
+ * validation bpc (chars) or 1 / the validation NLL per frame (music); -1 when poll said
+ * stop, NAN with msg on an error. */
 double data_task_run(const search_opts *o, data_task *d, const char *text, int H, double lr, long steps, int s,
-                     volatile sig_atomic_t *stop, char *msg, size_t len);
+                     search_poll poll, char *msg, size_t len);
 
 /* ---- the result files (search_io.c) ---- */
 /* The normalisation of several tasks: refs_short[t] / refs_long[t] become the best

@@ -195,7 +195,7 @@ static double accuracy(rc_model *m, const arith_set *a)
 }
 
 double arith_run(const search_opts *o, const arith_set *a, const char *text, int H, double lr, long steps, int s,
-                 volatile sig_atomic_t *stop, char *msg, size_t len)
+                 search_poll poll, char *msg, size_t len)
 {
     char err[1024] = "";
     rc_cell *cell = rc_cell_parse(text, strlen(text), "candidate", H, err, sizeof err);
@@ -231,7 +231,7 @@ double arith_run(const search_opts *o, const arith_set *a, const char *text, int
     rng r = { mix(o->seed, 0x2000ull + (unsigned long long)s) };   /* the same data for every cell */
     rc_schedule sch = { .kind = RC_SCHED_COSINE, .lr = (float)lr, .min_frac = 0.1f };
     for (long step = 1; step <= steps; step++) {
-        if (stop && *stop) {
+        if (poll && poll()) {
             acc = -1;
             goto done;
         }

@@ -81,7 +81,7 @@ static unsigned long long mix2(unsigned long long a, unsigned long long b)
 }
 
 double data_task_run(const search_opts *o, data_task *d, const char *text, int H, double lr, long steps, int s,
-                     volatile sig_atomic_t *stop, char *msg, size_t len)
+                     search_poll poll, char *msg, size_t len)
 {
     task t = d->t;   /* the loaded data, shared; the cell and model are this run's */
     t.cfg.hidden = H;
@@ -112,7 +112,7 @@ double data_task_run(const search_opts *o, data_task *d, const char *text, int H
     rc_schedule sch = { .kind = RC_SCHED_COSINE, .lr = (float)lr, .min_frac = 0.1f };
     long per = feeder_count(&f);
     for (long step = 0; step < steps; step++) {
-        if (stop && *stop) {
+        if (poll && poll()) {
             score = -1;
             goto done;
         }
