@@ -555,6 +555,16 @@ static char *one_process_rows(void)
     return rows_key("a");
 }
 
+/* g_dir/b's rows are whole and equal to ka (one process's rows, freed here). */
+static void expect_rows(char *ka, const char *after)
+{
+    check_rows("b");
+    char *kb = rows_key("b");
+    cr_assert_str_eq(kb, ka, "rows after %s differ from one process's", after);
+    free(ka);
+    free(kb);
+}
+
 /* When the launcher lets the job go on (Open MPI: orte_enable_recovery), a worker killed
  * mid-search loses only its candidate: rank 0 notices its silence, hands the candidate to
  * another rank, and the search ends by itself with the rows of one process. */
@@ -570,11 +580,7 @@ Test(search, killed_worker_rank_loses_only_its_candidate)
     cr_assert_not_null(strstr(r.out, "search "), SHOW(r));
     cr_assert_not_null(strstr(r.out, ": done ("), "the search did not finish by itself: " SHOW(r));
     no_sanitizer_report(&r);
-    check_rows("b");
-    char *kb = rows_key("b");
-    cr_assert_str_eq(kb, ka, "rows after a killed rank differ from one process's");
-    free(ka);
-    free(kb);
+    expect_rows(ka, "a killed rank");
 }
 
 /* A worker that hangs (stopped) is taken as gone after --rank-timeout, its candidate
@@ -591,11 +597,7 @@ Test(search, hung_worker_rank_loses_only_its_candidate)
     cr_assert_not_null(strstr(r.err, "rank 2 silent for"), SHOW(r));
     cr_assert_not_null(strstr(r.out, "taken as gone; ending the job"), SHOW(r));
     no_sanitizer_report(&r);
-    check_rows("b");
-    char *kb = rows_key("b");
-    cr_assert_str_eq(kb, ka, "rows after a hung rank differ from one process's");
-    free(ka);
-    free(kb);
+    expect_rows(ka, "a hung rank");
 }
 
 /* Rank 0 killed: the workers notice its silence and end the job instead of waiting for
@@ -615,11 +617,7 @@ Test(search, killed_rank_0_ends_the_job_and_resume_gives_the_same_rows)
                             "--out", b, "--budget", "9", TINY, NULL };
     run_to_end(&r, again);
     OK(r);
-    check_rows("b");
-    char *kb = rows_key("b");
-    cr_assert_str_eq(kb, ka, "rows after a lost rank 0 and a resume differ from one process's");
-    free(ka);
-    free(kb);
+    expect_rows(ka, "a lost rank 0 and a resume");
 }
 #else
 Test(search, killed_worker_rank_loses_only_its_candidate)

@@ -681,6 +681,10 @@ int cmd_train(config *cfg)
     }
     if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
     else if (tr->dist && !getenv("RC_NUM_THREADS")) rc_set_num_threads(threads_per_process());
+    if (tr->rank == 0 && tr->dist && dist_survives_death())   /* the gradient sum needs every rank */
+        fprintf(stderr, "recur train: note: the launcher keeps the job going when a process dies "
+                "(orte_enable_recovery); a training needs every rank, so should one die the others wait in the "
+                "gradient sum: end the job and resume from the last checkpoint (--resume)\n");
     if (tr->rank == 0 && rc_blas_check() != RC_OK)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
     int ok = open_run(tr, cfg) == 0 && setup(tr) == 0;
