@@ -390,6 +390,8 @@ Test(search, bad_options)
         { "--lrs", "1e-2,x", "'x' is not a positive number" },
         { "--steps", "0", "must be >= 1" },
         { "--budget", "many", "not an integer" },
+        { "--rank-timeout", "0", "--rank-timeout must be a positive number of seconds" },
+        { "--rank-timeout", "inf", "--rank-timeout must be a positive number of seconds" },
         { "--frobnicate", "1", "unknown option '--frobnicate'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

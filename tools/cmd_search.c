@@ -132,9 +132,10 @@ static void search_usage(FILE *f)
     fprintf(f, "usage: recur search --out DIR [options]      (resumes DIR when it holds a search)\n"
                "       recur search --status DIR [--top N]   (the summary table, safe while a search runs)\n"
                "       mpirun -np N recur search --out DIR ... (rank 0 writes; every rank evaluates)\n\n"
-               "A rank that dies or hangs loses only its candidate, which goes to another rank, when\n"
-               "the launcher lets the job go on: Open MPI 4, mpirun --mca orte_enable_recovery 1.\n"
-               "Otherwise the job ends, and the same command resumes from DIR.\n\noptions:\n");
+               "A rank silent for --rank-timeout (hung) loses only its candidate, which goes to another\n"
+               "rank; so does a rank that dies when the launcher lets the job go on (Open MPI 4:\n"
+               "mpirun --mca orte_enable_recovery 1). Otherwise a death ends the job, and the same\n"
+               "command resumes from DIR.\n\noptions:\n");
     for (int i = 0; i < NOPT; i++) fprintf(f, "  --%-18s %s\n", OPTS[i].name, OPTS[i].help);
 }
 
@@ -1380,11 +1381,14 @@ int cmd_search(int argc, char **argv)
         return 1;
     }
     printf("search %s: done (recur search --status %s for the table)\n", o.out, o.out);
-    if (gone) {   /* a rank taken as gone may only hang: mpirun would wait for it forever */
+    if (gone && !dist_survives_death()) {   /* the job lives, so a rank taken as gone hangs: mpirun would wait */
         printf("search %s: %d rank%s taken as gone; ending the job so that none is left hanging\n", o.out, gone,
                gone > 1 ? "s" : "");
         dist_abort(0);
     }
+    if (gone)   /* with recovery a dead rank is the likely case, and MPI_Abort would not stop a hung one */
+        printf("search %s: %d rank%s taken as gone; should mpirun not return, one still hangs: the search is "
+               "complete, stopping mpirun loses nothing\n", o.out, gone, gone > 1 ? "s" : "");
     dist_leave(o.rank_timeout);
     return 0;
 }
