@@ -2,7 +2,8 @@
 # A rank lost mid-search: the same search twice on two ranks, once uninterrupted and once
 # with rank 1 killed (SIGKILL) once 10 rows are written (a batch at a time) under Open MPI's orte_enable_recovery, then
 # the rows compared by id (every field but the timings). Prints both wall times.
-# usage: examples/search/rank_loss.sh [OUT_DIR]   (from the checkout, after ./do.sh build)
+# usage: examples/search/rank_loss.sh [OUT_DIR]   (from the checkout, once ./do.sh test has built
+# build/ with MPI; it installs Open MPI)
 set -u
 R=${RECUR:-$(pwd)/build/tools/recur}
 OUT=${1:-/tmp/recur-rank-loss}
