@@ -738,10 +738,11 @@ static char *recv_alloc(int from, int tag, size_t bytes, int *lost, char *msg, s
     return buf;
 }
 
-/* A worker (rank > 0): evaluates what rank 0 sends until it says done. 0, or 1 after
+/* A worker (rank > 0): evaluates what rank 0 sends until it says done (*lost_rank: and
+ * that the job lost a rank). 0, or 1 after
  * a message: rank 0 silent for --rank-timeout, or a message to or from it failed
  * (rank 0 is gone or hangs, and the caller ends the job). */
-static int worker(const search_opts *o, const search_tasks *ts)
+static int worker(const search_opts *o, const search_tasks *ts, int *lost_rank)
 {
     char msg[1024];
     double heard = now_s();
@@ -768,7 +769,8 @@ static int worker(const search_opts *o, const search_tasks *ts)
             free(m);
             continue;
         }
-        if (tag == TAG_DONE) {
+        if (tag == TAG_DONE) {   /* "lost": a rank is gone, leave without MPI_Finalize (dist_leave) */
+            *lost_rank = !strcmp(m, "lost");
             free(m);
             return 0;
         }
@@ -962,6 +964,7 @@ static int send_item(const cand *c, double threshold, const double *refs, int r,
 static void rank_lost(int r, int *holds, char *state, const cand *c, const char *why)
 {
     g_fleet.gone[r] = 1;
+    dist_forget(r);
     int j = holds[r];
     holds[r] = -1;
     if (j >= 0) state[j] = 0;
@@ -1313,11 +1316,11 @@ int cmd_search(int argc, char **argv)
     if (rank != 0) {
         signal(SIGINT, SIG_IGN);   /* rank 0 decides; it ends the job */
         signal(SIGTERM, SIG_IGN);
-        int wrc = worker(&o, &ts);
+        int lost_rank = 0, wrc = worker(&o, &ts, &lost_rank);
         tasks_free(&ts);
         fleet_free();
         if (wrc) dist_abort(1);   /* rank 0 is gone or hangs: the job ends (failed); the same command resumes */
-        dist_leave(o.rank_timeout);
+        dist_leave(o.rank_timeout, !lost_rank);
         return 0;
     }
     struct sigaction sa;
@@ -1360,10 +1363,9 @@ int cmd_search(int argc, char **argv)
     if (rc == 0) rc = master(&st, seeds, nseeds, msg, sizeof msg);
     if (st.tty) fprintf(stderr, "\n");
     int gone = 0;
-    for (int r = 1; r < dist_size() && rc == 0; r++) {
-        dist_post(NULL, 0, r, TAG_DONE, msg, sizeof msg);   /* also to a rank taken as gone */
-        gone += g_fleet.gone[r];
-    }
+    for (int r = 1; r < dist_size(); r++) gone += g_fleet.gone[r];
+    for (int r = 1; r < dist_size() && rc == 0; r++)   /* also to a rank taken as gone */
+        dist_post(gone ? "lost" : "", gone ? 4 : 0, r, TAG_DONE, msg, sizeof msg);
     fleet_free();
     for (long i = 0; i < st.n; i++) cand_free(&st.rows[i]);
     free(st.rows);
@@ -1381,14 +1383,10 @@ int cmd_search(int argc, char **argv)
         return 1;
     }
     printf("search %s: done (recur search --status %s for the table)\n", o.out, o.out);
-    if (gone && !dist_survives_death()) {   /* the job lives, so a rank taken as gone hangs: mpirun would wait */
-        printf("search %s: %d rank%s taken as gone; ending the job so that none is left hanging\n", o.out, gone,
-               gone > 1 ? "s" : "");
-        dist_abort(0);
-    }
-    if (gone)   /* with recovery a dead rank is the likely case, and MPI_Abort would not stop a hung one */
-        printf("search %s: %d rank%s taken as gone; should mpirun not return, one still hangs: the search is "
-               "complete, stopping mpirun loses nothing\n", o.out, gone, gone > 1 ? "s" : "");
-    dist_leave(o.rank_timeout);
+    if (gone)   /* MPI_Finalize would wait for them; a hung one may keep mpirun waiting */
+        printf("search %s: %d rank%s taken as gone, so this job ends without MPI_Finalize (Open MPI may then say "
+               "a process ended without it); should mpirun not return, a rank still hangs: the search is complete, "
+               "stopping mpirun loses nothing\n", o.out, gone, gone > 1 ? "s" : "");
+    dist_leave(o.rank_timeout, !gone);   /* MPI_Finalize would wait for a dead rank */
     return 0;
 }

@@ -313,9 +313,24 @@ typedef struct posted {
     MPI_Request req;
 #endif
     void *buf;
+    int dest;
 } posted;
 static posted *g_posts;
 static size_t g_nposts, g_capposts;
+static char *g_forgot;   /* [size] ranks given up on: their posts are never waited for */
+
+static int forgotten(int rank)
+{
+    return g_forgot && rank >= 0 && rank < g_size && g_forgot[rank];
+}
+
+/* Posts still to wait for: not to a forgotten rank. */
+static size_t posts_pending(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g_nposts; i++) n += !forgotten(g_posts[i].dest);
+    return n;
+}
 
 /* Frees the posts MPI is done with. */
 static void posts_reap(void)
@@ -362,6 +377,7 @@ int dist_post(const void *buf, size_t bytes, int dest, int tag, char *msg, size_
             return -1;
         }
         p->buf = copy;
+        p->dest = dest;
         g_nposts++;
         return 0;
     }
@@ -370,6 +386,13 @@ int dist_post(const void *buf, size_t bytes, int dest, int tag, char *msg, size_
     (void)bytes;
     snprintf(msg, len, "dist_post to rank %d with tag %d: this process is alone", dest, tag);
     return -1;
+}
+
+void dist_forget(int rank)
+{
+    if (rank < 0 || rank >= g_size) return;
+    if (!g_forgot) g_forgot = calloc((size_t)g_size, 1);
+    if (g_forgot) g_forgot[rank] = 1;
 }
 
 int dist_iprobe(int *from, int *tag, size_t *bytes)
@@ -431,23 +454,30 @@ int dist_survives_death(void)
     return v && (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"));
 }
 
-void dist_leave(double timeout)
+void dist_leave(double timeout, int finalize)
 {
 #ifdef RC_HAVE_MPI
     if (g_mpi) {
         struct timespec nap = { 0, 200000 };
         double t0 = MPI_Wtime();
-        for (posts_reap(); g_nposts && MPI_Wtime() - t0 < timeout; posts_reap()) nanosleep(&nap, NULL);
-        for (size_t i = 0; i < g_nposts; i++) MPI_Cancel(&g_posts[i].req);   /* to ranks that are gone */
-        MPI_Finalize();   /* no barrier, no collective free: a rank may be gone */
+        for (posts_reap(); posts_pending() && MPI_Wtime() - t0 < timeout; posts_reap()) nanosleep(&nap, NULL);
+        if (finalize) {
+            for (size_t i = 0; i < g_nposts; i++) MPI_Cancel(&g_posts[i].req);   /* to ranks that are gone */
+            MPI_Finalize();   /* no barrier, no collective free */
+            for (size_t i = 0; i < g_nposts; i++) free(g_posts[i].buf);   /* MPI no longer reads them */
+        }   /* else the process ends with MPI as it is; the posts' buffers stay with it */
         g_p2p = MPI_COMM_NULL;
         g_mpi = 0;
-    }
-#endif
+    } else
+        for (size_t i = 0; i < g_nposts; i++) free(g_posts[i].buf);
+#else
     (void)timeout;
-    for (size_t i = 0; i < g_nposts; i++) free(g_posts[i].buf);   /* after MPI_Finalize: no longer read */
+    (void)finalize;
+#endif
     free(g_posts);
+    free(g_forgot);
     g_posts = NULL;
+    g_forgot = NULL;
     g_nposts = g_capposts = 0;
     g_rank = 0;
     g_size = g_local = 1;
