@@ -496,8 +496,7 @@ enum { TAG_EVAL = 1, TAG_RESULT = 2, TAG_DONE = 3, TAG_ALIVE = 4 };
 static struct fleet {
     int size;
     double timeout, every, said;
-    char *gone;      /* [size] rank 0: taken as gone (never sent to again; its late messages dropped) */
-} g_fleet;
+} g_fleet;   /* who is taken as gone: dist_forgotten (never posted to again; late messages dropped) */
 
 static void fleet_init(const search_opts *o)
 {
@@ -505,13 +504,6 @@ static void fleet_init(const search_opts *o)
     g_fleet.timeout = o->rank_timeout;
     g_fleet.every = o->rank_timeout / 8 < 5 ? o->rank_timeout / 8 : 5;
     g_fleet.said = now_s();
-    g_fleet.gone = calloc((size_t)g_fleet.size, 1);
-}
-
-static void fleet_free(void)
-{
-    free(g_fleet.gone);
-    g_fleet.gone = NULL;
 }
 
 /* Says "alive" when it is time to. */
@@ -523,7 +515,7 @@ static void fleet_tick(void)
     if (dist_rank() != 0) dist_post(NULL, 0, 0, TAG_ALIVE, msg, sizeof msg);
     else
         for (int r = 1; r < g_fleet.size; r++)
-            if (!g_fleet.gone || !g_fleet.gone[r]) dist_post(NULL, 0, r, TAG_ALIVE, msg, sizeof msg);
+            if (!dist_forgotten(r)) dist_post(NULL, 0, r, TAG_ALIVE, msg, sizeof msg);
 }
 
 /* The poll of every training update: alive, and whether to stop. */
@@ -532,7 +524,6 @@ static int update_poll(void)
     fleet_tick();
     return g_stop != 0;
 }
-
 
 /* Task i's score of text at hidden H (see arith_run, data_task_run). */
 static double task_run(const search_opts *o, const search_tasks *ts, int i, const char *text, int H, double lr,
@@ -739,9 +730,9 @@ static char *recv_alloc(int from, int tag, size_t bytes, int *lost, char *msg, s
 }
 
 /* A worker (rank > 0): evaluates what rank 0 sends until it says done (*lost_rank: and
- * that the job lost a rank). 0, or 1 after
- * a message: rank 0 silent for --rank-timeout, or a message to or from it failed
- * (rank 0 is gone or hangs, and the caller ends the job). */
+ * that the job lost a rank). 0, or 1 after a message: rank 0 silent for twice
+ * --rank-timeout, or a message to or from it failed (rank 0 is gone or hangs, and the
+ * caller ends the job). */
 static int worker(const search_opts *o, const search_tasks *ts, int *lost_rank)
 {
     char msg[1024];
@@ -959,11 +950,18 @@ static int send_item(const cand *c, double threshold, const double *refs, int r,
     return rc ? -1 : 0;
 }
 
+/* The lowest candidate of state[0..k) still pending (0), or -1. */
+static int first_pending(const char *state, int k)
+{
+    for (int j = 0; j < k; j++)
+        if (state[j] == 0) return j;
+    return -1;
+}
+
 /* Rank r is taken as gone: never sent to again, and the candidate it held (holds[r],
  * or -1) is pending again, for the next free rank. */
 static void rank_lost(int r, int *holds, char *state, const cand *c, const char *why)
 {
-    g_fleet.gone[r] = 1;
     dist_forget(r);
     int j = holds[r];
     holds[r] = -1;
@@ -994,11 +992,9 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
     }
     for (int r = 0; r < size; r++) holds[r] = -1, heard[r] = now_s();
     while (ndone < k && !interrupted && rc == 0) {
-        int pending = -1;
-        for (int j = 0; j < k && pending < 0; j++)
-            if (state[j] == 0) pending = j;
+        int pending = first_pending(state, k);
         for (int r = 1; r < size && pending >= 0; r++) {   /* free workers get work */
-            if (g_fleet.gone[r] || holds[r] >= 0) continue;
+            if (dist_forgotten(r) || holds[r] >= 0) continue;
             char why[512];
             if (send_item(&c[pending], threshold, st->refs, r, why, sizeof why) != 0) {
                 char w[600];
@@ -1009,9 +1005,7 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
             holds[r] = pending;
             state[pending] = 1;
             heard[r] = now_s();
-            pending = -1;
-            for (int j = 0; j < k && pending < 0; j++)
-                if (state[j] == 0) pending = j;
+            pending = first_pending(state, k);
         }
         int from, tag, lost;
         size_t bytes;
@@ -1022,15 +1016,15 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
                 if (!lost) {
                     snprintf(msg, len, "%s", why);
                     rc = -1;
-                } else if (!g_fleet.gone[from]) {
+                } else if (!dist_forgotten(from)) {
                     char w[600];
                     snprintf(w, sizeof w, "(%s)", why);
                     rank_lost(from, holds, state, c, w);
                 }
                 continue;
             }
-            if (g_fleet.gone[from] || tag == TAG_ALIVE) {   /* a note, or a late word of a rank taken as gone */
-                if (!g_fleet.gone[from]) heard[from] = now_s();
+            if (dist_forgotten(from) || tag == TAG_ALIVE) {   /* a note, or a late word of a rank taken as gone */
+                if (!dist_forgotten(from)) heard[from] = now_s();
                 free(m);
                 continue;
             }
@@ -1053,7 +1047,7 @@ static int run_batch(state *st, cand *c, int k, double threshold, char *msg, siz
             continue;
         }
         for (int r = 1; r < size; r++)   /* silent workers */
-            if (!g_fleet.gone[r] && holds[r] >= 0 && now_s() - heard[r] > g_fleet.timeout) {
+            if (!dist_forgotten(r) && holds[r] >= 0 && now_s() - heard[r] > g_fleet.timeout) {
                 char w[128];
                 snprintf(w, sizeof w, "silent for %.3g s (--rank-timeout)", now_s() - heard[r]);
                 rank_lost(r, holds, state, c, w);
@@ -1309,16 +1303,11 @@ int cmd_search(int argc, char **argv)
     if (o.threads > 0) rc_set_num_threads(o.threads);
     int rank = dist_rank();
     fleet_init(&o);
-    if (!g_fleet.gone) {
-        fprintf(stderr, "recur search: out of memory\n");
-        dist_abort(1);
-    }
     if (rank != 0) {
         signal(SIGINT, SIG_IGN);   /* rank 0 decides; it ends the job */
         signal(SIGTERM, SIG_IGN);
         int lost_rank = 0, wrc = worker(&o, &ts, &lost_rank);
         tasks_free(&ts);
-        fleet_free();
         if (wrc) dist_abort(1);   /* rank 0 is gone or hangs: the job ends (failed); the same command resumes */
         dist_leave(o.rank_timeout, !lost_rank);
         return 0;
@@ -1363,10 +1352,9 @@ int cmd_search(int argc, char **argv)
     if (rc == 0) rc = master(&st, seeds, nseeds, msg, sizeof msg);
     if (st.tty) fprintf(stderr, "\n");
     int gone = 0;
-    for (int r = 1; r < dist_size(); r++) gone += g_fleet.gone[r];
+    for (int r = 1; r < dist_size(); r++) gone += dist_forgotten(r);
     for (int r = 1; r < dist_size() && rc == 0; r++)   /* also to a rank taken as gone */
         dist_post(gone ? "lost" : "", gone ? 4 : 0, r, TAG_DONE, msg, sizeof msg);
-    fleet_free();
     for (long i = 0; i < st.n; i++) cand_free(&st.rows[i]);
     free(st.rows);
     tasks_free(&ts);

@@ -10,6 +10,7 @@
 #endif
 
 static int g_init, g_rank, g_size = 1, g_local = 1;
+static char *g_forgot;   /* [size] ranks given up on (dist_forget); NULL alone */
 #ifdef RC_HAVE_MPI
 static int g_mpi;   /* MPI_Init was called */
 /* A copy of the world for point-to-point messages, whose errors return (the world's
@@ -61,6 +62,10 @@ int dist_init(int *argc, char ***argv, char *msg, size_t len)
             snprintf(msg, len, "MPI: cannot make the point-to-point communicator");
             return -1;
         }
+        if (!(g_forgot = calloc((size_t)g_size, 1))) {
+            snprintf(msg, len, "out of memory for %d ranks", g_size);
+            return -1;
+        }
     }
 #else
     (void)argc;
@@ -87,6 +92,8 @@ void dist_finalize(void)
         g_mpi = 0;
     }
 #endif
+    free(g_forgot);
+    g_forgot = NULL;
     g_rank = 0;
     g_size = g_local = 1;
     g_init = 0;
@@ -317,9 +324,7 @@ typedef struct posted {
 } posted;
 static posted *g_posts;
 static size_t g_nposts, g_capposts;
-static char *g_forgot;   /* [size] ranks given up on: their posts are never waited for */
-
-static int forgotten(int rank)
+int dist_forgotten(int rank)
 {
     return g_forgot && rank >= 0 && rank < g_size && g_forgot[rank];
 }
@@ -328,7 +333,7 @@ static int forgotten(int rank)
 static size_t posts_pending(void)
 {
     size_t n = 0;
-    for (size_t i = 0; i < g_nposts; i++) n += !forgotten(g_posts[i].dest);
+    for (size_t i = 0; i < g_nposts; i++) n += !dist_forgotten(g_posts[i].dest);
     return n;
 }
 
@@ -390,9 +395,7 @@ int dist_post(const void *buf, size_t bytes, int dest, int tag, char *msg, size_
 
 void dist_forget(int rank)
 {
-    if (rank < 0 || rank >= g_size) return;
-    if (!g_forgot) g_forgot = calloc((size_t)g_size, 1);
-    if (g_forgot) g_forgot[rank] = 1;
+    if (g_forgot && rank >= 0 && rank < g_size) g_forgot[rank] = 1;
 }
 
 int dist_iprobe(int *from, int *tag, size_t *bytes)

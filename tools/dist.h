@@ -73,6 +73,8 @@ int dist_survives_death(void);
 /* Gives up on `rank` (taken as gone): what was or will be posted to it is never waited
  * for by dist_leave. */
 void dist_forget(int rank);
+/* 1 when dist_forget gave up on `rank`. */
+int dist_forgotten(int rank);
 /* Leaves the job without waiting for the other ranks (dist_finalize first waits for
  * every rank, which hangs when one is gone): gives the posted messages to ranks not
  * forgotten up to timeout seconds to be taken, then MPI_Finalize when `finalize`, else
