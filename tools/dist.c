@@ -329,7 +329,8 @@ int dist_forgotten(int rank)
     return g_forgot && rank >= 0 && rank < g_size && g_forgot[rank];
 }
 
-/* Posts still to wait for: not to a forgotten rank. */
+#ifdef RC_HAVE_MPI
+/* Posts still to wait for: not to a forgotten rank (only MPI posts). */
 static size_t posts_pending(void)
 {
     size_t n = 0;
@@ -340,7 +341,6 @@ static size_t posts_pending(void)
 /* Frees the posts MPI is done with. */
 static void posts_reap(void)
 {
-#ifdef RC_HAVE_MPI
     size_t k = 0;
     for (size_t i = 0; i < g_nposts; i++) {
         int done = 0;
@@ -349,8 +349,8 @@ static void posts_reap(void)
         else g_posts[k++] = g_posts[i];
     }
     g_nposts = k;
-#endif
 }
+#endif
 
 int dist_post(const void *buf, size_t bytes, int dest, int tag, char *msg, size_t len)
 {
