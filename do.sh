@@ -8,8 +8,12 @@ set -eu
 cd "$(dirname "$0")"
 EXTRA_PKGS=""
 
-PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev fortunes gnuplot-nox graphviz locales"
-TEST_PKGS="clang libclang-rt-14-dev libopenmpi-dev openmpi-bin"   # the fuzzers (libFuzzer); MPI for tests/test_dist.c
+# Both commands install every package the build can use, so build/ is always the full
+# configuration whichever command runs first (MPI included: the recur command is built
+# with it and tests/test_dist.c runs it under mpirun). The tests add only tools that
+# never change how build/ is configured: clang for the fuzzers (libFuzzer).
+PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev libopenmpi-dev openmpi-bin fortunes gnuplot-nox graphviz locales"
+TEST_PKGS="clang libclang-rt-14-dev"
 
 need_pkgs() {
     missing=""
@@ -19,8 +23,9 @@ need_pkgs() {
     if [ -n "$missing" ]; then
         echo "do.sh: installing:$missing"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+        apt-get update -qq || { echo "do.sh: apt-get update failed (see above)" >&2; exit 1; }
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+            { echo "do.sh: apt-get install$missing failed (see above)" >&2; exit 1; }
     fi
 }
 
@@ -37,11 +42,51 @@ need_locale() {
 }
 
 # build/ is compiled for this machine's CPU (-march=native: the binaries run where they
-# are built); build-asan/ is portable.
+# are built) with every optional feature required (-Dauto_features=enabled: a missing
+# dependency fails the configure instead of building less); build-asan/ is portable;
+# build-min/ has every optional feature disabled, so CI compiles that path too.
+FULL="-Dwerror=true -Dauto_features=enabled"
+MIN="-Dwerror=true -Dauto_features=disabled"
+
+# The packages the build can see, with their versions, and the options: when either
+# differs from what DIR was configured with (a dependency appeared since, or another
+# do.sh command configured it), DIR is configured afresh instead of silently keeping
+# the old configuration.
+config_stamp() {   # config_stamp [meson options...]
+    echo "options: $*"
+    dpkg-query -W -f '${Package} ${Version}\n' $PKGS 2>/dev/null || true
+}
+
+# fail STEP LOG: says which step failed and shows the end of its output.
+fail() {
+    echo "do.sh: $1 failed; from its first error (all of it in $2):" >&2
+    if grep -q "^FAILED: " "$2"; then sed -n '/^FAILED: /,$p' "$2" | head -n 80 >&2
+    else tail -n 60 "$2" >&2; fi
+    echo "do.sh: $1 failed (see above)" >&2
+    exit 1
+}
+
 build() {   # build DIR [meson options...]
     dir=$1; shift
-    [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dwerror=true "$@" >/dev/null
-    ninja -C "$dir" >/dev/null
+    stamp=$(config_stamp "$@")
+    if [ ! -f "$dir/build.ninja" ] || [ "$(cat "$dir/do.stamp" 2>/dev/null)" != "$stamp" ]; then
+        mkdir -p "$dir"
+        if [ -f "$dir/build.ninja" ]; then
+            echo "do.sh: $dir was configured with other options or packages: configuring it again"
+            set -- --wipe "$@"
+        fi
+        meson setup "$dir" "$@" >"$dir/setup.log" 2>&1 || fail "meson setup $dir $*" "$dir/setup.log"
+        echo "$stamp" >"$dir/do.stamp"
+    fi
+    ninja -C "$dir" >"$dir/ninja.log" 2>&1 || fail "building $dir (ninja -C $dir)" "$dir/ninja.log"
+}
+
+# The demo's commands, shared by the demo and a few seconds of it in the tests.
+demo() {   # demo OUT SECONDS EVAL_EVERY SAMPLE_LENGTH
+    ./build/tools/recur train --out "$1" --time-limit "$2" --eval-every "$3" --sample 200
+    echo "== new fortunes from $1/best.ckpt"
+    ./build/tools/recur sample --out "$1" --length "$4" --temperature 0.7
+    ./build/tools/recur plot --out "$1"
 }
 
 # Criterion 2.4's runner process now and then leaks one of its own 48-byte blocks at exit
@@ -55,7 +100,7 @@ runner_leak_only() {   # runner_leak_only LOG
 }
 
 run_tests() {
-    build build -Dnative_arch=true
+    build build $FULL -Dnative_arch=true
     echo "== tests (release build)"
     ./build/tests/recur-tests --jobs 2 2>&1 | tee build/tests.log
     summary=$(grep "Synthesis" build/tests.log | tail -n 1)
@@ -63,7 +108,7 @@ run_tests() {
     failed=$(echo "$summary" | sed -n 's/.*Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2/p')
     [ -n "$passed" ] && [ "$failed" = "0 0" ] || { echo "tests failed"; exit 1; }
     echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-    build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+    build build-asan $FULL -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args=-fno-sanitize-recover=all
     log=build-asan/sanitizer.log
     # Criterion's workers can print a sanitizer report and still pass: read the log.
@@ -80,6 +125,14 @@ run_tests() {
     echo "== fuzzers: the cell language and every file loader (${FUZZ_SECONDS:-10} s each, seed corpora tests/fuzz/corpus-*)"
     tests/fuzz/run.sh all "${FUZZ_SECONDS:-10}" >build/fuzz.log 2>&1 || { grep "^fuzz " build/fuzz.log; tail -n 40 build/fuzz.log; echo "the fuzz run failed (a crash, a leak, or its build: see build/fuzz.log)"; exit 1; }
     grep "^fuzz " build/fuzz.log
+    echo "== every optional feature disabled (build-min: MPI ...): builds, tests pass or skip with a reason"
+    build build-min $MIN
+    ./build-min/tests/recur-tests --jobs 2 >build-min/tests.log 2>&1 || fail "the tests of build-min" build-min/tests.log
+    grep "Synthesis" build-min/tests.log | tail -n 1
+    echo "== the demo's commands, 3 s of training"
+    rm -rf build/demo-smoke
+    demo build/demo-smoke 3 20 100 >build/demo-smoke.log 2>&1 || fail "the demo's commands (./do.sh demo for 3 s)" build/demo-smoke.log
+    echo "demo: ok"
     echo "== example smoke modes"
     SMOKE_SKIP_MISSING_DATA=1 examples/smoke.sh || { echo "an example's smoke mode failed"; exit 1; }
     echo "tests: $passed passed, 0 failed"
@@ -87,11 +140,8 @@ run_tests() {
 
 case "${1:-}" in
     demo)
-        need_pkgs; build build -Dnative_arch=true
-        ./build/tools/recur train --out runs/demo --time-limit 120 --eval-every 250 --sample 200
-        echo "== new fortunes from runs/demo/best.ckpt"
-        ./build/tools/recur sample --out runs/demo --length 600 --temperature 0.7
-        ./build/tools/recur plot --out runs/demo ;;
+        need_pkgs; build build $FULL -Dnative_arch=true
+        demo runs/demo 120 250 600 ;;
     test) EXTRA_PKGS=$TEST_PKGS; need_pkgs; need_locale; run_tests ;;
     *) echo "usage: ./do.sh demo | test" >&2; exit 2 ;;
 esac
