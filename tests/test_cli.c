@@ -571,8 +571,6 @@ Test(cli, bad_values)
         { "--cell", "nope", "--cell 'nope' is not one of" },
         { "--data-kind", "nope", "--data-kind 'nope' is not one of" },
         { "--optim", "nope", "--optim 'nope' is not one of" },
-        { "--lr", "0", "--lr 0 must be > 0" },
-        { "--lr", "-1", "must be > 0" },
         { "--schedule", "nope", "--schedule 'nope' is not one of" },
         { "--hidden", "0", "--hidden 0 must be >= 1" },
         { "--layers", "0", "must be >= 1" },
@@ -580,9 +578,6 @@ Test(cli, bad_values)
         { "--init", "nope", "--init 'nope'" },
         { "--metrics", "nope", "--metrics 'nope'" },
         { "--loss-norm", "nope", "--loss-norm 'nope'" },
-        { "--valid-frac", "1.5", "split fractions" },
-        { "--dropout", "1", "dropout" },
-        { "--clip", "-1", "clip" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run r = recur("train", "--data", data, "--out", P("o"), SMALL, "--steps", "2", cases[i][0], cases[i][1], NULL);
@@ -926,6 +921,53 @@ Test(cli, resume_music)
     int n = sizeof opts / sizeof *opts;
     resume_case("m", opts, n, 9, 20, 1);
     resume_case("m", opts, n, 14, 20, 1);
+}
+
+/* Every floating option of train, eval and sample (and a config file's keys) refuses
+ * inf and nan, naming the option; negative values where they make no sense; --threads
+ * and RC_NUM_THREADS above the bound of 4 per core online. Nothing is written. */
+Test(cli, non_finite_negative_and_too_many)
+{
+    static const char *floats[] = { "--valid-frac", "--test-frac", "--dropout", "--forget-bias", "--init-scale",
+                                    "--time-limit", "--lr", "--momentum", "--beta1", "--beta2", "--rho", "--eps",
+                                    "--weight-decay", "--clip", "--weight-noise", "--decay-factor", "--min-lr-frac",
+                                    "--temperature" };
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++)
+        for (int v = 0; v < 3; v++) {
+            const char *val = v == 0 ? "inf" : v == 1 ? "-inf" : "nan";
+            const char *cmd = !strcmp(floats[i], "--temperature") ? "sample" : "train";
+            run r = recur(cmd, "--out", P("o"), floats[i], val, NULL);
+            EXPECT_EXIT(r, 2);
+            cr_assert(has(r.err, floats[i]) && (has(r.err, "finite") || has(r.err, "not a number")), SHOW(r));
+        }
+    static const char *neg[][3] = {
+        { "train", "--time-limit", "-1" }, { "train", "--momentum", "-0.5" }, { "train", "--weight-decay", "-1" },
+        { "train", "--weight-noise", "-1" }, { "train", "--init-scale", "-1" }, { "train", "--decay-factor", "0" },
+        { "train", "--min-lr-frac", "2" }, { "train", "--steps", "-5" }, { "train", "--epochs", "-1" },
+        { "train", "--save-every", "-1" }, { "train", "--eval-every", "-1" }, { "train", "--patience", "-2" },
+        { "train", "--threads", "-1" }, { "train", "--threads", "5000" }, { "eval", "--threads", "5000" },
+        { "sample", "--threads", "100000" }, { "sample", "--temperature", "-1" }, { "sample", "--length", "-1" },
+        { "train", "--lr", "0" }, { "train", "--dropout", "1" }, { "train", "--clip", "-1" },
+    };
+    for (size_t i = 0; i < sizeof neg / sizeof *neg; i++) {
+        run r = recur(neg[i][0], "--out", P("o"), neg[i][1], neg[i][2], NULL);
+        EXPECT_EXIT(r, 2);
+        cr_assert(has(r.err, fmt("%s %s must be", neg[i][1], neg[i][2])), SHOW(r));
+        if (!strcmp(neg[i][1], "--threads") && neg[i][2][0] != '-') cr_assert(has(r.err, "per core"), SHOW(r));
+    }
+    spit_str(P("inf.cfg"), "hidden = 16\ntime-limit = inf\n");
+    run c = recur("train", "--config", P("inf.cfg"), "--out", P("o"), NULL);
+    EXPECT_EXIT(c, 2);
+    cr_assert(has(c.err, "inf.cfg:2: --time-limit inf must be a finite number"), SHOW(c));
+    static const char *env[] = { "5000", "lots", "-3" };
+    for (size_t i = 0; i < sizeof env / sizeof *env; i++) {
+        setenv("RC_NUM_THREADS", env[i], 1);
+        run r = recur("train", "--out", P("o"), "--steps", "1", NULL);
+        unsetenv("RC_NUM_THREADS");
+        EXPECT_EXIT(r, 2);
+        cr_assert(has(r.err, fmt("RC_NUM_THREADS='%s'", env[i])) && has(r.err, "per core"), SHOW(r));
+    }
+    cr_assert(!exists(P("o")), "a refused command created its --out");
 }
 
 /* ======================================================================================
@@ -1359,12 +1401,14 @@ Test(cli, csv_bad_fractions)
 {
     char *data = P("series.csv");
     gen_csv(data, 400);
-    static const char *cases[][2] = { { "-1", "0" }, { "0.7", "0.7" }, { "0", "1" }, { "1.5", "0" } };
+    /* each fraction out of [0, 1) is refused as an option (exit 2); a sum of 1 or more by the data */
+    static const char *cases[][3] = { { "-1", "0", "--valid-frac -1" }, { "0.7", "0.7", "--valid-frac" },
+                                      { "0", "1", "--test-frac 1" }, { "1.5", "0", "--valid-frac 1.5" } };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run r = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", cases[i][0], "--test-frac",
                       cases[i][1], "--out", P("run"), SMALL, "--steps", "1", NULL);
-        EXPECT_EXIT(r, 1);
-        cr_assert(has(r.err, "--valid-frac") && has(r.err, "[0, 1)") && !has(r.err, "steps"), SHOW(r));
+        EXPECT_EXIT(r, i == 1 ? 1 : 2);
+        cr_assert(has(r.err, cases[i][2]) && has(r.err, "[0, 1)") && !has(r.err, "steps"), SHOW(r));
     }
     run ok = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", "0.2", "--test-frac", "0.1", "--out",
                    P("run"), SMALL, "--steps", "1", NULL);

@@ -110,6 +110,8 @@ static void run_to_end(run *r, const char *const *argv)
 }
 
 #define SHOW(r) "exit %d signal %d\nstdout: %.3000s\nstderr: %.3000s", (r).code, (r).sig, (r).out, (r).err
+/* The same after a prefix of one string: SHOW_AFTER("case", r) */
+#define SHOW_AFTER(what, r) "%s: exit %d signal %d\nstdout: %.3000s\nstderr: %.3000s", (what), (r).code, (r).sig, (r).out, (r).err
 #define OK(r) cr_assert((r).code == 0 && (r).sig == 0, SHOW(r))
 
 /* The tiny protocol of every test: 2 learning rates x 6 updates, promotion 6 updates x 2. */
@@ -391,14 +393,14 @@ Test(search, bad_options)
         { "--steps", "0", "must be >= 1" },
         { "--budget", "many", "not an integer" },
         { "--rank-timeout", "0", "--rank-timeout must be a positive number of seconds" },
-        { "--rank-timeout", "inf", "--rank-timeout must be a positive number of seconds" },
+        { "--rank-timeout", "inf", "--rank-timeout 'inf': not a finite number" },
         { "--frobnicate", "1", "unknown option '--frobnicate'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         run r;
         const char *argv[] = { "recur", "search", "--out", out, bad[i].opt, bad[i].val, NULL };
         run_to_end(&r, argv);
-        cr_assert_eq(r.code, 2, "%s %s: " SHOW(r), bad[i].opt, bad[i].val);
+        cr_assert_eq(r.code, 2, SHOW_AFTER(bad[i].opt, r));
         cr_assert_not_null(strstr(r.err, bad[i].says), "%s %s: %s", bad[i].opt, bad[i].val, r.err);
         cr_assert_neq(access(out, F_OK), 0, "%s %s: the folder was created", bad[i].opt, bad[i].val);
     }
@@ -874,7 +876,7 @@ Test(search, missing_or_bad_task_data_is_refused_before_training)
         const char *argv[] = { "recur", "search", "--out", out, "--tasks", cases[i].tasks, "--task-data", td, TINY,
                                NULL };
         run_to_end(&r, argv);
-        cr_assert_eq(r.code, 2, "%s: " SHOW(r), cases[i].tasks);
+        cr_assert_eq(r.code, 2, SHOW_AFTER(cases[i].tasks, r));
         cr_assert_not_null(strstr(r.err, cases[i].says), "%s: %s", td, r.err);
         cr_assert_neq(access(out, F_OK), 0, "%s: the folder was created", td);
     }
@@ -909,4 +911,35 @@ Test(search, arith_and_chars_resume_gives_the_same_rows)
     free(ka);
     free(kb);
     free(corpus);
+}
+
+/* The floating options refuse nan and inf (before the fix --time-limit nan ran as no
+ * limit), --threads and RC_NUM_THREADS above 4 per core online; nothing is created. */
+Test(search, non_finite_numbers_and_too_many_threads)
+{
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    static const struct { const char *opt, *val, *says; } bad[] = {
+        { "--time-limit", "nan", "--time-limit 'nan': not a finite number" },
+        { "--time-limit", "inf", "--time-limit 'inf': not a finite number" },
+        { "--time-limit", "-1", "--time-limit must be >= 0" },
+        { "--rank-timeout", "nan", "--rank-timeout 'nan': not a finite number" },
+        { "--threads", "5000", "--threads 5000: at most" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        run r;
+        const char *argv[] = { "recur", "search", "--out", out, "--budget", "0", TINY, bad[i].opt, bad[i].val, NULL };
+        run_to_end(&r, argv);
+        cr_assert_eq(r.code, 2, SHOW_AFTER(bad[i].opt, r));
+        cr_assert_not_null(strstr(r.err, bad[i].says), "%s %s: %s", bad[i].opt, bad[i].val, r.err);
+        cr_assert_neq(access(out, F_OK), 0, "%s %s: the folder was created", bad[i].opt, bad[i].val);
+    }
+    setenv("RC_NUM_THREADS", "5000", 1);
+    run r;
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "0", TINY, NULL };
+    run_to_end(&r, argv);
+    unsetenv("RC_NUM_THREADS");
+    cr_assert_eq(r.code, 2, SHOW(r));
+    cr_assert_not_null(strstr(r.err, "RC_NUM_THREADS='5000'"), "%s", r.err);
+    cr_assert_neq(access(out, F_OK), 0, "the folder was created");
 }
