@@ -923,6 +923,40 @@ Test(cli, resume_music)
     resume_case("m", opts, n, 14, 20, 1);
 }
 
+/* Temporary files of checkpoint writes killed before they ended ("<ckpt>.tmp.<pid>" of
+ * a pid no process has) are removed when a run starts or resumes; a live process's, and
+ * every name that only looks like one, are kept. */
+Test(cli, stale_checkpoint_temporaries_are_removed)
+{
+    char *data = P("text.txt"), *out = P("run"), *fresh = P("fresh");
+    gen_text(data, 20000, 19, 0);
+    pid_t dead = fork();   /* a pid that no process has any more */
+    cr_assert_geq(dead, 0);
+    if (dead == 0) _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    long me = (long)getpid();   /* this test: a live process, not the run */
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "3", "--eval-every", "2", NULL);
+    OK(t);
+    const char *stale[] = { fmt("last.ckpt.tmp.%ld", (long)dead), fmt("best.ckpt.tmp.%ld", (long)dead) };
+    const char *kept[] = { fmt("last.ckpt.tmp.%ld", me), fmt("last.ckpt.tmp.%ldx", (long)dead),
+                           fmt("last.ckpt.tmp.0%ld", (long)dead), fmt("last.ckpt.tmp.%ld.bak", (long)dead),
+                           fmt("other.ckpt.tmp.%ld", (long)dead), fmt("last.ckpt.tmpx%ld", (long)dead), "last.ckpt.tmp." };
+    for (size_t i = 0; i < 2; i++) spit_str(fmt("%s/%s", out, stale[i]), "half a checkpoint");
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) spit_str(fmt("%s/%s", out, kept[i]), "not ours");
+    run r = recur("train", "--out", out, "--resume", "--steps", "5", NULL);
+    OK(r);
+    cr_assert(has(r.out, "stale temporary file"), SHOW(r));
+    for (size_t i = 0; i < 2; i++) cr_assert(!exists(fmt("%s/%s", out, stale[i])), "%s is still there: " SHOWF, stale[i], SHOWA(r));
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        cr_assert(exists(fmt("%s/%s", out, kept[i])), "%s was removed: " SHOWF, kept[i], SHOWA(r));
+    /* a new run in a folder holding one */
+    cr_assert_eq(mkdir(fresh, 0755), 0);
+    spit_str(fmt("%s/%s", fresh, stale[0]), "half a checkpoint");
+    run f = recur("train", "--data", data, "--out", fresh, SMALL, "--steps", "2", NULL);
+    OK(f);
+    cr_assert(!exists(fmt("%s/%s", fresh, stale[0])), SHOW(f));
+}
+
 /* Every floating option of train, eval and sample (and a config file's keys) refuses
  * inf and nan, naming the option; negative values where they make no sense; --threads
  * and RC_NUM_THREADS above the bound of 4 per core online. Nothing is written. */

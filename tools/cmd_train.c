@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "ckpt.h"
 #include "commands.h"
 #include "dist.h"
 #include "metrics.h"
@@ -289,6 +290,22 @@ static int validate(trainer *tr, char *msg, size_t len, int *err)
     return tr->c->patience > 0 && tr->pr.bad >= (uint64_t)tr->c->patience;
 }
 
+/* The temporary files a checkpoint write killed in an earlier run left in the run
+ * folder (last.ckpt.tmp.<pid>, best.ckpt.tmp.<pid> of no live process): removed, and
+ * said. A file that cannot be removed is only a warning. */
+static void remove_stale_temps(trainer *tr)
+{
+    const char *paths[2] = { tr->last_path, tr->best_path };
+    for (int i = 0; i < 2; i++) {
+        char err[1024];
+        int n = ckpt_remove_stale_temps(paths[i], err, sizeof err);
+        if (n < 0) fprintf(stderr, "recur train: warning: %s\n", err);
+        else if (n > 0)
+            printf("removed %d stale temporary file%s %s.tmp.<pid> (a checkpoint write killed before it ended)\n", n,
+                   n > 1 ? "s" : "", paths[i]);
+    }
+}
+
 /* The run folder and, when resuming, the stored configuration under this command
  * line's options. 0, or -1 with tr->msg. */
 static int open_run(trainer *tr, config *cfg)
@@ -300,6 +317,7 @@ static int open_run(trainer *tr, config *cfg)
     }
     snprintf(tr->last_path, sizeof tr->last_path, "%s/last.ckpt", cfg->out);
     snprintf(tr->best_path, sizeof tr->best_path, "%s/best.ckpt", cfg->out);
+    if (tr->rank == 0) remove_stale_temps(tr);
     if (cfg->resume) {   /* the stored configuration, then this command line's options */
         config stored;
         if (run_read_config(tr->last_path, &stored, tr->msg, sizeof tr->msg) != 0) return -1;
