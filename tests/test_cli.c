@@ -923,6 +923,57 @@ Test(cli, resume_music)
     resume_case("m", opts, n, 14, 20, 1);
 }
 
+/* Runs `recur train --out <tag> opts`, keeps copies of its last.ckpt, best.ckpt and
+ * metrics.csv, runs the same command with --resume, and requires that the rerun says
+ * the run had already finished (naming the limit `opt`) and left the three files byte
+ * for byte as they were (before the fix, a rerun past --steps trained one more update,
+ * and so on). */
+static void rerun_finished_case(const char *tag, const char **opts, int nopts, const char *opt)
+{
+    char *out = P(tag);
+    const char *argv[64] = { "train", "--out", out };
+    int n = 3;
+    for (int i = 0; i < nopts && n < 62; i++) argv[n++] = opts[i];
+    run first = recur_argv(argv, n);
+    OK(first);
+    static const char *const files[] = { "last.ckpt", "best.ckpt", "metrics.csv" };
+    for (int k = 0; k < 3; k++) {
+        cr_assert(exists(fmt("%s/%s", out, files[k])), "%s: the first run wrote no %s: " SHOWF, tag, files[k],
+                  SHOWA(first));
+        copy_file(fmt("%s/%s", out, files[k]), fmt("%s-%s", out, files[k]));
+    }
+    argv[n++] = "--resume";
+    for (int again = 0; again < 2; again++) {
+        run r = recur_argv(argv, n);
+        OK(r);
+        cr_assert(has(r.out, "already finished") && has(r.out, opt), "%s: " SHOWF, tag, SHOWA(r));
+        for (int k = 0; k < 3; k++)
+            cr_assert(same_bytes(fmt("%s/%s", out, files[k]), fmt("%s-%s", out, files[k])),
+                      "%s: rerunning the finished command changed %s: " SHOWF, tag, files[k], SHOWA(r));
+    }
+}
+
+/* Rerunning a finished command changes nothing, whichever limit finished it: --steps,
+ * --epochs, --time-limit (the time trained in all) and early stopping (--patience). */
+Test(cli, rerun_of_a_finished_run_changes_nothing)
+{
+    char *data = P("text.txt"), *small = P("small.txt");
+    gen_text(data, 20000, 17, 0);
+    gen_text(small, 2500, 5, 0);   /* 59 batches of 4 x 10 per epoch */
+    const char *steps[] = { "--data", data, SMALL, "--steps", "10", "--eval-every", "5" };
+    rerun_finished_case("steps", steps, sizeof steps / sizeof *steps, "--steps 10");
+    const char *epochs[] = { "--data", small, SMALL, "--epochs", "1" };
+    rerun_finished_case("epochs", epochs, sizeof epochs / sizeof *epochs, "all of --epochs 1");
+    const char *timed[] = { "--data", data, SMALL, "--epochs", "100000", "--time-limit", "0.3", "--eval-every", "20" };
+    rerun_finished_case("time", timed, sizeof timed / sizeof *timed, "--time-limit 0.3");
+    const char *early[] = { "--data", data, SMALL, "--steps", "300", "--eval-every", "3", "--patience", "1", "--lr", "1" };
+    rerun_finished_case("early", early, sizeof early / sizeof *early, "--patience 1");
+    /* a larger limit continues the run */
+    run more = recur("train", "--out", P("steps"), "--resume", "--steps", "12", NULL);
+    OK(more);
+    cr_assert(has(more.out, "after 12 updates"), SHOW(more));
+}
+
 /* Temporary files of checkpoint writes killed before they ended ("<ckpt>.tmp.<pid>" of
  * a pid no process has) are removed when a run starts or resumes; a live process's, and
  * every name that only looks like one, are kept. */
