@@ -913,6 +913,43 @@ Test(search, arith_and_chars_resume_gives_the_same_rows)
     free(corpus);
 }
 
+/* ---- a search folder that cannot be trusted -------------------------------------------- */
+
+/* A folder with rows and no search.conf (deleted, or not copied along) is refused: a
+ * new search there would mix its protocol with the rows' (before the fix it did). */
+Test(search, rows_without_search_conf_are_refused)
+{
+    run r;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "3", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    char *rows = tu_read_file(path_in("s", "candidates.jsonl"), NULL), *csv = tu_read_file(path_in("s", "candidates.csv"), NULL);
+    char *conf = tu_read_file(path_in("s", "search.conf"), NULL);
+    cr_assert(rows && csv && conf);
+    cr_assert_eq(unlink(path_in("s", "search.conf")), 0);
+    const char *more[] = { "recur", "search", "--out", out, "--budget", "6", TINY, "--steps", "7", NULL };
+    for (int pass = 0; pass < 2; pass++) {   /* 2: candidates.csv alone holds the rows */
+        if (pass == 1) cr_assert_eq(unlink(path_in("s", "candidates.jsonl")), 0);
+        run_to_end(&r, more);
+        cr_assert_eq(r.code, 1, SHOW(r));
+        cr_assert(strstr(r.err, out) && strstr(r.err, "no search.conf") && strstr(r.err, "another --out"), "%s", r.err);
+        cr_assert_neq(access(path_in("s", "search.conf"), F_OK), 0, "a search.conf was written");
+        char *now = tu_read_file(path_in("s", "candidates.csv"), NULL);
+        cr_assert(now && !strcmp(now, csv), "candidates.csv changed");
+        free(now);
+    }
+    write_in("s/candidates.jsonl", rows);   /* put back: the same command resumes */
+    write_in("s/search.conf", conf);
+    run_to_end(&r, argv);
+    OK(r);
+    cr_assert_not_null(strstr(r.out, "resuming after 5 finished rows"), "%s", r.out);
+    free(rows);
+    free(csv);
+    free(conf);
+}
+
 /* The floating options refuse nan and inf (before the fix --time-limit nan ran as no
  * limit), --threads and RC_NUM_THREADS above 4 per core online; nothing is created. */
 Test(search, non_finite_numbers_and_too_many_threads)

@@ -1220,6 +1220,31 @@ out:
     return rc;
 }
 
+/* 1 when dir holds rows of a search but no search.conf (msg says so and what to do):
+ * without it a resume cannot know the options the rows were made with, and a new
+ * search there would mix its rows with theirs. A file cut before its first row is no
+ * row. */
+static int rows_without_conf(const char *dir, char *msg, size_t len)
+{
+    static const char *const files[] = { "candidates.jsonl", "candidates.csv" };
+    for (int i = 0; i < 2; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        long lines = 0;
+        for (int ch; (ch = getc(f)) != EOF;) lines += ch == '\n';
+        fclose(f);
+        if (lines > (i == 1)) {   /* candidates.csv: a header line, then the rows */
+            snprintf(msg, len, "%.400s holds the rows of a search (%s) but no search.conf, the options they were "
+                     "made with: put back %.400s/search.conf to resume it, or give another --out for a new search",
+                     dir, files[i], dir);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int cmd_search(int argc, char **argv)
 {
     static search_opts o, stored;
@@ -1244,6 +1269,10 @@ int cmd_search(int argc, char **argv)
     char conf[1200];
     snprintf(conf, sizeof conf, "%s/search.conf", o.out);
     int resume = access(conf, F_OK) == 0;
+    if (!resume && rows_without_conf(o.out, msg, sizeof msg)) {
+        fprintf(stderr, "recur search: %s\n", msg);
+        return 1;
+    }
     if (resume) {
         defaults(&stored);
         if (conf_read(conf, &stored, msg, sizeof msg) != 0) {
