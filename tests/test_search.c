@@ -915,6 +915,34 @@ Test(search, arith_and_chars_resume_gives_the_same_rows)
 
 /* ---- a search folder that cannot be trusted -------------------------------------------- */
 
+/* The lines of DIR/candidates.jsonl (without their newlines), *n of them; free lines[0]
+ * then lines. */
+static char **jsonl_lines(const char *dir, int *n)
+{
+    char *s = tu_read_file(path_in(dir, "candidates.jsonl"), NULL);
+    cr_assert_not_null(s);
+    char **lines = calloc((size_t)count_lines(s) + 1, sizeof *lines);
+    cr_assert_not_null(lines);
+    *n = 0;
+    for (char *line = s; *line;) {
+        char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl);
+        *nl = 0;
+        lines[(*n)++] = line;
+        line = nl + 1;
+    }
+    if (!*n) lines[0] = s;
+    return lines;
+}
+
+static void write_lines(const char *dir, char **lines, int n)
+{
+    FILE *f = fopen(path_in(dir, "candidates.jsonl"), "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < n; i++) fprintf(f, "%s\n", lines[i]);
+    cr_assert_eq(fclose(f), 0);
+}
+
 /* A folder with rows and no search.conf (deleted, or not copied along) is refused: a
  * new search there would mix its protocol with the rows' (before the fix it did). */
 Test(search, rows_without_search_conf_are_refused)
@@ -948,6 +976,82 @@ Test(search, rows_without_search_conf_are_refused)
     free(rows);
     free(csv);
     free(conf);
+}
+
+/* A line that is not one intact row is refused on resume, naming the line, with nothing
+ * changed (before the fix a line spliced from two half lines loaded as one row: its id
+ * and hash from one candidate, its text from another): the spliced lines (cut before
+ * "hidden", and before "hash", where the hash matches the text it came with) and a row
+ * whose text is another row's (well-formed, its hash not its text's). --status shows the
+ * other rows with a warning. Deleting the line makes the search evaluate that
+ * candidate again, to the rows of an uninterrupted search. */
+Test(search, a_spliced_or_edited_row_is_refused)
+{
+    run r;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "3", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    char *good = rows_key("s"), *conf = tu_read_file(path_in("s", "search.conf"), NULL);
+    int n;
+    char **lines = jsonl_lines("s", &n);
+    cr_assert_eq(n, 5);
+    char *a = lines[2], *b = lines[3];
+    static const char *const cuts[] = { "\"hidden\":", "\"hash\":" };
+    for (int k = 0; k < 3; k++) {
+        char *edited[5] = { lines[0], lines[1], NULL, lines[3], lines[4] }, *bad;
+        int ne = 5;
+        const char *says;
+        if (k < 2) {   /* a's start cut before cuts[k], then the whole of b: lines 3 and 4 become one */
+            size_t at = (size_t)(strstr(a, cuts[k]) - a);
+            bad = malloc(at + strlen(b) + 1);
+            cr_assert_not_null(bad);
+            memcpy(bad, a, at);
+            strcpy(bad + at, b);
+            edited[3] = lines[4];
+            ne = 4;
+            says = "a second row starts inside it (two half lines spliced";
+        } else {   /* a with b's text */
+            size_t at = (size_t)(strstr(a, ",\"text\":") - a);
+            const char *bt = strstr(b, ",\"text\":");
+            bad = malloc(at + strlen(bt) + 1);
+            cr_assert_not_null(bad);
+            memcpy(bad, a, at);
+            strcpy(bad + at, bt);
+            says = "is not the canonical hash of its text";
+        }
+        edited[2] = bad;
+        write_lines("s", edited, ne);
+        char *before = tu_read_file(path_in("s", "candidates.jsonl"), NULL);
+        run_to_end(&r, argv);
+        cr_assert_eq(r.code, 1, SHOW_AFTER(k == 0 ? "spliced before hidden" : k == 1 ? "spliced before hash" : "another's text", r));
+        cr_assert(strstr(r.err, "candidates.jsonl:3: ") && strstr(r.err, says) && strstr(r.err, "delete that line"),
+                  "case %d: %s", k, r.err);
+        char *after = tu_read_file(path_in("s", "candidates.jsonl"), NULL), *conf_after = tu_read_file(path_in("s", "search.conf"), NULL);
+        cr_assert(after && !strcmp(after, before), "case %d: candidates.jsonl changed", k);
+        cr_assert(conf_after && !strcmp(conf_after, conf), "case %d: search.conf changed", k);
+        free(after);
+        free(conf_after);
+        free(before);
+        const char *st[] = { "recur", "search", "--status", out, NULL };
+        run_to_end(&r, st);
+        OK(r);
+        cr_assert(strstr(r.err, "warning") && strstr(r.err, "candidates.jsonl:3: ") && strstr(r.out, "2 baselines"),
+                  "case %d: %s\n%s", k, r.err, r.out);
+        free(bad);
+    }
+    char *kept[4] = { lines[0], lines[1], lines[3], lines[4] };   /* the bad line deleted */
+    write_lines("s", kept, 4);
+    run_to_end(&r, argv);
+    OK(r);
+    char *now = rows_key("s");
+    cr_assert_str_eq(now, good, "the candidate evaluated again differs");
+    free(now);
+    free(good);
+    free(conf);
+    free(lines[0]);
+    free(lines);
 }
 
 /* The floating options refuse nan and inf (before the fix --time-limit nan ran as no

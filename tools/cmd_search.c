@@ -1379,8 +1379,8 @@ int cmd_search(int argc, char **argv)
             rc = -1;
         }
     }
+    if (rc == 0 && rows_load(o.out, &st.rows, &st.n, 1, msg, sizeof msg) != 0) rc = -1;   /* before any write */
     if (rc == 0 && conf_write(conf, &o, msg, sizeof msg) != 0) rc = -1;
-    if (rc == 0 && rows_load(o.out, &st.rows, &st.n, msg, sizeof msg) != 0) rc = -1;
     st.cap = st.n;
     norm_refs(st.rows, st.n, st.refs, st.refs_long);
     for (long i = 0; i < st.n; i++) norm_apply(&st.rows[i], st.refs, st.refs_long);
