@@ -1,9 +1,12 @@
 /* Library-wide settings: version, status names, the thread knob, the BLAS check. */
 #include <omp.h>
 #include <pthread.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cblas.h>
 #include "runtime.h"
 
@@ -43,9 +46,22 @@ static _Atomic int threads_now;
 static _Atomic unsigned threads_gen;
 static _Thread_local unsigned threads_applied;   /* 0: never applied on this thread */
 
+int rc_max_threads(void)
+{
+    /* More threads than cores only wait for one, and each costs a stack and (up to
+     * OpenBLAS's MAX_THREADS) a BLAS buffer: thousands hang in OpenBLAS's buffer
+     * allocation under a memory limit. A few per core still allows oversubscription. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), n, limit = omp_get_thread_limit();
+    if (cores < 1) cores = omp_get_num_procs();
+    n = RC_THREADS_PER_CORE * (cores < 1 ? 1 : cores);
+    if (limit > 0 && limit < n) n = limit;
+    return n < INT_MAX ? (int)n : INT_MAX;
+}
+
 static int set_threads(int n)
 {
     if (n <= 0) n = omp_get_num_procs();
+    if (n > rc_max_threads()) n = rc_max_threads();
     atomic_store(&threads_now, n);
     atomic_fetch_add(&threads_gen, 1u);
     /* OpenBLAS's own count (its OpenMP build also follows the calling thread's
@@ -81,8 +97,11 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void init_threads(void)
 {
     const char *e = getenv("RC_NUM_THREADS");
-    int n = e ? atoi(e) : 0;
-    set_threads(n);
+    char *end = NULL;
+    errno = 0;
+    long n = e ? strtol(e, &end, 10) : 0;
+    if (!e || !*e || *end || errno || n < 0) n = 0;   /* not a count: all cores, as unset */
+    set_threads(n > rc_max_threads() ? rc_max_threads() : (int)n);
 }
 
 void runtime_init(void)

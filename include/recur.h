@@ -68,9 +68,14 @@ const char *rc_blas_config(void);
 /* RC_OK when the linked OpenBLAS is its OpenMP build; RC_ERR_STATE otherwise
  * (the pthread build oversubscribes the cores when mixed with OpenMP). */
 rc_status rc_blas_check(void);
+/* The most threads rc_set_num_threads sets: RC_THREADS_PER_CORE x the cores online
+ * (within OMP_THREAD_LIMIT); more only wait for a core and cost memory. */
+#define RC_THREADS_PER_CORE 4
+int rc_max_threads(void);
 /* Sets the process-wide thread count used by plans and OpenBLAS, whichever thread runs
- * them; n <= 0 means all cores. At first use the count comes from RC_NUM_THREADS when
- * set. Returns the count set. */
+ * them; n <= 0 means all cores, n above rc_max_threads() is lowered to it. At first use
+ * the count comes from RC_NUM_THREADS when it is a count (same rules; anything else:
+ * all cores). Returns the count set. */
 int rc_set_num_threads(int n);
 /* The thread count in effect. */
 int rc_num_threads(void);

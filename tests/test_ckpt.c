@@ -873,6 +873,46 @@ Test(ckpt, no_temporary_files_left)
     ckpt_free(&c);
 }
 
+/* ckpt_remove_stale_temps: "<path>.tmp.<pid>" of a dead process and of this one go; a
+ * live process's file and every other name stay; a missing folder is nothing to do. */
+Test(ckpt, stale_temporary_files_are_removed)
+{
+    pid_t dead = fork();   /* a pid no process has any more */
+    cr_assert_geq(dead, 0);
+    if (dead == 0) _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    pid_t live = fork();   /* a live process other than this one */
+    cr_assert_geq(live, 0);
+    if (live == 0) {
+        pause();
+        _exit(0);
+    }
+    char gone[2][64], kept[7][64], path[512];
+#define IN_TMP(name) (snprintf(path, sizeof path, "%s/%.64s", tmpdir, (name)), path)
+    snprintf(gone[0], 64, "a.ckpt.tmp.%ld", (long)dead);
+    snprintf(gone[1], 64, "a.ckpt.tmp.%ld", (long)getpid());
+    snprintf(kept[0], 64, "a.ckpt.tmp.%ld", (long)live);
+    snprintf(kept[1], 64, "a.ckpt.tmp.%ldx", (long)dead);
+    snprintf(kept[2], 64, "a.ckpt.tmp.0%ld", (long)dead);
+    snprintf(kept[3], 64, "b.ckpt.tmp.%ld", (long)dead);
+    snprintf(kept[4], 64, "a.ckpt.tmp.-%ld", (long)dead);
+    snprintf(kept[5], 64, "xa.ckpt.tmp.%ld", (long)dead);
+    snprintf(kept[6], 64, "a.ckpt.tmp.");
+    for (int i = 0; i < 2; i++) put_bytes(IN_TMP(gone[i]), "x", 1);
+    for (int i = 0; i < 7; i++) put_bytes(IN_TMP(kept[i]), "x", 1);
+    char err[256] = "";
+    int n = ckpt_remove_stale_temps(tpath("a.ckpt"), err, sizeof err);
+    int again = ckpt_remove_stale_temps(tpath("a.ckpt"), err, sizeof err);
+    kill(live, SIGKILL);
+    waitpid(live, NULL, 0);
+    cr_assert_eq(n, 2, "%s", err);
+    cr_assert_eq(again, 0, "%s", err);
+    for (int i = 0; i < 2; i++) cr_assert_neq(access(IN_TMP(gone[i]), F_OK), 0, "%s is still there", gone[i]);
+    for (int i = 0; i < 7; i++) cr_assert_eq(access(IN_TMP(kept[i]), F_OK), 0, "%s was removed", kept[i]);
+    cr_assert_eq(ckpt_remove_stale_temps(tpath("no/such/a.ckpt"), err, sizeof err), 0, "%s", err);
+#undef IN_TMP
+}
+
 Test(ckpt, failed_write_keeps_the_old_file)
 {
     /* A write that fails midway (the file size limit, EFBIG) leaves the previous file

@@ -571,8 +571,6 @@ Test(cli, bad_values)
         { "--cell", "nope", "--cell 'nope' is not one of" },
         { "--data-kind", "nope", "--data-kind 'nope' is not one of" },
         { "--optim", "nope", "--optim 'nope' is not one of" },
-        { "--lr", "0", "--lr 0 must be > 0" },
-        { "--lr", "-1", "must be > 0" },
         { "--schedule", "nope", "--schedule 'nope' is not one of" },
         { "--hidden", "0", "--hidden 0 must be >= 1" },
         { "--layers", "0", "must be >= 1" },
@@ -580,9 +578,6 @@ Test(cli, bad_values)
         { "--init", "nope", "--init 'nope'" },
         { "--metrics", "nope", "--metrics 'nope'" },
         { "--loss-norm", "nope", "--loss-norm 'nope'" },
-        { "--valid-frac", "1.5", "split fractions" },
-        { "--dropout", "1", "dropout" },
-        { "--clip", "-1", "clip" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run r = recur("train", "--data", data, "--out", P("o"), SMALL, "--steps", "2", cases[i][0], cases[i][1], NULL);
@@ -926,6 +921,138 @@ Test(cli, resume_music)
     int n = sizeof opts / sizeof *opts;
     resume_case("m", opts, n, 9, 20, 1);
     resume_case("m", opts, n, 14, 20, 1);
+}
+
+/* Runs `recur train --out <tag> opts`, keeps copies of its last.ckpt, best.ckpt and
+ * metrics.csv, runs the same command with --resume, and requires that the rerun says
+ * the run had already finished (naming the limit `opt`) and left the three files byte
+ * for byte as they were (before the fix, a rerun past --steps trained one more update,
+ * and so on). */
+static void rerun_finished_case(const char *tag, const char **opts, int nopts, const char *opt)
+{
+    char *out = P(tag);
+    const char *argv[64] = { "train", "--out", out };
+    int n = 3;
+    for (int i = 0; i < nopts && n < 62; i++) argv[n++] = opts[i];
+    run first = recur_argv(argv, n);
+    OK(first);
+    static const char *const files[] = { "last.ckpt", "best.ckpt", "metrics.csv" };
+    for (int k = 0; k < 3; k++) {
+        cr_assert(exists(fmt("%s/%s", out, files[k])), "%s: the first run wrote no %s: " SHOWF, tag, files[k],
+                  SHOWA(first));
+        copy_file(fmt("%s/%s", out, files[k]), fmt("%s-%s", out, files[k]));
+    }
+    argv[n++] = "--resume";
+    for (int again = 0; again < 2; again++) {
+        run r = recur_argv(argv, n);
+        OK(r);
+        cr_assert(has(r.out, "already finished") && has(r.out, opt), "%s: " SHOWF, tag, SHOWA(r));
+        for (int k = 0; k < 3; k++)
+            cr_assert(same_bytes(fmt("%s/%s", out, files[k]), fmt("%s-%s", out, files[k])),
+                      "%s: rerunning the finished command changed %s: " SHOWF, tag, files[k], SHOWA(r));
+    }
+}
+
+/* Rerunning a finished command changes nothing, whichever limit finished it: --steps,
+ * --epochs, --time-limit (the time trained in all) and early stopping (--patience). */
+Test(cli, rerun_of_a_finished_run_changes_nothing)
+{
+    char *data = P("text.txt"), *small = P("small.txt");
+    gen_text(data, 20000, 17, 0);
+    gen_text(small, 2500, 5, 0);   /* 59 batches of 4 x 10 per epoch */
+    const char *steps[] = { "--data", data, SMALL, "--steps", "10", "--eval-every", "5" };
+    rerun_finished_case("steps", steps, sizeof steps / sizeof *steps, "--steps 10");
+    const char *epochs[] = { "--data", small, SMALL, "--epochs", "1" };
+    rerun_finished_case("epochs", epochs, sizeof epochs / sizeof *epochs, "all of --epochs 1");
+    const char *timed[] = { "--data", data, SMALL, "--epochs", "100000", "--time-limit", "0.3", "--eval-every", "20" };
+    rerun_finished_case("time", timed, sizeof timed / sizeof *timed, "--time-limit 0.3");
+    const char *early[] = { "--data", data, SMALL, "--steps", "300", "--eval-every", "3", "--patience", "1", "--lr", "1" };
+    rerun_finished_case("early", early, sizeof early / sizeof *early, "--patience 1");
+    /* a larger limit continues the run */
+    run more = recur("train", "--out", P("steps"), "--resume", "--steps", "12", NULL);
+    OK(more);
+    cr_assert(has(more.out, "after 12 updates"), SHOW(more));
+}
+
+/* Temporary files of checkpoint writes killed before they ended ("<ckpt>.tmp.<pid>" of
+ * a pid no process has) are removed when a run starts or resumes; a live process's, and
+ * every name that only looks like one, are kept. */
+Test(cli, stale_checkpoint_temporaries_are_removed)
+{
+    char *data = P("text.txt"), *out = P("run"), *fresh = P("fresh");
+    gen_text(data, 20000, 19, 0);
+    pid_t dead = fork();   /* a pid that no process has any more */
+    cr_assert_geq(dead, 0);
+    if (dead == 0) _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    long me = (long)getpid();   /* this test: a live process, not the run */
+    run t = recur("train", "--data", data, "--out", out, SMALL, "--steps", "3", "--eval-every", "2", NULL);
+    OK(t);
+    const char *stale[] = { fmt("last.ckpt.tmp.%ld", (long)dead), fmt("best.ckpt.tmp.%ld", (long)dead) };
+    const char *kept[] = { fmt("last.ckpt.tmp.%ld", me), fmt("last.ckpt.tmp.%ldx", (long)dead),
+                           fmt("last.ckpt.tmp.0%ld", (long)dead), fmt("last.ckpt.tmp.%ld.bak", (long)dead),
+                           fmt("other.ckpt.tmp.%ld", (long)dead), fmt("last.ckpt.tmpx%ld", (long)dead), "last.ckpt.tmp." };
+    for (size_t i = 0; i < 2; i++) spit_str(fmt("%s/%s", out, stale[i]), "half a checkpoint");
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++) spit_str(fmt("%s/%s", out, kept[i]), "not ours");
+    run r = recur("train", "--out", out, "--resume", "--steps", "5", NULL);
+    OK(r);
+    cr_assert(has(r.out, "stale temporary file"), SHOW(r));
+    for (size_t i = 0; i < 2; i++) cr_assert(!exists(fmt("%s/%s", out, stale[i])), "%s is still there: " SHOWF, stale[i], SHOWA(r));
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        cr_assert(exists(fmt("%s/%s", out, kept[i])), "%s was removed: " SHOWF, kept[i], SHOWA(r));
+    /* a new run in a folder holding one */
+    cr_assert_eq(mkdir(fresh, 0755), 0);
+    spit_str(fmt("%s/%s", fresh, stale[0]), "half a checkpoint");
+    run f = recur("train", "--data", data, "--out", fresh, SMALL, "--steps", "2", NULL);
+    OK(f);
+    cr_assert(!exists(fmt("%s/%s", fresh, stale[0])), SHOW(f));
+}
+
+/* Every floating option of train, eval and sample (and a config file's keys) refuses
+ * inf and nan, naming the option; negative values where they make no sense; --threads
+ * and RC_NUM_THREADS above the bound of 4 per core online. Nothing is written. */
+Test(cli, non_finite_negative_and_too_many)
+{
+    static const char *floats[] = { "--valid-frac", "--test-frac", "--dropout", "--forget-bias", "--init-scale",
+                                    "--time-limit", "--lr", "--momentum", "--beta1", "--beta2", "--rho", "--eps",
+                                    "--weight-decay", "--clip", "--weight-noise", "--decay-factor", "--min-lr-frac",
+                                    "--temperature" };
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++)
+        for (int v = 0; v < 3; v++) {
+            const char *val = v == 0 ? "inf" : v == 1 ? "-inf" : "nan";
+            const char *cmd = !strcmp(floats[i], "--temperature") ? "sample" : "train";
+            run r = recur(cmd, "--out", P("o"), floats[i], val, NULL);
+            EXPECT_EXIT(r, 2);
+            cr_assert(has(r.err, floats[i]) && (has(r.err, "finite") || has(r.err, "not a number")), SHOW(r));
+        }
+    static const char *neg[][3] = {
+        { "train", "--time-limit", "-1" }, { "train", "--momentum", "-0.5" }, { "train", "--weight-decay", "-1" },
+        { "train", "--weight-noise", "-1" }, { "train", "--init-scale", "-1" }, { "train", "--decay-factor", "0" },
+        { "train", "--min-lr-frac", "2" }, { "train", "--steps", "-5" }, { "train", "--epochs", "-1" },
+        { "train", "--save-every", "-1" }, { "train", "--eval-every", "-1" }, { "train", "--patience", "-2" },
+        { "train", "--threads", "-1" }, { "train", "--threads", "5000" }, { "eval", "--threads", "5000" },
+        { "sample", "--threads", "100000" }, { "sample", "--temperature", "-1" }, { "sample", "--length", "-1" },
+        { "train", "--lr", "0" }, { "train", "--dropout", "1" }, { "train", "--clip", "-1" },
+    };
+    for (size_t i = 0; i < sizeof neg / sizeof *neg; i++) {
+        run r = recur(neg[i][0], "--out", P("o"), neg[i][1], neg[i][2], NULL);
+        EXPECT_EXIT(r, 2);
+        cr_assert(has(r.err, fmt("%s %s must be", neg[i][1], neg[i][2])), SHOW(r));
+        if (!strcmp(neg[i][1], "--threads") && neg[i][2][0] != '-') cr_assert(has(r.err, "per core"), SHOW(r));
+    }
+    spit_str(P("inf.cfg"), "hidden = 16\ntime-limit = inf\n");
+    run c = recur("train", "--config", P("inf.cfg"), "--out", P("o"), NULL);
+    EXPECT_EXIT(c, 2);
+    cr_assert(has(c.err, "inf.cfg:2: --time-limit inf must be a finite number"), SHOW(c));
+    static const char *env[] = { "5000", "lots", "-3" };
+    for (size_t i = 0; i < sizeof env / sizeof *env; i++) {
+        setenv("RC_NUM_THREADS", env[i], 1);
+        run r = recur("train", "--out", P("o"), "--steps", "1", NULL);
+        unsetenv("RC_NUM_THREADS");
+        EXPECT_EXIT(r, 2);
+        cr_assert(has(r.err, fmt("RC_NUM_THREADS='%s'", env[i])) && has(r.err, "per core"), SHOW(r));
+    }
+    cr_assert(!exists(P("o")), "a refused command created its --out");
 }
 
 /* ======================================================================================
@@ -1359,12 +1486,14 @@ Test(cli, csv_bad_fractions)
 {
     char *data = P("series.csv");
     gen_csv(data, 400);
-    static const char *cases[][2] = { { "-1", "0" }, { "0.7", "0.7" }, { "0", "1" }, { "1.5", "0" } };
+    /* each fraction out of [0, 1) is refused as an option (exit 2); a sum of 1 or more by the data */
+    static const char *cases[][3] = { { "-1", "0", "--valid-frac -1" }, { "0.7", "0.7", "--valid-frac" },
+                                      { "0", "1", "--test-frac 1" }, { "1.5", "0", "--valid-frac 1.5" } };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run r = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", cases[i][0], "--test-frac",
                       cases[i][1], "--out", P("run"), SMALL, "--steps", "1", NULL);
-        EXPECT_EXIT(r, 1);
-        cr_assert(has(r.err, "--valid-frac") && has(r.err, "[0, 1)") && !has(r.err, "steps"), SHOW(r));
+        EXPECT_EXIT(r, i == 1 ? 1 : 2);
+        cr_assert(has(r.err, cases[i][2]) && has(r.err, "[0, 1)") && !has(r.err, "steps"), SHOW(r));
     }
     run ok = recur("train", "--data", data, "--data-kind", "csv", "--valid-frac", "0.2", "--test-frac", "0.1", "--out",
                    P("run"), SMALL, "--steps", "1", NULL);

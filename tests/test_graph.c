@@ -15,6 +15,7 @@
  * when a check fails: the suite runs under AddressSanitizer's leak checker. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1694,4 +1695,31 @@ Test(graph, set_num_threads)
     cr_expect_eq(rc_set_num_threads(2), 2);
     cr_expect_eq(rc_num_threads(), 2);
     cr_expect_eq(rc_set_num_threads(-3), all);
+}
+
+/* Absurd counts are bounded (5000 threads hung in OpenBLAS's buffer allocation under a
+ * memory limit): RC_THREADS_PER_CORE per core online at most. */
+Test(graph, set_num_threads_is_bounded)
+{
+    int most = rc_max_threads();
+    cr_expect_geq(most, RC_THREADS_PER_CORE);
+    cr_expect_eq(rc_set_num_threads(most), most);
+    cr_expect_eq(rc_set_num_threads(most + 1), most);
+    cr_expect_eq(rc_set_num_threads(1 << 30), most);
+    cr_expect_eq(rc_num_threads(), most);
+    cr_expect_eq(rc_set_num_threads(1), 1);
+}
+
+/* RC_NUM_THREADS, read at the library's first use, follows the same bound; a value that
+ * is not a count means all cores, as unset. */
+Test(graph, num_threads_env_is_bounded)
+{
+    setenv("RC_NUM_THREADS", "5000000", 1);
+    cr_expect_eq(rc_num_threads(), rc_max_threads(), "RC_NUM_THREADS=5000000 gave %d threads", rc_num_threads());
+}
+
+Test(graph, num_threads_env_not_a_count)
+{
+    setenv("RC_NUM_THREADS", "12abc", 1);
+    cr_expect_eq(rc_num_threads(), omp_get_num_procs(), "RC_NUM_THREADS=12abc gave %d threads", rc_num_threads());
 }

@@ -110,6 +110,8 @@ static void run_to_end(run *r, const char *const *argv)
 }
 
 #define SHOW(r) "exit %d signal %d\nstdout: %.3000s\nstderr: %.3000s", (r).code, (r).sig, (r).out, (r).err
+/* The same after a prefix of one string: SHOW_AFTER("case", r) */
+#define SHOW_AFTER(what, r) "%s: exit %d signal %d\nstdout: %.3000s\nstderr: %.3000s", (what), (r).code, (r).sig, (r).out, (r).err
 #define OK(r) cr_assert((r).code == 0 && (r).sig == 0, SHOW(r))
 
 /* The tiny protocol of every test: 2 learning rates x 6 updates, promotion 6 updates x 2. */
@@ -391,14 +393,14 @@ Test(search, bad_options)
         { "--steps", "0", "must be >= 1" },
         { "--budget", "many", "not an integer" },
         { "--rank-timeout", "0", "--rank-timeout must be a positive number of seconds" },
-        { "--rank-timeout", "inf", "--rank-timeout must be a positive number of seconds" },
+        { "--rank-timeout", "inf", "--rank-timeout 'inf': not a finite number" },
         { "--frobnicate", "1", "unknown option '--frobnicate'" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         run r;
         const char *argv[] = { "recur", "search", "--out", out, bad[i].opt, bad[i].val, NULL };
         run_to_end(&r, argv);
-        cr_assert_eq(r.code, 2, "%s %s: " SHOW(r), bad[i].opt, bad[i].val);
+        cr_assert_eq(r.code, 2, SHOW_AFTER(bad[i].opt, r));
         cr_assert_not_null(strstr(r.err, bad[i].says), "%s %s: %s", bad[i].opt, bad[i].val, r.err);
         cr_assert_neq(access(out, F_OK), 0, "%s %s: the folder was created", bad[i].opt, bad[i].val);
     }
@@ -874,7 +876,7 @@ Test(search, missing_or_bad_task_data_is_refused_before_training)
         const char *argv[] = { "recur", "search", "--out", out, "--tasks", cases[i].tasks, "--task-data", td, TINY,
                                NULL };
         run_to_end(&r, argv);
-        cr_assert_eq(r.code, 2, "%s: " SHOW(r), cases[i].tasks);
+        cr_assert_eq(r.code, 2, SHOW_AFTER(cases[i].tasks, r));
         cr_assert_not_null(strstr(r.err, cases[i].says), "%s: %s", td, r.err);
         cr_assert_neq(access(out, F_OK), 0, "%s: the folder was created", td);
     }
@@ -909,4 +911,176 @@ Test(search, arith_and_chars_resume_gives_the_same_rows)
     free(ka);
     free(kb);
     free(corpus);
+}
+
+/* ---- a search folder that cannot be trusted -------------------------------------------- */
+
+/* The lines of DIR/candidates.jsonl (without their newlines), *n of them; free lines[0]
+ * then lines. */
+static char **jsonl_lines(const char *dir, int *n)
+{
+    char *s = tu_read_file(path_in(dir, "candidates.jsonl"), NULL);
+    cr_assert_not_null(s);
+    char **lines = calloc((size_t)count_lines(s) + 1, sizeof *lines);
+    cr_assert_not_null(lines);
+    *n = 0;
+    for (char *line = s; *line;) {
+        char *nl = strchr(line, '\n');
+        cr_assert_not_null(nl);
+        *nl = 0;
+        lines[(*n)++] = line;
+        line = nl + 1;
+    }
+    if (!*n) lines[0] = s;
+    return lines;
+}
+
+static void write_lines(const char *dir, char **lines, int n)
+{
+    FILE *f = fopen(path_in(dir, "candidates.jsonl"), "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < n; i++) fprintf(f, "%s\n", lines[i]);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A folder with rows and no search.conf (deleted, or not copied along) is refused: a
+ * new search there would mix its protocol with the rows' (before the fix it did). */
+Test(search, rows_without_search_conf_are_refused)
+{
+    run r;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "3", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    char *rows = tu_read_file(path_in("s", "candidates.jsonl"), NULL), *csv = tu_read_file(path_in("s", "candidates.csv"), NULL);
+    char *conf = tu_read_file(path_in("s", "search.conf"), NULL);
+    cr_assert(rows && csv && conf);
+    cr_assert_eq(unlink(path_in("s", "search.conf")), 0);
+    const char *more[] = { "recur", "search", "--out", out, "--budget", "6", TINY, "--steps", "7", NULL };
+    for (int pass = 0; pass < 2; pass++) {   /* 2: candidates.csv alone holds the rows */
+        if (pass == 1) cr_assert_eq(unlink(path_in("s", "candidates.jsonl")), 0);
+        run_to_end(&r, more);
+        cr_assert_eq(r.code, 1, SHOW(r));
+        cr_assert(strstr(r.err, out) && strstr(r.err, "no search.conf") && strstr(r.err, "another --out"), "%s", r.err);
+        cr_assert_neq(access(path_in("s", "search.conf"), F_OK), 0, "a search.conf was written");
+        char *now = tu_read_file(path_in("s", "candidates.csv"), NULL);
+        cr_assert(now && !strcmp(now, csv), "candidates.csv changed");
+        free(now);
+    }
+    write_in("s/candidates.jsonl", rows);   /* put back: the same command resumes */
+    write_in("s/search.conf", conf);
+    run_to_end(&r, argv);
+    OK(r);
+    cr_assert_not_null(strstr(r.out, "resuming after 5 finished rows"), "%s", r.out);
+    free(rows);
+    free(csv);
+    free(conf);
+}
+
+/* A line that is not one intact row is refused on resume, naming the line, with nothing
+ * changed (before the fix a line spliced from two half lines loaded as one row: its id
+ * and hash from one candidate, its text from another): the spliced lines (cut before
+ * "hidden", and before "hash", where the hash matches the text it came with) and a row
+ * whose text is another row's (well-formed, its hash not its text's). --status shows the
+ * other rows with a warning. Deleting the line makes the search evaluate that
+ * candidate again, to the rows of an uninterrupted search. */
+Test(search, a_spliced_or_edited_row_is_refused)
+{
+    run r;
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "3", TINY, NULL };
+    run_to_end(&r, argv);
+    OK(r);
+    char *good = rows_key("s"), *conf = tu_read_file(path_in("s", "search.conf"), NULL);
+    int n;
+    char **lines = jsonl_lines("s", &n);
+    cr_assert_eq(n, 5);
+    char *a = lines[2], *b = lines[3];
+    static const char *const cuts[] = { "\"hidden\":", "\"hash\":" };
+    for (int k = 0; k < 3; k++) {
+        char *edited[5] = { lines[0], lines[1], NULL, lines[3], lines[4] }, *bad;
+        int ne = 5;
+        const char *says;
+        if (k < 2) {   /* a's start cut before cuts[k], then the whole of b: lines 3 and 4 become one */
+            size_t at = (size_t)(strstr(a, cuts[k]) - a);
+            bad = malloc(at + strlen(b) + 1);
+            cr_assert_not_null(bad);
+            memcpy(bad, a, at);
+            strcpy(bad + at, b);
+            edited[3] = lines[4];
+            ne = 4;
+            says = "a second row starts inside it (two half lines spliced";
+        } else {   /* a with b's text */
+            size_t at = (size_t)(strstr(a, ",\"text\":") - a);
+            const char *bt = strstr(b, ",\"text\":");
+            bad = malloc(at + strlen(bt) + 1);
+            cr_assert_not_null(bad);
+            memcpy(bad, a, at);
+            strcpy(bad + at, bt);
+            says = "is not the canonical hash of its text";
+        }
+        edited[2] = bad;
+        write_lines("s", edited, ne);
+        char *before = tu_read_file(path_in("s", "candidates.jsonl"), NULL);
+        run_to_end(&r, argv);
+        cr_assert_eq(r.code, 1, SHOW_AFTER(k == 0 ? "spliced before hidden" : k == 1 ? "spliced before hash" : "another's text", r));
+        cr_assert(strstr(r.err, "candidates.jsonl:3: ") && strstr(r.err, says) && strstr(r.err, "delete that line"),
+                  "case %d: %s", k, r.err);
+        char *after = tu_read_file(path_in("s", "candidates.jsonl"), NULL), *conf_after = tu_read_file(path_in("s", "search.conf"), NULL);
+        cr_assert(after && !strcmp(after, before), "case %d: candidates.jsonl changed", k);
+        cr_assert(conf_after && !strcmp(conf_after, conf), "case %d: search.conf changed", k);
+        free(after);
+        free(conf_after);
+        free(before);
+        const char *st[] = { "recur", "search", "--status", out, NULL };
+        run_to_end(&r, st);
+        OK(r);
+        cr_assert(strstr(r.err, "warning") && strstr(r.err, "candidates.jsonl:3: ") && strstr(r.out, "2 baselines"),
+                  "case %d: %s\n%s", k, r.err, r.out);
+        free(bad);
+    }
+    char *kept[4] = { lines[0], lines[1], lines[3], lines[4] };   /* the bad line deleted */
+    write_lines("s", kept, 4);
+    run_to_end(&r, argv);
+    OK(r);
+    char *now = rows_key("s");
+    cr_assert_str_eq(now, good, "the candidate evaluated again differs");
+    free(now);
+    free(good);
+    free(conf);
+    free(lines[0]);
+    free(lines);
+}
+
+/* The floating options refuse nan and inf (before the fix --time-limit nan ran as no
+ * limit), --threads and RC_NUM_THREADS above 4 per core online; nothing is created. */
+Test(search, non_finite_numbers_and_too_many_threads)
+{
+    char out[128];
+    snprintf(out, sizeof out, "%s/s", g_dir);
+    static const struct { const char *opt, *val, *says; } bad[] = {
+        { "--time-limit", "nan", "--time-limit 'nan': not a finite number" },
+        { "--time-limit", "inf", "--time-limit 'inf': not a finite number" },
+        { "--time-limit", "-1", "--time-limit must be >= 0" },
+        { "--rank-timeout", "nan", "--rank-timeout 'nan': not a finite number" },
+        { "--threads", "5000", "--threads 5000: at most" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        run r;
+        const char *argv[] = { "recur", "search", "--out", out, "--budget", "0", TINY, bad[i].opt, bad[i].val, NULL };
+        run_to_end(&r, argv);
+        cr_assert_eq(r.code, 2, SHOW_AFTER(bad[i].opt, r));
+        cr_assert_not_null(strstr(r.err, bad[i].says), "%s %s: %s", bad[i].opt, bad[i].val, r.err);
+        cr_assert_neq(access(out, F_OK), 0, "%s %s: the folder was created", bad[i].opt, bad[i].val);
+    }
+    setenv("RC_NUM_THREADS", "5000", 1);
+    run r;
+    const char *argv[] = { "recur", "search", "--out", out, "--budget", "0", TINY, NULL };
+    run_to_end(&r, argv);
+    unsetenv("RC_NUM_THREADS");
+    cr_assert_eq(r.code, 2, SHOW(r));
+    cr_assert_not_null(strstr(r.err, "RC_NUM_THREADS='5000'"), "%s", r.err);
+    cr_assert_neq(access(out, F_OK), 0, "the folder was created");
 }

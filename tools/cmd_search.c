@@ -96,7 +96,7 @@ static const optdef OPTS[] = {
     { "distract", 'i', O(distract), 1, "N: up to N distractor letters before each question character" },
     { "seq", 'i', O(seq), 1, "T: unroll length of the chars and music training" },
     { "seed", 'u', O(seed), 1, "S: the search's seed (the test set, the data, every candidate's draws)" },
-    { "threads", 'i', O(threads), 0, "N: threads per process; 0: the library's default" },
+    { "threads", 'i', O(threads), 0, "N: threads per process; 0: the library's default; at most 4 per core online" },
     { "top", 'i', O(top), 0, "N: cells kept in DIR/top and shown by --status" },
     { "progress", 'i', O(progress), 0, "0: no progress line on a terminal" },
     { "rank-timeout", 'd', O(rank_timeout), 0, "S: under mpirun, a rank silent for S seconds is taken as gone and its "
@@ -163,7 +163,13 @@ static int opt_set(search_opts *o, const optdef *d, const char *v, char *msg, si
         *(int *)p = (int)x;
         break;
     }
-    case 'd': *(double *)p = strtod(v, &e); break;
+    case 'd':
+        *(double *)p = strtod(v, &e);
+        if (v[0] && !*e && !errno && !isfinite(*(double *)p)) {
+            snprintf(msg, len, "--%s '%.100s': not a finite number", d->name, v);
+            return -1;
+        }
+        break;
     case 'u':
         if (v[0] == '-') errno = ERANGE;
         *(unsigned long long *)p = strtoull(v, &e, 10);
@@ -205,7 +211,7 @@ static int conf_read(const char *path, search_opts *o, char *msg, size_t len)
         if (!line[0] || line[0] == '#') continue;
         char *sp = strchr(line, ' ');
         const optdef *d = sp ? opt_find(line, (size_t)(sp - line)) : NULL;
-        if (!d) continue;   /* a key of another version: ignored */
+        if (!d || !d->protocol) continue;   /* a key of another version, or one a resume takes from its command */
         if (opt_set(o, d, sp + 1, msg, len) != 0) {
             rc = -1;
             break;
@@ -314,6 +320,11 @@ static int check_opts(search_opts *o, char *msg, size_t len)
         o->threads < 0) {
         snprintf(msg, len, "--population, --batch-candidates, --batch and --test must be >= 1; --distract, --top and "
                  "--threads >= 0");
+        return -1;
+    }
+    if (o->threads > rc_max_threads()) {
+        snprintf(msg, len, "--threads %d: at most %d (%d per core online: more threads only wait for a core)", o->threads,
+                 rc_max_threads(), RC_THREADS_PER_CORE);
         return -1;
     }
     if (!(o->rank_timeout > 0) || !isfinite(o->rank_timeout)) {
@@ -1209,6 +1220,31 @@ out:
     return rc;
 }
 
+/* 1 when dir holds rows of a search but no search.conf (msg says so and what to do):
+ * without it a resume cannot know the options the rows were made with, and a new
+ * search there would mix its rows with theirs. A file cut before its first row is no
+ * row. */
+static int rows_without_conf(const char *dir, char *msg, size_t len)
+{
+    static const char *const files[] = { "candidates.jsonl", "candidates.csv" };
+    for (int i = 0; i < 2; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        long lines = 0;
+        for (int ch; (ch = getc(f)) != EOF;) lines += ch == '\n';
+        fclose(f);
+        if (lines > (i == 1)) {   /* candidates.csv: a header line, then the rows */
+            snprintf(msg, len, "%.400s holds the rows of a search (%s) but no search.conf, the options they were "
+                     "made with: put back %.400s/search.conf to resume it, or give another --out for a new search",
+                     dir, files[i], dir);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int cmd_search(int argc, char **argv)
 {
     static search_opts o, stored;
@@ -1233,6 +1269,10 @@ int cmd_search(int argc, char **argv)
     char conf[1200];
     snprintf(conf, sizeof conf, "%s/search.conf", o.out);
     int resume = access(conf, F_OK) == 0;
+    if (!resume && rows_without_conf(o.out, msg, sizeof msg)) {
+        fprintf(stderr, "recur search: %s\n", msg);
+        return 1;
+    }
     if (resume) {
         defaults(&stored);
         if (conf_read(conf, &stored, msg, sizeof msg) != 0) {
@@ -1339,8 +1379,8 @@ int cmd_search(int argc, char **argv)
             rc = -1;
         }
     }
+    if (rc == 0 && rows_load(o.out, &st.rows, &st.n, 1, msg, sizeof msg) != 0) rc = -1;   /* before any write */
     if (rc == 0 && conf_write(conf, &o, msg, sizeof msg) != 0) rc = -1;
-    if (rc == 0 && rows_load(o.out, &st.rows, &st.n, msg, sizeof msg) != 0) rc = -1;
     st.cap = st.n;
     norm_refs(st.rows, st.n, st.refs, st.refs_long);
     for (long i = 0; i < st.n; i++) norm_apply(&st.rows[i], st.refs, st.refs_long);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "ckpt.h"
 #include "commands.h"
 #include "dist.h"
 #include "metrics.h"
@@ -213,12 +214,13 @@ typedef struct trainer {
     pgroups groups;
     int live, validated;
     long nb, total_steps;           /* batches per epoch, updates in all (0: unbounded) */
-    double t0, session0;            /* clock at the run's (resumed) start, at this session's */
+    double t0;                      /* clock at the run's start (a resume: minus the time trained before) */
     double last_report, win_start;  /* the last progress row, the throughput window's start */
     double tok_window, loss_acc;    /* targets and loss sum since the last row */
     long loss_n;
     int stop, err;
     const char *why;                /* why the loop stopped */
+    int finished;                   /* a resumed run whose limits were already reached: nothing trained or written */
     char msg[2048];
     /* several processes (dist_size() > 1): */
     int dist, rank;                 /* data-parallel; this process's rank */
@@ -289,6 +291,22 @@ static int validate(trainer *tr, char *msg, size_t len, int *err)
     return tr->c->patience > 0 && tr->pr.bad >= (uint64_t)tr->c->patience;
 }
 
+/* The temporary files a checkpoint write killed in an earlier run left in the run
+ * folder (last.ckpt.tmp.<pid>, best.ckpt.tmp.<pid> of no live process): removed, and
+ * said. A file that cannot be removed is only a warning. */
+static void remove_stale_temps(trainer *tr)
+{
+    const char *paths[2] = { tr->last_path, tr->best_path };
+    for (int i = 0; i < 2; i++) {
+        char err[1024];
+        int n = ckpt_remove_stale_temps(paths[i], err, sizeof err);
+        if (n < 0) fprintf(stderr, "recur train: warning: %s\n", err);
+        else if (n > 0)
+            printf("removed %d stale temporary file%s %s.tmp.<pid> (a checkpoint write killed before it ended)\n", n,
+                   n > 1 ? "s" : "", paths[i]);
+    }
+}
+
 /* The run folder and, when resuming, the stored configuration under this command
  * line's options. 0, or -1 with tr->msg. */
 static int open_run(trainer *tr, config *cfg)
@@ -300,6 +318,7 @@ static int open_run(trainer *tr, config *cfg)
     }
     snprintf(tr->last_path, sizeof tr->last_path, "%s/last.ckpt", cfg->out);
     snprintf(tr->best_path, sizeof tr->best_path, "%s/best.ckpt", cfg->out);
+    if (tr->rank == 0) remove_stale_temps(tr);
     if (cfg->resume) {   /* the stored configuration, then this command line's options */
         config stored;
         if (run_read_config(tr->last_path, &stored, tr->msg, sizeof tr->msg) != 0) return -1;
@@ -451,7 +470,7 @@ static int update_dist(trainer *tr, float lr)
         v[DP_NORM] = d->norm;
     }
     v[DP_STOP] = stop_requested != 0;
-    v[DP_TIME] = tr->c->time_limit > 0 && now() - tr->session0 >= tr->c->time_limit;
+    v[DP_TIME] = tr->c->time_limit > 0 && now() - tr->t0 >= tr->c->time_limit;
     v[DP_STATS + d->rank] = failed;
     if (dist_sum_doubles(v, (size_t)DP_STATS + (size_t)d->size, tr->msg, sizeof tr->msg) != 0) failed = 1;
     int first = -1;
@@ -531,7 +550,7 @@ static void report(trainer *tr, int ep, float lr, double tnow)
     task *t = &tr->t;
     double tps = tr->tok_window / (tnow - tr->win_start + 1e-9), mean = tr->loss_n ? tr->loss_acc / (double)tr->loss_n : NAN;
     double eta = tr->total_steps > 0 ? (tnow - tr->t0) / (double)tr->pr.step * (double)(tr->total_steps - (long)tr->pr.step) : -1;
-    if (cfg->time_limit > 0 && cfg->time_limit - (tnow - tr->session0) < eta) eta = cfg->time_limit - (tnow - tr->session0);
+    if (cfg->time_limit > 0 && cfg->time_limit - (tnow - tr->t0) < eta) eta = cfg->time_limit - (tnow - tr->t0);
     group_norms(t->model, &tr->groups);
     metrics_row r = { .kind = "train", .step = (long)tr->pr.step, .epoch = ep + 1, .loss = mean,
                       .metric_name = task_metric_name(t), .metric = task_metric(t, tr->loss_acc, (double)tr->loss_n, NAN),
@@ -608,7 +627,7 @@ static int train_epoch(trainer *tr)
         tr->pr.elapsed = tnow - tr->t0;
         int limit = (cfg->steps > 0 && (long)tr->pr.step >= cfg->steps) ||
                     (tr->dist ? tr->dstop || tr->dtime   /* what every rank saw, so all stop together */
-                              : stop_requested || (cfg->time_limit > 0 && tnow - tr->session0 >= cfg->time_limit));
+                              : stop_requested || (cfg->time_limit > 0 && tnow - tr->t0 >= cfg->time_limit));
         if (tr->rank == 0 && (tnow - tr->last_report > 0.5 || tr->pr.batch + 1 == (uint64_t)tr->nb || limit))
             report(tr, ep, lr, tnow);   /* a last row before a stop */
         if (after_update(tr, limit)) break;
@@ -630,13 +649,45 @@ static int end_epoch(trainer *tr)
     return tr->err ? -1 : 0;
 }
 
+/* A resumed run that had already reached a limit of this command: --epochs, --steps,
+ * --time-limit (the time trained in all) or --patience. Rerunning a finished command
+ * trains nothing and writes nothing (last.ckpt, best.ckpt and the metrics stay as they
+ * are); a larger limit continues it. A run stopped by a signal is not finished. Returns
+ * 1 after saying so, else 0. */
+static int finished_before(trainer *tr)
+{
+    const config *c = tr->c;
+    const run_progress *p = &tr->pr;
+    char why[160];
+    const char *opt;
+    if (!c->resume) return 0;
+    if (p->epoch >= (uint64_t)c->epochs) {
+        snprintf(why, sizeof why, "it trained all of --epochs %d", c->epochs);
+        opt = "--epochs";
+    } else if (c->steps > 0 && p->step >= (uint64_t)c->steps) {
+        snprintf(why, sizeof why, "it reached --steps %ld", c->steps);
+        opt = "--steps";
+    } else if (c->time_limit > 0 && p->elapsed >= c->time_limit) {
+        snprintf(why, sizeof why, "it reached --time-limit %g (%.1f s trained in all)", c->time_limit, p->elapsed);
+        opt = "--time-limit";
+    } else if (c->patience > 0 && p->bad >= (uint64_t)c->patience) {
+        snprintf(why, sizeof why, "it stopped early (%lu validations without improvement, --patience %d)",
+                 (unsigned long)p->bad, c->patience);
+        opt = "--patience";
+    } else return 0;
+    printf("already finished: %s; nothing trained, %s, best.ckpt and the metrics unchanged (%lu updates, %.1f s; a "
+           "larger %s continues the run)\n", why, tr->last_path, (unsigned long)p->step, p->elapsed, opt);
+    return 1;
+}
+
 /* Epochs until --epochs, a limit, an early stop or an error. 0, or -1 with tr->msg. */
 static int train_loop(trainer *tr)
 {
     double start = now();
     tr->t0 = start - tr->pr.elapsed;
-    tr->session0 = tr->last_report = tr->win_start = start;
+    tr->last_report = tr->win_start = start;
     tr->why = "done";
+    if ((tr->finished = finished_before(tr))) return 0;
     for (; !tr->stop && tr->pr.epoch < (uint64_t)tr->c->epochs; tr->pr.epoch++, tr->pr.batch = 0) {
         if (train_epoch(tr) != 0) return -1;
         if (tr->live) fprintf(stderr, "\r\033[K");
@@ -697,15 +748,16 @@ int cmd_train(config *cfg)
     if (ok) {
         catch_signals();
         ok = train_loop(tr) == 0;
-        if (ok) {
+        if (ok && !tr->finished) {
             int err = 0;
             on_rank0(tr, do_save, tr->last_path, &err);
             ok = !err;
         }
         if (tr->live) fprintf(stderr, "\r\033[K");
         if (ok) {
-            printf("%s after %lu updates, %.1f s: checkpoint %s%s\n", tr->why, (unsigned long)tr->pr.step,
-                   tr->pr.elapsed, tr->last_path, isfinite(tr->pr.best) ? ", best validation in best.ckpt" : "");
+            if (!tr->finished)
+                printf("%s after %lu updates, %.1f s: checkpoint %s%s\n", tr->why, (unsigned long)tr->pr.step,
+                       tr->pr.elapsed, tr->last_path, isfinite(tr->pr.best) ? ", best validation in best.ckpt" : "");
             rc = stop_requested || tr->dstop ? 130 : 0;
         }
     }

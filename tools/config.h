@@ -54,8 +54,16 @@ void config_keep_given(config *c, const char *const *keys, int n);
 void config_overlay(config *dst, const config *src);
 /* Fills c with the defaults. */
 void config_defaults(config *c);
-/* Applies one "key = value" (key as the long option without dashes). 0 or -1 with msg. */
+/* Applies one "key = value" (key as the long option without dashes) given by the user:
+ * a number must be within its option's range (finite, not negative where that makes
+ * no sense; --threads at most rc_max_threads()). 0 or -1 with msg naming the option. */
 int config_set(config *c, const char *key, const char *value, char *msg, size_t len);
+/* The same for a configuration stored in a checkpoint: parsed, not range-checked (the
+ * version that wrote it checked it; its values are kept as they were). */
+int config_set_stored(config *c, const char *key, const char *value, char *msg, size_t len);
+/* The environment's thread count RC_NUM_THREADS, when set, as --threads is checked.
+ * 0, or -1 with msg. */
+int config_check_env(char *msg, size_t len);
 /* Reads a config file of "key = value" lines (# comments). 0 or -1 with file:line in msg. */
 int config_read_file(config *c, const char *path, char *msg, size_t len);
 /* Parses argv[first..]: --key value, --key=value, --flag, --config FILE (applied where it

@@ -44,6 +44,11 @@ int main(int argc, char **argv)
         printf("recur %s\n", rc_version());
         return 0;
     }
+    char msg[2048];
+    if (config_check_env(msg, sizeof msg) != 0) {   /* the thread count of every command */
+        fprintf(stderr, "recur %s: %s\n", cmd, msg);
+        return 2;
+    }
     if (!strcmp(cmd, "search")) return cmd_search(argc, argv);   /* its own options (tools/cmd_search.c) */
     unsigned mask = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
@@ -63,7 +68,6 @@ int main(int argc, char **argv)
         return 0;
     }
     static config c;
-    char msg[2048];
     config_defaults(&c);
     int first = 2;   /* compare: the cells come before the options */
     while (mask == CMD_COMPARE && first < argc && strncmp(argv[first], "--", 2) != 0) first++;

@@ -118,7 +118,7 @@ int run_read_config(const char *path, config *cfg, char *msg, size_t len)
                 if (!eq) continue;
                 *eq = 0;
                 char sub[512];
-                if (config_set(cfg, line, eq + 3, sub, sizeof sub) != 0) {
+                if (config_set_stored(cfg, line, eq + 3, sub, sizeof sub) != 0) {
                     snprintf(msg, len, "%s: stored configuration: %s", path, sub);
                     rc = -1;
                 }

@@ -117,10 +117,13 @@ int cand_parse(const char *line, cand *c);
 extern const char CAND_CSV_HEADER[];
 char *cand_csv(const cand *c);
 void cand_free(cand *c);
-/* Reads <dir>/candidates.jsonl: every complete row, sorted by id (a row twice: the
- * first). *n rows in *out (malloc'd). 0, or -1 with msg (cannot read). A missing file
- * is 0 rows. */
-int rows_load(const char *dir, cand **out, long *n, char *msg, size_t len);
+/* Reads <dir>/candidates.jsonl: every row, sorted by id (a row twice: the first). A
+ * line cut short by a kill (the last, without its newline) is not a row. A complete
+ * line that is not one intact row (two half lines spliced, a field missing, a hash
+ * that is not its text's canonical hash) is refused with refuse_bad (-1, msg naming
+ * the file, the line and what to do), else skipped with a warning on stderr. *n rows in
+ * *out (malloc'd). 0, or -1 with msg. A missing file is 0 rows. */
+int rows_load(const char *dir, cand **out, long *n, int refuse_bad, char *msg, size_t len);
 /* Appends c to candidates.jsonl and candidates.csv, each line written whole and
  * fsynced. 0, or -1 with msg. */
 int rows_append(const char *dir, const cand *c, char *msg, size_t len);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "recur.h"
 #include "search.h"
 
 /* ---- a growing string ---- */
@@ -389,7 +390,31 @@ static int by_id(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-int rows_load(const char *dir, cand **out, long *n, char *msg, size_t len)
+/* Why a complete line of candidates.jsonl is not a row to trust, or NULL with *c the
+ * row (cand_free it). A row is one object as cand_json writes it: a line spliced from
+ * two half lines holds the start of a second one (its fields would come from both), and
+ * the hash must be the canonical hash of the text, the text later rows were bred from. */
+static const char *row_fault(const char *line, cand *c, char *buf, size_t len)
+{
+    static const char start[] = "{\"id\":";   /* never inside a string: its quotes are escaped there */
+    if (strncmp(line, start, sizeof start - 1) != 0) return "not a row (it does not start as every row does)";
+    if (strstr(line + 1, start))
+        return "not one row: a second row starts inside it (two half lines spliced: a row cut short, then another "
+               "written after it)";
+    if (cand_parse(line, c) != 0) return "not a complete row (a field is missing or cut)";
+    uint64_t h = 0;
+    char err[512];
+    if (rc_cell_canonical_hash(c->text, strlen(c->text), &h, err, sizeof err) != 0)
+        snprintf(buf, len, "row %ld: its text is not a cell: %.300s", c->id, err);
+    else if (h != c->hash)
+        snprintf(buf, len, "row %ld: its hash %016" PRIx64 " is not the canonical hash of its text (%016" PRIx64 "): "
+                 "the line was edited or spliced", c->id, c->hash, h);
+    else return NULL;
+    cand_free(c);
+    return buf;
+}
+
+int rows_load(const char *dir, cand **out, long *n, int refuse_bad, char *msg, size_t len)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/candidates.jsonl", dir);
@@ -405,12 +430,26 @@ int rows_load(const char *dir, cand **out, long *n, char *msg, size_t len)
     size_t cap = 0, ncap = 0;
     ssize_t got;
     cand *rows = NULL;
-    long k = 0;
+    long k = 0, ln = 0;
     int rc = 0;
     while ((got = getline(&line, &cap, f)) > 0) {
+        ln++;
         if (line[got - 1] != '\n') break;   /* a line cut by a kill: not a row */
+        line[got - 1] = 0;
+        if (!line[strspn(line, " \t\r")]) continue;   /* a blank line holds nothing */
         cand c;
-        if (cand_parse(line, &c) != 0) continue;
+        char why[700];
+        const char *fault = row_fault(line, &c, why, sizeof why);
+        if (fault && refuse_bad) {
+            snprintf(msg, len, "%s:%ld: %s. Nothing was changed: delete that line (its candidate is evaluated again) "
+                     "or put back a good copy of the file, then run the same command", path, ln, fault);
+            rc = -1;
+            break;
+        }
+        if (fault) {
+            fprintf(stderr, "recur search: warning: %s:%ld: %s: skipped\n", path, ln, fault);
+            continue;
+        }
         if ((size_t)k == ncap) {
             ncap = ncap ? 2 * ncap : 64;
             cand *g = realloc(rows, ncap * sizeof *g);
@@ -575,7 +614,7 @@ int search_status(const char *dir, int top)
     char msg[1400];
     cand *rows;
     long n;
-    if (rows_load(dir, &rows, &n, msg, sizeof msg) != 0) {
+    if (rows_load(dir, &rows, &n, 0, msg, sizeof msg) != 0) {
         fprintf(stderr, "recur search --status: %s\n", msg);
         return 1;
     }

@@ -12,14 +12,16 @@
  * Writing streams the entries through a buffer that feeds the CRC, into
  * "<path>.tmp.<pid>", then fsync, rename over path, fsync of the directory. */
 #ifndef _POSIX_C_SOURCE
-#define _POSIX_C_SOURCE 200809L   /* fsync, O_CLOEXEC, strerror_r, getpid */
+#define _POSIX_C_SOURCE 200809L   /* fsync, O_CLOEXEC, strerror_r, getpid, kill */
 #endif
 #include "ckpt.h"
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1039,4 +1041,75 @@ int ckpt_read(const char *path, ckpt *c, char *err, size_t errlen)
     free(c->e);   /* an empty list may still hold its array */
     *c = out;
     return 0;
+}
+
+/* The pid of a temporary file's name when it is "<base>.tmp.<pid>" as ckpt_write
+ * writes it (decimal, no sign, no leading zero), else 0. */
+static long temp_pid(const char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) != 0 || strncmp(name + bl, ".tmp.", 5) != 0) return 0;
+    const char *d = name + bl + 5;
+    if (*d < '1' || *d > '9') return 0;
+    errno = 0;
+    char *end;
+    long pid = strtol(d, &end, 10);
+    return *end || errno || pid <= 0 || (long)(pid_t)pid != pid ? 0 : pid;
+}
+
+int ckpt_remove_stale_temps(const char *path, char *err, size_t errlen)
+{
+    char eb[128];
+    if (!path || !*path) {
+        file_fail(err, errlen, NULL, "ckpt_remove_stale_temps: the path is NULL or empty");
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+    char *dir = malloc(dl + 2), *file = NULL;
+    if (!dir) {
+        file_fail(err, errlen, path, "out of memory");
+        return -1;
+    }
+    if (slash && dl == 0) strcpy(dir, "/");
+    else if (slash) {
+        memcpy(dir, path, dl);
+        dir[dl] = 0;
+    } else strcpy(dir, ".");
+    const char *base = slash ? slash + 1 : path;
+    DIR *d = opendir(dir);
+    int removed = 0;
+    if (!d) {
+        int e = errno;
+        free(dir);
+        if (e == ENOENT) return 0;
+        file_fail(err, errlen, path, "cannot read its folder to remove stale temporary files: %s",
+                  file_errstr(e, eb, sizeof eb));
+        return -1;
+    }
+    for (struct dirent *e; removed >= 0 && (e = readdir(d)) != NULL;) {
+        long pid = temp_pid(e->d_name, base);
+        if (!pid) continue;
+        /* kill(pid, 0): ESRCH is no such process; EPERM is a live one of another user */
+        if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        size_t fl = strlen(dir) + strlen(e->d_name) + 2;
+        char *g = realloc(file, fl);
+        if (!g) {
+            file_fail(err, errlen, path, "out of memory");
+            removed = -1;
+            break;
+        }
+        file = g;
+        snprintf(file, fl, "%s/%s", dir, e->d_name);
+        if (unlink(file) == 0) removed++;
+        else if (errno != ENOENT) {
+            file_fail(err, errlen, path, "cannot remove the stale temporary file %s: %s", file,
+                      file_errstr(errno, eb, sizeof eb));
+            removed = -1;
+        }
+    }
+    closedir(d);
+    free(file);
+    free(dir);
+    return removed;
 }

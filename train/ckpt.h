@@ -110,6 +110,13 @@ size_t ckpt_count(const ckpt_entry *e);
  * would (they may have been edited in place). Returns 0, or -1 with a message. */
 int ckpt_write(const char *path, const ckpt *c, char *err, size_t errlen);
 
+/* Removes the temporary files "<path>.tmp.<pid>" that a writer killed during
+ * ckpt_write left behind: pid as ckpt_write writes it, of this process or of no live
+ * process (a live writer's file is kept, as is every other name). Call it before this
+ * process writes path. Returns how many files it removed, or -1 with a message (a file
+ * it could not remove, a folder it could not read; a missing folder is 0). */
+int ckpt_remove_stale_temps(const char *path, char *err, size_t errlen);
+
 /* Reads and fully validates the file at path into *c, which must be empty (ckpt_init'ed,
  * or ckpt_free'd). Returns 0, or -1 with a message; on error *c stays empty. */
 int ckpt_read(const char *path, ckpt *c, char *err, size_t errlen);
