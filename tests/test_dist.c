@@ -6,7 +6,8 @@
  * order than one process does); `mpirun -np 1` bitwise the same as one process;
  * checkpoints written by rank 0 and resumed under 2 or 1 processes; Ctrl-C; and
  * mistakes (a batch smaller than the process count) that end with a message and no
- * hang. Every run has a timeout (the whole process group is killed at it).
+ * hang; and tools/dist.c's collectives refusing calls of other sizes or kinds per rank
+ * (through tests/dist_probe.c). Every run has a timeout (the whole process group is killed at it).
  *
  * These tests need a recur built with MPI (meson -Dmpi=auto finds OpenMPI: Debian
  * libopenmpi-dev openmpi-bin) and mpirun in PATH; a build without MPI skips them and
@@ -547,4 +548,62 @@ Test(dist, folder_corpus)
     snprintf(la, sizeof la, "%s/last.ckpt", one);
     snprintf(lb, sizeof lb, "%s/last.ckpt", two);
     ck_compare(la, lb, W_TOL, S_TOL, NULL);
+}
+
+/* tools/dist.c's collectives check, before moving data, that every rank is in the same
+ * collective with the same size: dist-probe (tests/dist_probe.c) calls them with other
+ * sizes or other collectives per rank. Each mismatch is an error on both ranks naming
+ * both calls, later collectives return at once, and the processes end without a hang. */
+Test(dist, collectives_check_sizes)
+{
+    NEED_MPI();
+#ifndef RC_TEST_DIST_PROBE
+    cr_skip_test("no dist-probe in this build");
+#else
+    static const struct {
+        const char *a, *b, *want;
+    } cases[] = {
+        { "floats:8840", "floats:2376", "error: dist_sum_floats: process 0 passes 8840 values, process 1 passes 2376" },
+        { "floats:0", "floats:5", "error: dist_sum_floats: process 0 passes 0 values, process 1 passes 5" },
+        { "doubles:7", "doubles:9", "error: dist_sum_doubles: process 0 passes 7 values, process 1 passes 9" },
+        { "bcast:16", "bcast:8", "error: dist_bcast: process 0 passes 16 bytes, process 1 passes 8" },
+        { "gather:1", "gather:3", "error: dist_gather: process 1 of 2 cannot take part: it passes 3 bytes where the "
+                                  "counts say 2" },
+        { "bcast:8", "floats:8", "error: the processes are out of step: process 0 is in dist_bcast of 8 bytes, "
+                                 "process 1 in dist_sum_floats of 8 values" },
+        { "failed:1", "barrier:0", "error: the processes are out of step: process 0 is in dist_first_failed, process 1 "
+                                   "in dist_barrier" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *argv[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "1", RC_TEST_DIST_PROBE,
+                               cases[i].a, "barrier:0", ":", "-np", "1", RC_TEST_DIST_PROBE, cases[i].b, "barrier:0",
+                               NULL };
+        run r;
+        start_argv(&r, argv);
+        finish(&r, 30);
+        OK(r);
+        const char *first = strstr(r.out, cases[i].want);
+        cr_assert(first && strstr(first + 1, cases[i].want), "both ranks say '%s': " SHOWF, cases[i].want, SHOWA(r));
+        int later = 0;
+        for (const char *p = r.out; (p = strstr(p, "dist_barrier: ")); p++) later++;
+        if (!strstr(cases[i].want, "cannot take part"))   /* out of step: the next collective is not run */
+            cr_assert(strstr(r.out, "error: dist_barrier: not run: the processes were found out of step before"), SHOWF,
+                      SHOWA(r));
+        else cr_assert_eq(later, 0, "in step after a rank's trouble: the barrier runs: " SHOWF, SHOWA(r));
+        cr_assert(!strstr(r.err, "AddressSanitizer") && !strstr(r.err, "MPI_ERR"), SHOWF, SHOWA(r));
+    }
+    /* in step: the sums, broadcast and gather move the data */
+    const char *argv[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "1", RC_TEST_DIST_PROBE,
+                           "floats:100000", "doubles:5", "bcast:64", "gather:1", "failed:0", ":", "-np", "1",
+                           RC_TEST_DIST_PROBE, "floats:100000", "doubles:5", "bcast:64", "gather:2", "failed:1", NULL };
+    run r;
+    start_argv(&r, argv);
+    finish(&r, 30);
+    OK(r);
+    cr_assert(!strstr(r.out, "error") && !strstr(r.out, "wrong"), SHOWF, SHOWA(r));
+    int sums = 0;
+    for (const char *p = r.out; (p = strstr(p, "ok sum")); p++) sums++;
+    cr_assert_eq(sums, 4, SHOWF, SHOWA(r));
+    cr_assert(strstr(r.out, "ok first 1"), "dist_first_failed names rank 1: " SHOWF, SHOWA(r));
+#endif
 }

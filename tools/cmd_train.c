@@ -333,7 +333,12 @@ static int setup(trainer *tr)
         int rc = 0;
         for (int r = 0; r < dist_size(); r++) {
             if (r == tr->rank) rc = task_load(&tr->t, cfg, msg, len);
-            dist_barrier();
+            char bm[512];
+            if (dist_barrier(bm, sizeof bm) != 0) {   /* every rank alike */
+                if (rc == 0) snprintf(msg, len, "%s", bm);
+                rc = -1;
+                break;
+            }
         }
         if (rc != 0) return -1;
     } else if (task_load(&tr->t, cfg, msg, len) != 0) return -1;
@@ -453,7 +458,11 @@ static int update_dist(trainer *tr, float lr)
     v[DP_STOP] = stop_requested != 0;
     v[DP_TIME] = tr->c->time_limit > 0 && now() - tr->session0 >= tr->c->time_limit;
     v[DP_STATS + d->rank] = failed;
-    if (dist_sum_doubles(v, (size_t)DP_STATS + (size_t)d->size, tr->msg, sizeof tr->msg) != 0) failed = 1;
+    if (dist_sum_doubles(v, (size_t)DP_STATS + (size_t)d->size, tr->msg, sizeof tr->msg) != 0) {
+        if (begun) rc_optim_end(tr->opt);
+        tr->quiet = d->rank != 0;   /* every rank has its message */
+        return -1;
+    }
     int first = -1;
     for (int r = d->size - 1; r >= 0; r--)
         if (v[DP_STATS + r] > 0) first = r;
@@ -462,7 +471,10 @@ static int update_dist(trainer *tr, float lr)
         tr->quiet = first >= 0 && first != d->rank;
         return -1;
     }
-    if (dp_reduce_grads(d, t, v[DP_NORM], tr->msg, sizeof tr->msg) != 0) return -1;
+    if (dp_reduce_grads(d, t, v[DP_NORM], tr->msg, sizeof tr->msg) != 0) {
+        tr->quiet = d->rank != 0;   /* every rank has its message */
+        return -1;
+    }
     if (rc_optim_step(tr->opt, lr) != RC_OK) {   /* the same gradients on every rank: the same outcome */
         snprintf(tr->msg, sizeof tr->msg, "step %lu: %s (gradient norm %g): lower --lr or set --clip",
                  (unsigned long)tr->pr.step, rc_optim_error(tr->opt), rc_optim_grad_norm(tr->opt));
@@ -498,9 +510,9 @@ static int on_rank0(trainer *tr, rank0_fn what, const void *arg, int *err)
     dp_restore_state(&tr->dp, &tr->t);
     if (gerr) flags[1] = 1;
     else if (dist_bcast(flags, sizeof flags, 0, tr->msg, sizeof tr->msg) != 0) flags[1] = 1;
-    if (flags[1]) {
+    if (flags[1]) {   /* rank 0's message, or the collective's on every rank */
         *err = 1;
-        tr->quiet = !gerr && tr->rank != 0;
+        tr->quiet = tr->rank != 0;
     }
     return flags[0];
 }
@@ -689,10 +701,10 @@ int cmd_train(config *cfg)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
     int ok = open_run(tr, cfg) == 0 && setup(tr) == 0;
     if (tr->dist) {   /* setup may fail on some ranks only: all leave together */
-        int first = dist_first_failed(!ok);
+        int first = dist_first_failed(!ok, tr->msg, sizeof tr->msg);
         if (first >= 0 && ok) snprintf(tr->msg, sizeof tr->msg, "process %d failed to start", first);
-        tr->quiet = first >= 0 && first != tr->rank;
-        ok = first < 0;
+        tr->quiet = first >= 0 ? first != tr->rank : first == -2 && tr->rank != 0;
+        ok = first == -1;
     }
     if (ok) {
         catch_signals();

@@ -225,8 +225,9 @@ int dp_check_weights(dpar *d, task *t, char *msg, size_t len)
     }
     uint64_t h0 = h;
     if (dist_bcast(&h0, sizeof h0, 0, msg, len) != 0) return -1;
-    int bad = dist_first_failed(h0 != h);
-    if (bad < 0) return 0;
+    int bad = dist_first_failed(h0 != h, msg, len);
+    if (bad == -1) return 0;
+    if (bad < 0) return -1;
     snprintf(msg, len, "the weights of process %d differ from process 0's: the processes diverged (a bug in "
              "recur's data-parallel training; please report it)", bad);
     return -1;
