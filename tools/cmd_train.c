@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
+#include "run_agree.h"
 #include "run_ckpt.h"
 #include "task.h"
 #include "train_dist.h"
@@ -205,6 +206,7 @@ typedef struct trainer {
     config *c;
     task t;
     rc_optim *opt;
+    rc_optim_opts oo;
     feeder train;
     metrics mx;
     rc_schedule sched;
@@ -314,15 +316,13 @@ static int open_run(trainer *tr, config *cfg)
     return 0;
 }
 
-/* The data, model, optimiser, batches and metrics log of the run, its checkpoint when
- * resuming, and the header line. 0, or -1 with tr->msg. */
+/* The data and model of the run. 0, or -1 with tr->msg. */
 static int setup(trainer *tr)
 {
     config *cfg = tr->c;
     char *msg = tr->msg;
     size_t len = sizeof tr->msg;
-    rc_optim_opts oo;
-    if (parse_optim(cfg, &oo, msg, len) || parse_schedule(cfg, &tr->sched, msg, len)) return -1;
+    if (parse_optim(cfg, &tr->oo, msg, len) || parse_schedule(cfg, &tr->sched, msg, len)) return -1;
     if (strcmp(cfg->metrics, "csv") && strcmp(cfg->metrics, "jsonl")) {
         snprintf(msg, len, "--metrics '%s' is not csv or jsonl", cfg->metrics);
         return -1;
@@ -343,10 +343,20 @@ static int setup(trainer *tr)
         if (rc != 0) return -1;
     } else if (task_load(&tr->t, cfg, msg, len) != 0) return -1;
     if (cfg->resume) tr->t.cell_text = run_read_cell_text(tr->last_path);
-    if (task_make_model(&tr->t, msg, len) != 0) return -1;
+    return task_make_model(&tr->t, msg, len);
+}
+
+/* After setup (and, under mpirun, the ranks' agreement): the optimiser, batches and
+ * metrics log of the run, its checkpoint when resuming, and the header line. 0, or -1
+ * with tr->msg. */
+static int setup_run(trainer *tr)
+{
+    config *cfg = tr->c;
+    char *msg = tr->msg;
+    size_t len = sizeof tr->msg;
     task *t = &tr->t;
     if (tr->dist && dp_init(&tr->dp, t, msg, len) != 0) return -1;
-    tr->opt = rc_optim_new(t->model, &oo);
+    tr->opt = rc_optim_new(t->model, &tr->oo);
     if (!tr->opt) {
         snprintf(msg, len, "optimiser: %s", rc_model_error(t->model));
         return -1;
@@ -668,6 +678,26 @@ static int threads_per_process(void)
     return n < 1 ? 1 : n;
 }
 
+enum { AGREE_NOTHING, AGREE_OPTIONS, AGREE_MODEL };
+
+/* Under mpirun, after a step of the start that may fail on some ranks only: whether all
+ * succeeded (ok) and then describe rank 0's run (`what`: the options, or the data and
+ * model as loaded; run_agree.h). The same on every rank: 1 to go on, 0 to leave. */
+static int ranks_agree(trainer *tr, int ok, int what)
+{
+    if (!tr->dist) return ok;
+    char *desc = NULL;
+    if (ok && what != AGREE_NOTHING) {
+        desc = what == AGREE_OPTIONS ? agree_train_options(tr->c, tr->msg, sizeof tr->msg)
+                                     : agree_train_model(&tr->t, tr->c->resume ? tr->last_path : NULL, tr->msg,
+                                                         sizeof tr->msg);
+        ok = desc != NULL;
+    }
+    int rc = dp_start_agreed(ok, desc, &tr->quiet, tr->msg, sizeof tr->msg);
+    free(desc);
+    return rc;
+}
+
 int cmd_train(config *cfg)
 {
     char dmsg[512] = "";
@@ -699,13 +729,10 @@ int cmd_train(config *cfg)
                 "gradient sum: end the job and resume from the last checkpoint (--resume)\n");
     if (tr->rank == 0 && rc_blas_check() != RC_OK)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
-    int ok = open_run(tr, cfg) == 0 && setup(tr) == 0;
-    if (tr->dist) {   /* setup may fail on some ranks only: all leave together */
-        int first = dist_first_failed(!ok, tr->msg, sizeof tr->msg);
-        if (first >= 0 && ok) snprintf(tr->msg, sizeof tr->msg, "process %d failed to start", first);
-        tr->quiet = first >= 0 ? first != tr->rank : first == -2 && tr->rank != 0;
-        ok = first == -1;
-    }
+    /* each step of the start may fail on some ranks only: all go on, or all leave */
+    int ok = ranks_agree(tr, open_run(tr, cfg) == 0, AGREE_OPTIONS);
+    ok = ok && ranks_agree(tr, setup(tr) == 0, AGREE_MODEL);
+    ok = ok && ranks_agree(tr, setup_run(tr) == 0, AGREE_NOTHING);
     if (ok) {
         catch_signals();
         ok = train_loop(tr) == 0;
