@@ -752,3 +752,51 @@ Test(dist, collectives_check_sizes)
     cr_assert(strstr(r.out, "ok first 1"), "dist_first_failed names rank 1: " SHOWF, SHOWA(r));
 #endif
 }
+
+/* recur search under mpirun: a worker given another protocol option or other data
+ * would score candidates on another problem (before: silently, into rank 0's rows); it
+ * is refused before anything is evaluated, and the search's folder is not written. */
+Test(dist, search_different_settings_refused)
+{
+    NEED_MPI();
+    const char *data = P("text.txt"), *other = P("other.txt");
+    gen_text(data, 20000, 11);
+    gen_text(other, 20000, 12);
+    static const struct {
+        const char *a[2], *b[2], *want;
+    } cases[] = {
+        { { "--steps", "6" }, { "--steps", "7" }, "--steps differs: process 0 has 6, process 1 has 7" },
+        { { "--task-data", NULL }, { "--task-data", NULL },
+          "--tasks chars: the training data (as loaded) differs: process 0 has " },
+    };
+    for (int i = 0; i < 2; i++) {
+        char out[40], ta[200], tb[200];
+        snprintf(out, sizeof out, "search%d", i);
+        snprintf(ta, sizeof ta, "chars=%s", data);
+        snprintf(tb, sizeof tb, "chars=%s", i ? other : data);
+        const char *o = P(out), *a1 = cases[i].a[1] ? cases[i].a[1] : ta, *b1 = cases[i].b[1] ? cases[i].b[1] : tb;
+        const char *argv[80];
+        int n = 0;
+        argv[n++] = "mpirun";
+        argv[n++] = "--oversubscribe";
+        argv[n++] = "--allow-run-as-root";
+        for (int k = 0; k < 2; k++) {
+            const char *common[] = { "-np", "1", tu_recur_exe(), "search", "--out", o, "--tasks", "chars", "--task-data",
+                                     ta, "--seq", "10", "--steps", "6", "--lrs", "1e-2", "--promote-steps", "6",
+                                     "--promote-seeds", "2", "--batch", "8", "--threads", "1", "--params", "3000",
+                                     "--batch-candidates", "2", "--budget", "1", "--progress", "0" };
+            if (k) argv[n++] = ":";
+            for (size_t j = 0; j < sizeof common / sizeof *common; j++) argv[n++] = common[j];
+            argv[n++] = k ? cases[i].b[0] : cases[i].a[0];
+            argv[n++] = k ? b1 : a1;
+        }
+        argv[n] = NULL;
+        run r;
+        start_argv(&r, argv);
+        finish(&r, 60);
+        refused(&r, cases[i].want);
+        char f[300];
+        snprintf(f, sizeof f, "%s/candidates.jsonl", o);
+        cr_assert(!exists(f), "a refused search wrote %s: " SHOWF, f, SHOWA(r));
+    }
+}
