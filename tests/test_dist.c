@@ -6,7 +6,10 @@
  * order than one process does); `mpirun -np 1` bitwise the same as one process;
  * checkpoints written by rank 0 and resumed under 2 or 1 processes; Ctrl-C; and
  * mistakes (a batch smaller than the process count) that end with a message and no
- * hang. Every run has a timeout (the whole process group is killed at it).
+ * hang; processes given different settings, data or checkpoints (MPMD launches
+ * `-np 1 A : -np 1 B`) refused at the start with a message naming the difference; and
+ * tools/dist.c's collectives refusing calls of other sizes or kinds per rank (through
+ * tests/dist_probe.c). Every run has a timeout (the whole process group is killed at it).
  *
  * These tests need a recur built with MPI (meson -Dmpi=auto finds OpenMPI: Debian
  * libopenmpi-dev openmpi-bin) and mpirun in PATH; a build without MPI skips them and
@@ -547,4 +550,253 @@ Test(dist, folder_corpus)
     snprintf(la, sizeof la, "%s/last.ckpt", one);
     snprintf(lb, sizeof lb, "%s/last.ckpt", two);
     ck_compare(la, lb, W_TOL, S_TOL, NULL);
+}
+
+/* ---- processes given different settings: MPMD launches `-np 1 A : -np 1 B` ------------ */
+
+/* recur train under mpirun as two app contexts of one process each: rank 0 gets `common`
+ * then `a`, rank 1 `common` then `b` (NULL-terminated lists); to its end, 60 s at most
+ * (a hang fails the test). */
+static run train_mpmd(const char *const *common, const char *const *a, const char *const *b)
+{
+    const char *argv[128];
+    int n = 0;
+    argv[n++] = "mpirun";
+    argv[n++] = "--oversubscribe";
+    argv[n++] = "--allow-run-as-root";
+    for (int k = 0; k < 2; k++) {
+        if (k) argv[n++] = ":";
+        argv[n++] = "-np";
+        argv[n++] = "1";
+        argv[n++] = tu_recur_exe();
+        argv[n++] = "train";
+        for (const char *const *p = common; *p; p++) {
+            cr_assert_lt(n, 120, "too many arguments");
+            argv[n++] = *p;
+        }
+        for (const char *const *p = k ? b : a; *p; p++) {
+            cr_assert_lt(n, 120, "too many arguments");
+            argv[n++] = *p;
+        }
+    }
+    argv[n] = NULL;
+    run r;
+    start_argv(&r, argv);
+    finish(&r, 60);
+    return r;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A refused start: a failing status without a signal, the message `want`, no crash
+ * report (before the ranks compared their settings, --hidden 32 against 16 ended in
+ * "malloc(): corrupted top size" inside the gradient sum). */
+static void refused(const run *r, const char *want)
+{
+    cr_assert(r->code != 0 && r->sig == 0 && strstr(r->err, want), "expected a refusal saying '%s': " SHOWF, want,
+              SHOWA(*r));
+    cr_assert(!strstr(r->err, "AddressSanitizer") && !strstr(r->err, "corrupted") && !strstr(r->err, "Signal:") &&
+              !strstr(r->err, "MPI_ERR"), "a crash, not a refusal: " SHOWF, SHOWA(*r));
+}
+
+/* Every option that changes the model, the batches or the data, and the data itself:
+ * each difference is refused with a message naming it, before anything is trained or
+ * written in --out; options that do not change the training (--threads) may differ. */
+Test(dist, different_settings_refused)
+{
+    NEED_MPI();
+    const char *data = P("text.txt"), *other = P("other.txt"), *dir = P("texts");
+    gen_text(data, 20000, 11);
+    gen_text(other, 20000, 12);   /* the same characters, other text */
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    gen_text(P("texts/part.txt"), 20000, 11);
+    static const struct {
+        const char *a[3], *b[3], *want;
+    } cases[] = {
+        { { "--hidden", "32" }, { "--hidden", "16" }, "--hidden differs: process 0 has 32, process 1 has 16" },
+        { { "--batch", "4" }, { "--batch", "6" }, "--batch differs: process 0 has 4, process 1 has 6" },
+        { { "--cell", "lstm" }, { "--cell", "gru" }, "--cell differs: process 0 has lstm, process 1 has gru" },
+        { { "--seq", "10" }, { "--seq", "12" }, "--seq differs: process 0 has 10, process 1 has 12" },
+        { { "--lr", "0.01" }, { "--lr", "0.02" }, "--lr differs: process 0 has 0.01, process 1 has 0.02" },
+        { { "--data", NULL }, { "--data", NULL }, "the training data (as loaded) differs: process 0 has " },
+        { { "--data", NULL }, { "--data", NULL }, "whether --data is a folder differs: process 0 has no, process 1 has yes" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char out[40];
+        snprintf(out, sizeof out, "case%zu", i);
+        const char *o = P(out), *common[] = { "--data", data, "--out", o, TINY, "--batch", "4", "--steps", "3", NULL };
+        const char *a[3] = { cases[i].a[0], cases[i].a[1], NULL }, *b[3] = { cases[i].b[0], cases[i].b[1], NULL };
+        if (!strcmp(a[0], "--data")) {
+            a[1] = data;
+            b[1] = strstr(cases[i].want, "folder") ? dir : other;
+        }
+        run r = train_mpmd(common, a, b);
+        refused(&r, cases[i].want);
+        cr_assert(strstr(r.err, "nothing was trained, no checkpoint or log written"), SHOWF, SHOWA(r));
+        char f[300];
+        static const char *const written[] = { "last.ckpt", "best.ckpt", "metrics.csv" };
+        for (int k = 0; k < 3; k++) {
+            snprintf(f, sizeof f, "%s/%s", o, written[k]);
+            cr_assert(!exists(f), "%s was written by a refused run: " SHOWF, f, SHOWA(r));
+        }
+    }
+    /* the same settings train as before, --threads may differ */
+    const char *o = P("same"), *two = P("two");
+    const char *common[] = { "--data", data, "--out", o, TINY, "--batch", "4", "--steps", "3", NULL };
+    const char *a[] = { "--threads", "1", NULL }, *b[] = { NULL };
+    run r = train_mpmd(common, a, b);
+    OK(r);
+    run s = train(2, "--data", data, "--out", two, TINY, "--batch", "4", "--steps", "3", NULL);
+    OK(s);
+    cr_assert_eq(ck_u64(P("same/last.ckpt"), "train.progress", 0), 3);
+    ck_compare(P("two/last.ckpt"), P("same/last.ckpt"), W_TOL, S_TOL, NULL);
+}
+
+/* A resume where the processes read other checkpoints (on several hosts: one path,
+ * other contents per host; here two --out folders, as --out is rank 0's alone), or are
+ * given another option, is refused and leaves the run's files as they were. */
+Test(dist, resume_with_different_checkpoint_refused)
+{
+    NEED_MPI();
+    const char *data = P("text.txt");
+    gen_text(data, 20000, 7);
+    const char *A = P("A"), *B = P("B");
+    run a = train(2, "--data", data, "--out", A, TINY, "--batch", "4", "--steps", "4", NULL);
+    OK(a);
+    run b = train(2, "--data", data, "--out", B, TINY, "--batch", "4", "--steps", "6", NULL);
+    OK(b);
+    size_t n0, m0;
+    char *ck0 = tu_read_file(P("A/last.ckpt"), &n0), *mx0 = tu_read_file(P("A/metrics.csv"), &m0);
+    cr_assert(ck0 && mx0);
+    const char *common[] = { "--resume", "--steps", "8", "--progress", "0", NULL };
+    const char *ra[] = { "--out", A, NULL }, *rb[] = { "--out", B, NULL };
+    run r = train_mpmd(common, ra, rb);
+    refused(&r, "the checkpoint (--resume) differs: process 0 has ");
+    const char *rc[] = { "--out", A, "--lr", "0.5", NULL };
+    run s = train_mpmd(common, ra, rc);
+    refused(&s, "--lr differs: process 0 has 0.002, process 1 has 0.5");
+    size_t n1, m1;
+    char *ck1 = tu_read_file(P("A/last.ckpt"), &n1), *mx1 = tu_read_file(P("A/metrics.csv"), &m1);
+    cr_assert(ck1 && mx1);
+    cr_assert(n1 == n0 && !memcmp(ck0, ck1, n0), "last.ckpt changed by a refused resume");
+    cr_assert(m1 == m0 && !memcmp(mx0, mx1, m0), "metrics.csv changed by a refused resume");
+    free(ck0);
+    free(ck1);
+    free(mx0);
+    free(mx1);
+    /* with the same settings it resumes */
+    const char *same[] = { "--out", A, NULL };
+    run t = train_mpmd(common, same, same);
+    OK(t);
+    cr_assert_eq(ck_u64(P("A/last.ckpt"), "train.progress", 0), 8);
+}
+
+/* tools/dist.c's collectives check, before moving data, that every rank is in the same
+ * collective with the same size: dist-probe (tests/dist_probe.c) calls them with other
+ * sizes or other collectives per rank. Each mismatch is an error on both ranks naming
+ * both calls, later collectives return at once, and the processes end without a hang. */
+Test(dist, collectives_check_sizes)
+{
+    NEED_MPI();
+#ifndef RC_TEST_DIST_PROBE
+    cr_skip_test("no dist-probe in this build");
+#else
+    static const struct {
+        const char *a, *b, *want;
+    } cases[] = {
+        { "floats:8840", "floats:2376", "error: dist_sum_floats: process 0 passes 8840 values, process 1 passes 2376" },
+        { "floats:0", "floats:5", "error: dist_sum_floats: process 0 passes 0 values, process 1 passes 5" },
+        { "doubles:7", "doubles:9", "error: dist_sum_doubles: process 0 passes 7 values, process 1 passes 9" },
+        { "bcast:16", "bcast:8", "error: dist_bcast: process 0 passes 16 bytes, process 1 passes 8" },
+        { "gather:1", "gather:3", "error: dist_gather: process 1 of 2 cannot take part: it passes 3 bytes where the "
+                                  "counts say 2" },
+        { "bcast:8", "floats:8", "error: the processes are out of step: process 0 is in dist_bcast of 8 bytes, "
+                                 "process 1 in dist_sum_floats of 8 values" },
+        { "failed:1", "barrier:0", "error: the processes are out of step: process 0 is in dist_first_failed, process 1 "
+                                   "in dist_barrier" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *argv[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "1", RC_TEST_DIST_PROBE,
+                               cases[i].a, "barrier:0", ":", "-np", "1", RC_TEST_DIST_PROBE, cases[i].b, "barrier:0",
+                               NULL };
+        run r;
+        start_argv(&r, argv);
+        finish(&r, 30);
+        OK(r);
+        const char *first = strstr(r.out, cases[i].want);
+        cr_assert(first && strstr(first + 1, cases[i].want), "both ranks say '%s': " SHOWF, cases[i].want, SHOWA(r));
+        int later = 0;
+        for (const char *p = r.out; (p = strstr(p, "dist_barrier: ")); p++) later++;
+        if (!strstr(cases[i].want, "cannot take part"))   /* out of step: the next collective is not run */
+            cr_assert(strstr(r.out, "error: dist_barrier: not run: the processes were found out of step before"), SHOWF,
+                      SHOWA(r));
+        else cr_assert_eq(later, 0, "in step after a rank's trouble: the barrier runs: " SHOWF, SHOWA(r));
+        cr_assert(!strstr(r.err, "AddressSanitizer") && !strstr(r.err, "MPI_ERR"), SHOWF, SHOWA(r));
+    }
+    /* in step: the sums, broadcast and gather move the data */
+    const char *argv[] = { "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "1", RC_TEST_DIST_PROBE,
+                           "floats:100000", "doubles:5", "bcast:64", "gather:1", "failed:0", ":", "-np", "1",
+                           RC_TEST_DIST_PROBE, "floats:100000", "doubles:5", "bcast:64", "gather:2", "failed:1", NULL };
+    run r;
+    start_argv(&r, argv);
+    finish(&r, 30);
+    OK(r);
+    cr_assert(!strstr(r.out, "error") && !strstr(r.out, "wrong"), SHOWF, SHOWA(r));
+    int sums = 0;
+    for (const char *p = r.out; (p = strstr(p, "ok sum")); p++) sums++;
+    cr_assert_eq(sums, 4, SHOWF, SHOWA(r));
+    cr_assert(strstr(r.out, "ok first 1"), "dist_first_failed names rank 1: " SHOWF, SHOWA(r));
+#endif
+}
+
+/* recur search under mpirun: a worker given another protocol option or other data
+ * would score candidates on another problem (before: silently, into rank 0's rows); it
+ * is refused before anything is evaluated, and the search's folder is not written. */
+Test(dist, search_different_settings_refused)
+{
+    NEED_MPI();
+    const char *data = P("text.txt"), *other = P("other.txt");
+    gen_text(data, 20000, 11);
+    gen_text(other, 20000, 12);
+    static const struct {
+        const char *a[2], *b[2], *want;
+    } cases[] = {
+        { { "--steps", "6" }, { "--steps", "7" }, "--steps differs: process 0 has 6, process 1 has 7" },
+        { { "--task-data", NULL }, { "--task-data", NULL },
+          "--tasks chars: the training data (as loaded) differs: process 0 has " },
+    };
+    for (int i = 0; i < 2; i++) {
+        char out[40], ta[200], tb[200];
+        snprintf(out, sizeof out, "search%d", i);
+        snprintf(ta, sizeof ta, "chars=%s", data);
+        snprintf(tb, sizeof tb, "chars=%s", i ? other : data);
+        const char *o = P(out), *a1 = cases[i].a[1] ? cases[i].a[1] : ta, *b1 = cases[i].b[1] ? cases[i].b[1] : tb;
+        const char *argv[80];
+        int n = 0;
+        argv[n++] = "mpirun";
+        argv[n++] = "--oversubscribe";
+        argv[n++] = "--allow-run-as-root";
+        for (int k = 0; k < 2; k++) {
+            const char *common[] = { "-np", "1", tu_recur_exe(), "search", "--out", o, "--tasks", "chars", "--task-data",
+                                     ta, "--seq", "10", "--steps", "6", "--lrs", "1e-2", "--promote-steps", "6",
+                                     "--promote-seeds", "2", "--batch", "8", "--threads", "1", "--params", "3000",
+                                     "--batch-candidates", "2", "--budget", "1", "--progress", "0" };
+            if (k) argv[n++] = ":";
+            for (size_t j = 0; j < sizeof common / sizeof *common; j++) argv[n++] = common[j];
+            argv[n++] = k ? cases[i].b[0] : cases[i].a[0];
+            argv[n++] = k ? b1 : a1;
+        }
+        argv[n] = NULL;
+        run r;
+        start_argv(&r, argv);
+        finish(&r, 60);
+        refused(&r, cases[i].want);
+        char f[300];
+        snprintf(f, sizeof f, "%s/candidates.jsonl", o);
+        cr_assert(!exists(f), "a refused search wrote %s: " SHOWF, f, SHOWA(r));
+    }
 }

@@ -495,6 +495,43 @@ static int tasks_open(search_opts *o, search_tasks *ts, char *msg, size_t len)
     return 0;
 }
 
+/* ---- the ranks: the same search, who is alive ---------------------------------------- */
+
+/* Under mpirun: whether every rank has rank 0's search (dist_agree): the protocol options
+ * but --task-data (a path: the data as loaded is compared instead) and every data task's
+ * data. The other options are rank 0's business (--out, --budget, --time-limit, --top) or
+ * a rank's own (--threads, --progress, --rank-timeout). 0, or -1 on every rank (*quiet
+ * on all but the one whose msg says why). */
+static int ranks_agree(const search_opts *o, const search_tasks *ts, int *quiet, char *msg, size_t len)
+{
+    char *desc = NULL, v[2100];
+    size_t n = 0;
+    FILE *f = open_memstream(&desc, &n);
+    for (int i = 0; f && i < NOPT; i++)
+        if (OPTS[i].protocol && strcmp(OPTS[i].name, "task-data") != 0) {
+            opt_fmt(o, &OPTS[i], v, sizeof v);
+            fprintf(f, "--%s\t%s\n", OPTS[i].name, v);
+        }
+    for (int i = 0; f && i < ts->n; i++)
+        if (ts->d[i]) {
+            snprintf(v, sizeof v, "--tasks %s: ", ts->name[i]);
+            data_task_describe(ts->d[i], v, f);
+        }
+    int ok = f && fclose(f) == 0 && desc, first = dist_first_failed(!ok, msg, len), rc = -1;
+    if (first >= 0) snprintf(msg, len, "process %d: out of memory for the description of the search", first);
+    if (first == -1) {
+        int d = dist_agree(desc, &first, msg, len);
+        rc = d == 0 ? 0 : -1;
+        size_t k = strlen(msg);
+        if (d > 0 && first == dist_rank() && k < len)
+            snprintf(msg + k, len - k, ": every process of a search must be given the same options and data "
+                     "(README: Searching for cells); nothing was evaluated");
+    }
+    free(desc);
+    *quiet = first >= 0 ? first != dist_rank() : dist_rank() != 0;
+    return rc;
+}
+
 /* ---- the ranks: who is alive ------------------------------------------------------------ */
 
 enum { TAG_EVAL = 1, TAG_RESULT = 2, TAG_DONE = 3, TAG_ALIVE = 4 };
@@ -1339,6 +1376,13 @@ int cmd_search(int argc, char **argv)
         fprintf(stderr, "recur search: %s\n", msg);
         tasks_free(&ts);
         return 1;
+    }
+    int quiet = 0;
+    if (dist_size() > 1 && ranks_agree(&o, &ts, &quiet, msg, sizeof msg) != 0) {
+        if (!quiet) fprintf(stderr, "recur search: process %d of %d: %s\n", dist_rank(), dist_size(), msg);
+        tasks_free(&ts);
+        dist_finalize();
+        return 2;
     }
     if (o.threads > 0) rc_set_num_threads(o.threads);
     int rank = dist_rank();

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
+#include "run_agree.h"
 #include "run_ckpt.h"
 #include "task.h"
 #include "train_dist.h"
@@ -206,6 +207,7 @@ typedef struct trainer {
     config *c;
     task t;
     rc_optim *opt;
+    rc_optim_opts oo;
     feeder train;
     metrics mx;
     rc_schedule sched;
@@ -333,15 +335,13 @@ static int open_run(trainer *tr, config *cfg)
     return 0;
 }
 
-/* The data, model, optimiser, batches and metrics log of the run, its checkpoint when
- * resuming, and the header line. 0, or -1 with tr->msg. */
+/* The data and model of the run. 0, or -1 with tr->msg. */
 static int setup(trainer *tr)
 {
     config *cfg = tr->c;
     char *msg = tr->msg;
     size_t len = sizeof tr->msg;
-    rc_optim_opts oo;
-    if (parse_optim(cfg, &oo, msg, len) || parse_schedule(cfg, &tr->sched, msg, len)) return -1;
+    if (parse_optim(cfg, &tr->oo, msg, len) || parse_schedule(cfg, &tr->sched, msg, len)) return -1;
     if (strcmp(cfg->metrics, "csv") && strcmp(cfg->metrics, "jsonl")) {
         snprintf(msg, len, "--metrics '%s' is not csv or jsonl", cfg->metrics);
         return -1;
@@ -352,15 +352,30 @@ static int setup(trainer *tr)
         int rc = 0;
         for (int r = 0; r < dist_size(); r++) {
             if (r == tr->rank) rc = task_load(&tr->t, cfg, msg, len);
-            dist_barrier();
+            char bm[512];
+            if (dist_barrier(bm, sizeof bm) != 0) {   /* every rank alike */
+                if (rc == 0) snprintf(msg, len, "%s", bm);
+                rc = -1;
+                break;
+            }
         }
         if (rc != 0) return -1;
     } else if (task_load(&tr->t, cfg, msg, len) != 0) return -1;
     if (cfg->resume) tr->t.cell_text = run_read_cell_text(tr->last_path);
-    if (task_make_model(&tr->t, msg, len) != 0) return -1;
+    return task_make_model(&tr->t, msg, len);
+}
+
+/* After setup (and, under mpirun, the ranks' agreement): the optimiser, batches and
+ * metrics log of the run, its checkpoint when resuming, and the header line. 0, or -1
+ * with tr->msg. */
+static int setup_run(trainer *tr)
+{
+    config *cfg = tr->c;
+    char *msg = tr->msg;
+    size_t len = sizeof tr->msg;
     task *t = &tr->t;
     if (tr->dist && dp_init(&tr->dp, t, msg, len) != 0) return -1;
-    tr->opt = rc_optim_new(t->model, &oo);
+    tr->opt = rc_optim_new(t->model, &tr->oo);
     if (!tr->opt) {
         snprintf(msg, len, "optimiser: %s", rc_model_error(t->model));
         return -1;
@@ -472,7 +487,11 @@ static int update_dist(trainer *tr, float lr)
     v[DP_STOP] = stop_requested != 0;
     v[DP_TIME] = tr->c->time_limit > 0 && now() - tr->t0 >= tr->c->time_limit;
     v[DP_STATS + d->rank] = failed;
-    if (dist_sum_doubles(v, (size_t)DP_STATS + (size_t)d->size, tr->msg, sizeof tr->msg) != 0) failed = 1;
+    if (dist_sum_doubles(v, (size_t)DP_STATS + (size_t)d->size, tr->msg, sizeof tr->msg) != 0) {
+        if (begun) rc_optim_end(tr->opt);
+        tr->quiet = d->rank != 0;   /* every rank has its message */
+        return -1;
+    }
     int first = -1;
     for (int r = d->size - 1; r >= 0; r--)
         if (v[DP_STATS + r] > 0) first = r;
@@ -481,7 +500,10 @@ static int update_dist(trainer *tr, float lr)
         tr->quiet = first >= 0 && first != d->rank;
         return -1;
     }
-    if (dp_reduce_grads(d, t, v[DP_NORM], tr->msg, sizeof tr->msg) != 0) return -1;
+    if (dp_reduce_grads(d, t, v[DP_NORM], tr->msg, sizeof tr->msg) != 0) {
+        tr->quiet = d->rank != 0;   /* every rank has its message */
+        return -1;
+    }
     if (rc_optim_step(tr->opt, lr) != RC_OK) {   /* the same gradients on every rank: the same outcome */
         snprintf(tr->msg, sizeof tr->msg, "step %lu: %s (gradient norm %g): lower --lr or set --clip",
                  (unsigned long)tr->pr.step, rc_optim_error(tr->opt), rc_optim_grad_norm(tr->opt));
@@ -517,9 +539,9 @@ static int on_rank0(trainer *tr, rank0_fn what, const void *arg, int *err)
     dp_restore_state(&tr->dp, &tr->t);
     if (gerr) flags[1] = 1;
     else if (dist_bcast(flags, sizeof flags, 0, tr->msg, sizeof tr->msg) != 0) flags[1] = 1;
-    if (flags[1]) {
+    if (flags[1]) {   /* rank 0's message, or the collective's on every rank */
         *err = 1;
-        tr->quiet = !gerr && tr->rank != 0;
+        tr->quiet = tr->rank != 0;
     }
     return flags[0];
 }
@@ -707,6 +729,26 @@ static int threads_per_process(void)
     return n < 1 ? 1 : n;
 }
 
+enum { AGREE_NOTHING, AGREE_OPTIONS, AGREE_MODEL };
+
+/* Under mpirun, after a step of the start that may fail on some ranks only: whether all
+ * succeeded (ok) and then describe rank 0's run (`what`: the options, or the data and
+ * model as loaded; run_agree.h). The same on every rank: 1 to go on, 0 to leave. */
+static int ranks_agree(trainer *tr, int ok, int what)
+{
+    if (!tr->dist) return ok;
+    char *desc = NULL;
+    if (ok && what != AGREE_NOTHING) {
+        desc = what == AGREE_OPTIONS ? agree_train_options(tr->c, tr->msg, sizeof tr->msg)
+                                     : agree_train_model(&tr->t, tr->c->resume ? tr->last_path : NULL, tr->msg,
+                                                         sizeof tr->msg);
+        ok = desc != NULL;
+    }
+    int rc = dp_start_agreed(ok, desc, &tr->quiet, tr->msg, sizeof tr->msg);
+    free(desc);
+    return rc;
+}
+
 int cmd_train(config *cfg)
 {
     char dmsg[512] = "";
@@ -738,13 +780,10 @@ int cmd_train(config *cfg)
                 "gradient sum: end the job and resume from the last checkpoint (--resume)\n");
     if (tr->rank == 0 && rc_blas_check() != RC_OK)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
-    int ok = open_run(tr, cfg) == 0 && setup(tr) == 0;
-    if (tr->dist) {   /* setup may fail on some ranks only: all leave together */
-        int first = dist_first_failed(!ok);
-        if (first >= 0 && ok) snprintf(tr->msg, sizeof tr->msg, "process %d failed to start", first);
-        tr->quiet = first >= 0 && first != tr->rank;
-        ok = first < 0;
-    }
+    /* each step of the start may fail on some ranks only: all go on, or all leave */
+    int ok = ranks_agree(tr, open_run(tr, cfg) == 0, AGREE_OPTIONS);
+    ok = ok && ranks_agree(tr, setup(tr) == 0, AGREE_MODEL);
+    ok = ok && ranks_agree(tr, setup_run(tr) == 0, AGREE_NOTHING);
     if (ok) {
         catch_signals();
         ok = train_loop(tr) == 0;

@@ -4,11 +4,18 @@
  * otherwise, and always when built without MPI, every function is a single-process
  * stand-in (rank 0 of 1: sums and broadcasts leave the data as it is).
  *
- * The collectives (sums, broadcast, gather, barrier) are called by all ranks in the same
- * order; MPI's default error handler is kept for them, so a failed collective ends the
- * whole job (no rank hangs). The point-to-point messages at the end return errors and
- * bound their waits instead. Sums are in a fixed order (rank 0, 1, ... N-1, accumulated in
- * double), so the same inputs give bitwise the same result on every rank and run. */
+ * The collectives (sums, broadcast, gather, barrier, agreements) are called by all ranks in
+ * the same order. Each first checks, in one small sum over the ranks, that every rank is
+ * in the same collective with the same size (and root, counts) and can take part; when
+ * one is not, no data moves and every rank returns -1 with the same message naming both
+ * calls and the rank (processes given different settings would otherwise write past a
+ * buffer or mix up messages). After such a mismatch no collective communicates again
+ * (each returns -1 at once), so every rank finds its way out and none waits for
+ * another. So a collective returns 0 on every rank or -1 on every rank; once the check
+ * passed, MPI's own failure ends the whole job (its default error handler). The
+ * point-to-point messages at the end return errors and bound their waits instead. Sums
+ * are in a fixed order (rank 0, 1, ... N-1, accumulated in double), so the same inputs
+ * give bitwise the same result on every rank and run. */
 #ifndef RC_TOOLS_DIST_H
 #define RC_TOOLS_DIST_H
 
@@ -19,7 +26,8 @@
  * launcher started several processes of a recur built without MPI (they would each
  * train alone and write the same files). Calling it again does nothing. */
 int dist_init(int *argc, char ***argv, char *msg, size_t len);
-/* Leaves the job (MPI_Finalize after a last barrier); nothing for a single process. */
+/* Leaves the job (MPI_Finalize after a last barrier, none when the collectives were
+ * found out of step); nothing for a single process. */
 void dist_finalize(void);
 /* Ends every process of the job with `code` (MPI_Abort); exit(code) for a single one.
  * For an error that other ranks cannot learn of any other way. */
@@ -32,24 +40,34 @@ int dist_size(void);
 /* Processes of the job on this machine (1 alone). */
 int dist_local_size(void);
 /* x[0..n) = the sum over ranks of every rank's x[0..n), element by element, added in
- * rank order in double and rounded once to float. 0, or -1 with msg on every rank (n too
- * large for MPI's int counts). Memory short on one rank ends the job with a message:
- * the other ranks already wait in the sum. */
+ * rank order in double and rounded once to float. 0, or -1 with msg on every rank (the
+ * ranks passed different n or are in another collective, n too large for MPI's int
+ * counts, memory short on a rank: nothing moved). */
 int dist_sum_floats(float *x, size_t n, char *msg, size_t len);
 /* The same for a (small) double array: x = sum over ranks in rank order (n * size
- * doubles of scratch). */
+ * doubles of scratch). 0, or -1 with msg on every rank as dist_sum_floats. */
 int dist_sum_doubles(double *x, size_t n, char *msg, size_t len);
-/* Copies root's buf[0..bytes) to every rank. 0, or -1 with msg (bytes over INT_MAX). */
+/* Copies root's buf[0..bytes) to every rank. 0, or -1 with msg on every rank (another
+ * size or root on some rank, bytes over INT_MAX). */
 int dist_bcast(void *buf, size_t bytes, int root, char *msg, size_t len);
-/* Gathers each rank's send[0..bytes) to root's recv, rank after rank (root passes
- * counts[size] with every rank's byte count and recv of their sum; other ranks may pass
- * NULL for both). 0, or -1 with msg. */
+/* Gathers each rank's send[0..bytes) to root's recv, rank after rank. Every rank passes
+ * counts[size], every rank's byte count (the same on all: checked, as is bytes ==
+ * counts[rank]); root passes recv of their sum, other ranks may pass NULL. 0, or -1 with
+ * msg on every rank. */
 int dist_gather(const void *send, size_t bytes, void *recv, const size_t *counts, int root, char *msg, size_t len);
 /* Each rank says whether it failed: the lowest rank that did, or -1 when none (alone:
- * 0 or -1). So every rank takes the same way out after a step only some may fail. */
-int dist_first_failed(int failed);
-/* Waits until every rank has called it. */
-void dist_barrier(void);
+ * 0 or -1). So every rank takes the same way out after a step only some may fail. -2
+ * with msg on every rank when the ranks are out of step (see above). */
+int dist_first_failed(int failed, char *msg, size_t len);
+/* Waits until every rank has called it. 0, or -1 with msg on every rank. */
+int dist_barrier(char *msg, size_t len);
+/* Whether every rank's description of what it is about to do (lines "name\tvalue\n")
+ * is rank 0's, which rank 0 broadcasts. 0 when all are; 1 on every rank when some
+ * differ, with *first the lowest rank whose description differs (its msg names the first
+ * line that differs: "name differs: process 0 has A, process 1 has B"; the other ranks'
+ * msg points to it); -1 with msg on every rank when a collective failed (*first: -1) or
+ * a rank had no memory for the description (*first: that rank). Alone: 0. */
+int dist_agree(const char *desc, int *first, char *msg, size_t len);
 
 /* Point-to-point messages (recur search farms candidates with them; not collective).
  * They go through a copy of the world whose errors return instead of ending the job, and

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SEARCH_MAX_LRS 8
 #define SEARCH_MAX_SEEDS 16
@@ -93,6 +94,9 @@ data_task *data_task_load(const search_opts *o, const char *kind, const char *pa
 void data_task_free(data_task *d);
 /* The task's model shape (see search_opts.shape_*). */
 void data_task_shape(const data_task *d, int *vocab, int *in, int *out);
+/* The task's data as loaded, as "name\tvalue" lines to f (sizes and digests; each name
+ * starts with prefix), for the ranks under mpirun to compare (run_agree.h). */
+void data_task_describe(const data_task *d, const char *prefix, FILE *f);
 /* Trains the cell at hidden H for `steps` updates at lr, seed index s; returns 1 / the
  * validation bpc (chars) or 1 / the validation NLL per frame (music); -1 when poll said
  * stop, NAN with msg on an error. */

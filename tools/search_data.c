@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "run_agree.h"
 #include "search.h"
 #include "task.h"
 
@@ -59,6 +60,11 @@ void data_task_free(data_task *d)
     if (!d) return;
     task_free(&d->t);
     free(d);
+}
+
+void data_task_describe(const data_task *d, const char *prefix, FILE *f)
+{
+    agree_data_lines(&d->t, prefix, f);
 }
 
 void data_task_shape(const data_task *d, int *vocab, int *in, int *out)

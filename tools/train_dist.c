@@ -225,9 +225,26 @@ int dp_check_weights(dpar *d, task *t, char *msg, size_t len)
     }
     uint64_t h0 = h;
     if (dist_bcast(&h0, sizeof h0, 0, msg, len) != 0) return -1;
-    int bad = dist_first_failed(h0 != h);
-    if (bad < 0) return 0;
+    int bad = dist_first_failed(h0 != h, msg, len);
+    if (bad == -1) return 0;
+    if (bad < 0) return -1;
     snprintf(msg, len, "the weights of process %d differ from process 0's: the processes diverged (a bug in "
              "recur's data-parallel training; please report it)", bad);
     return -1;
+}
+
+int dp_start_agreed(int ok, const char *desc, int *quiet, char *msg, size_t len)
+{
+    int first = dist_first_failed(!ok, msg, len), rc = first == -1;
+    if (first >= 0 && ok) snprintf(msg, len, "process %d failed to start", first);
+    if (rc && desc) {
+        int differs = dist_agree(desc, &first, msg, len);
+        size_t n = strlen(msg);
+        rc = differs == 0;
+        if (differs > 0 && first == dist_rank() && n < len)
+            snprintf(msg + n, len - n, ": every process of a run must be given the same options and data (README: "
+                     "Several processes); nothing was trained, no checkpoint or log written");
+    }
+    if (!rc) *quiet = first >= 0 ? first != dist_rank() : dist_rank() != 0;
+    return rc;
 }

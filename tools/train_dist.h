@@ -65,6 +65,12 @@ void dp_restore_state(dpar *d, task *t);
 /* After a checkpoint restored every stream's state (or none) into the model: keep this
  * rank's streams (zeros when the stored state is not of B rows). 0 or -1. */
 int dp_take_state(dpar *d, task *t, char *msg, size_t len);
+/* Collective, after a step of the start that may fail on some ranks only (ok: this
+ * rank's outcome; desc: its description of the run, or NULL for none; run_agree.h):
+ * whether every rank succeeded and describes rank 0's run. 1 on every rank to go on;
+ * else 0 on every rank with msg, and *quiet set on all but the rank whose message tells
+ * what happened (the first that failed or differs; rank 0 for a failure they share). */
+int dp_start_agreed(int ok, const char *desc, int *quiet, char *msg, size_t len);
 /* Collective: 0 when every rank's weights are bitwise the same as rank 0's, -1 with msg. */
 int dp_check_weights(dpar *d, task *t, char *msg, size_t len);
 
