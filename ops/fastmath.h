@@ -1,5 +1,5 @@
-/* Internal: exp, sigmoid and tanh written so that loops over arrays vectorise (no
- * calls, no branches). exp is the Cephes single-precision algorithm: x = n ln2 + r
+/* Internal: exp, log, sigmoid and tanh written so that loops over arrays vectorise
+ * (no calls, no branches). exp is the Cephes single-precision algorithm: x = n ln2 + r
  * with |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n from the exponent bits;
  * relative error about 2 ulp over the range where the result is a normal float.
  * The ends are IEEE's: exp(x) = inf above ln(FLT_MAX) ~ 88.72, subnormal results

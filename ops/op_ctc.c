@@ -11,8 +11,9 @@
  * Numerics. Log space throughout, -inf for "impossible". Alpha (forward variables,
  * the emission at t included) and beta (backward variables, the emission at t
  * excluded) are computed only over the band of extended states that can be reached
- * from the start by step t and can still reach the end, [max(0, S'-2(T_b-t)),
- * min(S'-1, 2t+1)] of S' = 2L+1 states. They are kept in double: a state's log value
+ * from the start by step t and can still reach the end by counting steps,
+ * [max(0, S'-2(T_b-t)), min(S'-1, 2t+1)] of S' = 2L+1 states (repeated labels make a
+ * few more unreachable: they come out -inf). They are kept in double: a state's log value
  * can be hundreds below its step's best, where a float's spacing (3e-5 at 500) would
  * add up over the steps into visible gradient errors. The transcendentals need no
  * such range: each log-sum-exp of up to three predecessors takes exp of differences
