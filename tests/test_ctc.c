@@ -759,13 +759,15 @@ Test(ctc, reductions)
 Test(ctc, threads_bitwise)
 {
     rng_state = 31;
-    ccase c = case_new(60, 8, 80, 20);   /* above both parallel thresholds */
+    /* above both parallel thresholds of op_ctc.c: 100*8*80 logits, and ~24000
+     * state-steps (sum of T_b (2 L_b + 1)) for the samples split across threads */
+    ccase c = case_new(100, 8, 80, 30);
     c.o.reduction = RC_CTC_MEAN_LABEL;
     c.tlen = malloc(8 * sizeof *c.tlen);
     random_logits(&c, 3.0);
     for (int b = 0; b < 8; b++) {
-        random_labels(&c, b, 5 + 2 * b);
-        c.tlen[b] = 40 + 2 * b;
+        random_labels(&c, b, 10 + 2 * b);
+        c.tlen[b] = 70 + 4 * b;
     }
     cres r1, r2;
     rc_set_num_threads(1);
@@ -776,10 +778,41 @@ Test(ctc, threads_bitwise)
     cr_expect_eq(r2.st, RC_OK, "%s", r2.err);
     if (r1.out && r2.out) {
         cr_expect_eq(r1.out[0], r2.out[0], "%.9g vs %.9g", (double)r1.out[0], (double)r2.out[0]);
-        cr_expect(memcmp(r1.grad, r2.grad, (size_t)60 * 8 * 80 * 4) == 0, "gradients differ");
+        cr_expect(memcmp(r1.grad, r2.grad, (size_t)100 * 8 * 80 * 4) == 0, "gradients differ");
     }
     res_free(&r1);
     res_free(&r2);
+    case_free(&c);
+}
+
+/* A second backward of the same plan gives the same gradient: the op stores into a
+ * fresh gradient (it declares that it writes it whole), it does not add to what the
+ * last sweep left there. */
+Test(ctc, backward_twice)
+{
+    rng_state = 32;
+    ccase c = case_new(8, 3, 6, 3);
+    c.o.reduction = RC_CTC_SUM;
+    random_logits(&c, 2.0);
+    for (int b = 0; b < 3; b++) random_labels(&c, b, b + 1);
+    cgraph q;
+    cr_assert(graph_of(&c, &q));
+    rc_plan *p = rc_plan_new(q.g, 1, &q.y);
+    cr_assert(p, "%s", rc_graph_error(q.g));
+    size_t n = (size_t)8 * 3 * 6;
+    float first[8 * 3 * 6];
+    rc_status s = feed_all(&c, &q, p);
+    for (int k = 0; k < 2 && s == RC_OK; k++) {
+        s = rc_plan_forward(p);
+        if (s == RC_OK) s = rc_plan_backward(p, q.y);
+        const float *g = rc_plan_grad(p, q.x);
+        if (s != RC_OK || !g) break;
+        if (k == 0) memcpy(first, g, sizeof first);
+        else cr_expect(memcmp(first, g, n * sizeof *g) == 0, "the second backward's gradient differs");
+    }
+    cr_expect_eq(s, RC_OK, "%s", rc_plan_error(p));
+    rc_plan_free(p);
+    rc_graph_free(q.g);
     case_free(&c);
 }
 
