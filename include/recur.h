@@ -224,12 +224,14 @@ rc_node *rc_mse(rc_graph *g, rc_node *pred, rc_node *target);
  * the gradient is exact with respect to the logits: for a step t < T_b,
  *   d loss_b / d logits[t*B+b, a] = softmax_t(a) - sum of the posterior occupation of
  *                                   the states of class a at step t
- * (0 at the steps t >= T_b). Do not put rc_log_softmax in front: it would be applied
- * twice. Already-normalised log-probabilities given as logits give the same loss
- * (log-softmax leaves them unchanged), and the gradient is then that of the loss with
- * the log-softmax re-applied, p - occupation, the one warp-ctc and TensorFlow
- * report; it is not d loss / d log p of a graph without that normalisation (PyTorch's
- * nn.CTCLoss issue 52241).
+ * (0 at the steps t >= T_b). Value and gradient are of one function for any input.
+ * Log-probabilities (an rc_log_softmax in front, or data) may be given as the logits:
+ * log-softmax leaves them unchanged, so the loss is the same, and the gradient with
+ * respect to them is this function's, p - occupation (what warp-ctc and TensorFlow
+ * report); through an rc_log_softmax it becomes exactly the gradient with respect to
+ * that op's input (the log-softmax is only done twice). PyTorch's nn.CTCLoss computes
+ * its value from its input as given but returns p - occupation, which is that value's
+ * gradient only for normalised input (its issue 52241).
  *
  * What each reduction means (loss_b as above, B samples, L_b their label lengths): */
 typedef enum rc_ctc_reduction {

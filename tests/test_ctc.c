@@ -7,7 +7,8 @@
  * padded = unpadded, [T, B, A] = [T*B, A], the reductions' exact meaning, 1 thread =
  * 2 threads bit for bit. Gradients: rc_gradcheck on the logits (every reduction, a
  * mask, repeats, logits shared with another op) and through an unrolled RNN with a
- * head, as a model will use it; a deliberately wrong backward is caught. Errors:
+ * head, as a model will use it; a second backward equal to the first; an
+ * rc_log_softmax in front changes nothing; a deliberately wrong backward is caught. Errors:
  * infeasible samples (an error naming the sample, or zero loss counted by
  * rc_plan_ctc_infeasible), impossible labels without NaN, each refused input with its
  * message.
@@ -931,6 +932,41 @@ Test(ctc, wrong_backward_caught)
     op_table[OP_CTC].backward = real_backward;
     cr_expect(ok < GC_TOL, "the real backward: error %.3g", ok);
     cr_expect(bad > 3 * GC_TOL, "a backward 1%% off passes: error %.3g", bad);
+    case_free(&c);
+}
+
+/* An rc_log_softmax in front changes neither the loss nor the gradient with respect to
+ * the logits (recur.h: value and gradient are of one function for any input). */
+Test(ctc, log_softmax_in_front)
+{
+    rng_state = 45;
+    ccase c = case_new(7, 2, 5, 3);
+    c.o.reduction = RC_CTC_SUM;
+    random_logits(&c, 3.0);
+    for (int b = 0; b < 2; b++) random_labels(&c, b, 2 + b);
+    cres r;
+    run_case(&c, &r);
+    cr_expect_eq(r.st, RC_OK, "%s", r.err);
+    cgraph q;
+    cr_assert(graph_of(&c, &q));
+    rc_node *y = rc_ctc(q.g, rc_log_softmax(q.g, q.x), q.lab, q.len, NULL, &c.o);
+    rc_plan *p = y ? rc_plan_new(q.g, 1, &y) : NULL;
+    cr_assert(p, "%s", rc_graph_error(q.g));
+    rc_status s = feed_all(&c, &q, p);
+    if (s == RC_OK) s = rc_plan_forward(p);
+    if (s == RC_OK) s = rc_plan_backward(p, y);
+    cr_expect_eq(s, RC_OK, "%s", rc_plan_error(p));
+    if (s == RC_OK && r.out) {
+        double want = r.out[0], *g = malloc(7 * 2 * 5 * sizeof *g);
+        cr_assert(g);
+        for (int i = 0; i < 70; i++) g[i] = r.grad[i];
+        expect_close_d("loss through log_softmax", rc_plan_value(p, y), &want, 1, 1e-6);
+        expect_close_d("gradient through log_softmax", rc_plan_grad(p, q.x), g, 70, 1e-6);
+        free(g);
+    }
+    rc_plan_free(p);
+    rc_graph_free(q.g);
+    res_free(&r);
     case_free(&c);
 }
 
