@@ -135,3 +135,16 @@ rc_node *rc_mse(rc_graph *g, rc_node *pred, rc_node *target)
 {
     return op2(g, OP_MSE, pred, target, NULL);
 }
+rc_ctc_opts rc_ctc_defaults(void)
+{
+    rc_ctc_opts o = { .blank = 0, .reduction = RC_CTC_MEAN_BATCH, .zero_infeasible = 0 };
+    return o;
+}
+rc_node *rc_ctc(rc_graph *g, rc_node *logits, rc_node *labels, rc_node *label_lengths, rc_node *mask,
+                const rc_ctc_opts *o)
+{
+    rc_ctc_opts d = o ? *o : rc_ctc_defaults();
+    op_params p = { .i = { d.blank, (int)d.reduction, d.zero_infeasible != 0 } };
+    rc_node *in[4] = { logits, labels, label_lengths, mask };
+    return graph_op(g, OP_CTC, mask ? 4 : 3, in, &p);
+}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "kernels.h"   /* ctc_report */
 #include "passes.h"
 #include "plan.h"
 
@@ -442,4 +443,13 @@ double rc_plan_flops(const rc_plan *p)
     if (!p) return 0;
     for (int k = 0; k < p->ntape; k++) f += op_table[p->tape[k].op].flops(&p->tape[k]);
     return f;
+}
+
+int rc_plan_ctc_infeasible(const rc_plan *p, const rc_node *ctc, int32_t *samples, int max)
+{
+    if (!p || !ctc || ctc->g != p->g || ctc->id >= p->nnodes || !p->forwarded) return -1;
+    int id = node_resolve((rc_node *)ctc)->id;
+    for (int k = 0; k < p->ntape; k++)
+        if (p->tape_node[k] == id && p->tape[k].op == OP_CTC) return ctc_report(&p->tape[k], samples, max < 0 ? 0 : max);
+    return -1;
 }

@@ -221,6 +221,63 @@ rc_node *rc_sigmoid_bce(rc_graph *g, rc_node *logits, rc_node *targets);
 /* Per-row mean squared error over the last axis: [.., K] -> [..]. */
 rc_node *rc_mse(rc_graph *g, rc_node *pred, rc_node *target);
 
+/* ---- CTC loss (Graves, Fernandez, Gomez & Schmidhuber 2006) ----------------------
+ * loss_b = -log p(labels_b | logits_b), the sum over every alignment of sample b's
+ * first T_b steps that collapses to its labels (merge repeats, drop blanks), computed
+ * exactly (log-space forward-backward over the reachable states, docs/ARCHITECTURE.md).
+ * The logits are unnormalised: log-softmax over the A classes is applied inside, and
+ * the gradient is exact with respect to the logits: for a step t < T_b,
+ *   d loss_b / d logits[t*B+b, a] = softmax_t(a) - sum of the posterior occupation of
+ *                                   the states of class a at step t
+ * (0 at the steps t >= T_b). Value and gradient are of one function for any input.
+ * Log-probabilities (an rc_log_softmax in front, or data) may be given as the logits:
+ * log-softmax leaves them unchanged, so the loss is the same, and the gradient with
+ * respect to them is this function's, p - occupation (what warp-ctc and TensorFlow
+ * report); through an rc_log_softmax it becomes exactly the gradient with respect to
+ * that op's input (the log-softmax is only done twice). PyTorch's nn.CTCLoss computes
+ * its value from its input as given but returns p - occupation, which is that value's
+ * gradient only for normalised input (its issue 52241).
+ *
+ * What each reduction means (loss_b as above, B samples, L_b their label lengths): */
+typedef enum rc_ctc_reduction {
+    RC_CTC_SUM = 0,         /* [1]: sum_b loss_b */
+    RC_CTC_MEAN_BATCH = 1,  /* [1]: sum_b loss_b / B (every sample counts, zeroed ones too) */
+    RC_CTC_MEAN_LABEL = 2,  /* [1]: sum_b loss_b / sum_b L_b (all samples' labels; / 1 when
+                               there are none): the loss per label of the batch. PyTorch's
+                               'mean' is another thing, mean_b(loss_b / max(L_b, 1)): get it
+                               from RC_CTC_NONE divided by the lengths, then rc_mean */
+    RC_CTC_NONE = 3         /* [B]: loss_b per sample (reduce or weight it yourself) */
+} rc_ctc_reduction;
+
+typedef struct rc_ctc_opts {
+    int blank;                   /* the blank's class index, 0..A-1 (default 0) */
+    rc_ctc_reduction reduction;  /* default RC_CTC_MEAN_BATCH */
+    int zero_infeasible;         /* how a sample with no alignment is treated (see rc_ctc) */
+} rc_ctc_opts;
+
+/* blank 0, RC_CTC_MEAN_BATCH, infeasible samples are an error. */
+rc_ctc_opts rc_ctc_defaults(void);
+/* The CTC loss of logits [T*B, A] (row t*B+b is step t of sample b: the stacked step
+ * outputs of rc_unroll, or a model's head over them) or [T, B, A], against labels
+ * int32 [B, S] (sample b's labels are labels[b, 0..L_b), the rest padding, ignored)
+ * with label_lengths int32 [B] (L_b). mask (may be NULL: every sample has T steps) is
+ * the sequence mask of rc_unroll_opts, float [T*B, 1]: sample b's input length T_b is
+ * its number of leading ones. o may be NULL (rc_ctc_defaults). Result: [1], or [B]
+ * with RC_CTC_NONE.
+ * Run-time errors (rc_plan_forward fails naming the sample; nothing is computed): a
+ * label outside 0..A-1 or equal to the blank, L_b < 0, L_b > S, L_b > T, a mask value
+ * other than 0 and 1, or a 1 after a 0 in a sample's mask. A sample is infeasible when
+ * T_b < L_b + (the number of equal neighbouring labels, which need a blank between
+ * them): with zero_infeasible 0 that is an error naming the first such sample and how
+ * many there are; with zero_infeasible 1 each counts as loss 0 with gradient 0.
+ * A feasible sample whose likelihood is 0 in floating point (only with -inf logits)
+ * has loss +inf (0 with zero_infeasible) and gradient 0. rc_plan_ctc_infeasible tells
+ * which samples were treated so. A valid step whose logits have no finite maximum (all
+ * -inf, or +inf or NaN among them) makes its sample's loss NaN; steps past T_b are not
+ * read. NULL on a shape error (see rc_graph_error). */
+rc_node *rc_ctc(rc_graph *g, rc_node *logits, rc_node *labels, rc_node *label_lengths, rc_node *mask,
+                const rc_ctc_opts *o);
+
 /* ---- plans: the tape ---------------------------------------------------------- */
 
 /* Compiles the part of the graph the n roots depend on into a plan: the op
@@ -278,6 +335,12 @@ const int32_t *rc_plan_value_i32(const rc_plan *p, const rc_node *n);
  * gradient memory is reused during the sweep and this returns NULL for them (build the
  * plan with RC_PLAN_NO_BUFFER_PLAN to read them, e.g. d loss / d h_t). */
 const float *rc_plan_grad(const rc_plan *p, const rc_node *n);
+/* Of the last successful forward of p: how many samples of the rc_ctc node `ctc` had
+ * no feasible alignment (too few steps for their labels, counted as zero loss with
+ * zero_infeasible; or likelihood 0 in float, loss +inf), with up to max of their
+ * indices written to samples (may be NULL). -1 when ctc is not a ctc node of the plan
+ * or the plan has no successful forward. */
+int rc_plan_ctc_infeasible(const rc_plan *p, const rc_node *ctc, int32_t *samples, int max);
 /* The number of op instances on the tape. */
 int rc_plan_length(const rc_plan *p);
 /* Bytes held by the plan's arena. */

@@ -1,5 +1,5 @@
-/* Internal: exp, sigmoid and tanh written so that loops over arrays vectorise (no
- * calls, no branches). exp is the Cephes single-precision algorithm: x = n ln2 + r
+/* Internal: exp, log, sigmoid and tanh written so that loops over arrays vectorise
+ * (no calls, no branches). exp is the Cephes single-precision algorithm: x = n ln2 + r
  * with |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n from the exponent bits;
  * relative error about 2 ulp over the range where the result is a normal float.
  * The ends are IEEE's: exp(x) = inf above ln(FLT_MAX) ~ 88.72, subnormal results
@@ -46,6 +46,36 @@ static inline float fm_tanh(float x)
     float x2 = x * x, small = x * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
     float big = x < 0 ? -t : t;
     return a < 0.0625f ? small : big;
+}
+
+/* log(x) for x a positive normal float (the Cephes single-precision algorithm: x =
+ * m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-9 polynomial in m - 1); relative
+ * error about 2 ulp. Written as selects only, so loops over it vectorise. Outside its
+ * domain (0, subnormals, inf, NaN, negatives) the result is meaningless: callers
+ * select it away. The CTC kernel's log-sum-exp takes it of sums in [1, 3]. */
+static inline float fm_log(float x)
+{
+    union { float f; uint32_t u; } v = { x };
+    int32_t e = (int32_t)((v.u >> 23) & 0xffu) - 126;   /* x = m 2^e, m in [1/2, 1) */
+    v.u = (v.u & 0x007fffffu) | 0x3f000000u;
+    float m = v.f;
+    int low = m < 0.707106781186547524f;
+    e = low ? e - 1 : e;
+    m = low ? m + m - 1.0f : m - 1.0f;
+    float z = m * m, y = 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f;
+    y = y * m + 1.1676998740e-1f;
+    y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f;
+    y = y * m - 1.6668057665e-1f;
+    y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f;
+    y = y * m + 3.3333331174e-1f;
+    y = y * m * z;
+    float fe = (float)e;
+    y += -2.12194440e-4f * fe;
+    y += -0.5f * z;
+    return m + y + 0.693359375f * fe;
 }
 
 #endif

@@ -54,4 +54,12 @@ SHAPE_FN(shape_xent); AUX_FN(aux_xent); FWD_FN(fwd_xent); BWD_FN(bwd_xent);
 SHAPE_FN(shape_row_loss); FWD_FN(fwd_bce); BWD_FN(bwd_bce);
 FWD_FN(fwd_mse); BWD_FN(bwd_mse);
 
+/* op_ctc.c */
+SHAPE_FN(shape_ctc); AUX_FN(aux_ctc); FWD_FN(fwd_ctc); BWD_FN(bwd_ctc); FLOPS_FN(flops_ctc);
+unsigned overwrites_ctc(const op_inst *it);
+/* The samples of a ctc instance's last forward that had no feasible alignment (too
+ * short for their labels, or probability 0 in float): their count, and up to max of
+ * their indices in samples (may be NULL). */
+int ctc_report(const op_inst *it, int32_t *samples, int max);
+
 #endif
