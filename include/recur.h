@@ -597,10 +597,51 @@ float rc_schedule_lr(const rc_schedule *s, int epoch, double progress);
 
 /* ---- gradient checking -------------------------------------------------------- */
 
-/* Compares the reverse-sweep gradient of scalar `loss` with central differences
- * (step eps) on each node of `wrt` (parameters or inputs marked with
- * rc_requires_grad). Writes max over nodes of max|g - g_num| / max(max|g_num|, tiny)
- * to *err. Parameter and input values are restored. Returns RC_OK or an error. */
+/* How rc_gradcheck_ex checks; zeros give the defaults. */
+typedef struct rc_gradcheck_opts {
+    float eps;          /* the step (0: 1e-2): entry i moves by eps * max(1, |x_i|) and half that */
+    int max_entries;    /* single entries checked per tensor (0: all): the half of largest |g|, the rest at random */
+    int directions;     /* random directions per tensor besides the gradient's own (0: 2, < 0: none) */
+    uint64_t seed;      /* the random entries and directions (0: a fixed seed) */
+} rc_gradcheck_opts;
+
+/* The verdict on one tensor (README "Gradient checking" has the rule). */
+typedef enum rc_gc_verdict {
+    RC_GC_OK = 0,       /* every discrepancy within the allowance, and the check sharp enough for the 1% promise */
+    RC_GC_NOISY = 1,    /* no discrepancy beyond the allowance, but an uncertainty above 1.6e-3 of the scale */
+    RC_GC_WRONG = 2     /* some |g_i - n_i| > 2e-3 * S + 4 * u_i (or the same along a direction) */
+} rc_gc_verdict;
+
+/* What rc_gradcheck_ex found for one tensor. n_i is the numerical derivative of entry
+ * i, u_i its uncertainty, S = max |n_i| the scale. */
+typedef struct rc_gradcheck_report {
+    rc_gc_verdict verdict;
+    double err;         /* max |g_i - n_i| / S over the checked entries */
+    double noise;       /* max u_i / S: how large err may be with a correct gradient is about 4x this */
+    double dir_err;     /* max over directions v of |g.v - D_v| / sum |g_i v_i| (D_v numerical) */
+    double dir_noise;   /* the directions' uncertainty on that scale */
+    float step;         /* the eps the reported pass used (the check may change it, see README) */
+    size_t size;        /* elements of the tensor */
+    size_t checked;     /* entries compared one by one */
+    size_t skipped;     /* entries left out: the loss was not finite within the step */
+    int directions;     /* directions compared */
+    size_t worst;       /* the entry of err */
+    double worst_g, worst_num; /* g and n there */
+} rc_gradcheck_report;
+
+/* Checks the reverse-sweep gradient g of the scalar `loss` on each node of `wrt`
+ * (parameters, or inputs marked with rc_requires_grad) against central differences
+ * of the loss with its kinks held (relu, abs, minimum, maximum keep the piece they
+ * took) and its final sums in double, writing reports[k] for wrt[k] (README
+ * "Gradient checking": the method and the rule). Values are restored and the plan's
+ * gradients recomputed. Returns RC_OK whatever the verdicts, or an error (bad
+ * arguments, a node without a gradient in this plan, out of memory). */
+rc_status rc_gradcheck_ex(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt,
+                          const rc_gradcheck_opts *opts, rc_gradcheck_report *reports);
+/* rc_gradcheck_ex with step eps on every entry; writes to *err the largest err or
+ * dir_err of any node: under 2e-3 for a correct gradient unless a report would say
+ * RC_GC_NOISY, about 1e-2 or more for one wrong by 1% of its tensor's largest
+ * entry. Returns RC_OK or an error. */
 rc_status rc_gradcheck(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt,
                        float eps, double *err);
 
