@@ -171,25 +171,38 @@ static rc_status probe_noise(ck *c, const float *keep, const double *dir, double
 }
 
 /* g.v against the Richardson difference along v, on the scale sum |g_i v_i|: the
- * discrepancy *err, the uncertainty *u and its rounding part *un. Returns -1 in *err
- * when the loss was not finite there. */
+ * discrepancy *err, the uncertainty *u and its rounding part *un. As for an entry, a
+ * third step (v/4) when the first two differ beyond their noise and what the check
+ * can afford. *err is -1 when the loss was not finite there. */
 static rc_status check_direction(ck *c, const float *keep, const double *dir, double sigma, double *err,
                                  double *u, double *un)
 {
-    double L[4], a[4];
-    static const double t[4] = { 1.0, -1.0, 0.5, -0.5 };
-    for (int j = 0; j < 4; j++) {
-        rc_status s = along(c, keep, dir, t[j], &L[j], &a[j]);
-        if (s != RC_OK) return s;
-    }
-    double d1 = (L[0] - L[1]) / 2, d2 = L[2] - L[3], D = (4 * d2 - d1) / 3;
-    double G = (4 * (a[2] - a[3]) - (a[0] - a[1]) / 2) / 3;   /* the same combination of g.move */
+    double L[6], a[6], d[3], gd[3];
+    static const double t[6] = { 1.0, -1.0, 0.5, -0.5, 0.25, -0.25 };
+    int nd = 2;
     double scale = 0;
     for (size_t i = 0; i < c->n; i++) scale += fabs((double)c->g[i] * dir[i]);
+    for (int j = 0; j < 6; j++) {
+        if (j == 4) {   /* the third step? */
+            double diff = fabs(d[0] - d[1]);
+            if (!(diff > GC_SHARP / 4 * scale && diff > 6.0 * sigma)) break;
+            nd = 3;
+        }
+        rc_status s = along(c, keep, dir, t[j], &L[j], &a[j]);
+        if (s != RC_OK) return s;
+        if (j % 2) {   /* central differences of the loss and of g.move, per unit of t */
+            d[j / 2] = (L[j - 1] - L[j]) / (2 * t[j - 1]);
+            gd[j / 2] = (a[j - 1] - a[j]) / (2 * t[j - 1]);
+        }
+    }
+    /* Richardson of the last two; the same combination of g.move, so that the moves'
+     * rounding cancels */
+    double D = (4 * d[nd - 1] - d[nd - 2]) / 3, G = (4 * gd[nd - 1] - gd[nd - 2]) / 3;
+    double trunc = nd == 2 ? fabs(d[0] - d[1]) : fabs((4 * d[1] - d[0]) / 3 - D);
     if (!(scale > 0)) scale = fmax(fabs(D), 1e-300);
-    *err = isfinite(D) ? fabs(G - D) / scale : -1;
-    *un = 2.0 * sigma / scale;
-    *u = *un + fabs(d1 - d2) / scale;
+    *err = isfinite(D) && isfinite(trunc) ? fabs(G - D) / scale : -1;
+    *un = (nd == 3 ? 4.0 : 2.0) * sigma / scale;
+    *u = *un + trunc / scale;
     return RC_OK;
 }
 
