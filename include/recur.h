@@ -180,6 +180,9 @@ rc_node *rc_softsign(rc_graph *g, rc_node *a);
 rc_node *rc_minimum(rc_graph *g, rc_node *a, rc_node *b);
 /* max(a, b) elementwise (same shapes). */
 rc_node *rc_maximum(rc_graph *g, rc_node *a, rc_node *b);
+/* The sum of each row: shape [.., n] -> [.., 1] (in a step, what sums one sequence's
+ * values; rc_sum would add up the whole batch). */
+rc_node *rc_row_sum(rc_graph *g, rc_node *a);
 /* The mean of each row: shape [.., n] -> [.., 1]. */
 rc_node *rc_row_mean(rc_graph *g, rc_node *a);
 /* The (biased) variance of each row: [.., n] -> [.., 1]. */
@@ -196,9 +199,12 @@ rc_node *rc_slice(rc_graph *g, rc_node *a, int start, int len);
 rc_node *rc_row_slice(rc_graph *g, rc_node *a, int start, int len);
 /* 2-D tensors with equal columns stacked by rows. */
 rc_node *rc_row_concat(rc_graph *g, int n, rc_node *const *parts);
-/* The sum of all elements (a scalar, shape [1]). */
+/* The sum of all elements (a scalar, shape [1]): the reduction of a loss. Inside a
+ * cell's step it would mix the sequences of the batch, so rc_unroll refuses it there
+ * on a value of the step's input or states (use rc_row_sum). */
 rc_node *rc_sum(rc_graph *g, rc_node *a);
-/* The mean of all elements (a scalar, shape [1]). */
+/* The mean of all elements (a scalar, shape [1]); in a step the same as rc_sum (use
+ * rc_row_mean). */
 rc_node *rc_mean(rc_graph *g, rc_node *a);
 /* Rows of table [V, D] picked by int32 indices of shape S: the result is S x D.
  * An index outside [0, V) is an error at run time. */
