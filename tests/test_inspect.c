@@ -429,7 +429,7 @@ Test(inspect, inspect_command_prints_stats_and_writes_dot, .timeout = 60)
 /* recur inspect --gradcheck: a shipped cell file and a built-in cell pass, every
  * parameter, the input and the initial states in the table; a cell that does not
  * load is named, with exit status 2; --help lists the option. */
-Test(inspect, gradcheck_command, .timeout = 120)
+Test(inspect, gradcheck_command, .timeout = 60)
 {
     char dir[] = "/tmp/recur-gradcheck-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
