@@ -22,6 +22,7 @@ static const fninfo FNS[] = {
     { "softmax", FN_SOFTMAX, 1, "a", 0 },         { "log_softmax", FN_LOG_SOFTMAX, 1, "a", 0 },
     { "row_mean", FN_ROW_MEAN, 1, "a", 0 },       { "row_var", FN_ROW_VAR, 1, "a", 0 },
     { "sum", FN_SUM, 1, "a", 0 },                 { "mean", FN_MEAN, 1, "a", 0 },
+    { "row_sum", FN_SUM, 1, "a", 1 },
     { "concat", FN_CONCAT, -1, "a, b, ...", 0 },  { "slice", FN_SLICE, 3, "a, start, len", 0 },
     { "dropout", FN_DROPOUT, 2, "a, p", 0 },      { "matmul", FN_MATMUL, 2, "W, v", 0 },
     { "add", FN_ADD, 2, "a, b", 0 },              { "sub", FN_SUB, 2, "a, b", 0 },
@@ -618,11 +619,9 @@ static int check_call(cx *c, int n)
         r = ND(n);
         r->vk = ND(a)->vk;
         r->w = ND(a)->w;
-        if (f->fn == FN_ROW_MEAN || f->fn == FN_ROW_VAR) r->w = wconst(1);
-        if (f->fn == FN_SUM || f->fn == FN_MEAN) {
-            r->vk = V_VEC;
-            r->w = wconst(1);
-        }
+        /* sum and mean reduce each row: a step is per sequence, and a sum over the
+         * batch would mix its sequences (a vector is one row: its total) */
+        if (f->fn == FN_ROW_MEAN || f->fn == FN_ROW_VAR || f->fn == FN_SUM || f->fn == FN_MEAN) r->w = wconst(1);
         return 0;
     }
     }

@@ -97,8 +97,9 @@ static rc_node *eval_fn(ev *e, const lnode *n)
     case FN_LOG_SOFTMAX: return rc_log_softmax(g, a);
     case FN_ROW_MEAN: return rc_row_mean(g, a);
     case FN_ROW_VAR: return rc_row_var(g, a);
-    case FN_SUM: return rc_sum(g, a);
-    default: return rc_mean(g, a);
+    /* per row of a batch value (one sequence's); a vector's total */
+    case FN_SUM: return n->vk == V_ROW ? rc_row_sum(g, a) : rc_sum(g, a);
+    default: return n->vk == V_ROW ? rc_row_mean(g, a) : rc_mean(g, a);   /* FN_MEAN */
     }
 }
 

@@ -33,6 +33,41 @@ static rc_node *initial_state(rc_graph *g, const rc_cell *c, int i, int B, const
     return rc_add(g, zeros, rc_param(g, name, 1, &shape[1]));
 }
 
+/* A step is one sequence's: rc_sum or rc_mean of a value computed from the step's
+ * input or states would add up all B sequences of the batch, so the cell would train
+ * on a mixture and compute something else at another batch size (sampling at B = 1).
+ * Refused, naming the row-wise op; a sum of parameters alone is fine. The step's
+ * nodes are those from id `first` on; operands come before their users. */
+static rc_status refuse_batch_reductions(rc_step *s, int first)
+{
+    rc_graph *g = s->g;
+    int n = g->n - first;
+    if (n <= 0) return RC_OK;
+    unsigned char *batch = calloc((size_t)n, 1);   /* per node of the step: depends on the batch */
+    if (!batch) return fail(g, RC_ERR_NOMEM, "out of memory", s->cell);
+    rc_status st = RC_OK;
+    for (int id = first; id < g->n && st == RC_OK; id++) {
+        rc_node *v = g->nodes[id];
+        if (v->kind != NK_OP) continue;
+        int b = 0;
+        for (int j = 0; j < v->nin && !b; j++) {
+            rc_node *u = node_resolve(v->in[j]);
+            b = u == node_resolve(s->x) || (u->id >= first && batch[u->id - first]);
+            for (int i = 0; i < s->cell->nstates && !b; i++) b = u == node_resolve(s->prev[i]);
+        }
+        batch[id - first] = (unsigned char)b;
+        if (b && (v->op == OP_SUM || v->op == OP_MEAN)) {
+            char d[128];
+            node_describe(v, d, sizeof d);
+            st = rc_step_fail(s, "%s adds up all %d sequences of the batch (rc_%s of a value of the step's input or "
+                              "states); a step is one sequence's: use rc_row_%s, one value per row [B, 1]",
+                              d, s->B, v->op == OP_SUM ? "sum" : "mean", v->op == OP_SUM ? "sum" : "mean");
+        }
+    }
+    free(batch);
+    return st;
+}
+
 rc_status rc_unroll(rc_graph *g, const rc_cell *cell, rc_node *x, int T, const rc_unroll_opts *o,
                     rc_node **outputs, rc_node **final_states)
 {
@@ -66,9 +101,11 @@ rc_status rc_unroll(rc_graph *g, const rc_cell *cell, rc_node *x, int T, const r
         rc_step s = { .g = g, .cell = cell, .prefix = o ? o->prefix : NULL, .t = t, .T = T, .B = B, .I = I };
         s.x = T == 1 ? x : rc_row_slice(g, x, t * B, B);
         memcpy(s.prev, cur, sizeof cur);
+        int first = g->n;
         st = cell->fn(&s, cell->user);
         if (st == RC_OK) st = s.status;
         if (st == RC_OK) st = g->status;
+        if (st == RC_OK) st = refuse_batch_reductions(&s, first);
         if (st != RC_OK) {
             if (g->status == RC_OK)
                 graph_fail(g, st, "cell '%s', step %d: the step function returned '%s'", cell->name, t,

@@ -86,6 +86,7 @@ rc_node *rc_matmul(rc_graph *g, rc_node *a, rc_node *b) { return rc_matmul_t(g, 
 #define EW(ID, name, form, ...) EW_BUILD_##form(ID, name)
 #include "elementwise_ops.def"
 #undef EW
+rc_node *rc_row_sum(rc_graph *g, rc_node *a) { return op1(g, OP_ROW_SUM, a, NULL); }
 rc_node *rc_row_mean(rc_graph *g, rc_node *a) { return op1(g, OP_ROW_MEAN, a, NULL); }
 rc_node *rc_row_var(rc_graph *g, rc_node *a) { return op1(g, OP_ROW_VAR, a, NULL); }
 rc_node *rc_softmax(rc_graph *g, rc_node *a) { return op1(g, OP_SOFTMAX, a, NULL); }

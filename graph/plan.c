@@ -352,7 +352,17 @@ rc_status rc_plan_feed(rc_plan *p, rc_node *input, const void *data, size_t coun
     return RC_OK;
 }
 
-rc_status plan_forward_run(rc_plan *p)
+/* Instance k's forward: the hook's when it takes it (0 or -1), the kernel's otherwise. */
+static int forward_one(rc_plan *p, int k, char *msg, plan_forward_hook hook, void *ctx)
+{
+    op_inst *it = &p->tape[k];
+    int r = hook ? hook(it, k, msg, ctx) : 1;
+    return r > 0 ? op_table[it->op].forward(it, msg) : r;
+}
+
+rc_status plan_forward_run(rc_plan *p) { return plan_forward_hooked(p, NULL, NULL); }
+
+rc_status plan_forward_hooked(rc_plan *p, plan_forward_hook hook, void *ctx)
 {
     runtime_apply_threads();   /* this thread may never have seen rc_set_num_threads */
     for (int i = 0; i < p->nnodes; i++)
@@ -376,15 +386,14 @@ rc_status plan_forward_run(rc_plan *p)
             int a = s->start[l], b = s->start[l + 1];
             if (!s->parallel[l] || threads < 2) {
                 for (int q = a; q < b && bad < 0; q++)
-                    if (op_table[p->tape[s->order[q]].op].forward(&p->tape[s->order[q]], msg) != 0) bad = s->order[q];
+                    if (forward_one(p, s->order[q], msg, hook, ctx) != 0) bad = s->order[q];
                 continue;
             }
             for (int q = a; q < b; q++) matmul_prepare(&p->tape[s->order[q]], 0);
 #pragma omp parallel for schedule(dynamic, 1)
             for (int q = a; q < b; q++) {
-                op_inst *it = &p->tape[s->order[q]];
                 char m[OP_MSG] = "";
-                if (op_table[it->op].forward(it, m) != 0) {
+                if (forward_one(p, s->order[q], m, hook, ctx) != 0) {
 #pragma omp critical(rc_forward_error)
                     if (bad < 0 || s->order[q] < bad) {
                         bad = s->order[q];
@@ -395,7 +404,7 @@ rc_status plan_forward_run(rc_plan *p)
         }
     } else {
         for (int k = 0; k < p->ntape && bad < 0; k++)
-            if (op_table[p->tape[k].op].forward(&p->tape[k], msg) != 0) bad = k;
+            if (forward_one(p, k, msg, hook, ctx) != 0) bad = k;
     }
     if (bad >= 0) {
         char d[128];

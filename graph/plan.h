@@ -81,5 +81,11 @@ int plan_schedule(rc_plan *p, const int *order, int norder, const unsigned char 
 void plan_sched_free(plan_sched *s);
 /* Runs the tape forward with the run counter left as it is. */
 rc_status plan_forward_run(rc_plan *p);
+/* An instance's forward in place of its kernel: 0 done, -1 failed (msg), 1 not taken
+ * (the kernel runs). Called from several threads at once on a level run side by side. */
+typedef int (*plan_forward_hook)(op_inst *it, int k, char *msg, void *ctx);
+/* plan_forward_run with `hook` asked first for every instance k of the tape (the
+ * gradient check's forward with kinks held, autodiff/gradcheck.c). */
+rc_status plan_forward_hooked(rc_plan *p, plan_forward_hook hook, void *ctx);
 
 #endif

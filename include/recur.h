@@ -185,6 +185,9 @@ rc_node *rc_softsign(rc_graph *g, rc_node *a);
 rc_node *rc_minimum(rc_graph *g, rc_node *a, rc_node *b);
 /* max(a, b) elementwise (same shapes). */
 rc_node *rc_maximum(rc_graph *g, rc_node *a, rc_node *b);
+/* The sum of each row: shape [.., n] -> [.., 1] (in a step, what sums one sequence's
+ * values; rc_sum would add up the whole batch). */
+rc_node *rc_row_sum(rc_graph *g, rc_node *a);
 /* The mean of each row: shape [.., n] -> [.., 1]. */
 rc_node *rc_row_mean(rc_graph *g, rc_node *a);
 /* The (biased) variance of each row: [.., n] -> [.., 1]. */
@@ -201,9 +204,12 @@ rc_node *rc_slice(rc_graph *g, rc_node *a, int start, int len);
 rc_node *rc_row_slice(rc_graph *g, rc_node *a, int start, int len);
 /* 2-D tensors with equal columns stacked by rows. */
 rc_node *rc_row_concat(rc_graph *g, int n, rc_node *const *parts);
-/* The sum of all elements (a scalar, shape [1]). */
+/* The sum of all elements (a scalar, shape [1]): the reduction of a loss. Inside a
+ * cell's step it would mix the sequences of the batch, so rc_unroll refuses it there
+ * on a value of the step's input or states (use rc_row_sum). */
 rc_node *rc_sum(rc_graph *g, rc_node *a);
-/* The mean of all elements (a scalar, shape [1]). */
+/* The mean of all elements (a scalar, shape [1]); in a step the same as rc_sum (use
+ * rc_row_mean). */
 rc_node *rc_mean(rc_graph *g, rc_node *a);
 /* Rows of table [V, D] picked by int32 indices of shape S: the result is S x D.
  * An index outside [0, V) is an error at run time. */
@@ -665,10 +671,52 @@ float rc_schedule_lr(const rc_schedule *s, int epoch, double progress);
 
 /* ---- gradient checking -------------------------------------------------------- */
 
-/* Compares the reverse-sweep gradient of scalar `loss` with central differences
- * (step eps) on each node of `wrt` (parameters or inputs marked with
- * rc_requires_grad). Writes max over nodes of max|g - g_num| / max(max|g_num|, tiny)
- * to *err. Parameter and input values are restored. Returns RC_OK or an error. */
+/* How rc_gradcheck_ex checks; zeros give the defaults. */
+typedef struct rc_gradcheck_opts {
+    float eps;          /* the step (0: 1e-2): entry i moves by eps * max(1, |x_i|) and half that */
+    int max_entries;    /* single entries checked per tensor (0: all): the half of largest |g|, the rest at random */
+    int directions;     /* random directions per tensor besides the gradient's own (0: 2, < 0: none) */
+    uint64_t seed;      /* the random entries and directions (0: a fixed seed) */
+} rc_gradcheck_opts;
+
+/* The verdict on one tensor (README "Gradient checking" has the rule). */
+typedef enum rc_gc_verdict {
+    RC_GC_OK = 0,       /* every discrepancy within the allowance, and the check sharp enough for the 1% promise */
+    RC_GC_NOISY = 1,    /* no discrepancy beyond the allowance, but an uncertainty above 1.6e-3 of the
+                           scale (or nothing comparable: the loss not finite within every step) */
+    RC_GC_WRONG = 2     /* some |g_i - n_i| > 2e-3 * S + 4 * u_i (or the same along a direction) */
+} rc_gc_verdict;
+
+/* What rc_gradcheck_ex found for one tensor. n_i is the numerical derivative of entry
+ * i, u_i its uncertainty, S = max |n_i| the scale. */
+typedef struct rc_gradcheck_report {
+    rc_gc_verdict verdict;
+    double err;         /* max |g_i - n_i| / S over the checked entries */
+    double noise;       /* max u_i / S: how large err may be with a correct gradient is about 4x this */
+    double dir_err;     /* max over directions v of |g.v - D_v| / sum |g_i v_i| (D_v numerical) */
+    double dir_noise;   /* the directions' uncertainty on that scale */
+    float step;         /* the eps the reported pass used (the check may change it, see README) */
+    size_t size;        /* elements of the tensor */
+    size_t checked;     /* entries compared one by one */
+    size_t skipped;     /* entries left out: the loss was not finite within the step */
+    int directions;     /* directions compared */
+    size_t worst;       /* the entry of err */
+    double worst_g, worst_num; /* g and n there */
+} rc_gradcheck_report;
+
+/* Checks the reverse-sweep gradient g of the scalar `loss` on each node of `wrt`
+ * (parameters, or inputs marked with rc_requires_grad) against central differences
+ * of the loss with its kinks held (relu, abs, minimum, maximum keep the piece they
+ * took) and its final sums in double, writing reports[k] for wrt[k] (README
+ * "Gradient checking": the method and the rule). Values are restored and the plan's
+ * gradients recomputed. Returns RC_OK whatever the verdicts, or an error (bad
+ * arguments, a node without a gradient in this plan, out of memory). */
+rc_status rc_gradcheck_ex(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt,
+                          const rc_gradcheck_opts *opts, rc_gradcheck_report *reports);
+/* rc_gradcheck_ex with step eps on every entry; writes to *err the largest err or
+ * dir_err of any node: for a correct gradient within 2e-3 + 4 * noise (a few 1e-4 in
+ * the tests), about 1e-2 or more for one wrong by 1% of its tensor's largest entry.
+ * Returns RC_OK or an error. */
 rc_status rc_gradcheck(rc_plan *p, rc_node *loss, int n_wrt, rc_node *const *wrt,
                        float eps, double *err);
 

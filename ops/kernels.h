@@ -33,6 +33,7 @@ FLOPS_FN(flops_size4);         /* about four (transcendentals) */
 SHAPE_FN(shape_dropout); FWD_FN(fwd_dropout); BWD_FN(bwd_dropout);
 
 /* op_reduce.c */
+FWD_FN(fwd_row_sum); BWD_FN(bwd_row_sum);
 FWD_FN(fwd_row_mean); BWD_FN(bwd_row_mean);
 FWD_FN(fwd_row_var); BWD_FN(bwd_row_var);
 FWD_FN(fwd_softmax); BWD_FN(bwd_softmax);

@@ -6,6 +6,32 @@
 
 #define ROW_SETUP(t) size_t cols = (size_t)tensor_cols(t), rows = (t)->size / cols
 
+FWD_FN(fwd_row_sum)
+{
+    (void)msg;
+    const float *a = it->in[0]->data;
+    float *o = it->out->data;
+    ROW_SETUP(it->in[0]);
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
+        double s = 0;
+        for (size_t c = 0; c < cols; c++) s += a[r * cols + c];
+        o[r] = (float)s;
+    );
+    return 0;
+}
+
+BWD_FN(bwd_row_sum)
+{
+    float *ga = it->gin[0];
+    const float *g = it->gout;
+    ROW_SETUP(it->in[0]);
+    if (!ga) return;
+    PAR_FOR(rows * cols >= OP_PAR_MIN, r, rows,
+        float d = g[r];
+        for (size_t c = 0; c < cols; c++) ga[r * cols + c] += d;
+    );
+}
+
 FWD_FN(fwd_row_mean)
 {
     (void)msg;

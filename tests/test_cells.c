@@ -18,7 +18,8 @@
  *    (outputs, padding zeros, final states, loss, parameter and input gradients).
  *  - parameters_*: each parameter exists once however long the unroll, with the
  *    counts and shapes the equations give.
- *  - error_*: user mistakes return an error whose message says what is wrong.
+ *  - error_*: user mistakes return an error whose message says what is wrong (also a
+ *    step that sums over the batch).
  *  - lstm_forget_bias_init / init_*: rc_graph_init_params on cell parameters.
  *
  * Checks are non-fatal (cr_expect) so that every test frees what it made: the suite
@@ -1342,7 +1343,8 @@ Test(cells, parameters_shared_across_steps)
 
 /* ---- 7. user mistakes -------------------------------------------------------------------- */
 
-enum bad_mode { BAD_NEVER_SET, BAD_WRONG_SIZE, BAD_PARAM_RESHAPE, BAD_NO_SUCH_STATE, BAD_RETURNS_ERROR };
+enum bad_mode { BAD_NEVER_SET, BAD_WRONG_SIZE, BAD_PARAM_RESHAPE, BAD_NO_SUCH_STATE, BAD_BATCH_SUM, BAD_BATCH_MEAN,
+                OK_PARAM_SUM, BAD_RETURNS_ERROR };
 
 /* A cell with states "h" and "c" that makes one mistake per mode. */
 static rc_status bad_step(rc_step *s, void *user)
@@ -1363,6 +1365,19 @@ static rc_status bad_step(rc_step *s, void *user)
     case BAD_NO_SUCH_STATE:
         rc_step_set_state(s, "h", rc_step_state(s, "hidden"));
         return rc_step_set_state(s, "c", h);
+    case BAD_BATCH_SUM:    /* a sum over the batch of a value of the input */
+    case BAD_BATCH_MEAN: { /* the mean of a state's previous value */
+        rc_node *a = rc_tanh(g, rc_step_linear(s, "W", x, H));
+        rc_node *r = mode == BAD_BATCH_SUM ? rc_sum(g, a) : rc_mean(g, h);
+        rc_step_set_state(s, "h", rc_add(g, a, r));
+        return rc_step_set_state(s, "c", h);
+    }
+    case OK_PARAM_SUM: {   /* a sum of a parameter alone mixes nothing */
+        rc_node *a = rc_tanh(g, rc_step_linear(s, "W", x, H));
+        rc_node *b = rc_step_bias(s, "b", H);
+        rc_step_set_state(s, "h", rc_add(g, a, rc_mean(g, rc_mul(g, b, b))));
+        return rc_step_set_state(s, "c", rc_add(g, h, rc_row_sum(g, a)));
+    }
     default:               /* returns an error without recording one */
         return RC_ERR_STATE;
     }
@@ -1406,6 +1421,23 @@ Test(cells, error_state_never_set)
     rc_graph *g = rc_graph_new();
     rc_status st = unroll_bad(g, BAD_NEVER_SET, NULL);
     EXPECT_ERROR(g, st, "never set", "'c'", "badcell");
+    rc_graph_free(g);
+}
+
+/* rc_sum / rc_mean of a step's value adds up the sequences of the batch: refused,
+ * naming the per-row op; of parameters alone, or row-wise, fine. */
+Test(cells, error_sum_over_the_batch_in_a_step)
+{
+    rc_graph *g = rc_graph_new();
+    rc_status st = unroll_bad(g, BAD_BATCH_SUM, NULL);
+    EXPECT_ERROR(g, st, "badcell", "step 0", "(sum)", "all 2 sequences", "rc_row_sum");
+    rc_graph_free(g);
+    g = rc_graph_new();
+    st = unroll_bad(g, BAD_BATCH_MEAN, NULL);
+    EXPECT_ERROR(g, st, "(mean)", "rc_row_mean");
+    rc_graph_free(g);
+    g = rc_graph_new();
+    cr_expect_eq(unroll_bad(g, OK_PARAM_SUM, NULL), RC_OK, "%s", rc_graph_error(g));
     rc_graph_free(g);
 }
 

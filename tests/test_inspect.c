@@ -2,7 +2,8 @@
  * LSTM and GRU, before and after the plan's passes, per step and unrolled), what the
  * passes made, the Graphviz writer (accepted by `dot`, clusters, atomic on errors),
  * structural diffs, the gradient flow (a tanh RNN's gradient vanishes much faster
- * than an LSTM's), and `recur inspect` / `recur compare` run as child processes.
+ * than an LSTM's), and `recur inspect` (also --gradcheck) / `recur compare` run as
+ * child processes.
  *
  * Checks use cr_expect (non-fatal) where possible, so every test frees its graphs and
  * plans: the suite runs under AddressSanitizer's leak checker. */
@@ -421,6 +422,50 @@ Test(inspect, inspect_command_prints_stats_and_writes_dot, .timeout = 60)
     text = tu_read_file(out, NULL);
     cr_expect_eq(rc, 0, "%s", text ? text : "");
     cr_expect(text && strstr(text, "||dh_T/dh_t||") != NULL);
+    free(text);
+    tu_remove_tree(dir);
+}
+
+/* recur inspect --gradcheck: a shipped cell file and a built-in cell pass, every
+ * parameter, the input and the initial states in the table; a cell that does not
+ * load is named, with exit status 2; --help lists the option. */
+Test(inspect, gradcheck_command, .timeout = 60)
+{
+    char dir[] = "/tmp/recur-gradcheck-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char out[300], cellf[600];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    snprintf(cellf, sizeof cellf, "%s/lstm_peephole.cell", RECUR_CELL_DIR);
+    char *argv[] = { (char *)tu_recur_exe(), "inspect", "--gradcheck", cellf, "--input", "3", NULL };
+    int rc = run(argv, out);
+    char *text = tu_read_file(out, NULL);
+    cr_assert_not_null(text);
+    cr_expect_eq(rc, 0, "recur inspect --gradcheck failed:\n%s", text);
+    /* 4 gates x (W_x, W_h, b) + 3 peepholes + x + h0 + c0 */
+    cr_expect(strstr(text, "18 tensors: 18 ok") != NULL, "%s", text);
+    static const char *const rows[] = { "  W_xi ", "  p_f ", "  x ", "  h0 ", "  c0 " };
+    for (size_t k = 0; k < sizeof rows / sizeof *rows; k++) {
+        const char *r = strstr(text, rows[k]);
+        cr_expect(r != NULL, "no row %s in\n%s", rows[k], text);
+        if (r) cr_expect(strstr(r, "ok") != NULL && strstr(r, "ok") < strchr(r, '\n'), "row %s is not ok:\n%s", rows[k], text);
+    }
+    cr_expect(strstr(text, "  WRONG") == NULL, "%s", text);   /* a row's verdict */
+    free(text);
+    char *builtin[] = { (char *)tu_recur_exe(), "inspect", "--gradcheck", "gru", "--seq", "3", "--batch", "2", NULL };
+    rc = run(builtin, out);
+    text = tu_read_file(out, NULL);
+    cr_expect_eq(rc, 0, "%s", text ? text : "");
+    cr_expect(text && strstr(text, "12 tensors: 12 ok") != NULL, "%s", text ? text : "");
+    free(text);
+    char *bad[] = { (char *)tu_recur_exe(), "inspect", "--gradcheck", "nosuch", NULL };
+    cr_expect_eq(run(bad, out), 2);
+    text = tu_read_file(out, NULL);
+    cr_expect(text && strstr(text, "'nosuch'") != NULL, "%s", text ? text : "");
+    free(text);
+    char *help[] = { (char *)tu_recur_exe(), "inspect", "--help", NULL };
+    cr_expect_eq(run(help, out), 0);
+    text = tu_read_file(out, NULL);
+    cr_expect(text && strstr(text, "recur inspect --gradcheck CELL") != NULL, "%s", text ? text : "");
     free(text);
     tu_remove_tree(dir);
 }

@@ -580,7 +580,7 @@ static const char *EVERY_OP_OK =
     "  q = min(relu(n), 1) + max(abs(n), 0.5) - softplus(-n) / 2\n"
     "  u = concat(p, q)\n"
     "  c' = tanh(W_c @ u + g * c) * (1 - sigmoid(W_z @ slice(c, H, H)))   # W_z : 1, per row\n"
-    "  k = sum(c') / mean(exp(c')) / 100\n"
+    "  k = sum(c') / mean(exp(c')) / 100 + mean(g) / 10   # per row; a vector's mean\n"
     "  h' = log(1 + sigmoid(slice(c', 0, H))) + k + b_h + 2 / (3 + exp(b_h))\n";
 
 Test(lang, every_op)
@@ -598,8 +598,8 @@ Test(lang, every_op)
     /* every op except the model-level ones appears (before a plan's passes fuse them) */
     static const char *const ops[] = { "matmul", "add", "sub", "mul", "div", "scale", "one_minus", "sigmoid", "tanh",
                                        "relu", "softplus", "abs", "sqrt", "exp", "log", "minimum", "maximum",
-                                       "row_mean", "row_var", "softmax", "log_softmax", "concat", "slice", "sum",
-                                       "mean", "dropout" };
+                                       "row_sum", "row_mean", "row_var", "softmax", "log_softmax", "concat", "slice",
+                                       "sum", "mean", "dropout" };
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         int found = 0;
         for (int i = 0; i < rc_graph_node_count(r.g) && !found; i++)
@@ -1007,4 +1007,70 @@ Test(lang, softsign)
     run_free(&q);
     rc_cell_free(c);
     rc_cell_free(d);
+}
+
+/* ---- reductions are per sequence ------------------------------------------------------ */
+
+/* One forward of `cell` over x [T*B, I] (time-major) from zero states, with the
+ * parameters of `from` (by name) when given, else initialised from seed 4 with the
+ * vectors random too; the outputs [T*B, H] copied to out. */
+static void forward_outputs(const rc_cell *cell, int T, int B, int I, const float *x, rc_graph *from, rc_graph **keep,
+                            float *out)
+{
+    rc_graph *g = rc_graph_new();
+    int xs[2] = { T * B, I };
+    rc_node *xn = rc_input(g, "x", RC_F32, 2, xs), *o = NULL;
+    cr_assert_eq(rc_unroll(g, cell, xn, T, NULL, &o, NULL), RC_OK, "%s", rc_graph_error(g));
+    cr_assert_eq(rc_graph_init_params(g, 4), RC_OK);
+    for (int i = 0; i < rc_graph_node_count(g); i++) {
+        rc_node *p = rc_graph_node(g, i);
+        if (!is_param(p)) continue;
+        if (from) memcpy(rc_param_data(p), rc_param_data(rc_param_find(from, rc_node_name(p))), rc_node_size(p) * 4);
+        else if (rc_node_ndim(p) == 1) {
+            uint64_t s = (uint64_t)i;
+            rnd_fill(&s, rc_param_data(p), rc_node_size(p));
+        }
+    }
+    rc_plan *p = rc_plan_new_ex(g, 1, &o, RC_PLAN_NO_GRAD);
+    cr_assert_not_null(p, "%s", rc_graph_error(g));
+    cr_assert_eq(rc_plan_feed(p, xn, x, (size_t)T * B * I), RC_OK);
+    cr_assert_eq(rc_plan_forward(p), RC_OK, "%s", rc_plan_error(p));
+    memcpy(out, rc_plan_value(p, o), rc_node_size(o) * sizeof *out);
+    rc_plan_free(p);
+    if (keep) *keep = g;
+    else rc_graph_free(g);
+}
+
+/* sum(a) and mean(a) of a batch value reduce each sequence's row: a cell using them
+ * gives at batch 4 the outputs each sequence gives alone at batch 1 (they once summed
+ * over the whole batch, mixing the sequences). A vector's sum stays its total. */
+Test(lang, sum_and_mean_are_per_sequence)
+{
+    enum { T = 3, B = 4, I = 3, H = 4 };
+    const char *text = "cell s (x) -> h\n  hidden 4\n  vector v : 3\n"
+                       "  a = W @ x + U @ h + b\n"
+                       "  h' = tanh(a - mean(a)) + sum(a) / 10 + mean(h) * sum(x) + sum(v)\n";
+    rc_cell *c = parse_ok(text, 0);
+    float x[T * B * I], all[T * B * H], one[T * H], xb[T * I];
+    uint64_t s = 21;
+    rnd_fill(&s, x, T * B * I);
+    rc_graph *g = NULL;
+    forward_outputs(c, T, B, I, x, NULL, &g, all);
+    int ops_row_sum = 0, ops_sum = 0;
+    for (int i = 0; i < rc_graph_node_count(g); i++) {
+        ops_row_sum += strcmp(rc_node_op(rc_graph_node(g, i)), "row_sum") == 0;
+        ops_sum += strcmp(rc_node_op(rc_graph_node(g, i)), "sum") == 0;
+    }
+    cr_expect_eq(ops_row_sum, 2 * T, "sum(a) and sum(x) are row_sum at every step");
+    cr_expect_eq(ops_sum, T, "sum(v) of a vector is its sum");
+    double worst = 0;
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) memcpy(xb + t * I, x + (t * B + b) * I, I * sizeof *xb);
+        forward_outputs(c, T, 1, I, xb, g, NULL, one);
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < H; k++) worst = fmax(worst, fabs((double)one[t * H + k] - all[(t * B + b) * H + k]));
+    }
+    cr_expect(worst < 1e-5, "a sequence alone differs from itself in a batch of 4 by %g", worst);
+    rc_graph_free(g);
+    rc_cell_free(c);
 }

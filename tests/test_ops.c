@@ -463,6 +463,13 @@ static double ref_div(double a, double b) { return a / b; }
 static double ref_min(double a, double b) { return a < b ? a : b; }
 static double ref_max(double a, double b) { return a > b ? a : b; }
 
+static void ref_row_sum(const double *x, int n, double *out)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) s += x[i];
+    out[0] = s;
+}
+
 static void ref_row_mean(const double *x, int n, double *out)
 {
     double s = 0;
@@ -905,6 +912,11 @@ Test(ops_fwd, matmul)
 }
 
 /* ---- forward: row-wise ops ----------------------------------------------------------------- */
+
+Test(ops_fwd, row_sum)
+{
+    row_forward("row_sum", rc_row_sum, ref_row_sum, 1, R_WIDE);
+}
 
 Test(ops_fwd, row_mean)
 {
@@ -1437,6 +1449,11 @@ Test(ops_grad, exp)
 Test(ops_grad, log)
 {
     unary_grad("log", rc_log, R_POS, 5e-3f);
+}
+
+Test(ops_grad, row_sum)
+{
+    unary_grad("row_sum", rc_row_sum, R_WIDE, GC_EPS);
 }
 
 Test(ops_grad, row_mean)

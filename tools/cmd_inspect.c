@@ -1,7 +1,8 @@
 /* recur inspect: a cell's step graph and unrolled graph, before and after the plan's
  * passes (nodes by op, parameters, forward/backward FLOPs, activation memory as a
  * function of T and B, what the passes batched or fused), Graphviz pictures of both,
- * and with --gradient-flow the norms of dL/dh_t and dh_T/dh_t of several cells.
+ * with --gradient-flow the norms of dL/dh_t and dh_T/dh_t of several cells, and with
+ * --gradcheck CELL the check of its gradients (rc_gradcheck_ex).
  * Also the helpers compare shares (cells by name or file, graphs, gnuplot). */
 #include <errno.h>
 #include <math.h>
@@ -218,7 +219,10 @@ void inspect_usage(FILE *f, unsigned mask)
         fprintf(f, "usage: recur inspect --cell CELL [--hidden H] [--input I] [--batch B] [--seq T]\n"
                    "                     [--dot FILE.dot] [--dot-unrolled FILE.dot] [--dot-steps 3] [--render svg|png|none]\n"
                    "       recur inspect --gradient-flow [--cells lstm,gru,rnn,FILE.cell] [--seq T] [--hidden H]\n"
-                   "                     [--batch B] [--flow-loss last|steps] [--plot FILE.png]\n\n"
+                   "                     [--batch B] [--flow-loss last|steps] [--plot FILE.png]\n"
+                   "       recur inspect --gradcheck CELL [--hidden H] [--input I] [--seq T] [--batch B] [--seed S]\n"
+                   "                     (every parameter, the input and the initial states against central\n"
+                   "                     differences; defaults hidden 8, T 5, B 3; exit 1 if a gradient is wrong)\n\n"
                    "CELL: lstm | gru | gru-cho | rnn | rnn-relu | mut1 | mut2 | mut3 | FILE.cell\n\n"
                    "options shared with train:\n"
                    "  --cell V               the cell to inspect [lstm]\n"
@@ -226,7 +230,7 @@ void inspect_usage(FILE *f, unsigned mask)
                    "  --seq V                unroll length T of the unrolled graph / the gradient flow [50]\n"
                    "  --batch V              batch size B [50]\n"
                    "  --forget-bias V        LSTM forget-gate bias at init [1]\n"
-                   "  --seed V               random seed (gradient flow: weights and data) [1]\n"
+                   "  --seed V               random seed (gradient flow, gradcheck: weights and data) [1]\n"
                    "  --threads V            threads (0: all cores)\n"
                    "inspect options:\n");
     } else {
@@ -674,8 +678,161 @@ done:
     return rc;
 }
 
+/* ---- gradient check ------------------------------------------------------------------------ */
+
+static float unit_rand(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);   /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (float)((double)(z >> 40) / 16777216.0 * 2.0 - 1.0);
+}
+
+/* n random constants in (-a, a) of the given shape, or NULL when memory is short. */
+static rc_node *random_const(rc_graph *g, int ndim, const int *shape, float a, uint64_t *s)
+{
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
+    float *v = malloc(n * sizeof *v);
+    if (!v) return NULL;
+    for (size_t i = 0; i < n; i++) v[i] = a * unit_rand(s);
+    rc_node *k = rc_const(g, ndim, shape, v);
+    free(v);
+    return k;
+}
+
+/* The cell unrolled over T steps of B sequences from given initial states, with the
+ * loss sum(out * A) + sum_i sum(final_i * B_i) for random A, B_i (every output and
+ * state reaches it), random inputs, initial states and weights (vectors too, so that
+ * no term of the cell vanishes at zero); every parameter, the input and the initial
+ * states the cell reads are checked. */
+static int gradcheck_cell(config *c)
+{
+    int H = config_was_set(c, "hidden") ? c->hidden : 8, T = config_was_set(c, "seq") ? c->seq : 5;
+    int B = config_was_set(c, "batch") ? c->batch : 3, I = c->input > 0 ? c->input : H;
+    char msg[2048] = "";
+    if (T < 1 || B < 1 || I < 1) {
+        fprintf(stderr, "recur inspect: --gradcheck needs --seq, --batch and --input >= 1\n");
+        return 2;
+    }
+    rc_cell *cell = tool_cell(c->gradcheck, H, c->forget_bias, msg, sizeof msg);
+    if (!cell) {
+        fprintf(stderr, "recur inspect: %s\n", msg);
+        return 2;
+    }
+    int ns = rc_cell_state_count(cell), rc = 1, nw = 0, nwrong = 0, nnoisy = 0;
+    uint64_t seed = (uint64_t)c->seed;
+    rc_graph *g = rc_graph_new();
+    rc_plan *p = NULL;
+    rc_node **init = calloc((size_t)ns + 1, sizeof *init), **fin = calloc((size_t)ns + 1, sizeof *fin), **wrt = NULL;
+    rc_gradcheck_report *rep = NULL;
+    float *buf = NULL;
+    if (!g || !init || !fin) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto done;
+    }
+    int xs[2] = { T * B, I };
+    rc_node *x = rc_input(g, "x", RC_F32, 2, xs), *out = NULL;
+    rc_requires_grad(x, 1);
+    for (int i = 0; i < ns; i++) {
+        int ss[2] = { B, rc_cell_state_size(cell, i) };
+        char nm[64];
+        snprintf(nm, sizeof nm, "%.40s0", rc_cell_state_name(cell, i));
+        init[i] = rc_input(g, nm, RC_F32, 2, ss);
+        rc_requires_grad(init[i], 1);
+    }
+    rc_unroll_opts uo = { .init = init };
+    if (rc_unroll(g, cell, x, T, &uo, &out, fin) != RC_OK) {
+        snprintf(msg, sizeof msg, "%s", rc_graph_error(g));
+        goto done;
+    }
+    int os[2] = { rc_node_dim(out, 0), rc_node_dim(out, 1) };
+    rc_node *loss = rc_sum(g, rc_mul(g, out, random_const(g, 2, os, 1.0f, &seed)));
+    for (int i = 0; i < ns; i++) {
+        int fs[2] = { rc_node_dim(fin[i], 0), rc_node_dim(fin[i], 1) };
+        loss = rc_add(g, loss, rc_sum(g, rc_mul(g, fin[i], random_const(g, 2, fs, 1.0f, &seed))));
+    }
+    if (rc_graph_status(g) != RC_OK || rc_graph_init_params(g, seed) != RC_OK) {
+        snprintf(msg, sizeof msg, "%s", rc_graph_error(g));
+        goto done;
+    }
+    int nn = rc_graph_node_count(g);
+    wrt = calloc((size_t)nn + 1, sizeof *wrt);
+    rep = calloc((size_t)nn + 1, sizeof *rep);
+    size_t most = (size_t)T * B * I;
+    for (int i = 0; i < nn; i++) most = rc_node_size(rc_graph_node(g, i)) > most ? rc_node_size(rc_graph_node(g, i)) : most;
+    buf = malloc(most * sizeof *buf);
+    if (!wrt || !rep || !buf) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nn; i++) {
+        rc_node *n = rc_graph_node(g, i);
+        if (strcmp(rc_node_op(n), "param") != 0) continue;
+        if (rc_node_ndim(n) == 1)
+            for (size_t k = 0; k < rc_node_size(n); k++) rc_param_data(n)[k] = 0.5f * unit_rand(&seed);
+        wrt[nw++] = n;
+    }
+    if (!(p = rc_plan_new(g, 1, &loss))) {
+        snprintf(msg, sizeof msg, "plan: %s", rc_graph_error(g));
+        goto done;
+    }
+    for (size_t k = 0; k < (size_t)T * B * I; k++) buf[k] = unit_rand(&seed);
+    rc_plan_feed(p, x, buf, (size_t)T * B * I);
+    wrt[nw++] = x;
+    for (int i = 0; i < ns; i++) {
+        for (size_t k = 0; k < rc_node_size(init[i]); k++) buf[k] = 0.5f * unit_rand(&seed);
+        if (rc_plan_feed(p, init[i], buf, rc_node_size(init[i])) == RC_OK) wrt[nw++] = init[i];   /* else never read */
+    }
+    rc_gradcheck_opts o = { .max_entries = 128, .seed = seed };
+    if (rc_plan_forward(p) != RC_OK || rc_gradcheck_ex(p, loss, nw, wrt, &o, rep) != RC_OK) {
+        snprintf(msg, sizeof msg, "%s", rc_plan_error(p));
+        goto done;
+    }
+    printf("recur inspect --gradcheck %s (%s): hidden %d, input %d, T = %d, B = %d, seed %ld\n", c->gradcheck,
+           rc_cell_name(cell), H, I, T, B, c->seed);
+    printf("  loss = sum(out * A) + sum over states of sum(final * B_i), A and B_i random; loss %.6g\n",
+           rc_plan_value(p, loss)[0]);
+    printf("  error = max |g - n| / S (n numerical, S = max |n|), noise = max u / S (u: the uncertainty of n);\n"
+           "  directions: the same along the gradient and 2 random directions (scale sum |g_i v_i|)\n\n");
+    printf("  %-16s %9s %8s %10s %10s %10s %10s %8s  %s\n", "tensor", "size", "checked", "error", "noise", "dir error",
+           "dir noise", "step", "verdict");
+    static const char *const verdict[] = { "ok", "NOISY", "WRONG" };
+    for (int k = 0; k < nw; k++) {
+        const rc_gradcheck_report *r = &rep[k];
+        printf("  %-16.16s %9zu %8zu %10.3g %10.3g %10.3g %10.3g %8.3g  %s", rc_node_name(wrt[k]), r->size, r->checked,
+               r->err, r->noise, r->dir_err, r->dir_noise, (double)r->step, verdict[r->verdict]);
+        if (r->skipped) printf(" (%zu entries skipped: the loss is not finite within the step)", r->skipped);
+        if (r->verdict == RC_GC_WRONG) printf("  entry %zu: g %.6g, numerical %.6g", r->worst, r->worst_g, r->worst_num);
+        printf("\n");
+        nwrong += r->verdict == RC_GC_WRONG;
+        nnoisy += r->verdict == RC_GC_NOISY;
+    }
+    printf("\nrule (README \"Gradient checking\"): WRONG if some |g - n| > 2e-3 S + 4 u, else NOISY if some u > 1.6e-3 S\n");
+    if (nwrong) snprintf(msg, sizeof msg, "%d of %d gradients are wrong", nwrong, nw);
+    else {
+        printf("%d tensors: %d ok", nw, nw - nnoisy);
+        if (nnoisy) printf(", %d too noisy to promise that a 1%% error would show (try another --hidden, --seq or --seed)", nnoisy);
+        printf("\n");
+        rc = 0;
+    }
+done:
+    if (rc) fprintf(stderr, "recur inspect: %s\n", msg);
+    rc_plan_free(p);
+    rc_graph_free(g);
+    rc_cell_free(cell);
+    free(init);
+    free(fin);
+    free(wrt);
+    free(rep);
+    free(buf);
+    return rc;
+}
+
 int cmd_inspect(config *c)
 {
     if (c->threads > 0) rc_set_num_threads(c->threads);
+    if (c->gradcheck[0]) return gradcheck_cell(c);
     return c->gradient_flow ? gradient_flow(c) : inspect_cell(c);
 }

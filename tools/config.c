@@ -97,6 +97,7 @@ static const opt opts[] = {
     { "flow-loss", T_STR, F(flow_loss), "last", CMD_INSPECT, "--gradient-flow loss: last (squared error at the last step) | steps (at every step)", R_ANY },
     { "cells", T_STR, F(cells), "", CMD_INSPECT | CMD_COMPARE, "comma-separated cells (names or .cell files): --gradient-flow (default lstm,gru,rnn), compare", R_ANY },
     { "plot", T_STR, F(plot), "", CMD_INSPECT | CMD_COMPARE, "picture (.png or .svg) of the gradient flow, or of compare's loss curves", R_ANY },
+    { "gradcheck", T_STR, F(gradcheck), "", CMD_INSPECT, "check the gradients of this cell (a name or FILE.cell) against central differences; exit 1 if one is wrong", R_ANY },
     { "train", T_STR, F(train), "", CMD_COMPARE, "compare: also train every cell on this data (same seed, same batches) for --steps updates", R_ANY },
 };
 #define NOPTS (sizeof opts / sizeof *opts)

@@ -43,7 +43,7 @@ typedef struct config {
     unsigned char set[128];   /* options given on the command line or in a config file */
     /* inspect, compare */
     int input, dot_steps, gradient_flow;
-    char dot[1024], dot_unrolled[1024], render[8], cells[2048], plot[1024], train[1024], flow_loss[8];
+    char dot[1024], dot_unrolled[1024], render[8], cells[2048], plot[1024], train[1024], flow_loss[8], gradcheck[1024];
 } config;
 
 /* 1 when option `key` was given (command line or config file), not a default. */

@@ -12,7 +12,7 @@ static void usage(FILE *f)
                "  eval      evaluate a checkpoint on the validation or test data\n"
                "  sample    generate text from a checkpoint\n"
                "  plot      draw a run's training curves (gnuplot)\n"
-               "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow\n"
+               "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow, --gradcheck\n"
                "  compare   cells side by side: costs, structural diff; with --train, training runs\n"
                "  search    evolutionary search over cells (Jozefowicz et al. 2015); --status DIR: its table\n"
                "  version   print the version\n");

@@ -118,7 +118,7 @@ cell_dict() {
     # shellcheck disable=SC2086
     for w in cell hidden weight vector state init const zeros uniform glorot orthogonal default H I \
              $ew_names min max softmax log_softmax \
-             row_mean row_var sum mean concat slice dropout matmul \
+             row_mean row_var sum mean row_sum concat slice dropout matmul \
              embedding mse row_slice "->" "@" "h'" "c'" "(x)" " = " " : " "1e-5" "2*H" "I - 1" "#"; do
         printf '"%s"\n' "$w" >>"$OUT/cell.dict"
     done
