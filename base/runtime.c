@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cblas.h>
 #include "runtime.h"
@@ -68,6 +70,43 @@ static int set_threads(int n)
      * OpenMP count at each call) */
     openblas_set_num_threads(n);
     return n;
+}
+
+/* The machine's busy and total CPU time so far (the first line of /proc/stat, in
+ * ticks); -1 when it cannot be read. */
+static int cpu_ticks(unsigned long long *busy, unsigned long long *total)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    unsigned long long v[8] = { 0 };
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                   &v[7]);
+    fclose(f);
+    if (n < 4) return -1;
+    /* user nice system idle iowait irq softirq steal: idle and iowait are free time */
+    *busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    *total = *busy + v[3] + v[4];
+    return 0;
+}
+
+int rc_idle_cores(double seconds)
+{
+    int allowed = omp_get_num_procs();
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (allowed < 1) allowed = 1;
+    if (online < allowed) online = allowed;
+    if (!(seconds >= 0.01)) seconds = 0.01;   /* NaN too */
+    if (seconds > 5) seconds = 5;
+    unsigned long long b0, t0, b1, t1;
+    if (cpu_ticks(&b0, &t0) != 0) return allowed;
+    struct timespec nap = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
+    while (nanosleep(&nap, &nap) != 0 && errno == EINTR) {}
+    if (cpu_ticks(&b1, &t1) != 0 || t1 <= t0 || b1 < b0) return allowed;
+    /* the busy share of all online cores, in cores; this process slept meanwhile */
+    double busy = (double)(b1 - b0) / (double)(t1 - t0) * (double)online;
+    long idle = online - (long)(busy + 0.5);
+    if (idle > allowed) idle = allowed;
+    return idle < 1 ? 1 : (int)idle;
 }
 
 static void apply_now(void)

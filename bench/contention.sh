@@ -7,25 +7,25 @@
 # For BUSY = 0, 1, 2 competing busy processes (each a shell loop that never sleeps),
 # every SETTING times every WORKLOAD; rounds rotate the order of the settings so drift
 # over minutes does not favour one. Printed: the median over rounds of each cell, and
-# its ratio to "default" with no busy process (the idle machine's default). A ratio
+# its ratio to "recur" with no busy process (the idle machine's default). A ratio
 # below 1 is faster than the idle default.
 #
 # Workloads (ms per training step; median of rnn_bench's timed steps, or wall time per
 # update of recur train):
 #   s128   rnn_bench LSTM T=50 B=32 I=128 H=128 (the benchmark table's s128)
-#   tiny   rnn_bench LSTM, its smallest config (synchronisation dominates)
+#   ptb    rnn_bench LSTM T=35 B=20 I=200 H=200 (the benchmark table's ptb)
 #   demo   recur train, the demo's model (2-layer LSTM, H=128, B=50, T=50) on a
 #          generated corpus, training seconds per update over STEPS updates (metrics.csv)
-# Settings: NAME:THREADS:ENV (THREADS "-" = recur's own default; ENV "-" = none):
-#   recur      what a user gets with nothing set (the library's and recur's defaults)
-#   spin300k   2 threads, GOMP_SPINCOUNT=300000 (libgomp's own default when the
-#              wait policy is unset: before recur chose one)
+# Settings: NAME:THREADS:ENV (THREADS "auto" = recur's own choice; ENV "-" = none):
+#   recur      what a user of recur train gets with nothing set: the cores free at
+#              start (rnn_bench --threads auto makes the same choice)
+#   all        all (2) cores with libgomp's defaults: spin 300000 times (about 3 ms)
+#              before sleeping (recur's default before it looked at the machine)
 #   active     2 threads, OMP_WAIT_POLICY=active (spin without end)
 #   passive    2 threads, OMP_WAIT_POLICY=passive (sleep at once)
 #   spin10k    2 threads, GOMP_SPINCOUNT=10000
-#   spin30k    2 threads, GOMP_SPINCOUNT=30000
 #   t1         1 thread
-# Environment: ROUNDS (3), BUSY ("0 1 2"), WORKLOADS ("s128 tiny demo"), STEPS (60),
+# Environment: ROUNDS (3), BUSY ("0 1 2"), WORKLOADS ("s128 ptb demo"), STEPS (60),
 # SETTINGS (the list above), BUILD (build). Never run it beside another benchmark.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,9 +33,9 @@ cd "$root"
 BUILD=${BUILD:-build}
 ROUNDS=${ROUNDS:-3}
 BUSY=${BUSY:-"0 1 2"}
-WORKLOADS=${WORKLOADS:-"s128 tiny demo"}
+WORKLOADS=${WORKLOADS:-"s128 ptb demo"}
 STEPS=${STEPS:-60}
-SETTINGS=${SETTINGS:-"recur:-:- spin300k:2:GOMP_SPINCOUNT=300000 active:2:OMP_WAIT_POLICY=active passive:2:OMP_WAIT_POLICY=passive spin10k:2:GOMP_SPINCOUNT=10000 spin30k:2:GOMP_SPINCOUNT=30000 t1:1:-"}
+SETTINGS=${SETTINGS:-"recur:auto:- all:2:- active:2:OMP_WAIT_POLICY=active passive:2:OMP_WAIT_POLICY=passive spin10k:2:GOMP_SPINCOUNT=10000 t1:1:-"}
 out=${1:-$BUILD/contention.tsv}
 bench=$BUILD/bench/rnn_bench
 recur=$BUILD/tools/recur
@@ -61,12 +61,13 @@ awk 'BEGIN { s = 12345; split("the of and to in is that it was for on are with a
 # measure WORKLOAD THREADS ENV -> prints ms per step (or "nan")
 measure() {
     wl=$1 thr=$2 envs=$3
-    set --
-    [ "$envs" != "-" ] && set -- env "$envs"
-    targ=""
-    [ "$thr" != "-" ] && targ="--threads $thr"
+    set -- env -u RC_NUM_THREADS
+    [ "$envs" != "-" ] && set -- env -u RC_NUM_THREADS "$envs"
+    targ="--threads $thr"
+    # recur train's own choice is its default: no option (and no RC_NUM_THREADS)
+    [ "$thr" = auto ] && [ "$wl" = demo ] && targ=""
     case $wl in
-        s128 | tiny)
+        s128 | tiny | ptb | s512 | l256)
             # shellcheck disable=SC2086
             "$@" "$bench" $targ --cells lstm --configs "$wl" --no-peak --budget 2 --tsv "$tmp/r.tsv" >/dev/null 2>&1 || { echo nan; return; }
             awk -F'\t' '$1 != "mode" && $1 !~ /^#/ && $10 == "ok" { print $12; exit }' "$tmp/r.tsv" ;;

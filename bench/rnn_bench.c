@@ -546,7 +546,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: rnn_bench [options]\n"
-        "  --threads N        threads for recur and OpenBLAS (default: all cores)\n"
+        "  --threads N|auto   threads for recur and OpenBLAS (default: all cores; auto: the cores\n"
+        "                     free now, as recur train chooses)\n"
         "  --reps R           timed steps per row (default: 10, fewer for big configs so\n"
         "                     that R x step time stays within --budget, at least 3)\n"
         "  --warmup W         untimed steps first (default 2; the first gives loss0)\n"
@@ -608,7 +609,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--threads")) ro.threads = pos_int(a, v), i++;
+        } else if (!strcmp(a, "--threads")) ro.threads = v && !strcmp(v, "auto") ? rc_idle_cores(0.1) : pos_int(a, v), i++;
         else if (!strcmp(a, "--reps")) ro.reps_req = pos_int(a, v), i++;
         else if (!strcmp(a, "--warmup")) ro.warmup = pos_int(a, v), i++;
         else if (!strcmp(a, "--budget")) {

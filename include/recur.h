@@ -79,6 +79,13 @@ int rc_max_threads(void);
 int rc_set_num_threads(int n);
 /* The thread count in effect. */
 int rc_num_threads(void);
+/* The cores free for this process now: the cores it may run on minus the share of the
+ * machine's CPU time other work took over the next `seconds` (0.01..5; /proc/stat,
+ * steal time counted as busy), rounded to whole cores; at least 1. All the cores it may
+ * run on when /proc/stat cannot be read. The thread count that does not collapse when
+ * other processes are busy (bench/contention.sh): OpenMP threads that outnumber the
+ * free cores wait at every barrier for a thread the kernel has descheduled. */
+int rc_idle_cores(double seconds);
 
 /* ---- graphs --------------------------------------------------------------- */
 

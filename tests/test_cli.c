@@ -37,6 +37,7 @@ static char g_dir[64];
 static void *g_mem[4096];
 static int g_nmem, g_nrun;
 static pid_t g_bg = -1;
+static int g_auto_threads;   /* children choose their threads (no RC_NUM_THREADS) */
 
 static void *track(void *p)
 {
@@ -214,6 +215,11 @@ static void start_argv(run *r, const char *const *args, int n)
     cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         tu_child_redirect(r->out_path, r->err_path);
+        /* recur's own choice of threads follows the machine's load (tools/threads.c), which
+         * the other test workers make vary: runs compared with each other take a fixed
+         * count, all cores, unless a test sets RC_NUM_THREADS or asks for the choice */
+        if (g_auto_threads) unsetenv("RC_NUM_THREADS");
+        else if (!getenv("RC_NUM_THREADS")) setenv("RC_NUM_THREADS", "0", 1);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -1665,4 +1671,35 @@ Test(cli, eval_resume_other_labels)
     run et = recur("eval", "--checkpoint", P("tags/last.ckpt"), "--data", P("t2.txt"), "--valid", P("t2.txt"), NULL);
     EXPECT_EXIT(et, 1);
     cr_assert(has(et.err, "label") && has(et.err, "'A'"), SHOW(et));
+}
+
+/* Without --threads or RC_NUM_THREADS, recur train takes the cores free at start: with
+ * every core busy it takes one thread (two threads on two busy cores made the demo 3-11x
+ * slower: bench/contention.sh), says why, and a resume keeps the run's count. */
+Test(cli, threads_follow_the_free_cores)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_assert(online >= 1 && online <= 64, "online cores: %ld", online);
+    if (online < 2) cr_skip_test("one core: there is no choice to make");
+    const char *data = P("text.txt");
+    tu_write_word_text(data, 6000, 5, 0, 1);
+    pid_t busy[64];
+    for (long i = 0; i < online; i++) {
+        busy[i] = fork();
+        cr_assert_geq(busy[i], 0, "fork: %s", strerror(errno));
+        if (busy[i] == 0) {
+            for (volatile unsigned long k = 0;; k++) {}
+        }
+    }
+    g_auto_threads = 1;
+    run a = recur("train", "--data", data, "--out", P("auto"), "--hidden", "8", "--layers", "1", "--seq", "10",
+                  "--batch", "4", "--steps", "2", "--sample", "0", NULL);
+    for (long i = 0; i < online; i++) kill(busy[i], SIGKILL);
+    for (long i = 0; i < online; i++) waitpid(busy[i], NULL, 0);
+    run b = recur("train", "--data", data, "--out", P("auto"), "--steps", "3", "--resume", "--sample", "0", NULL);
+    g_auto_threads = 0;
+    OK(a);
+    cr_assert(has(a.out, ", 1 threads (1 of ") && has(a.out, "cores free at start"), SHOW(a));
+    OK(b);
+    cr_assert(has(b.out, ", 1 threads (the run's own count, kept on resume"), SHOW(b));
 }

@@ -119,6 +119,10 @@ static void start_argv(run *r, const char *const *argv)
     if (pid == 0) {
         setpgid(0, 0);
         tu_child_redirect(r->out_path, r->err_path);
+        /* a fixed thread count, not recur's choice from the machine's load (tools/threads.c),
+         * so that runs compared with each other compute alike; under mpirun -np 2 on two
+         * cores it is the cores-over-processes count recur would take */
+        if (!getenv("RC_NUM_THREADS")) setenv("RC_NUM_THREADS", "1", 1);
         if (!strcmp(argv[0], "mpirun")) tu_mpi_child_env();
         execvp(argv[0], (char *const *)argv);
         _exit(127);

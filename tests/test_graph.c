@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "recur.h"
 
@@ -1722,4 +1725,26 @@ Test(graph, num_threads_env_not_a_count)
 {
     setenv("RC_NUM_THREADS", "12abc", 1);
     cr_expect_eq(rc_num_threads(), omp_get_num_procs(), "RC_NUM_THREADS=12abc gave %d threads", rc_num_threads());
+}
+
+/* rc_idle_cores sees other processes' work: with every core busy it leaves one core;
+ * its result is always within 1 .. the cores this process may use. */
+Test(graph, idle_cores_see_busy_processes)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_assert(online >= 1 && online <= 64, "online cores: %ld", online);
+    int any = rc_idle_cores(NAN), allowed = omp_get_num_procs();
+    cr_expect(any >= 1 && any <= allowed, "rc_idle_cores(NaN) gave %d of %d", any, allowed);
+    if (online < 2) cr_skip_test("one core: always 1");
+    pid_t busy[64];
+    for (long i = 0; i < online; i++) {
+        busy[i] = fork();
+        cr_assert_geq(busy[i], 0, "fork");
+        if (busy[i] == 0)
+            for (volatile unsigned long k = 0;; k++) {}
+    }
+    int idle = rc_idle_cores(0.3);
+    for (long i = 0; i < online; i++) kill(busy[i], SIGKILL);
+    for (long i = 0; i < online; i++) waitpid(busy[i], NULL, 0);
+    cr_expect_eq(idle, 1, "%ld busy processes on %ld cores, yet rc_idle_cores gave %d", online, online, idle);
 }

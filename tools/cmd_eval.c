@@ -7,6 +7,7 @@
 #include "rng.h"
 #include "run_ckpt.h"
 #include "task.h"
+#include "threads.h"
 
 /* The checkpoint named by --checkpoint, else <out>/best.ckpt, else <out>/last.ckpt. */
 static const char *checkpoint_path(const config *c, char *buf, size_t len)
@@ -59,7 +60,8 @@ int cmd_eval(config *cli)
     task t;
     char msg[2048], pbuf[2200];
     const char *path;
-    if (cli->threads > 0) rc_set_num_threads(cli->threads);
+    char why[160];
+    tool_set_threads(cli->threads, 1, why, sizeof why);
     if (open_run(cli, &t, &path, pbuf, sizeof pbuf, 1, msg, sizeof msg) != 0) {
         fprintf(stderr, "recur eval: %s\n", msg);
         return 1;
@@ -157,7 +159,8 @@ int cmd_sample(config *cli)
     task t;
     char msg[2048], pbuf[2200];
     const char *path;
-    if (cli->threads > 0) rc_set_num_threads(cli->threads);
+    char why[160];
+    tool_set_threads(cli->threads, 1, why, sizeof why);
     if (cli->length < 0) {
         fprintf(stderr, "recur sample: --length %d must be >= 0\n", cli->length);
         return 2;

@@ -22,6 +22,7 @@
 #include "run_agree.h"
 #include "run_ckpt.h"
 #include "task.h"
+#include "threads.h"
 #include "train_dist.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -224,6 +225,7 @@ typedef struct trainer {
     const char *why;                /* why the loop stopped */
     int finished;                   /* a resumed run whose limits were already reached: nothing trained or written */
     char msg[2048];
+    char threads_why[160];          /* how the thread count was chosen, for the log */
     /* several processes (dist_size() > 1): */
     int dist, rank;                 /* data-parallel; this process's rank */
     dpar dp;
@@ -398,11 +400,12 @@ static int setup_run(trainer *tr)
     tr->nb = feeder_count(&tr->train);
     tr->total_steps = (long)cfg->epochs * tr->nb;
     if (cfg->steps > 0 && cfg->steps < tr->total_steps) tr->total_steps = cfg->steps;
-    char procs[64] = "";
+    char procs[64] = "", why[200] = "";
     if (tr->dist) snprintf(procs, sizeof procs, " in each of %d processes", dist_size());
-    printf("recur %s: %s, %d x %d %s, %zu parameters, %ld batches of %d x %d per epoch, %d threads%s\n", rc_version(),
+    if (tr->threads_why[0]) snprintf(why, sizeof why, " (%s)", tr->threads_why);
+    printf("recur %s: %s, %d x %d %s, %zu parameters, %ld batches of %d x %d per epoch, %d threads%s%s\n", rc_version(),
            cfg->data_kind, cfg->layers, cfg->hidden, cfg->cell, rc_model_param_total(t->model), tr->nb, cfg->batch,
-           cfg->seq, rc_num_threads(), procs);
+           cfg->seq, rc_num_threads(), procs, why);
     fflush(stdout);
     return 0;
 }
@@ -719,14 +722,20 @@ static int train_loop(trainer *tr)
     return 0;
 }
 
-/* Threads per process when several share the machine: its cores over the processes on
- * it, within the cores the process may use (mpirun may bind it to fewer). */
-static int threads_per_process(void)
+/* The run's thread count, once its configuration is known: a resumed run keeps the
+ * count it stored (bit for bit the same updates), unless this command line sets one;
+ * a new run takes tool_set_threads's choice and stores it. */
+static void choose_threads(trainer *tr)
 {
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = (int)(online > 0 ? online : 1) / dist_local_size(), allowed = omp_get_num_procs();
-    if (n > allowed) n = allowed;
-    return n < 1 ? 1 : n;
+    config *c = tr->c;
+    int stored = c->resume && c->threads > 0 && !config_was_set(c, "threads") ? c->threads : 0;
+    if (stored) {
+        rc_set_num_threads(stored);
+        snprintf(tr->threads_why, sizeof tr->threads_why, "the run's own count, kept on resume; --threads sets it");
+        return;
+    }
+    c->threads = tool_set_threads(c->threads, tr->dist ? dist_local_size() : 1, tr->threads_why,
+                                  sizeof tr->threads_why);
 }
 
 enum { AGREE_NOTHING, AGREE_OPTIONS, AGREE_MODEL };
@@ -772,8 +781,6 @@ int cmd_train(config *cfg)
             close(fd);
         }
     }
-    if (cfg->threads > 0) rc_set_num_threads(cfg->threads);
-    else if (tr->dist && !getenv("RC_NUM_THREADS")) rc_set_num_threads(threads_per_process());
     if (tr->rank == 0 && tr->dist && dist_survives_death())   /* the gradient sum needs every rank */
         fprintf(stderr, "recur train: note: the launcher keeps the job going when a process dies "
                 "(orte_enable_recovery); a training needs every rank, so should one die the others wait in the "
@@ -782,6 +789,7 @@ int cmd_train(config *cfg)
         fprintf(stderr, "recur: warning: OpenBLAS is not its OpenMP build; threads will fight (%s)\n", rc_blas_config());
     /* each step of the start may fail on some ranks only: all go on, or all leave */
     int ok = ranks_agree(tr, open_run(tr, cfg) == 0, AGREE_OPTIONS);
+    if (ok) choose_threads(tr);
     ok = ok && ranks_agree(tr, setup(tr) == 0, AGREE_MODEL);
     ok = ok && ranks_agree(tr, setup_run(tr) == 0, AGREE_NOTHING);
     if (ok) {

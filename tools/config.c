@@ -73,7 +73,7 @@ static const opt opts[] = {
     { "decay-factor", T_DBL, F(decay_factor), "0.5", TR, "step schedule: factor per epoch", R_POS },
     { "min-lr-frac", T_DBL, F(min_lr_frac), "0", TR, "cosine schedule: final lr / lr", R_UNIT },
     { "seed", T_LONG, F(seed), "1", TR | SA, "random seed (weights, data order, dropout, sampling)", R_ANY },
-    { "threads", T_INT, F(threads), "0", TR | EV | SA, "threads (0: all cores; at most " STR(RC_THREADS_PER_CORE) " per core online; also RC_NUM_THREADS)", R_THREADS },
+    { "threads", T_INT, F(threads), "0", TR | EV | SA, "threads (0: the cores free at start, a resume keeping the run's count; at most " STR(RC_THREADS_PER_CORE) " per core online; RC_NUM_THREADS=0 means all cores)", R_THREADS },
     { "out", T_STR, F(out), "runs/default", TR | PL, "run directory: checkpoints, metrics, plots", R_ANY },
     { "metrics", T_STR, F(metrics), "csv", TR, "csv | jsonl", R_ANY },
     { "save-every", T_LONG, F(save_every), "500", TR, "checkpoint every N updates (0: only per epoch)", R_NONNEG },
