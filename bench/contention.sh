@@ -25,13 +25,13 @@
 #   passive    2 threads, OMP_WAIT_POLICY=passive (sleep at once)
 #   spin10k    2 threads, GOMP_SPINCOUNT=10000
 #   t1         1 thread
-# Environment: ROUNDS (3), BUSY ("0 1 2"), WORKLOADS ("s128 ptb demo"), STEPS (60),
+# Environment: ROUNDS (5), BUSY ("0 1 2"), WORKLOADS ("s128 ptb demo"), STEPS (60),
 # SETTINGS (the list above), BUILD (build). Never run it beside another benchmark.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 BUILD=${BUILD:-build}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 BUSY=${BUSY:-"0 1 2"}
 WORKLOADS=${WORKLOADS:-"s128 ptb demo"}
 STEPS=${STEPS:-60}
@@ -58,7 +58,8 @@ start_busy() {   # start_busy N
 awk 'BEGIN { s = 12345; split("the of and to in is that it was for on are with as his they be at one have this from or had by word but what some we can out other were all there when up use your how said an each she which do their time if will way about many then them write would like so these her long make thing see him two has look more day could go come did number sound no most people my over know water than call first who may down side been now find", w, " ");
              for (l = 0; l < 20000; l++) { line = ""; for (k = 0; k < 9; k++) { s = (s * 1103515245 + 12345) % 2147483648; line = line (k ? " " : "") w[1 + int(s / 2147483648 * 100)] } print line } }' >"$tmp/corpus.txt"
 
-# measure WORKLOAD THREADS ENV -> prints ms per step (or "nan")
+# measure WORKLOAD THREADS ENV -> prints "ms threads" (ms per step, or "nan"; the threads
+# the run used, which for "auto" is recur's choice)
 measure() {
     wl=$1 thr=$2 envs=$3
     set -- env -u RC_NUM_THREADS
@@ -69,21 +70,22 @@ measure() {
     case $wl in
         s128 | tiny | ptb | s512 | l256)
             # shellcheck disable=SC2086
-            "$@" "$bench" $targ --cells lstm --configs "$wl" --no-peak --budget 2 --tsv "$tmp/r.tsv" >/dev/null 2>&1 || { echo nan; return; }
-            awk -F'\t' '$1 != "mode" && $1 !~ /^#/ && $10 == "ok" { print $12; exit }' "$tmp/r.tsv" ;;
+            "$@" "$bench" $targ --cells lstm --configs "$wl" --no-peak --budget 2 --tsv "$tmp/r.tsv" >/dev/null 2>&1 || { echo nan -; return; }
+            awk -F'\t' '$1 != "mode" && $1 !~ /^#/ && $10 == "ok" { print $12, $8; exit }' "$tmp/r.tsv" ;;
         demo)
             rm -rf "$tmp/run"
             # shellcheck disable=SC2086
             "$@" "$recur" train --data "$tmp/corpus.txt" --out "$tmp/run" --steps "$STEPS" --eval-every 100000 $targ \
-                >"$tmp/train.log" 2>&1 || { echo nan; return; }
+                >"$tmp/train.log" 2>&1 || { echo nan -; return; }
             # the last training row of metrics.csv: updates so far and seconds of training
-            awk -F, '$1 == "train" { s = $2; e = $NF } END { if (s > 0) printf "%.3f\n", 1000 * e / s; else print "nan" }' \
+            thr=$(sed -n 's/.* \([0-9]*\) threads.*/\1/p' "$tmp/train.log" | head -n 1)
+            awk -F, -v thr="${thr:--}" '$1 == "train" { s = $2; e = $NF } END { if (s > 0) printf "%.3f %s\n", 1000 * e / s, thr; else print "nan -" }' \
                 "$tmp/run/metrics.csv" ;;
     esac
 }
 
 echo "# contention benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, git $(git rev-parse --short HEAD 2>/dev/null || echo ?)" | tee "$out"
-printf "busy\tsetting\tworkload\tround\tms\n" >>"$out"
+printf "busy\tsetting\tworkload\tround\tms\tthreads\n" >>"$out"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
     for b in $BUSY; do
@@ -97,8 +99,8 @@ while [ "$r" -le "$ROUNDS" ]; do
             s=$(echo $SETTINGS | cut -d' ' -f"$idx")
             name=${s%%:*}; rest=${s#*:}; thr=${rest%%:*}; envs=${rest#*:}
             for wl in $WORKLOADS; do
-                ms=$(measure "$wl" "$thr" "$envs")
-                printf "%s\t%s\t%s\t%s\t%s\n" "$b" "$name" "$wl" "$r" "$ms" >>"$out"
+                res=$(measure "$wl" "$thr" "$envs")
+                printf "%s\t%s\t%s\t%s\t%s\t%s\n" "$b" "$name" "$wl" "$r" "${res% *}" "${res#* }" >>"$out"
             done
             k=$((k + 1))
         done
@@ -112,7 +114,7 @@ done
 # The table: median over rounds, and the ratio to the idle machine's recur default.
 awk -F'\t' -v settings="$SETTINGS" -v workloads="$WORKLOADS" -v busy="$BUSY" '
     NR <= 2 { next }
-    { k = $1 SUBSEP $2 SUBSEP $3; v[k, ++n[k]] = $5 }
+    { k = $1 SUBSEP $2 SUBSEP $3; v[k, ++n[k]] = $5; th[k] = th[k] (th[k] == "" ? "" : ",") $6 }
     function median(k,    i, j, m, a, t) {
         m = 0
         for (i = 1; i <= n[k]; i++) if (v[k, i] != "nan" && v[k, i] != "") a[++m] = v[k, i] + 0
@@ -124,8 +126,9 @@ awk -F'\t' -v settings="$SETTINGS" -v workloads="$WORKLOADS" -v busy="$BUSY" '
         ns = split(settings, S, " "); nw = split(workloads, W, " "); nb = split(busy, B, " ")
         printf "\n| busy | setting |"
         for (w = 1; w <= nw; w++) printf " %s ms | ratio |", W[w]
-        printf "\n|---|---|"
+        printf " threads used (per round and workload) |\n|---|---|"
         for (w = 1; w <= nw; w++) printf "---|---|"
+        printf "---|"
         printf "\n"
         for (b = 1; b <= nb; b++) for (s = 1; s <= ns; s++) {
             split(S[s], p, ":"); name = p[1]
@@ -136,6 +139,8 @@ awk -F'\t' -v settings="$SETTINGS" -v workloads="$WORKLOADS" -v busy="$BUSY" '
                 else if (base > 0) printf " %.2f | %.2f |", m, m / base
                 else printf " %.2f | – |", m
             }
-            printf "\n"
+            t = ""
+            for (w = 1; w <= nw; w++) t = t (w > 1 ? " " : "") th[B[b] SUBSEP name SUBSEP W[w]]
+            printf " %s |\n", t
         }
     }' "$out"
