@@ -36,11 +36,12 @@ static int open_run(const config *cli, task *t, const char **path, char *pbuf, s
     config given = *cli;
     config_keep_given(&given, keys, (int)(sizeof keys / sizeof *keys));
     config_overlay(&c, &given);
-    int text_kind = !strcmp(c.data_kind, "chars") || !strcmp(c.data_kind, "words");
+    const data_kind *kind = kind_find(c.data_kind);
+    int text_kind = kind && (kind->flags & KIND_LM);
     if (!need_data && text_kind && !config_was_set(cli, "data")) {   /* sampling needs only the stored vocabulary */
         memset(t, 0, sizeof *t);
         t->cfg = c;
-        t->kind = !strcmp(c.data_kind, "chars") ? TK_CHARS : TK_WORDS;
+        t->kind = kind;
         t->is_lm = 1;
         t->voc = &t->text.voc;
         if (run_read_vocab(*path, &t->text.voc, msg, len) != 0) return -1;

@@ -38,7 +38,7 @@ data_task *data_task_load(const search_opts *o, const char *kind, const char *pa
         free(d);
         return NULL;
     }
-    d->music = d->t.kind == TK_MUSIC;
+    d->music = !strcmp(d->t.kind->name, "music");
     if ((d->music && (d->t.seq.set[DATA_TRAIN].n == 0 || d->t.seq.set[DATA_VALID].n == 0)) ||
         (!d->music && (d->t.text.n[DATA_TRAIN] < 2 || d->t.text.n[DATA_VALID] < 2))) {
         snprintf(msg, len, "--tasks %s: %s has no %s part", kind, path,

@@ -1,4 +1,5 @@
-/* Tasks: data kinds, the model for each, batches, evaluation. */
+/* Tasks: the data of a run (its kind's loader, kind.h), the model for it, batches,
+ * evaluation; the same for every kind. */
 #define _XOPEN_SOURCE 700   /* realpath */
 #include <dirent.h>
 #include <errno.h>
@@ -11,11 +12,6 @@
 #include "graph.h"
 #include "model.h"
 #include "task.h"
-
-static const struct { const char *name; task_kind kind; } kinds[] = {
-    { "chars", TK_CHARS }, { "words", TK_WORDS }, { "music", TK_MUSIC },
-    { "csv", TK_CSV }, { "classify", TK_CLASSIFY }, { "tags", TK_TAGS },
-};
 
 /* The real path of `path` (malloc'ed), also when it does not exist yet: the real path of
  * its nearest existing ancestor, then the rest of its components ("." dropped, ".."
@@ -141,13 +137,13 @@ static int concat_folder(const char *dir, const char *out, char *msg, size_t len
 
 /* floor(n * f) for a fraction f in [0, 1), tolerant to decimal fractions such as
  * 0.05 * 20 (as train/data_text.c splits the text corpora). */
-static size_t frac_rows(size_t n, double f)
+size_t kind_frac_rows(size_t n, double f)
 {
     double x = floor((double)n * f + 1e-9);
     return x <= 0 ? 0 : x >= (double)n ? n : (size_t)x;
 }
 
-static const char *opt_path(const char *p) { return p && p[0] ? p : NULL; }
+const char *kind_opt_path(const char *p) { return p && p[0] ? p : NULL; }
 
 /* Where the corpora of the examples come from (../shared/data/SOURCES.md), for the
  * message when one is missing. */
@@ -186,16 +182,11 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
 {
     memset(t, 0, sizeof *t);
     t->cfg = *cfg;
-    int found = 0;
-    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
-        if (!strcmp(cfg->data_kind, kinds[i].name)) {
-            t->kind = kinds[i].kind;
-            found = 1;
-        }
-    if (!found) {
-        snprintf(msg, len, "--data-kind '%s' is not one of chars, words, music, csv, classify, tags", cfg->data_kind);
+    if (!(t->kind = kind_find(cfg->data_kind))) {
+        snprintf(msg, len, "--data-kind '%s' is not one of %s", cfg->data_kind, kind_names());
         return -1;
     }
+    t->is_lm = (t->kind->flags & KIND_LM) != 0;
     if (!cfg->data[0]) {
         snprintf(msg, len, "--data is empty: give a data file");
         return -1;
@@ -221,8 +212,8 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
         }
     }
     if (S_ISDIR(st.st_mode)) {
-        if (t->kind != TK_CHARS && t->kind != TK_WORDS) {
-            snprintf(msg, len, "%s is a folder: only text data (chars, words) can be read from a folder", data);
+        if (!(t->kind->flags & KIND_FOLDER)) {
+            snprintf(msg, len, "%s is a folder: --data-kind %s reads a file (only text data, chars or words, is read from a folder)", data, t->kind->name);
             return -1;
         }
         if (task_check_out(cfg, msg, len) != 0) return -1;
@@ -233,67 +224,7 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
         snprintf(data, sizeof data, "%s/corpus.txt", cfg->out);
         if (concat_folder(cfg->data, data, msg, len) != 0) return -1;
     }
-    int rc = 0;
-    switch (t->kind) {
-    case TK_CHARS:
-        rc = corpus_char(&t->text, data, cfg->valid_frac, cfg->test_frac, err, sizeof err);
-        t->voc = &t->text.voc;
-        t->is_lm = 1;
-        break;
-    case TK_WORDS:
-        rc = opt_path(cfg->valid) ? corpus_words(&t->text, data, opt_path(cfg->valid), opt_path(cfg->test),
-                                                 cfg->max_vocab, err, sizeof err)
-                                  : corpus_words_split(&t->text, data, cfg->valid_frac, cfg->test_frac, cfg->max_vocab,
-                                                       err, sizeof err);
-        t->voc = &t->text.voc;
-        t->is_lm = 1;
-        break;
-    case TK_MUSIC:
-        rc = music_load(&t->seq, data, err, sizeof err);
-        break;
-    case TK_CSV: {
-        seqset series = { 0 };
-        rc = csv_load(&series, data, err, sizeof err);
-        double vf = cfg->valid_frac, tf = cfg->test_frac;
-        if (rc == 0 && (!(vf >= 0 && vf < 1) || !(tf >= 0 && tf < 1) || !(vf + tf < 1))) {
-            snprintf(err, sizeof err, "%s: --valid-frac %g and --test-frac %g must each be in [0, 1) with a sum below 1",
-                     data, vf, tf);
-            rc = -1;
-        }
-        if (rc == 0) {   /* rows split in time: train, then valid, then test */
-            seqset tmp[3] = { { 0 } };
-            size_t R = series.off[1];
-            size_t nv = frac_rows(R, vf), nt = frac_rows(R, tf), ntr = R - nv - nt;
-            size_t start[3] = { 0, ntr, ntr + nv }, cnt[3] = { ntr, nv, nt };
-            for (int s = 0; s < 3 && rc == 0; s++) {
-                if (cnt[s] < (size_t)cfg->seq + 1) continue;
-                rc = seqset_init(&tmp[s], series.F, SEQ_TGT_NONE, 0, err, sizeof err);
-                if (rc == 0)
-                    rc = seqset_add(&tmp[s], (int)cnt[s], series.x + start[s] * (size_t)series.F, NULL, 0, NULL, NULL,
-                                    err, sizeof err);
-                if (rc == 0) rc = seqset_windows(&t->seq.set[s], &tmp[s], 0, cfg->seq, cfg->seq, err, sizeof err);
-                seqset_free(&tmp[s]);
-            }
-            if (rc == 0 && t->seq.set[DATA_TRAIN].n == 0) {
-                snprintf(err, sizeof err, "%s: %zu rows leave fewer than --seq + 1 = %d for training", data, ntr,
-                         cfg->seq + 1);
-                rc = -1;
-            }
-        }
-        seqset_free(&series);
-        break;
-    }
-    case TK_CLASSIFY:
-        rc = text_class_load(&t->seq, data, opt_path(cfg->valid), opt_path(cfg->test), cfg->max_vocab, err, sizeof err);
-        t->voc = &t->seq.words;
-        t->labels = &t->seq.labels;
-        break;
-    case TK_TAGS:
-        rc = text_tags_load(&t->seq, data, opt_path(cfg->valid), opt_path(cfg->test), cfg->max_vocab, err, sizeof err);
-        t->voc = &t->seq.words;
-        t->labels = &t->seq.labels;
-        break;
-    }
+    int rc = t->kind->load(t, data, err, sizeof err);
     if (rc != 0) {
         snprintf(msg, len, "%s", err);
         task_free(t);
@@ -374,6 +305,31 @@ static int apply_init(task *t, char *msg, size_t len)
     return 0;
 }
 
+int task_lm_model(const task *t, rc_model_opts *o, char *msg, size_t len)
+{
+    const config *c = &t->cfg;
+    if (c->bidirectional) {
+        snprintf(msg, len, "--bidirectional: a language model cannot see the future it predicts");
+        return -1;
+    }
+    o->vocab = t->voc->n;
+    o->input_size = c->embed > 0 ? c->embed : c->hidden;
+    o->output_size = t->voc->n;
+    return 0;
+}
+
+int task_label_model(const task *t, rc_model_opts *o, int last_step, char *msg, size_t len)
+{
+    (void)msg;
+    (void)len;
+    const config *c = &t->cfg;
+    o->vocab = t->voc->n;
+    o->input_size = c->embed > 0 ? c->embed : c->hidden;
+    o->output_size = t->labels->n;
+    o->last_step_only = last_step;
+    return 0;
+}
+
 int task_make_model(task *t, char *msg, size_t len)
 {
     const config *c = &t->cfg;
@@ -394,32 +350,7 @@ int task_make_model(task *t, char *msg, size_t len)
         snprintf(msg, len, "--loss-norm '%s' is not steps or sequences", c->loss_norm);
         return -1;
     }
-    int emb = c->embed > 0 ? c->embed : c->hidden;
-    switch (t->kind) {
-    case TK_CHARS:
-    case TK_WORDS:
-        o.vocab = t->voc->n;
-        o.input_size = emb;
-        o.output_size = t->voc->n;
-        if (c->bidirectional) {
-            snprintf(msg, len, "--bidirectional: a language model cannot see the future it predicts");
-            return -1;
-        }
-        break;
-    case TK_MUSIC:
-    case TK_CSV:
-        o.input_size = t->seq.set[DATA_TRAIN].F;
-        o.output_size = t->seq.set[DATA_TRAIN].F;
-        o.head = t->kind == TK_MUSIC ? RC_HEAD_SIGMOID : RC_HEAD_LINEAR;
-        break;
-    case TK_CLASSIFY:
-    case TK_TAGS:
-        o.vocab = t->voc->n;
-        o.input_size = emb;
-        o.output_size = t->labels->n;
-        o.last_step_only = t->kind == TK_CLASSIFY;
-        break;
-    }
+    if (t->kind->model(t, &o, msg, len) != 0) return -1;
     t->model = rc_model_new(t->cell, &o);
     if (!t->model || rc_model_status(t->model) != RC_OK) {
         snprintf(msg, len, "model: %s", t->model ? rc_model_error(t->model) : "out of memory");
@@ -456,22 +387,11 @@ char *task_arch(const task *t)
     return s;
 }
 
-const char *task_metric_name(const task *t)
-{
-    static const char *names[] = { "bpc", "ppl", "nll", "mse", "acc", "acc" };
-    return names[t->kind];
-}
+const char *task_metric_name(const task *t) { return t->kind->metric; }
 
 double task_metric(const task *t, double sum, double count, double correct)
 {
-    if (count <= 0) return NAN;
-    switch (t->kind) {
-    case TK_CHARS: return sum / count / log(2.0);
-    case TK_WORDS: return exp(sum / count);
-    case TK_MUSIC:
-    case TK_CSV: return sum / count;
-    default: return correct / count;
-    }
+    return count > 0 ? t->kind->metric_of(sum, count, correct) : NAN;
 }
 
 int feeder_init(feeder *f, task *t, int split, int shuffle, char *msg, size_t len)
@@ -556,7 +476,7 @@ int feeder_get(feeder *f, long j, rc_batch *b, char *msg, size_t len)
 
 long batch_targets(const task *t, const rc_batch *b)
 {
-    if (t->kind == TK_CLASSIFY) return b->B;
+    if (rc_model_options(t->model).last_step_only) return b->B;
     if (!b->lengths) return (long)b->T * b->B;
     long n = 0;
     for (int j = 0; j < b->B; j++) n += b->lengths[j];
@@ -567,11 +487,12 @@ long batch_targets(const task *t, const rc_batch *b)
 static double count_correct(const task *t, const rc_batch *b)
 {
     const float *out = rc_model_output(t->model);
-    int C = t->labels->n, rows = t->kind == TK_CLASSIFY ? b->B : b->T * b->B;
+    int last = rc_model_options(t->model).last_step_only;
+    int C = t->labels->n, rows = last ? b->B : b->T * b->B;
     double ok = 0;
     for (int r = 0; r < rows; r++) {
         if (b->targets[r] < 0) continue;
-        if (t->kind == TK_TAGS && b->lengths && r / b->B >= b->lengths[r % b->B]) continue;
+        if (!last && b->lengths && r / b->B >= b->lengths[r % b->B]) continue;
         int best = 0;
         for (int k = 1; k < C; k++) best = out[(size_t)r * C + k] > out[(size_t)r * C + best] ? k : best;
         ok += best == b->targets[r];

@@ -5,20 +5,19 @@
 
 #include "config.h"
 #include "data.h"
+#include "kind.h"
 #include "recur.h"
-
-typedef enum task_kind { TK_CHARS, TK_WORDS, TK_MUSIC, TK_CSV, TK_CLASSIFY, TK_TAGS } task_kind;
 
 typedef struct task {
     config cfg;
-    task_kind kind;
+    const data_kind *kind;   /* kind.h: its loader, model needs and metric */
     corpus text;          /* chars, words */
     seqdata seq;          /* music, classify, tags; csv windows in seq.set */
     vocab *voc;           /* token vocabulary (text kinds) or NULL */
     vocab *labels;        /* classify / tags labels or NULL */
     rc_model *model;
     rc_cell *cell;
-    int is_lm;            /* text kinds: carried state, B-stream batches */
+    int is_lm;            /* kind->flags & KIND_LM: carried state, B-stream batches */
     char *cell_text;      /* a cell-language definition restored from a checkpoint, or NULL */
 } task;
 
@@ -28,6 +27,11 @@ int task_check_out(const config *cfg, char *msg, size_t len);
 /* Loads the data named by cfg (data, valid, test, data-kind); a folder of text is
  * joined into <out>/corpus.txt. 0 or -1 with msg. */
 int task_load(task *t, const config *cfg, char *msg, size_t len);
+/* For the kinds' model hooks (kind.h): a language model's options (embedding of the
+ * vocabulary, a softmax over it, never bidirectional), and a labelling model's (one
+ * label per sequence when last_step, else per token). 0 or -1 with msg. */
+int task_lm_model(const task *t, rc_model_opts *o, char *msg, size_t len);
+int task_label_model(const task *t, rc_model_opts *o, int last_step, char *msg, size_t len);
 /* Makes the cell and model for the loaded data. 0 or -1 with msg. */
 int task_make_model(task *t, char *msg, size_t len);
 /* Frees everything. */

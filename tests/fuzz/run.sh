@@ -79,7 +79,7 @@ LIB="$OUT/librecur-fuzz.a"
 build_lib() {
     mkdir -p "$OUT/obj"
     objs=""
-    for s in $(cd "$ROOT" && ls base/*.c ops/*.c graph/*.c autodiff/*.c cells/*.c train/*.c) \
+    for s in $(cd "$ROOT" && ls base/*.c ops/*.c graph/*.c autodiff/*.c cells/*.c train/*.c tools/kind*.c) \
              tools/config.c tools/task.c tools/run_ckpt.c tests/fuzz/stubs.c; do
         objs="$objs $(compile "$OUT/obj" "$s")"
     done

@@ -1,0 +1,25 @@
+/* tags: `word/tag` lines, a tag per token (part-of-speech tagging and the like). */
+#include "kind.h"
+#include "task.h"
+
+static int load(task *t, const char *path, char *err, size_t len)
+{
+    const config *c = &t->cfg;
+    t->voc = &t->seq.words;
+    t->labels = &t->seq.labels;
+    return text_tags_load(&t->seq, path, kind_opt_path(c->valid), kind_opt_path(c->test), c->max_vocab, err, len);
+}
+
+static int model(const task *t, rc_model_opts *o, char *msg, size_t len)
+{
+    return task_label_model(t, o, 0, msg, len);
+}
+
+static double metric_of(double sum, double count, double correct)
+{
+    (void)sum;
+    return correct / count;
+}
+
+const data_kind kind_tags = { "tags", "acc", "word/tag lines: a tag per token (accuracy)", KIND_LABELS, load, model,
+                              metric_of };
