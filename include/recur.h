@@ -447,6 +447,23 @@ rc_cell *rc_cell_gru(int hidden, rc_gru_variant v);
  * MUT2 use x itself, so their input size must equal the hidden size (checked when
  * unrolled). NULL when which is not 1..3. */
 rc_cell *rc_cell_mut(int which, int hidden);
+/* The one lookup of a cell by name, shared by every recur command: a path (with a '/'
+ * or ending in .cell) is loaded with rc_cell_load; a built-in (lstm, gru, gru-cho, rnn,
+ * rnn-relu, mut1, mut2, mut3) is built, lstm with `lstm` (NULL: rc_lstm_defaults());
+ * any other name is NAME.cell ('-' read as '_') in the cell library (rc_cell_lib_dir).
+ * NULL with err: the cell file's error, or for an unknown name every cell there is. */
+rc_cell *rc_cell_find(const char *name, int hidden, const rc_lstm_opts *lstm, char *err, size_t errlen);
+/* The cell-language file rc_cell_find reads for `name` (for a built-in: the library's
+ * file of the same graph, e.g. rnn -> rnn_tanh.cell): 0 with its path in buf, or -1 with
+ * err listing the cells there are. For what needs a cell's text (recur search). */
+int rc_cell_file(const char *name, char *buf, size_t len, char *err, size_t errlen);
+/* The cell library's folder: $RECUR_CELL_LIB when set; else, for a librecur run from its
+ * build folder, the source tree's cells/lib; else the installed <datadir>/recur/cells
+ * (meson install puts the library there). Never NULL; the folder may be missing. */
+const char *rc_cell_lib_dir(void);
+/* Every name rc_cell_find knows (the built-ins, then the library's cells, sorted) and the
+ * library's folder, as one line into buf (truncated to len). Returns the length it needed. */
+size_t rc_cell_names(char *buf, size_t len);
 
 /* In a step function: the graph being built. */
 rc_graph *rc_step_graph(rc_step *s);
