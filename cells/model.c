@@ -436,13 +436,13 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
     if (!ready(m)) return m->status ? m->status : RC_ERR_STATE;
     m->status = RC_OK;
     m->err[0] = 0;
+    m->last = NULL;   /* a failed forward leaves nothing to read or to run backward on */
     if (check_batch(m, bt) != RC_OK) return m->status;
     const rc_model_opts *o = &m->o;
     int T = bt->T, B = bt->B, N = T * B, masked = 0;
     for (int j = 0; bt->lengths && j < B; j++) masked |= bt->lengths[j] < T;
     built *b = get_built(m, T, B, masked, 0);
     if (!b) return m->status;
-    m->last = NULL;
     int R = o->last_step_only ? B : N;
     if (scratch(m, (size_t)N + 1, (size_t)N) != RC_OK) return m->status;
 #define LEN(j) (bt->lengths ? bt->lengths[j] : T)

@@ -556,7 +556,8 @@ typedef struct rc_batch {
 /* Runs the model on a batch (building the plan for (T, B) on first use) and writes
  * the normalised loss to *loss (may be NULL). Returns RC_OK or an error. */
 rc_status rc_model_forward(rc_model *m, const rc_batch *b, double *loss);
-/* The reverse sweep of the last forward: fills every parameter's gradient. */
+/* The reverse sweep of the last forward: fills every parameter's gradient.
+ * RC_ERR_STATE when there is none, or the last forward failed. */
 rc_status rc_model_backward(rc_model *m);
 /* Training (dropout on) or evaluation mode. Default: training. */
 void rc_model_set_training(rc_model *m, int on);
@@ -564,7 +565,7 @@ void rc_model_set_training(rc_model *m, int on);
  * (perplexity = exp(sum / count)). */
 void rc_model_last_stats(const rc_model *m, double *sum, double *count);
 /* The head's output of the last forward: [T*B, output] (or [B, output]) logits,
- * pre-sigmoid values or predictions. NULL before any forward. */
+ * pre-sigmoid values or predictions. NULL before any forward and after a failed one. */
 const float *rc_model_output(const rc_model *m);
 
 /* Carry (truncated BPTT): when on, each forward's final states become the next

@@ -1118,6 +1118,9 @@ Test(model, errors_batch)
         cr_expect_eq(s, RC_ERR_ARG, "%s: forward returned %s", names[c], rc_status_name(s));
         cr_expect(strstr(rc_model_error(m), words[c]) != NULL, "%s: the message does not say '%s': \"%s\"", names[c],
                   words[c], rc_model_error(m));
+        /* nothing of the previous batch is left to read or to run backward on */
+        cr_expect_null(rc_model_output(m), "%s: the previous batch's output is still offered", names[c]);
+        cr_expect_eq(rc_model_backward(m), RC_ERR_STATE, "%s: backward ran after the rejected forward", names[c]);
         /* the model still works */
         double again = NAN;
         s = rc_model_forward(m, &d.b, &again);
