@@ -604,6 +604,18 @@ rc_status rc_model_stream_reset(rc_model *m, int B);
  * output [B*output_size] in *out (valid until the next call). Records nothing for a
  * reverse sweep. Not available for bidirectional models (RC_ERR_STATE). */
 rc_status rc_model_stream_step(rc_model *m, const float *x, const int32_t *tokens, const float **out);
+/* The floats of one row of the stream's state: every state of every layer (layer by
+ * layer, each cell's states in their declared order). 0 for NULL or a broken model. */
+size_t rc_model_stream_state_size(const rc_model *m);
+/* Copies row `row` (0..B-1 of the last rc_model_stream_reset(m, B)) of the stream's
+ * state to dst (rc_model_stream_state_size floats): where that sequence stands. RC_OK;
+ * RC_ERR_STATE when no stream was started, RC_ERR_ARG for a bad row or a NULL dst. */
+rc_status rc_model_stream_get_row(rc_model *m, int row, float *dst);
+/* Sets row `row` of the stream's state from src (as rc_model_stream_get_row wrote it):
+ * the next rc_model_stream_step continues that row from there, the other rows
+ * unchanged (e.g. a beam search moving a prefix's state between rows). Errors as
+ * rc_model_stream_get_row. */
+rc_status rc_model_stream_set_row(rc_model *m, int row, const float *src);
 
 /* ---- optimisers, schedules, clipping -------------------------------------------- */
 
