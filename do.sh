@@ -122,7 +122,7 @@ run_tests() {
         exit 1
     fi
     echo "sanitizers: clean"
-    echo "== fuzzers: the cell language and every file loader (${FUZZ_SECONDS:-10} s each, seed corpora tests/fuzz/corpus-*)"
+    echo "== fuzzers: the cell language, every file loader and the decoders (${FUZZ_SECONDS:-10} s each, seed corpora tests/fuzz/corpus-*)"
     tests/fuzz/run.sh all "${FUZZ_SECONDS:-10}" >build/fuzz.log 2>&1 || { grep "^fuzz " build/fuzz.log; tail -n 40 build/fuzz.log; echo "the fuzz run failed (a crash, a leak, or its build: see build/fuzz.log)"; exit 1; }
     grep "^fuzz " build/fuzz.log
     echo "== every optional feature disabled (build-min: MPI ...): builds, tests pass or skip with a reason"

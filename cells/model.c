@@ -778,16 +778,30 @@ rc_status rc_model_load_npy(rc_model *m, const char *dir)
     return s;
 }
 
+/* Points m->stream at the one-step plan for B rows (the store's for B = 1, never
+ * evicted), building it when the cache has none (or evicted it). */
+static rc_status stream_plan(rc_model *m, int B)
+{
+    built *b = B == 1 ? &m->cache[0] : get_built(m, 1, B, 0, 1, 0);
+    if (!b) return m->status;
+    if (B == 1) b->used = ++m->clock;
+    m->stream = b;
+    return RC_OK;
+}
+
 rc_status rc_model_stream_reset(rc_model *m, int B)
 {
     if (!ready(m)) return m ? (m->status ? m->status : RC_ERR_STATE) : RC_ERR_ARG;
     if (m->dirs == 2) return mfail(m, RC_ERR_STATE, "stream: a bidirectional model needs the whole sequence");
     if (B < 1) return mfail(m, RC_ERR_ARG, "stream: B = %d must be >= 1", B);
-    built *b = B == 1 ? &m->cache[0] : get_built(m, 1, B, 0, 1, 0);
-    if (!b) return m->status;
-    if (B == 1) b->used = ++m->clock;
-    if (alloc_states(m, &m->sstate, B) != RC_OK) return m->status;
-    m->stream = b;
+    if (stream_plan(m, B) != RC_OK) return m->status;
+    if (alloc_states(m, &m->sstate, B) != RC_OK) {   /* no half-sized states left behind */
+        free_states(m, m->sstate);
+        m->sstate = NULL;
+        m->stream = NULL;
+        m->stream_B = 0;
+        return m->status;
+    }
     m->stream_B = B;
     return RC_OK;
 }
@@ -796,7 +810,10 @@ rc_status rc_model_stream_step(rc_model *m, const float *x, const int32_t *token
 {
     if (!ready(m)) return m ? (m->status ? m->status : RC_ERR_STATE) : RC_ERR_ARG;
     if (!out) return mfail(m, RC_ERR_ARG, "stream: NULL out");
-    if (!m->stream && rc_model_stream_reset(m, m->stream_B ? m->stream_B : 1) != RC_OK) return m->status;
+    /* a stream whose plan other shapes' plans evicted from the cache continues: only
+     * the plan is rebuilt, its state is kept */
+    if (!m->stream && (m->sstate ? stream_plan(m, m->stream_B) : rc_model_stream_reset(m, 1)) != RC_OK)
+        return m->status;
     built *b = m->stream;
     int B = m->stream_B;
     if (m->o.vocab > 0) {
@@ -820,5 +837,49 @@ rc_status rc_model_stream_step(rc_model *m, const float *x, const int32_t *token
         memcpy(m->sstate[k], v, (size_t)B * (size_t)m->cell->state_size[k % m->nst] * sizeof(float));
     }
     *out = rc_plan_value(b->p, b->out);
+    return RC_OK;
+}
+
+size_t rc_model_stream_state_size(const rc_model *m)
+{
+    if (!ready(m)) return 0;
+    size_t n = 0;
+    for (int k = 0; k < m->nslots; k++) n += (size_t)m->cell->state_size[k % m->nst];
+    return n;
+}
+
+/* Checks an access to row `row` of the stream's state. */
+static rc_status stream_row_check(rc_model *m, int row, const void *buf, const char *what)
+{
+    if (!ready(m)) return m ? (m->status ? m->status : RC_ERR_STATE) : RC_ERR_ARG;
+    if (!m->sstate || m->stream_B < 1)
+        return mfail(m, RC_ERR_STATE, "%s: no stream: call rc_model_stream_reset first", what);
+    if (row < 0 || row >= m->stream_B)
+        return mfail(m, RC_ERR_ARG, "%s: row %d is outside the stream's %d rows", what, row, m->stream_B);
+    if (!buf) return mfail(m, RC_ERR_ARG, "%s: NULL buffer", what);
+    return RC_OK;
+}
+
+rc_status rc_model_stream_get_row(rc_model *m, int row, float *dst)
+{
+    rc_status s = stream_row_check(m, row, dst, "stream_get_row");
+    if (s != RC_OK) return s;
+    for (int k = 0; k < m->nslots; k++) {
+        size_t n = (size_t)m->cell->state_size[k % m->nst];
+        memcpy(dst, m->sstate[k] + (size_t)row * n, n * sizeof(float));
+        dst += n;
+    }
+    return RC_OK;
+}
+
+rc_status rc_model_stream_set_row(rc_model *m, int row, const float *src)
+{
+    rc_status s = stream_row_check(m, row, src, "stream_set_row");
+    if (s != RC_OK) return s;
+    for (int k = 0; k < m->nslots; k++) {
+        size_t n = (size_t)m->cell->state_size[k % m->nst];
+        memcpy(m->sstate[k] + (size_t)row * n, src, n * sizeof(float));
+        src += n;
+    }
     return RC_OK;
 }

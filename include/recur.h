@@ -659,6 +659,18 @@ rc_status rc_model_stream_reset(rc_model *m, int B);
  * output [B*output_size] in *out (valid until the next call). Records nothing for a
  * reverse sweep. Not available for bidirectional models (RC_ERR_STATE). */
 rc_status rc_model_stream_step(rc_model *m, const float *x, const int32_t *tokens, const float **out);
+/* The floats of one row of the stream's state: every state of every layer (layer by
+ * layer, each cell's states in their declared order). 0 for NULL or a broken model. */
+size_t rc_model_stream_state_size(const rc_model *m);
+/* Copies row `row` (0..B-1 of the last rc_model_stream_reset(m, B)) of the stream's
+ * state to dst (rc_model_stream_state_size floats): where that sequence stands. RC_OK;
+ * RC_ERR_STATE when no stream was started, RC_ERR_ARG for a bad row or a NULL dst. */
+rc_status rc_model_stream_get_row(rc_model *m, int row, float *dst);
+/* Sets row `row` of the stream's state from src (as rc_model_stream_get_row wrote it):
+ * the next rc_model_stream_step continues that row from there, the other rows
+ * unchanged (e.g. a beam search moving a prefix's state between rows). Errors as
+ * rc_model_stream_get_row. */
+rc_status rc_model_stream_set_row(rc_model *m, int row, const float *src);
 
 /* ---- optimisers, schedules, clipping -------------------------------------------- */
 
@@ -730,6 +742,187 @@ typedef struct rc_schedule {
 
 /* The learning rate at 1-based `epoch`, and for COSINE at progress in [0, 1]. */
 float rc_schedule_lr(const rc_schedule *s, int epoch, double progress);
+
+/* ---- decoding CTC outputs, forced alignment, error rates ---------------------------
+ * The decoders read what rc_ctc reads: logits [T*B, A] (row t*B+b is step t of sample
+ * b: the stacked step outputs of rc_unroll or a model's head, rc_model_output) or
+ * log-probabilities, A classes of which `blank` (0..A-1) is the blank. Each row is
+ * log-softmax-normalised inside (which leaves log-probabilities as they are), so
+ * reported scores are log-probabilities. lengths int32 [B] gives each sample's input
+ * length T_b (0..T; NULL: all T); rows past it are not read. Every row a sample uses
+ * must have a finite maximum and no NaN or +inf (-inf entries are impossible classes):
+ * anything else is refused before any work, naming sample and step. The decoders
+ * never print; their errors are rc_status values with a message (in err, or on the
+ * decoder). Samples run in parallel (OpenMP) when there are several; results do not
+ * depend on the thread count. (decode/, docs/ARCHITECTURE.md.) */
+
+/* Best-path (greedy) decoding: at each step the most probable class (the lowest index
+ * on a tie), repeats merged, blanks dropped. Sample b's labels go to labels[b*T ..],
+ * the step each was emitted at (the first step of its run) to frames[b*T ..] (frames
+ * may be NULL), their number (<= T_b) to out_lengths[b]. Returns RC_OK, or RC_ERR_ARG
+ * with a message in err (may be NULL): a NULL buffer, T, B or A < 1, a blank outside
+ * 0..A-1, a length outside 0..T, a row as refused above. */
+rc_status rc_ctc_greedy(const float *logits, int T, int B, int A, const int32_t *lengths, int blank,
+                        int32_t *labels, int32_t *frames, int32_t *out_lengths, char *err, size_t errlen);
+
+/* A language model for the beam search's shallow fusion, through callbacks, so that
+ * any model can be plugged in (rc_model_lm_new makes one of a recur character model).
+ * A state stands for a prefix (a sequence of the LM's labels). States are plain bytes
+ * of a fixed size held in the decoder's memory: the decoder copies them with memcpy
+ * and drops them without a call, so a state must own no memory (keep indices into
+ * the LM's own storage if it needs more). */
+typedef struct rc_lm {
+    int vocab;             /* the LM's labels are 0..vocab-1; log-probability vectors hold vocab values */
+    size_t state_bytes;    /* the size of one state, >= 1 */
+    int max_batch;         /* the most prefixes one extend call is given, >= 1 */
+    void *user;            /* passed to the callbacks */
+    /* Writes the state of the empty prefix to `state` and log P(v | empty prefix) for
+     * every label v to logp[0..vocab). RC_OK or an error. */
+    rc_status (*start)(void *user, void *state, float *logp);
+    /* For i < n (1..max_batch): out[i] = the state of in[i]'s prefix followed by the
+     * label labels[i], and out_logp[i][v] = log P(v | that longer prefix). in[i] is
+     * left unchanged and never overlaps an out[j]. RC_OK or an error. */
+    rc_status (*extend)(void *user, int n, const void *const *in, const int32_t *labels, void *const *out,
+                        float *const *out_logp);
+    /* The message of the last failed call, or NULL; the callback itself may be NULL. */
+    const char *(*error)(void *user);
+} rc_lm;
+
+/* The options of the prefix beam search. */
+typedef struct rc_ctc_beam_opts {
+    int width;             /* prefixes kept after each step, >= 1 (default 10) */
+    int nbest;             /* hypotheses returned per sample, 1..width (default 1) */
+    int blank;             /* the blank's class (default 0) */
+    int top_k;             /* > 0: only a step's top_k most probable classes (by log-probability,
+                              the blank not counted) start new prefixes; 0: every class (default) */
+    float min_logp;        /* classes with a log-probability below this at a step start no new
+                              prefix there (default -INFINITY: none pruned) */
+    const rc_lm *lm;       /* a language model for shallow fusion, or NULL (default) */
+    const int32_t *lm_map; /* with lm: [A], the LM label of each class (0..lm->vocab-1; the
+                              blank's entry is not read); copied by rc_ctc_beam_new */
+    float alpha;           /* the LM's weight (default 0) */
+    float beta;            /* the bonus per label of a prefix (default 0; also without an LM) */
+    int lm_eos;            /* >= 0: the LM label that ends a labelling: the final scores add
+                              alpha * log P_lm(lm_eos | labelling); -1: none (default) */
+} rc_ctc_beam_opts;
+
+/* width 10, nbest 1, blank 0, no pruning, no LM, alpha = beta = 0, lm_eos -1. */
+rc_ctc_beam_opts rc_ctc_beam_defaults(void);
+
+/* One hypothesis of the beam search. */
+typedef struct rc_ctc_hyp {
+    const int32_t *labels; /* the labelling (classes, without blanks), owned by the decoder */
+    int length;
+    double score;          /* logp_ctc + alpha * logp_lm + beta * length: what the search ranks by */
+    double logp_ctc;       /* log of the summed probability of the labelling's alignments that
+                              the beam kept: with a beam wide enough to keep every prefix, log
+                              p(labelling | input) exactly; less when prefixes were dropped */
+    double logp_lm;        /* log P_lm(labelling) (with lm_eos, its end included); 0 without LM */
+} rc_ctc_hyp;
+
+/* The CTC prefix beam search (Graves 2012, ch. 7; Hannun et al. 2014, "First-pass
+ * large vocabulary continuous speech recognition using bi-directional recurrent DNNs"):
+ * each prefix carries log probabilities of its alignments so far ending in a blank and
+ * in a label; a step extends the `width` best prefixes by the blank, by a repeat of
+ * their last label and by every (unpruned) class, merges the prefixes that became
+ * equal, and keeps the `width` best by score = log P_ctc + alpha * log P_lm + beta *
+ * |prefix| (the LM scores a prefix's labels through lm_map). */
+typedef struct rc_ctc_beam rc_ctc_beam;
+
+/* A beam decoder for A classes. The options are copied (the LM itself is used, not
+ * copied: it must outlive the decoder). NULL on error with a message in err: width <
+ * 1, nbest outside 1..width, blank outside 0..A-1, top_k < 0, min_logp NaN, an LM
+ * without lm_map or with a bad field (vocab, state_bytes, max_batch, NULL callback), a
+ * map entry outside 0..lm->vocab-1, lm_eos >= lm->vocab, alpha or beta not finite,
+ * out of memory. */
+rc_ctc_beam *rc_ctc_beam_new(int A, const rc_ctc_beam_opts *o, char *err, size_t errlen);
+/* Frees the decoder and its results. */
+void rc_ctc_beam_free(rc_ctc_beam *d);
+/* Decodes B samples of logits [T*B, A] with input lengths (NULL: all T), replacing the
+ * previous results. The workspace is sized once per call from T, width and A (and kept
+ * for the next call); nothing is allocated per step. With an LM the samples are
+ * decoded one after another (the LM is called from this thread only). Returns RC_OK,
+ * or an error with the message in rc_ctc_beam_error (bad sizes or lengths, a refused
+ * row, an LM's error with its message): then there are no results. */
+rc_status rc_ctc_beam_decode(rc_ctc_beam *d, const float *logits, int T, int B, const int32_t *lengths);
+/* The number of hypotheses of sample b (<= nbest; fewer when fewer distinct prefixes
+ * had a non-zero probability), or -1 when b is out of range or there are no results. */
+int rc_ctc_beam_count(const rc_ctc_beam *d, int b);
+/* The k-th best hypothesis of sample b (k = 0 the best, by score), or NULL when out of
+ * range. Valid until the next decode or free. */
+const rc_ctc_hyp *rc_ctc_beam_hyp(const rc_ctc_beam *d, int b, int k);
+/* The message of the decoder's last error ("" when the last call succeeded). */
+const char *rc_ctc_beam_error(const rc_ctc_beam *d);
+
+/* An rc_lm over a recur character language model: a unidirectional model with token
+ * inputs (vocab > 0) and a softmax head over the same labels (output_size == vocab),
+ * run as a stream of max_batch rows (rc_model_stream_*), its state per prefix the
+ * stream's row state and its log-probabilities the log-softmax of the head's output.
+ * The empty prefix's state is the model's state after the token `bos` (0..vocab-1;
+ * e.g. the newline's id when it was trained on lines of text) fed to zero states. The
+ * model must outlive the adapter, and it drives the model's stream: while decoding
+ * with it, do not stream the model yourself. NULL on error with a message in err (a
+ * model that does not fit, bos out of range, max_batch < 1, out of memory). */
+typedef struct rc_model_lm rc_model_lm;
+rc_model_lm *rc_model_lm_new(rc_model *m, int bos, int max_batch, char *err, size_t errlen);
+/* The adapter's rc_lm (valid as long as the adapter) for rc_ctc_beam_opts.lm. */
+const rc_lm *rc_model_lm_iface(rc_model_lm *l);
+/* Frees the adapter (not the model). */
+void rc_model_lm_free(rc_model_lm *l);
+
+/* Forced alignment (Viterbi): the most probable alignment of each sample's transcript,
+ * labels int32 [B, S] (sample b's: labels[b*S .. b*S + label_lengths[b]), classes other
+ * than the blank) over its T_b steps, a path through the CTC states (blank, label 1,
+ * blank, label 2, ..., blank; a repeated label needs a blank between its copies). For
+ * sample b and its k-th label, first[b*S+k] and last[b*S+k] receive the first and last
+ * step the path spends on it (first <= last < next label's first); frame_label[b*T+t]
+ * receives k at the steps of label k, -1 at blank steps, -2 past T_b; score[b] the
+ * log-probability of the path. Any output may be NULL. On a tie the path that stays in
+ * a state is preferred to one that moves on (and, at the end, one without a trailing
+ * blank). Returns RC_OK, or an error with a message in err (may be NULL) naming the
+ * sample, and then no output is written: RC_ERR_ARG for bad sizes, a length outside
+ * 0..T, a label length outside 0..S, a label outside 0..A-1 or equal to the blank, a
+ * refused row, an infeasible transcript (T_b < L_b + the number of neighbouring equal
+ * labels) or one whose every alignment has probability 0 (-inf logits); RC_ERR_NOMEM. */
+rc_status rc_ctc_align(const float *logits, int T, int B, int A, const int32_t *lengths, const int32_t *labels,
+                       int S, const int32_t *label_lengths, int blank, int32_t *first, int32_t *last,
+                       int32_t *frame_label, double *score, char *err, size_t errlen);
+
+/* Edit (Levenshtein) distances and error rates. One alignment of minimal cost
+ * (substitutions, insertions and deletions cost 1 each) is counted: of the minimal
+ * ones, the one that prefers, going back from the ends, a match or substitution to a
+ * deletion and a deletion to an insertion (the distance is the same for all). An
+ * insertion is a unit of the hypothesis the reference lacks, a deletion a unit of the
+ * reference the hypothesis lacks. */
+typedef struct rc_edit_stats {
+    int64_t distance;      /* substitutions + insertions + deletions */
+    int64_t substitutions, insertions, deletions;
+    int64_t ref_length;    /* units (labels, characters, words) of the reference */
+    int64_t hyp_length;    /* units of the hypothesis */
+} rc_edit_stats;
+
+/* The edit distance between two int sequences (ref of nref, hyp of nhyp >= 0; NULL
+ * allowed for a length 0). Memory O(nhyp), time O(nref * nhyp). RC_OK, or RC_ERR_ARG /
+ * RC_ERR_NOMEM with a message in err (may be NULL). */
+rc_status rc_edit_distance(const int32_t *ref, int nref, const int32_t *hyp, int nhyp, rc_edit_stats *out,
+                           char *err, size_t errlen);
+/* The edit distance between two NUL-terminated UTF-8 strings by code point (for the
+ * character error rate). RC_ERR_FORMAT on invalid UTF-8 (overlong forms, surrogates,
+ * above U+10FFFF, a cut sequence), naming which string and the byte offset. */
+rc_status rc_edit_distance_utf8(const char *ref, const char *hyp, rc_edit_stats *out, char *err, size_t errlen);
+/* The edit distance between the words of two NUL-terminated strings (for the word error
+ * rate): words are the maximal runs of bytes other than ASCII whitespace (space, \t,
+ * \n, \v, \f, \r), equal when byte for byte equal. */
+rc_status rc_edit_distance_words(const char *ref, const char *hyp, rc_edit_stats *out, char *err, size_t errlen);
+/* Adds one line's counts to a total (a corpus's rate is its total edits over its total
+ * reference length, not a mean of per-line rates). */
+void rc_edit_stats_add(rc_edit_stats *total, const rc_edit_stats *one);
+/* The error rate of counts: distance / ref_length (the CER of character counts, the
+ * WER of word counts; above 1 when the hypothesis inserts a lot). An empty reference
+ * (ref_length 0) gives 0 when the hypothesis is empty too and +INFINITY otherwise
+ * (every unit inserted, out of none): as a corpus total that happens only when no line
+ * has any reference unit. NAN for NULL. */
+double rc_error_rate(const rc_edit_stats *s);
 
 /* ---- gradient checking -------------------------------------------------------- */
 

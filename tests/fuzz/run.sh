@@ -21,6 +21,8 @@
 #   classify  labelled text, classes and tags (train/data_seq.c)
 #   corpus    text corpora, characters and words, and vocabulary files (train/data_text.c)
 #   config    the recur command's config files (tools/config.c)
+#   decode    error rates on arbitrary bytes (UTF-8, words) and the CTC decoders on
+#             arbitrary small logits and transcripts (decode/; no file: the bytes go in directly)
 # Each prints libFuzzer's final statistics; a last line "fuzz NAME: N executions"
 # gives stat::number_of_executed_units. Needs clang and libclang-rt-14-dev
 # (apt-get install -y clang libclang-rt-14-dev). OUT (default build-fuzz/) holds the
@@ -31,7 +33,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/build-fuzz}
 MODE=${MODE:-full}
 CC=${CC:-clang}
-ALL="cell ckpt npy music csv classify corpus config"
+ALL="cell ckpt npy music csv classify corpus config decode"
 command -v "$CC" >/dev/null 2>&1 || { echo "run.sh: $CC not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }
 
 NAME=cell
@@ -50,12 +52,12 @@ esac
 
 FLAGS="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fno-omit-frame-pointer -fno-sanitize-recover=all \
 -Wall -Wextra -Wno-unknown-pragmas -Wno-missing-field-initializers"
-for d in include base ops graph autodiff cells train tools; do FLAGS="$FLAGS -I$ROOT/$d"; done
+for d in include base ops graph autodiff cells decode train tools; do FLAGS="$FLAGS -I$ROOT/$d"; done
 # cblas.h for ops/op_matmul.c and base/runtime.c (the functions themselves are stubbed)
 for d in /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas; do
     [ -f "$d/cblas.h" ] && FLAGS="$FLAGS -I$d" && break
 done
-LIB_H="include/*.h base/*.h ops/*.h graph/*.h cells/*.h train/*.h tools/*.h"
+LIB_H="include/*.h base/*.h ops/*.h graph/*.h cells/*.h decode/*.h train/*.h tools/*.h"
 # shellcheck disable=SC2086,SC2012
 NEWEST_LIB_H=$(cd "$ROOT" && ls -t $LIB_H | head -n 1)
 # shellcheck disable=SC2086,SC2012
@@ -79,7 +81,7 @@ LIB="$OUT/librecur-fuzz.a"
 build_lib() {
     mkdir -p "$OUT/obj"
     objs=""
-    for s in $(cd "$ROOT" && ls base/*.c ops/*.c graph/*.c autodiff/*.c cells/*.c train/*.c tools/kind*.c) \
+    for s in $(cd "$ROOT" && ls base/*.c ops/*.c graph/*.c autodiff/*.c cells/*.c decode/*.c train/*.c tools/kind*.c) \
              tools/config.c tools/task.c tools/run_ckpt.c tests/fuzz/stubs.c; do
         objs="$objs $(compile "$OUT/obj" "$s")"
     done
