@@ -12,7 +12,7 @@ EXTRA_PKGS=""
 # configuration whichever command runs first (MPI included: the recur command is built
 # with it and tests/test_dist.c runs it under mpirun). The tests add only tools that
 # never change how build/ is configured: clang for the fuzzers (libFuzzer).
-PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev libopenmpi-dev openmpi-bin fortunes gnuplot-nox graphviz locales"
+PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev libopenmpi-dev openmpi-bin help2man fortunes gnuplot-nox graphviz locales"
 TEST_PKGS="clang libclang-rt-14-dev"
 
 need_pkgs() {
@@ -129,6 +129,10 @@ run_tests() {
     build build-min $MIN
     ./build-min/tests/recur-tests --jobs 2 >build-min/tests.log 2>&1 || fail "the tests of build-min" build-min/tests.log
     grep "Synthesis" build-min/tests.log | tail -n 1
+    echo "== installed, without the source tree (tests/install_test.sh)"
+    build build-inst -Dwerror=true -Dauto_features=disabled -Dman=enabled -Dtests=false --prefix="$(pwd)/build-inst-prefix"
+    tests/install_test.sh "$(pwd)/build-inst" >build-inst/install-test.log 2>&1 || fail "the install test" build-inst/install-test.log
+    tail -n 1 build-inst/install-test.log
     echo "== the demo's commands, 3 s of training"
     rm -rf build/demo-smoke
     demo build/demo-smoke 3 20 100 >build/demo-smoke.log 2>&1 || fail "the demo's commands (./do.sh demo for 3 s)" build/demo-smoke.log

@@ -76,8 +76,8 @@ static const optdef OPTS[] = {
                                  "best baseline's" },
     { "task-data", 's', O(task_data), 1, "the data of chars and music: chars=FILE|DIR,music=FILE.json (chars default: "
                                          "the fortunes corpus)" },
-    { "seed-cells", 's', O(seed_cells), 1, "the baselines and first parents: lstm, gru, gru-cho, mut1..3, rnn-tanh, "
-                                           "rnn-relu, lstm-peephole (cells/lib) or .cell files, comma-separated" },
+    { "seed-cells", 's', O(seed_cells), 1, "the baselines and first parents, comma-separated: cell names (recur info lists "
+                                           "them; a built-in is read as the library's file of the same graph) or .cell files" },
     { "budget", 'l', O(budget), 0, "N: stop after N candidates (besides the baselines) in DIR; 0: evaluate the seed cells only" },
     { "time-limit", 'd', O(time_limit), 0, "S: stop this run after S seconds (at a batch's end); 0: no limit" },
     { "params", 'l', O(params), 1, "N: each cell's hidden size is the one bringing the model's parameters nearest N" },

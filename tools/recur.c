@@ -15,7 +15,7 @@ static void usage(FILE *f)
                "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow, --gradcheck\n"
                "  compare   cells side by side: costs, structural diff; with --train, training runs\n"
                "  search    evolutionary search over cells (Jozefowicz et al. 2015); --status DIR: its table\n"
-               "  version   print the version, the cells there are and where the cell library is\n");
+               "  info      the version, the cells there are and where the cell library is (also: version)\n");
 }
 
 static int wants_help(int argc, char **argv)
@@ -40,7 +40,11 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    if (!strcmp(cmd, "--version")) {   /* one line: help2man and scripts read it */
+        printf("recur %s\n", rc_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "info")) {
         char names[4096];
         rc_cell_names(names, sizeof names);
         printf("recur %s\ncells: %s\n(the library folder: $RECUR_CELL_LIB, else the source tree's cells/lib for a build run "
