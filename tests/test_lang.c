@@ -1074,3 +1074,39 @@ Test(lang, sum_and_mean_are_per_sequence)
     rc_graph_free(g);
     rc_cell_free(c);
 }
+
+/* The one lookup of a cell by name (rc_cell_find): built-ins, the library's files, paths;
+ * an unknown name lists every cell there is; RECUR_CELL_LIB moves the library. */
+Test(lang, find_by_name_library_and_path)
+{
+    char err[4096], path[1200];
+    unsetenv("RECUR_CELL_LIB");
+    cr_assert_str_eq(rc_cell_lib_dir(), RECUR_CELL_DIR, "a test binary in the build folder reads the source's cells");
+    rc_cell *b = rc_cell_find("gru-cho", HID, NULL, err, sizeof err);
+    cr_assert(b, "%s", err);
+    cr_expect_null(rc_cell_source(b), "gru-cho is the built-in C cell");
+    rc_cell_free(b);
+    rc_cell *l = rc_cell_find("lstm-peephole", HID, NULL, err, sizeof err);
+    cr_assert(l, "%s", err);
+    cr_expect(rc_cell_source(l) && strstr(rc_cell_source(l), "cell"), "a library cell has its text");
+    rc_cell_free(l);
+    snprintf(path, sizeof path, "%s/mut2.cell", RECUR_CELL_DIR);
+    rc_cell *p = rc_cell_find(path, HID, NULL, err, sizeof err);
+    cr_assert(p, "%s", err);
+    rc_cell_free(p);
+    cr_assert_eq(rc_cell_file("rnn", path, sizeof path, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(path, "/rnn_tanh.cell"), "rnn's file: %s", path);
+    cr_expect_null(rc_cell_find("nope", HID, NULL, err, sizeof err));
+    cr_expect(strstr(err, "unknown cell 'nope'") && strstr(err, "lstm-peephole") && strstr(err, "gru-cho") &&
+                  strstr(err, RECUR_CELL_DIR),
+              "%s", err);
+    cr_expect_null(rc_cell_find("lstm", 0, NULL, err, sizeof err));
+    cr_expect(strstr(err, "hidden size 0"), "%s", err);
+    setenv("RECUR_CELL_LIB", "/nonexistent-cells", 1);
+    cr_expect_str_eq(rc_cell_lib_dir(), "/nonexistent-cells");
+    cr_expect_null(rc_cell_find("lstm-peephole", HID, NULL, err, sizeof err), "the library moved away");
+    b = rc_cell_find("lstm", HID, NULL, err, sizeof err);   /* built-ins need no library */
+    cr_expect(b, "%s", err);
+    rc_cell_free(b);
+    unsetenv("RECUR_CELL_LIB");
+}
