@@ -377,7 +377,6 @@ rc_status rc_gen_pen_dataset(const rc_gen_pen_opts *o, rc_gen_pen_stats *st_out,
         if (held) ok[c] &= (unsigned char)rc_hershey_has(held, c);
         st.charset += ok[c];
     }
-    ok[' '] = 0;   /* words never hold a space */
     plan p;
     rc_status rc = make_plan(&p, o, text, ok, &st, err, errlen) ? RC_ERR_ARG : RC_OK;
     if (rc == RC_OK && make_dir(o->out, 1, err, errlen)) rc = RC_ERR_IO;
