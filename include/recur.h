@@ -1182,6 +1182,138 @@ long long rc_cell_param_count(const char *text, size_t len, int hidden, int inpu
 int rc_cell_hidden_for_params(const char *text, size_t len, int input_size, long long target, long long *count,
                               char *err, size_t errlen);
 
+/* ---- synthetic data: online handwriting from the Hershey fonts (gen/) ----------------
+ * Pen trajectories of text written in the Hershey fonts (Debian's hershey-fonts-data,
+ * read at run time: nothing is compiled in), each sample in a style drawn from its seed
+ * (slant, scale, spacing, baseline drift, elastic jitter, point rate), and whole data
+ * sets of NAME.pen + NAME.gt.txt pairs: the format `recur train` reads, described in
+ * docs/DATA.md ("Pen trajectories"). The same seed gives the same bytes. Functions
+ * report errors in the caller's err buffer (err may be NULL), naming the file (and its
+ * line) or the character at fault; nothing is printed. */
+
+/* One point of a pen trajectory: absolute coordinates (y grows downwards, as on a
+ * tablet and in the Hershey fonts); end = 1 on the last point of a stroke (the pen
+ * lifts after it), else 0. */
+typedef struct rc_pen_point { float x, y; int end; } rc_pen_point;
+/* A trajectory: n points in writing order (cap allocated). A zeroed one is empty. */
+typedef struct rc_pen_traj { rc_pen_point *pts; size_t n, cap; } rc_pen_traj;
+/* Frees a trajectory's points and leaves it empty. */
+void rc_pen_traj_free(rc_pen_traj *t);
+
+/* The folder the Hershey faces are read from: $RECUR_HERSHEY_DIR when set and not
+ * empty, else /usr/share/hershey-fonts (Debian's hershey-fonts-data). */
+const char *rc_hershey_dir(void);
+
+typedef struct rc_hershey_font rc_hershey_font;
+/* Reads a Hershey face (.jhf: line k is the glyph of character 32 + k): a name such
+ * as "scripts" (the file dir/scripts.jhf; dir NULL: rc_hershey_dir()) or a path
+ * containing '/' or ending in ".jhf". NULL on error with a message in err (a missing
+ * file says which package to install; a malformed glyph names the file and line). */
+rc_hershey_font *rc_hershey_load(const char *face, const char *dir, char *err, size_t errlen);
+/* Frees a face (NULL is allowed). */
+void rc_hershey_free(rc_hershey_font *f);
+/* The face's name: its file name without ".jhf". */
+const char *rc_hershey_name(const rc_hershey_font *f);
+/* 1 for the connected script faces (scripts, scriptc, cursive), whose letters are
+ * joined within a word with the pen down; 0 otherwise. */
+int rc_hershey_connected(const rc_hershey_font *f);
+/* 1 when the face draws character c (the space included), else 0. */
+int rc_hershey_has(const rc_hershey_font *f, int c);
+/* A pen lift in a glyph's vertex list: the pair (RC_HERSHEY_PEN_UP, 0) (" R" in the file). */
+#define RC_HERSHEY_PEN_UP (-50)
+/* The glyph of character c as stored: its left and right bounds (relative to the
+ * glyph's centre; the advance is right - left) and its n vertices as 2n values x, y
+ * (y downwards), pen lifts included. Any output pointer may be NULL. Returns n, or -1
+ * when the face does not draw c. */
+int rc_hershey_glyph(const rc_hershey_font *f, int c, int *left, int *right, const int8_t **xy);
+
+/* The ranges a sample's style is drawn from (uniformly unless said otherwise). Lengths
+ * are in font units (a capital letter of the Hershey faces is 21 high, a small letter
+ * about 9). */
+typedef struct rc_pen_style {
+    float slant[2];      /* shear, degrees (positive leans right) */
+    float rotate;        /* baseline rotation in [-rotate, rotate] degrees */
+    float scale[2];      /* output units per font unit */
+    float aspect[2];     /* width / height stretch */
+    float spacing[2];    /* extra space after each letter (each letter adds N(0, 0.5) more) */
+    float word_space[2]; /* a space's advance, times the face's own */
+    float size_var;      /* each letter's height scaled by 1 + N(0, size_var) about the baseline */
+    float drift;         /* baseline drift: a sine of amplitude in [0, drift] and a random wavelength */
+    float jitter;        /* elastic jitter: a smooth random displacement field (three sine waves
+                            of 12..40 units' wavelength) of amplitude up to about jitter */
+    float step[2];       /* the mean distance between points along a straight stroke (curves
+                            are written slower: speed ~ curvature^(-1/3), at most 3.3x) */
+    float speed_var;     /* how much that distance varies along a stroke (log scale; 0: even) */
+    float defer;         /* connected faces: the probability that a word's dots and crossings
+                            (i, j, t, x ...) are written after the word, not after their letter */
+} rc_pen_style;
+/* The default style ranges (docs/DATA.md lists them). */
+rc_pen_style rc_gen_pen_style_default(void);
+/* Writes text (ASCII, at least one character, every character drawn by the face) in
+ * face f as one trajectory in a style drawn from s (NULL: the default) with a
+ * generator seeded by seed, into *out (its old points are freed). Letters are placed
+ * by their bounds; in a connected face the pen stays down from letter to letter of a
+ * word (a joining stroke from one letter's exit to the next one's entry); the pen
+ * lifts between words and between strokes. Coordinates are rounded to 0.01, as
+ * rc_gen_pen_write writes them. RC_OK, or RC_ERR_ARG (a character the face lacks,
+ * named with its position; an empty text; a bad style range) or RC_ERR_NOMEM, with
+ * a message in err; *out is then empty. */
+rc_status rc_gen_pen_render(const rc_hershey_font *f, const char *text, const rc_pen_style *s, uint64_t seed,
+                            rc_pen_traj *out, char *err, size_t errlen);
+/* Writes base + ".pen" (the trajectory, docs/DATA.md; comment, when not NULL, as its
+ * second line "# comment", e.g. the face) and base + ".gt.txt" (text and a newline),
+ * each through a temporary file and a rename. RC_OK, or RC_ERR_ARG (an empty
+ * trajectory or text, a text or comment holding a line end, a coordinate that is not
+ * finite) or RC_ERR_IO, with a message naming the file. */
+rc_status rc_gen_pen_write(const char *base, const rc_pen_traj *t, const char *text, const char *comment, char *err,
+                           size_t errlen);
+
+/* What rc_gen_pen_dataset makes. */
+typedef struct rc_gen_pen_opts {
+    const char *out;           /* the data set's folder: created; its train/, valid/, test/ (and
+                                  test-face/) must not exist yet */
+    const char *text;          /* the text: a file, or a folder of files (read in name order,
+                                  skipping hidden files, symbolic links and fortune .dat
+                                  indexes); NULL: /usr/share/games/fortunes */
+    const char *faces;         /* comma-separated faces of train/valid/test; NULL: the default
+                                  "scripts,scriptc,cursive,futural,rowmans,timesi" */
+    const char *hold_out_face; /* a face for test-face/ only (never in training), or NULL */
+    const char *font_dir;      /* NULL: rc_hershey_dir() */
+    int count;                 /* training samples (>= 1) */
+    int valid, test;           /* samples of valid/ and test/ (>= 1 each) */
+    int test_face;             /* samples of test-face/ (with hold_out_face); 0: as many as test */
+    int min_len, max_len;      /* characters per line, 1 <= min_len <= max_len */
+    uint64_t seed;
+    rc_pen_style style;
+} rc_gen_pen_opts;
+/* Defaults: count 1000, valid 100, test 100, test_face 0 (as test), lines of 10..40
+ * characters, seed 1, the default style, NULLs elsewhere. */
+rc_gen_pen_opts rc_gen_pen_defaults(void);
+
+/* What rc_gen_pen_dataset did. */
+typedef struct rc_gen_pen_stats {
+    size_t corpus_lines;       /* lines of text read */
+    size_t words, words_skipped;   /* words kept, and dropped for a character some face lacks */
+    size_t distinct_lines;     /* distinct lines of min_len..max_len characters cut from them */
+    int charset;               /* characters every face draws */
+    int samples[4];            /* written to train, valid, test, test-face */
+    int texts[4];              /* distinct texts among them */
+    size_t dropped_eval;       /* held-out lines dropped for a character no training line has */
+    size_t points;             /* points written in all */
+} rc_gen_pen_stats;
+/* Makes a data set of connected handwriting: lines cut from the text (words keeping
+ * only characters every face draws, packed into lines of min_len..max_len
+ * characters), each distinct line in one split only (no valid or test text appears
+ * in train, and each of their characters occurs in train), rendered by
+ * rc_gen_pen_render in a face drawn per sample and written as out/SPLIT/NNNNNN.pen +
+ * .gt.txt (the .pen's comment names the face), with out/gen-pen.txt recording the
+ * options and counts. test-face/ writes the texts
+ * of test/ in hold_out_face. Faces other than the Latin ones (greek, cyrillic,
+ * symbols ...) are refused: their glyphs would not match the transcripts. st may be
+ * NULL. RC_OK, or an error with a message in err (a bad option, a missing face or
+ * text, too little text for the held-out splits, a file that cannot be written). */
+rc_status rc_gen_pen_dataset(const rc_gen_pen_opts *o, rc_gen_pen_stats *st, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

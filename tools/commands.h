@@ -25,6 +25,12 @@ void inspect_usage(FILE *f, unsigned mask);
 /* recur search (tools/cmd_search.c): parses its own options from argv[2..argc). */
 int cmd_search(int argc, char **argv);
 
+/* recur generate KIND (tools/cmd_generate.c): dispatches to a kind's command, which
+ * parses its own options from argv[1..argc) (argv[0] is the kind). */
+int cmd_generate(int argc, char **argv);
+/* recur generate pen (tools/gen_pen_cmd.c) */
+int gen_pen_cmd(int argc, char **argv);
+
 /* Shared by inspect and compare (cmd_inspect.c). */
 #include "recur.h"
 /* A cell from a built-in name (lstm, gru, gru-cho, rnn, rnn-relu, mut1..3) or a .cell

@@ -23,6 +23,7 @@
 #   config    the recur command's config files (tools/config.c)
 #   decode    error rates on arbitrary bytes (UTF-8, words) and the CTC decoders on
 #             arbitrary small logits and transcripts (decode/; no file: the bytes go in directly)
+#   pen       pen trajectories and their transcripts, NAME.pen + NAME.gt.txt (train/data_pen.c)
 # Each prints libFuzzer's final statistics; a last line "fuzz NAME: N executions"
 # gives stat::number_of_executed_units. Needs clang and libclang-rt-14-dev
 # (apt-get install -y clang libclang-rt-14-dev). OUT (default build-fuzz/) holds the
@@ -33,7 +34,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/build-fuzz}
 MODE=${MODE:-full}
 CC=${CC:-clang}
-ALL="cell ckpt npy music csv classify corpus config decode"
+ALL="cell ckpt npy music csv classify corpus config decode pen"
 command -v "$CC" >/dev/null 2>&1 || { echo "run.sh: $CC not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }
 
 NAME=cell
