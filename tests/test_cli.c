@@ -970,7 +970,7 @@ Test(cli, rerun_of_a_finished_run_changes_nothing)
     rerun_finished_case("steps", steps, sizeof steps / sizeof *steps, "--steps 10");
     const char *epochs[] = { "--data", small, SMALL, "--epochs", "1" };
     rerun_finished_case("epochs", epochs, sizeof epochs / sizeof *epochs, "all of --epochs 1");
-    const char *timed[] = { "--data", data, SMALL, "--epochs", "100000", "--time-limit", "0.3", "--eval-every", "20" };
+    const char *timed[] = { "--data", data, SMALL, "--epochs", "100000", "--time-limit", "0.3", "--eval-every", "1" };
     rerun_finished_case("time", timed, sizeof timed / sizeof *timed, "--time-limit 0.3");
     const char *early[] = { "--data", data, SMALL, "--steps", "300", "--eval-every", "3", "--patience", "1", "--lr", "1" };
     rerun_finished_case("early", early, sizeof early / sizeof *early, "--patience 1");
