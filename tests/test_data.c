@@ -1298,3 +1298,45 @@ Test(data, batcher_restore_reproduces_epoch)
     batcher_free(&a);
     seqset_free(&s);
 }
+
+/* Label sequences (CTC targets) attached to a feature set are batched padded with 0,
+ * with each sequence's label count and S the batch's longest; the set refuses more
+ * sequences once labelled, and bad offsets are refused (the arrays freed either way). */
+Test(data, seqset_labels_collate)
+{
+    char err[256];
+    seqset s;
+    cr_assert_eq(seqset_init(&s, 1, SEQ_TGT_NONE, 0, err, sizeof err), 0, "%s", err);
+    float x[5] = {1, 2, 3, 4, 5};
+    cr_assert_eq(seqset_add(&s, 3, x, NULL, 0, NULL, NULL, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(seqset_add(&s, 2, x, NULL, 0, NULL, NULL, err, sizeof err), 0, "%s", err);
+    size_t *bad_off = malloc(3 * sizeof *bad_off);
+    int32_t *bad_lab = malloc(3 * sizeof *bad_lab);
+    bad_off[0] = 0, bad_off[1] = 2, bad_off[2] = 1;
+    cr_assert_eq(seqset_attach_labels(&s, bad_lab, bad_off, err, sizeof err), -1);
+    ASSERT_ERR(err, "cannot attach labels", "the offsets decrease");
+    cr_assert_eq(s.kind, SEQ_TGT_NONE);
+    size_t *off = malloc(3 * sizeof *off);
+    int32_t *lab = malloc(3 * sizeof *lab);
+    off[0] = 0, off[1] = 1, off[2] = 3;
+    lab[0] = 7, lab[1] = 2, lab[2] = 9;
+    cr_assert_eq(seqset_attach_labels(&s, lab, off, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(seqset_add(&s, 2, x, NULL, 0, NULL, NULL, err, sizeof err), -1);
+    ASSERT_ERR(err, "labels are attached once every sequence is in");
+    batch_buf bb;
+    memset(&bb, 0, sizeof bb);
+    rc_batch b;
+    memset(&b, 0, sizeof b);
+    int32_t idx[2] = {0, 1};
+    cr_assert_eq(seqset_collate(&s, idx, 2, &bb, &b, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(b.T, 3);
+    cr_assert_eq(b.S, 2);
+    cr_assert_eq(b.label_lengths[0], 1);
+    cr_assert_eq(b.label_lengths[1], 2);
+    int32_t want[4] = {7, 0, 2, 9};
+    for (int i = 0; i < 4; i++) cr_assert_eq(b.labels[i], want[i], "label %d", i);
+    cr_assert_eq(b.lengths[0], 3);
+    cr_assert_eq(b.lengths[1], 2);
+    batch_buf_free(&bb);
+    seqset_free(&s);
+}

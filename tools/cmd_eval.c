@@ -74,9 +74,16 @@ int cmd_eval(config *cli)
         return 2;
     }
     double loss, metric;
-    int rc = task_evaluate(&t, split, &loss, &metric, msg, sizeof msg);
+    kind_stats st;
+    int rc = task_evaluate(&t, split, &loss, &metric, &st, msg, sizeof msg);
     if (rc != 0) fprintf(stderr, "recur eval: %s\n", msg);
-    else printf("%s %s: loss %.4f %s %.4f\n", path, cli->split, loss, task_metric_name(&t), metric);
+    else {
+        printf("%s %s: loss %.4f %s %.4f", path, cli->split, loss, task_metric_name(&t), metric);
+        if (st.word_ref > 0)   /* a transcription kind: the word error rate too, and the counts */
+            printf(" wer %.4f (%.0f character edits in %.0f, %.0f word edits in %.0f)", st.word_edits / st.word_ref,
+                   st.edits, st.ref, st.word_edits, st.word_ref);
+        printf("\n");
+    }
     task_free(&t);
     return rc ? 1 : 0;
 }

@@ -265,7 +265,7 @@ static int validate(trainer *tr, char *msg, size_t len, int *err)
         return 1;
     }
     double loss, metric;
-    int rc = task_evaluate(t, DATA_VALID, &loss, &metric, msg, len);
+    int rc = task_evaluate(t, DATA_VALID, &loss, &metric, NULL, msg, len);
     if (t->is_lm) state_restore(t, &ss);
     if (rc != 0) {
         *err = 1;
@@ -408,6 +408,15 @@ static int setup_run(trainer *tr)
            cfg->seq, rc_num_threads(), procs, why);
     fflush(stdout);
     return 0;
+}
+
+/* A training row's metric: what the loss alone gives (accuracy and error rates need an
+ * evaluation: NaN). */
+static double train_metric(const task *t, double sum, double count)
+{
+    kind_stats st = { .sum = sum, .count = count, .correct = NAN, .edits = NAN, .ref = NAN, .word_edits = NAN,
+                      .word_ref = NAN };
+    return task_metric(t, &st);
 }
 
 /* Ctrl-C and SIGTERM end the run cleanly after the update in progress. */
@@ -578,7 +587,7 @@ static void report(trainer *tr, int ep, float lr, double tnow)
     if (cfg->time_limit > 0 && cfg->time_limit - (tnow - tr->t0) < eta) eta = cfg->time_limit - (tnow - tr->t0);
     group_norms(t->model, &tr->groups);
     metrics_row r = { .kind = "train", .step = (long)tr->pr.step, .epoch = ep + 1, .loss = mean,
-                      .metric_name = task_metric_name(t), .metric = task_metric(t, tr->loss_acc, (double)tr->loss_n, NAN),
+                      .metric_name = task_metric_name(t), .metric = train_metric(t, tr->loss_acc, (double)tr->loss_n),
                       .lr = lr, .grad_norm = rc_optim_grad_norm(tr->opt), .group_norm = tr->groups.norm,
                       .tokens_per_s = tps, .elapsed_s = tr->pr.elapsed };
     if (t->labels) r.metric = NAN;

@@ -10,11 +10,20 @@
 
 struct task;
 
+/* What an evaluation adds up for a kind's metric. */
+typedef struct kind_stats {
+    double sum, count;      /* the loss summed over targets, and the targets */
+    double correct;         /* labelling kinds: correct argmax predictions */
+    double edits, ref;      /* transcription kinds: character edits against the references, and their characters */
+    double word_edits, word_ref;   /* the same in words */
+} kind_stats;
+
 enum {
     KIND_LM = 1u << 0,      /* a language model: B streams of one token sequence, the state
                                carried across batches, samples after epochs */
     KIND_FOLDER = 1u << 1,  /* --data may be a folder of text files, joined into <out>/corpus.txt */
-    KIND_LABELS = 1u << 2   /* targets are labels (t->labels): accuracy of argmax predictions */
+    KIND_LABELS = 1u << 2,  /* targets are labels (t->labels): accuracy of argmax predictions */
+    KIND_DIR = 1u << 3      /* --data is a folder of samples (or of train/, valid/, test/ folders) */
 };
 
 typedef struct data_kind {
@@ -28,8 +37,12 @@ typedef struct data_kind {
     /* Sets what the model needs from the data in o (sizes, head, last_step_only), after
      * the options common to all kinds. 0, or -1 with msg. */
     int (*model)(const struct task *t, rc_model_opts *o, char *msg, size_t len);
-    /* The metric from a split's loss sum, target count and correct predictions. */
-    double (*metric_of)(double sum, double count, double correct);
+    /* After each forward of an evaluation: adds this batch's part of the metric to s (the
+     * loss sum and count are added by the caller). NULL: the loss is all it needs. */
+    int (*eval_batch)(struct task *t, const rc_batch *b, kind_stats *s, char *msg, size_t len);
+    /* The metric of a split from what was added up (NaN when it cannot be had, e.g. a
+     * training row's accuracy, which no evaluation counted). */
+    double (*metric_of)(const kind_stats *s);
 } data_kind;
 
 /* The kind named `name`, or NULL. */

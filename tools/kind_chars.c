@@ -14,11 +14,10 @@ static int model(const task *t, rc_model_opts *o, char *msg, size_t len)
     return task_lm_model(t, o, msg, len);
 }
 
-static double metric_of(double sum, double count, double correct)
+static double metric_of(const kind_stats *s)
 {
-    (void)correct;
-    return sum / count / log(2.0);   /* bits per character */
+    return s->sum / s->count / log(2.0);   /* bits per character */
 }
 
 const data_kind kind_chars = { "chars", "bpc", "characters of text: a language model (bits per character)",
-                               KIND_LM | KIND_FOLDER, load, model, metric_of };
+                               KIND_LM | KIND_FOLDER, load, model, NULL, metric_of };

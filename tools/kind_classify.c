@@ -15,11 +15,10 @@ static int model(const task *t, rc_model_opts *o, char *msg, size_t len)
     return task_label_model(t, o, 1, msg, len);
 }
 
-static double metric_of(double sum, double count, double correct)
+static double metric_of(const kind_stats *s)
 {
-    (void)sum;
-    return correct / count;
+    return s->correct / s->count;
 }
 
 const data_kind kind_classify = { "classify", "acc", "label<TAB>tokens lines: a class per sequence (accuracy)",
-                                  KIND_LABELS, load, model, metric_of };
+                                  KIND_LABELS, load, model, task_count_correct, metric_of };

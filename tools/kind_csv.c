@@ -47,11 +47,10 @@ static int model(const task *t, rc_model_opts *o, char *msg, size_t len)
     return 0;
 }
 
-static double metric_of(double sum, double count, double correct)
+static double metric_of(const kind_stats *s)
 {
-    (void)correct;
-    return sum / count;
+    return s->sum / s->count;
 }
 
-const data_kind kind_csv = { "csv", "mse", "CSV rows of numbers: next-row regression (MSE)", 0, load, model,
+const data_kind kind_csv = { "csv", "mse", "CSV rows of numbers: next-row regression (MSE)", 0, load, model, NULL,
                              metric_of };

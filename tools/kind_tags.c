@@ -15,11 +15,10 @@ static int model(const task *t, rc_model_opts *o, char *msg, size_t len)
     return task_label_model(t, o, 0, msg, len);
 }
 
-static double metric_of(double sum, double count, double correct)
+static double metric_of(const kind_stats *s)
 {
-    (void)sum;
-    return correct / count;
+    return s->correct / s->count;
 }
 
 const data_kind kind_tags = { "tags", "acc", "word/tag lines: a tag per token (accuracy)", KIND_LABELS, load, model,
-                              metric_of };
+                              task_count_correct, metric_of };

@@ -18,11 +18,10 @@ static int model(const task *t, rc_model_opts *o, char *msg, size_t len)
     return task_lm_model(t, o, msg, len);
 }
 
-static double metric_of(double sum, double count, double correct)
+static double metric_of(const kind_stats *s)
 {
-    (void)correct;
-    return exp(sum / count);   /* perplexity */
+    return exp(s->sum / s->count);   /* perplexity */
 }
 
 const data_kind kind_words = { "words", "ppl", "words of text: a language model (perplexity)", KIND_LM | KIND_FOLDER,
-                               load, model, metric_of };
+                               load, model, NULL, metric_of };

@@ -154,7 +154,7 @@ double data_task_run(const search_opts *o, data_task *d, const char *text, int H
         }
     }
     double vloss, metric;
-    if (task_evaluate(&t, DATA_VALID, &vloss, &metric, err, sizeof err) != 0) {
+    if (task_evaluate(&t, DATA_VALID, &vloss, &metric, NULL, err, sizeof err) != 0) {
         snprintf(msg, len, "%s", err);
         goto done;
     }

@@ -370,9 +370,9 @@ char *task_arch(const task *t)
 
 const char *task_metric_name(const task *t) { return t->kind->metric; }
 
-double task_metric(const task *t, double sum, double count, double correct)
+double task_metric(const task *t, const kind_stats *s)
 {
-    return count > 0 ? t->kind->metric_of(sum, count, correct) : NAN;
+    return s->count > 0 ? t->kind->metric_of(s) : NAN;
 }
 
 int feeder_init(feeder *f, task *t, int split, int shuffle, char *msg, size_t len)
@@ -464,9 +464,10 @@ long batch_targets(const task *t, const rc_batch *b)
     return n;
 }
 
-/* Correct argmax predictions of the last forward (classify, tags). */
-static double count_correct(const task *t, const rc_batch *b)
+int task_count_correct(task *t, const rc_batch *b, kind_stats *s, char *msg, size_t len)
 {
+    (void)msg;
+    (void)len;
     const float *out = rc_model_output(t->model);
     int last = rc_model_options(t->model).last_step_only;
     int C = t->labels->n, rows = last ? b->B : b->T * b->B;
@@ -478,10 +479,11 @@ static double count_correct(const task *t, const rc_batch *b)
         for (int k = 1; k < C; k++) best = out[(size_t)r * C + k] > out[(size_t)r * C + best] ? k : best;
         ok += best == b->targets[r];
     }
-    return ok;
+    s->correct += ok;
+    return 0;
 }
 
-int task_evaluate(task *t, int split, double *loss, double *metric, char *msg, size_t len)
+int task_evaluate(task *t, int split, double *loss, double *metric, kind_stats *out, char *msg, size_t len)
 {
     feeder f;
     if (feeder_init(&f, t, split, 0, msg, len) != 0) return -1;
@@ -489,7 +491,7 @@ int task_evaluate(task *t, int split, double *loss, double *metric, char *msg, s
     rc_model_set_training(m, 0);
     rc_model_set_carry(m, t->is_lm);
     rc_model_reset_state(m);
-    double sum = 0, count = 0, correct = 0;
+    kind_stats st = { 0 };
     int rc = feeder_epoch(&f, 0, msg, len);
     for (long j = 0; rc == 0 && j < feeder_count(&f); j++) {
         rc_batch b;
@@ -501,15 +503,16 @@ int task_evaluate(task *t, int split, double *loss, double *metric, char *msg, s
             break;
         }
         rc_model_last_stats(m, &s, &c);
-        sum += s;
-        count += c;
-        if (t->labels) correct += count_correct(t, &b);
+        st.sum += s;
+        st.count += c;
+        if (t->kind->eval_batch && (rc = t->kind->eval_batch(t, &b, &st, msg, len)) != 0) break;
     }
     rc_model_reset_state(m);
     rc_model_set_training(m, 1);
     feeder_free(&f);
     if (rc != 0) return -1;
-    *loss = count > 0 ? sum / count : NAN;
-    *metric = task_metric(t, sum, count, correct);
+    *loss = st.count > 0 ? st.sum / st.count : NAN;
+    *metric = task_metric(t, &st);
+    if (out) *out = st;
     return 0;
 }

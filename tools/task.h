@@ -38,9 +38,11 @@ int task_make_model(task *t, char *msg, size_t len);
 void task_free(task *t);
 /* The text that identifies the architecture (checked when a checkpoint is loaded). */
 char *task_arch(const task *t);
-/* The metric name of the task and its value from a loss sum and target count. */
+/* The metric name of the task and its value from what an evaluation added up. */
 const char *task_metric_name(const task *t);
-double task_metric(const task *t, double sum, double count, double correct);
+double task_metric(const task *t, const kind_stats *s);
+/* The labelling kinds' eval_batch (kind.h): correct argmax predictions of the last forward. */
+int task_count_correct(task *t, const rc_batch *b, kind_stats *s, char *msg, size_t len);
 
 /* Batches of one split. */
 typedef struct feeder {
@@ -63,7 +65,8 @@ int feeder_epoch(feeder *f, int epoch, char *msg, size_t len);
 int feeder_get(feeder *f, long j, rc_batch *b, char *msg, size_t len);
 /* Targets (tokens or steps) in a batch: the throughput unit. */
 long batch_targets(const task *t, const rc_batch *b);
-/* Evaluates the model on a split (eval mode, fresh state): loss per target, metric. */
-int task_evaluate(task *t, int split, double *loss, double *metric, char *msg, size_t len);
+/* Evaluates the model on a split (eval mode, fresh state): loss per target, metric, and
+ * (st may be NULL) what was added up. */
+int task_evaluate(task *t, int split, double *loss, double *metric, kind_stats *st, char *msg, size_t len);
 
 #endif

@@ -124,6 +124,11 @@ int dp_shard(dpar *d, const task *t, const rc_batch *full, rc_batch *out, char *
     if (full->lengths) s.lengths = d->len;
     if (full->x) s.x = d->x;
     if (full->y) s.y = d->y;
+    if (full->labels) {   /* a CTC head's label rows are per sequence: the share's are contiguous */
+        s.labels = full->labels + (size_t)j0 * (size_t)full->S;
+        s.label_lengths = full->label_lengths + j0;
+        s.S = full->S;
+    }
     *out = s;
     return 0;
 }
@@ -132,7 +137,8 @@ void dp_after_forward(dpar *d, const task *t)
 {
     double sum, count;
     rc_model_last_stats(t->model, &sum, &count);
-    d->norm = d->empty ? 0 : rc_model_options(t->model).norm == RC_NORM_SEQUENCES ? (double)d->nb : count;
+    rc_loss_norm norm = rc_model_options(t->model).norm;
+    d->norm = d->empty ? 0 : norm == RC_NORM_SEQUENCES ? (double)d->nb : norm == RC_NORM_SUM ? 1.0 : count;
 }
 
 int dp_reduce_grads(dpar *d, task *t, double total, char *msg, size_t len)
@@ -140,6 +146,7 @@ int dp_reduce_grads(dpar *d, task *t, double total, char *msg, size_t len)
     /* The model normalised this rank's loss by d->norm (its targets or rows); the whole
      * batch's loss is normalised by the total: each rank's gradient counts norm / total. */
     double w = d->empty || !(total > 0) ? 0.0 : d->norm / total;
+    if (rc_model_options(t->model).norm == RC_NORM_SUM) w = d->empty ? 0.0 : 1.0;   /* a sum: nothing to rescale */
     float *f = d->flat;
     for (int i = 0; i < d->np; i++) {
         const float *g = model_grad(t->model, i);

@@ -195,9 +195,12 @@ typedef enum seq_target {
     SEQ_TGT_CLASS,      /* one int32 class per sequence (batched as targets [B], last step) */
     SEQ_TGT_TAGS,       /* one int32 class per step (targets [T*B]) */
     SEQ_TGT_FLOAT,      /* K floats per step (y [T*B*K]): multi-hot, regression */
-    SEQ_TGT_NEXT        /* the next step of the sequence itself: a stored sequence of L steps
+    SEQ_TGT_NEXT,       /* the next step of the sequence itself: a stored sequence of L steps
                            gives L-1 steps, input step t, target step t+1 (y [T*B*F] for
                            features, targets [T*B] for tokens) */
+    SEQ_TGT_LABELS      /* a label sequence per sequence, of its own length (unsegmented:
+                           CTC): batched as labels [B*S] padded, label_lengths [B], S the
+                           batch's longest; attached with seqset_attach_labels */
 } seq_target;
 
 typedef struct seqset {
@@ -214,6 +217,8 @@ typedef struct seqset {
     int32_t *cls;       /* [n] SEQ_TGT_CLASS */
     int32_t *tag;       /* [off[n]] SEQ_TGT_TAGS */
     float *y;           /* [off[n] * K] SEQ_TGT_FLOAT */
+    int32_t *lab;       /* SEQ_TGT_LABELS: every sequence's labels, back to back */
+    size_t *lab_off;    /* SEQ_TGT_LABELS: [n+1] sequence i's labels are lab[lab_off[i], lab_off[i+1]) */
     char **names;       /* [F] feature names (a CSV header), or NULL */
     int cap_n;          /* allocated sequences */
     size_t cap_steps;   /* allocated steps */
@@ -228,6 +233,10 @@ int seqset_init(seqset *s, int F, seq_target kind, int K, char *err, size_t errl
 int seqset_init_binary(seqset *s, int F, seq_target kind, char *err, size_t errlen);
 /* Frees a set and leaves it empty. */
 void seqset_free(seqset *s);
+/* Makes s (SEQ_TGT_NONE, n sequences) a SEQ_TGT_LABELS set, taking ownership of lab
+ * (malloc'ed, lab_off[n] values) and lab_off (malloc'ed, [n+1], non-decreasing from 0),
+ * also on error (then they are freed and s is unchanged). */
+int seqset_attach_labels(seqset *s, int32_t *lab, size_t *lab_off, char *err, size_t errlen);
 /* Appends a sequence of len stored steps (>= 1; >= 2 with SEQ_TGT_NEXT): x [len*F]
  * or tokens [len]; per kind cls, tags [len] or y [len*K] (others ignored). Copied.
  * An error on a binary set. Growing beyond what memory (or size_t) holds is an error
@@ -258,8 +267,8 @@ int seqset_windows(seqset *out, const seqset *src, int seq, int T, int S, char *
 /* Buffers a collated batch points into (grown as needed; reused across batches). */
 typedef struct batch_buf {
     float *x, *y;
-    int32_t *tokens, *lengths, *targets;
-    size_t cap_x, cap_y, cap_tok, cap_len, cap_tgt;
+    int32_t *tokens, *lengths, *targets, *labels, *label_lengths;
+    size_t cap_x, cap_y, cap_tok, cap_len, cap_tgt, cap_lab, cap_lablen;
 } batch_buf;
 
 /* Frees the buffers and leaves them empty. */
@@ -267,7 +276,8 @@ void batch_buf_free(batch_buf *b);
 /* Collates sequences idx[0..B) of s into *out (pointing into buf), time-major with
  * T = the longest length: x/tokens padded with 0, targets with -1, y with 0;
  * lengths[b] the sequence's length. Per kind: CLASS targets [B]; TAGS and NEXT on
- * tokens targets [T*B]; FLOAT y [T*B*K]; NEXT on features y [T*B*F]. A binary set's
+ * tokens targets [T*B]; FLOAT y [T*B*K]; NEXT on features y [T*B*F]; LABELS labels
+ * [B*S] (padded with 0, S the longest of the batch) with label_lengths [B]. A binary set's
  * bits become 0.0f/1.0f. A batch too large for memory (or size_t) is an error giving
  * B, T and the bytes it needs. */
 int seqset_collate(const seqset *s, const int32_t *idx, int B, batch_buf *buf, rc_batch *out,

@@ -100,7 +100,27 @@ void seqset_free(seqset *s)
     free(s->cls);
     free(s->tag);
     free(s->y);
+    free(s->lab);
+    free(s->lab_off);
     memset(s, 0, sizeof *s);
+}
+
+int seqset_attach_labels(seqset *s, int32_t *lab, size_t *lab_off, char *err, size_t errlen)
+{
+    const char *why = !lab_off ? "no label offsets" : s->kind != SEQ_TGT_NONE ? "the set has targets already"
+                      : lab_off[0] != 0 ? "the first offset is not 0" : NULL;
+    for (int i = 0; !why && i < s->n; i++)
+        if (lab_off[i + 1] < lab_off[i]) why = "the offsets decrease";
+    if (!why && !lab && lab_off[s->n] > 0) why = "no labels";
+    if (why) {
+        free(lab);
+        free(lab_off);
+        return data_fail(err, errlen, "sequence set: cannot attach labels: %s", why);
+    }
+    s->lab = lab;
+    s->lab_off = lab_off;
+    s->kind = SEQ_TGT_LABELS;
+    return 0;
 }
 
 /* Bytes one stored step takes in the set's arrays (0 when that overflows). */
@@ -169,6 +189,8 @@ static int reserve(seqset *s, size_t steps, char *err, size_t errlen)
 static int add_check(const seqset *s, int len, size_t *at, size_t *steps, char *err, size_t errlen)
 {
     if (!s->off) return data_fail(err, errlen, "sequence set: not initialised");
+    if (s->kind == SEQ_TGT_LABELS)
+        return data_fail(err, errlen, "sequence set: labels are attached once every sequence is in");
     int minlen = s->kind == SEQ_TGT_NEXT ? 2 : 1;
     if (len < minlen)
         return data_fail(err, errlen, "sequence set: a sequence of %d steps (need >= %d)", len, minlen);
@@ -307,6 +329,8 @@ void batch_buf_free(batch_buf *b)
     free(b->tokens);
     free(b->lengths);
     free(b->targets);
+    free(b->labels);
+    free(b->label_lengths);
     memset(b, 0, sizeof *b);
 }
 
@@ -339,17 +363,36 @@ int seqset_collate(const seqset *s, const int32_t *idx, int B, batch_buf *buf, r
     if (pg) buf->targets = pg;
     float *py = use_y ? grow(buf->y, &buf->cap_y, rows * K, sizeof *py) : NULL;
     if (py) buf->y = py;
-    if (!pl || (F > 0 && !px) || (F == 0 && !pt) || (ntgt && !pg) || (use_y && !py))
+    int labs = s->kind == SEQ_TGT_LABELS;
+    size_t S = 0;
+    for (int b = 0; labs && b < B; b++) {
+        size_t l = s->lab_off[idx[b] + 1] - s->lab_off[idx[b]];
+        if (l > S) S = l;
+    }
+    if (S > (size_t)INT32_MAX || (S && (size_t)B > SIZE_MAX / sizeof(int32_t) / S))
+        return data_fail(err, errlen, "collate: %d label sequences of up to %zu labels are more than memory can address",
+                         B, S);
+    int32_t *pa = labs ? grow(buf->labels, &buf->cap_lab, S ? S * (size_t)B : 1, sizeof *pa) : NULL;
+    if (pa) buf->labels = pa;
+    int32_t *pb = labs ? grow(buf->label_lengths, &buf->cap_lablen, (size_t)B, sizeof *pb) : NULL;
+    if (pb) buf->label_lengths = pb;
+    if (!pl || (F > 0 && !px) || (F == 0 && !pt) || (ntgt && !pg) || (use_y && !py) || (labs && (!pa || !pb)))
         return data_fail(err, errlen, "collate: out of memory for a batch of %d sequences of up to %d steps "
                          "(%zu bytes a value array)", B, T, rows * wide * sizeof(float));
     if (F > 0) memset(buf->x, 0, rows * F * sizeof(float));
     else memset(buf->tokens, 0, rows * sizeof(int32_t));
     for (size_t i = 0; i < ntgt; i++) buf->targets[i] = -1;
     if (use_y) memset(buf->y, 0, rows * K * sizeof(float));
+    if (labs) memset(buf->labels, 0, (S ? S * (size_t)B : 1) * sizeof(int32_t));
     for (int b = 0; b < B; b++) {
         int i = idx[b], L = seqset_len(s, i);
         size_t o = s->off[i];
         buf->lengths[b] = L;
+        if (labs) {
+            size_t l = s->lab_off[i + 1] - s->lab_off[i];
+            memcpy(buf->labels + (size_t)b * S, s->lab + s->lab_off[i], l * sizeof(int32_t));
+            buf->label_lengths[b] = (int32_t)l;
+        }
         if (s->kind == SEQ_TGT_CLASS) buf->targets[b] = s->cls[i];
         for (int t = 0; t < L; t++) {
             size_t row = (size_t)t * (size_t)B + (size_t)b, st = o + (size_t)t;
@@ -376,6 +419,11 @@ int seqset_collate(const seqset *s, const int32_t *idx, int B, batch_buf *buf, r
     out->lengths = buf->lengths;
     out->targets = ntgt ? buf->targets : NULL;
     out->y = use_y ? buf->y : NULL;
+    if (labs) {
+        out->labels = buf->labels;
+        out->label_lengths = buf->label_lengths;
+        out->S = (int)S;
+    }
     return 0;
 }
 
