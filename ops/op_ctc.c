@@ -441,17 +441,24 @@ static inline double *alpha_row(const ctc_ws *w, int t, int b)
  * them); not inlined, where GCC 12 spills less (about 2% fewer instructions). */
 #define KERNEL __attribute__((noinline)) static
 
-/* Alpha at step t (the c rows) from step t-1's (the p rows). */
-KERNEL void alpha_pairs(double *restrict cB, double *restrict cL, const double *restrict pB,
+/* Alpha at step t (the c rows) from step t-1's (the p rows), U_j through u. Two loops:
+ * within each, the groups are independent chains (a label's log-add-exp waits for its
+ * U's, about 100 cycles, which one loop would leave the out-of-order window to hide). */
+KERNEL void alpha_pairs(double *restrict cB, double *restrict cL, double *restrict u, const double *restrict pB,
                         const double *restrict pL, const float *restrict xr, const int32_t *restrict lc,
                         const double *restrict lm, const int64_t *restrict sk, double eb, double l, int g0, int g1)
 {
     for (int j0 = g0; j0 < g1; j0 += V)
         for (int q = 0; q < V; q++) {
             int j = j0 + q;
-            double pb = pB[j], u = logaddexp(pb, pL[j - 1]);
-            cB[j] = u + eb;
-            cL[j] = logaddexp(pL[j], sk[j] ? u : pb) + (lm[j] + ((double)xr[lc[j]] - l));
+            u[j] = logaddexp(pB[j], pL[j - 1]);
+            cB[j] = u[j] + eb;
+        }
+    for (int j0 = g0; j0 < g1; j0 += V)
+        for (int q = 0; q < V; q++) {
+            int j = j0 + q;
+            double uj = u[j], pb = pB[j];   /* both loaded: a select, not a masked load */
+            cL[j] = logaddexp(pL[j], sk[j] ? uj : pb) + (lm[j] + ((double)xr[lc[j]] - l));
         }
 }
 
@@ -500,7 +507,8 @@ KERNEL void beta_pairs(double *restrict nB, double *restrict nL, double *restric
     for (int j0 = h0; j0 < h1; j0 += V)
         for (int q = 0; q < V; q++) {
             int j = j0 + q;
-            nL[j] = logaddexp(vl[j], sk[j + 1] ? nB[j + 1] : bB[j + 1] + eb);
+            double wn = nB[j + 1], vn = bB[j + 1] + eb;   /* both loaded: a select */
+            nL[j] = logaddexp(vl[j], sk[j + 1] ? wn : vn);
         }
 }
 
@@ -523,7 +531,8 @@ static void alpha_step(const ctc_ws *w, const float *xr, double l, int L, int bl
         cL[0] = lm[0] + ((double)xr[lc[0]] - l);
     } else {
         const double *pB = alpha_row(w, t - 1, b);
-        alpha_pairs(cB, cL, pB, pB + RW, xr, lc, lm, sk, eb, l, g0, g1);
+        double *u = w->work + (size_t)b * WORK_D(w) + 4 * (size_t)RW + V;   /* beta's v-label row */
+        alpha_pairs(cB, cL, u, pB, pB + RW, xr, lc, lm, sk, eb, l, g0, g1);
     }
     cB[g0 - 1] = cL[g0 - 1] = -INFINITY;   /* what step t+1 reads outside [g0, g1) */
     for (int j = g1; j < g1 + V; j++) cB[j] = cL[j] = -INFINITY;
