@@ -286,8 +286,9 @@ rc_ctc_opts rc_ctc_defaults(void);
  * A feasible sample whose likelihood is 0 in floating point (only with -inf logits)
  * has loss +inf (0 with zero_infeasible) and gradient 0. rc_plan_ctc_infeasible tells
  * which samples were treated so. A valid step whose logits have no finite maximum (all
- * -inf, or +inf or NaN among them) makes its sample's loss NaN; steps past T_b are not
- * read. NULL on a shape error (see rc_graph_error). */
+ * -inf, or +inf or NaN among them) makes its sample's loss NaN and the gradient of its
+ * valid steps NaN (not counted as infeasible); steps past T_b are not read. NULL on a
+ * shape error (see rc_graph_error). */
 rc_node *rc_ctc(rc_graph *g, rc_node *logits, rc_node *labels, rc_node *label_lengths, rc_node *mask,
                 const rc_ctc_opts *o);
 
