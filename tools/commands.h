@@ -25,6 +25,11 @@ void inspect_usage(FILE *f, unsigned mask);
 /* recur search (tools/cmd_search.c): parses its own options from argv[2..argc). */
 int cmd_search(int argc, char **argv);
 
+/* recur generate KIND (tools/cmd_generate.c): dispatches to the kind's command. */
+int cmd_generate(int argc, char **argv);
+/* recur generate lines (tools/gen_lines_cmd.c): argv[0] is "lines", its options follow. */
+int gen_lines_cmd(int argc, char **argv);
+
 /* Shared by inspect and compare (cmd_inspect.c). */
 #include "recur.h"
 /* A cell from a built-in name (lstm, gru, gru-cho, rnn, rnn-relu, mut1..3) or a .cell

@@ -15,6 +15,7 @@ static void usage(FILE *f)
                "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow, --gradcheck\n"
                "  compare   cells side by side: costs, structural diff; with --train, training runs\n"
                "  search    evolutionary search over cells (Jozefowicz et al. 2015); --status DIR: its table\n"
+               "  generate  synthetic data sets: recur generate lines (printed text lines for OCR)\n"
                "  version   print the version\n");
 }
 
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!strcmp(cmd, "search")) return cmd_search(argc, argv);   /* its own options (tools/cmd_search.c) */
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc, argv);   /* (tools/cmd_generate.c) */
     unsigned mask = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (!strcmp(cmd, cmds[i].name)) mask = cmds[i].mask;
