@@ -10,7 +10,9 @@
  * box), shear up to 0.08, scales 0.9-1.1, an elastic field of 1-4% of an em smoothed
  * over 0.15-0.5 em (half the lines), blur of 0.1-0.9 output pixels (70%), ink 0-0.3 and
  * paper 0.7-1 (so the contrast is at least 0.4), noise of 1-10% (60%), binarisation at
- * 35-65% of the way from ink to paper (20%). */
+ * 30-60% of the way from the darkest pixel to the paper (20%, with blur of at most
+ * 0.5 pixels: more joins letters into blobs; from the darkest pixel left after blur and
+ * resizing, not the ink level, so thin strokes are not erased). */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
 #endif
@@ -156,6 +158,7 @@ static void draw_style(line_style *s, double *rot_u, double *elastic_u, int H, i
     s->paper = 0.7 + 0.3 * u[12];
     s->noise = u[13] < 0.6 ? 0.01 + 0.09 * u[14] : 0;
     s->threshold = u[15] < 0.2 ? 1 : -1;   /* the level is drawn below, when used */
+    if (s->threshold >= 0 && s->blur > 0.5) s->blur = 0.5;   /* more, binarised, joins letters into blobs */
 }
 
 /* Margins and the elastic field in pixels at the rendering size, from the rendered box. */
@@ -180,7 +183,7 @@ static void draw_geometry(line_style *s, const canvas *c, double rot_u, double e
     w->margin_r = (0.05 + 0.75 * u[2]) * em;
     w->margin_t = 0.2 * u[3] * boxh;
     w->margin_b = 0.2 * u[4] * boxh;
-    if (s->threshold >= 0) s->threshold = s->ink + (s->paper - s->ink) * (0.35 + 0.3 * u[5]);
+    if (s->threshold >= 0) s->threshold = 0.3 + 0.3 * u[5];   /* a fraction: the level is set after resizing */
 }
 
 rc_status rc_gen_line_render(rc_line_gen *g, int font, const char *text, uint64_t seed, unsigned char **pixels,
@@ -244,6 +247,11 @@ rc_status rc_gen_line_render(rc_line_gen *g, int font, const char *text, uint64_
     if (!img || !px || resample_f32(wc.v, wc.w, wc.h, img, W, H) != 0) {
         gen_fail(err, errlen, "out of memory for a %d x %d image", W, H);
         goto done;
+    }
+    if (s.threshold >= 0) {   /* between the darkest ink that survived blur and resizing and the paper */
+        float lo = 1;
+        for (size_t i = 0; i < (size_t)W * (size_t)H; i++) lo = img[i] < lo ? img[i] : lo;
+        s.threshold = lo + (s.paper - lo) * s.threshold;
     }
     for (size_t i = 0; i < (size_t)W * (size_t)H; i++) {
         double v = img[i];

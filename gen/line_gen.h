@@ -127,7 +127,8 @@ typedef struct line_style {
     double blur;            /* Gaussian sigma at render scale, pixels */
     double ink, paper;      /* gray levels, 0..1 */
     double noise;           /* additive Gaussian noise sigma after resizing, gray levels */
-    double threshold;       /* binarisation threshold (gray level), or < 0 */
+    double threshold;       /* binarisation: a fraction of the way from the darkest pixel (after blur and
+                               resizing) to the paper, or < 0: none */
 } line_style;
 
 #endif

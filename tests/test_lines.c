@@ -781,6 +781,46 @@ Test(genlines, render_reproducible)
     ASSERT_ERR(err, "height 300");
 }
 
+/* Pixels darker than halfway between the image's darkest and lightest. */
+static size_t dark_pixels(const unsigned char *px, int w, int h)
+{
+    int lo = 255, hi = 0;
+    for (int i = 0; i < w * h; i++) lo = px[i] < lo ? px[i] : lo, hi = px[i] > hi ? px[i] : hi;
+    size_t n = 0;
+    for (int i = 0; i < w * h; i++) n += 2 * px[i] < lo + hi;
+    return n;
+}
+
+/* No degradation erases the text: every rendering of many seeds keeps at least a
+ * quarter of the clean rendering's ink (binarising a blurred small line at a level set
+ * from the ink colour once left two dots of "aa bb" at height 16). */
+Test(genlines, degradations_keep_the_text)
+{
+    need_gen();
+    const char *fonts[] = {"DejaVuSans"};
+    char err[512] = "";
+    for (int H = 16; H <= 32; H += 16) {
+        rc_line_gen *clean, *g;
+        rc_line_gen_opts oc = {.height = H, .clean = 1}, od = {.height = H};
+        cr_assert_eq(rc_gen_line_new(&clean, fonts, 1, &oc, err, sizeof err), RC_OK, "%s", err);
+        cr_assert_eq(rc_gen_line_new(&g, fonts, 1, &od, err, sizeof err), RC_OK, "%s", err);
+        unsigned char *px;
+        int w, h;
+        cr_assert_eq(rc_gen_line_render(clean, 0, "aa bb", 1, &px, &w, &h, err, sizeof err), RC_OK, "%s", err);
+        double ink = (double)dark_pixels(px, w, h) / ((double)w * h);
+        free(px);
+        for (uint64_t seed = 1; seed <= 200; seed++) {
+            cr_assert_eq(rc_gen_line_render(g, 0, "aa bb", seed, &px, &w, &h, err, sizeof err), RC_OK, "%s", err);
+            double f = (double)dark_pixels(px, w, h) / ((double)w * h);
+            cr_expect_geq(f, ink / 4, "height %d, seed %llu: %.3f of the pixels are ink, the clean line has %.3f", H,
+                          (unsigned long long)seed, f, ink);
+            free(px);
+        }
+        rc_gen_line_free(clean);
+        rc_gen_line_free(g);
+    }
+}
+
 /* Reads every file of a folder tree into one buffer in name order (for comparing sets). */
 static void read_tree(const char *dir, char **buf, size_t *len)
 {
