@@ -143,9 +143,11 @@ static const char *jpath(job *j, const char *out, const char *split, const char 
     return j->path;
 }
 
-/* The held-out lines: valid and test, disjoint from the training lines (the pool's
- * first `reserve` lines; training uses the rest), and using only characters of the
- * training lines actually rendered. */
+/* The texts of each split. Training takes the pool's first T distinct lines (T =
+ * count when the pool leaves room for spares, fewer otherwise; sample i takes line
+ * i mod T); valid and test take, in pool order, the lines after them whose characters
+ * all occur in those training lines (so the training alphabet covers every split); a
+ * line with another character is skipped. test-fonts shows the test lines. */
 static int choose_texts(job *j, const rc_gen_lines_opts *o, int nv, int nt, char *err, size_t errlen)
 {
     int n = j->pool.n, need = nv + nt;
@@ -153,19 +155,18 @@ static int choose_texts(job *j, const rc_gen_lines_opts *o, int nv, int nt, char
         return gen_fail(err, errlen, "%s: the text gives %d distinct lines of %d-%d characters; %d are needed (%d "
                         "valid + %d test held out, and training lines): give more text or fewer lines",
                         o->text ? o->text : DEFAULT_TEXT, n, o->min_chars, o->max_chars, need + 1, nv, nt);
-    int reserve = 2 * need < n - 1 ? 2 * need : n - 1;   /* spares for lines with characters training lacks */
-    int ntrain = n - reserve;
+    int T = j->count[SPLIT_TRAIN];
+    if (T > n - 2 * need) T = n - 2 * need;   /* keep spares for lines with other characters */
+    if (T < 1) T = n - need;
     for (int k = 0; k < NSPLITS; k++) j->texts[k] = malloc(((size_t)j->count[k] + 1) * sizeof *j->texts[k]);
     j->train_chars = calloc(0x110000 / 8, 1);
     for (int k = 0; k < NSPLITS; k++)
         if (!j->texts[k]) return gen_fail(err, errlen, "out of memory");
     if (!j->train_chars) return gen_fail(err, errlen, "out of memory");
-    for (int i = 0; i < j->count[SPLIT_TRAIN]; i++) {
-        j->texts[SPLIT_TRAIN][i] = j->pool.line[reserve + i % ntrain];
-        if (i < ntrain) mark_chars(j->train_chars, j->texts[SPLIT_TRAIN][i]);
-    }
+    for (int i = 0; i < T; i++) mark_chars(j->train_chars, j->pool.line[i]);
+    for (int i = 0; i < j->count[SPLIT_TRAIN]; i++) j->texts[SPLIT_TRAIN][i] = j->pool.line[i % T];
     int got = 0, skipped = 0;
-    for (int i = 0; i < reserve && got < need; i++) {
+    for (int i = T; i < n && got < need; i++) {
         const char *t = j->pool.line[i];
         if (!all_marked(j->train_chars, t)) {
             skipped++;
@@ -176,9 +177,9 @@ static int choose_texts(job *j, const rc_gen_lines_opts *o, int nv, int nt, char
         got++;
     }
     if (got < need)
-        return gen_fail(err, errlen, "only %d held-out lines use just the characters of the %d training lines (%d "
-                        "had others); %d are needed: give more training lines or fewer valid/test lines", got,
-                        j->count[SPLIT_TRAIN], skipped, need);
+        return gen_fail(err, errlen, "only %d held-out lines use just the characters of the %d distinct training "
+                        "lines (%d had others); %d are needed: give more text, more training lines or fewer "
+                        "valid/test lines", got, T, skipped, need);
     for (int i = 0; i < j->count[SPLIT_TEST_FONTS]; i++) j->texts[SPLIT_TEST_FONTS][i] = j->texts[SPLIT_TEST][i];
     return 0;
 }
@@ -264,6 +265,19 @@ rc_status rc_gen_lines(const rc_gen_lines_opts *o, char *err, size_t errlen)
     }
     job j;
     memset(&j, 0, sizeof j);
+    for (int k = 0; k < NSPLITS; k++) {   /* refuse before the work, and before creating anything */
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", o->out, split_name[k]);
+        DIR *d = opendir(p);
+        int files = 0;
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) files += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+        if (d) closedir(d);
+        if (files) {
+            gen_fail(err, errlen, "%s already holds files: give another --out, or remove it first", p);
+            return RC_ERR_IO;
+        }
+    }
     int nv = o->valid >= 0 ? o->valid : (o->count / 10 > 0 ? o->count / 10 : 1);
     int nt = o->test >= 0 ? o->test : (o->count / 10 > 0 ? o->count / 10 : 1);
     rc_status st = RC_ERR_ARG;
