@@ -986,6 +986,23 @@ Test(genlines, data_set_errors)
     cr_expect_eq(access(tpath("e1"), F_OK), -1, "a refused data set left a folder");
 }
 
+/* A few training lines still find held-out lines within their characters (the whole
+ * rest of the text is searched), and a used --out is refused before the text is read
+ * (here a text too small would be the other error). */
+Test(genlines, small_sets_and_used_out)
+{
+    need_gen_set();
+    char err[1024] = "";
+    rc_gen_lines_opts o = small_set(tpath("few"), 3);
+    o.count = 3;
+    o.valid = 2;
+    o.test = 2;
+    cr_assert_eq(rc_gen_lines(&o, err, sizeof err), RC_OK, "%s", err);
+    o.text = wtext("tiny.txt", "just a few words here\n");
+    cr_expect_eq(rc_gen_lines(&o, err, sizeof err), RC_ERR_IO);
+    ASSERT_ERR(err, "few/train already holds files");
+}
+
 /* ---- a build without FreeType or libpng: the functions say what to install ---------- */
 
 Test(genlines, missing_dependencies_say_so)
