@@ -269,7 +269,7 @@ int text_pool_load(text_pool *p, const char *path, int min_chars, int max_chars,
     int rc;
     if (stat(path, &st) != 0) {
         int e = errno;
-        rc = gen_fail(err, errlen, "%s: %s", path, file_errstr(e, eb, sizeof eb));
+        rc = gen_fail(err, errlen, "%s: cannot read the text: %s", path, file_errstr(e, eb, sizeof eb));
     } else {
         rc = S_ISDIR(st.st_mode) ? load_dir(&c, path, err, errlen) : load_file(&c, path, err, errlen);
     }
