@@ -183,6 +183,12 @@ static void draw_geometry(line_style *s, const canvas *c, double rot_u, double e
     w->margin_r = (0.05 + 0.75 * u[2]) * em;
     w->margin_t = 0.2 * u[3] * boxh;
     w->margin_b = 0.2 * u[4] * boxh;
+    /* the elastic field moves ink by up to its amplitude, bilinear sampling by a pixel */
+    double least = w->elastic_amp + 1;
+    w->margin_l = fmax(w->margin_l, least);
+    w->margin_r = fmax(w->margin_r, least);
+    w->margin_t = fmax(w->margin_t, least);
+    w->margin_b = fmax(w->margin_b, least);
     if (s->threshold >= 0) s->threshold = 0.3 + 0.3 * u[5];   /* a fraction: the level is set after resizing */
 }
 

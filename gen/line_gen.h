@@ -45,7 +45,8 @@ int font_list_parse(font_list *l, const char *spec, const font_list *minus, char
 typedef struct canvas {
     int w, h;
     float *v;               /* [h*w], row-major */
-    double top, bottom;     /* the line box: the font's ascender and descender rows */
+    double top, bottom;     /* the line box: the font's ascender and descender rows, grown to
+                               the ink's first row and one past its last */
     double left, right;     /* the ink's first column and one past its last */
 } canvas;
 

@@ -141,7 +141,7 @@ int tr_render(tr_font *f, const uint32_t *cp, int n, double px, double track, do
     int w = (int)ceil(x + 2 * pad + px), h = (int)ceil(asc + desc + 2 * pad);
     if (rc == 0) rc = canvas_alloc(c, w, h, err, errlen);
     double x0 = pad + 0.0, base = floor(pad + asc + 0.5);
-    int ink_l = w, ink_r = -1;
+    int ink_l = w, ink_r = -1, ink_t = h, ink_b = -1;
     for (int i = 0; i < n && rc == 0; i++) {
         double gx = x0 + pos[i], fx = floor(gx);
         FT_Vector delta = {(FT_Pos)lround((gx - fx) * 64), 0};
@@ -171,6 +171,8 @@ int tr_render(tr_font *f, const uint32_t *cp, int n, double px, double track, do
                 if (v > dst[xx]) dst[xx] = v;
                 if (xx < ink_l) ink_l = xx;
                 if (xx > ink_r) ink_r = xx;
+                if (y < ink_t) ink_t = y;
+                if (y > ink_b) ink_b = y;
             }
         }
     }
@@ -182,8 +184,10 @@ int tr_render(tr_font *f, const uint32_t *cp, int n, double px, double track, do
         canvas_free(c);
         return -1;
     }
-    c->top = base - asc;
-    c->bottom = base + desc;
+    /* the font's line box, grown to the ink (accents above the ascender, descenders below
+       the descender: P052's g, hinting's rounding) */
+    c->top = fmin(base - asc, ink_t);
+    c->bottom = fmax(base + desc, ink_b + 1);
     c->left = ink_l;
     c->right = ink_r + 1;
     return 0;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "data.h"
 #include "data_lines.h"
+#include "line_gen.h"   /* gen/: tr_render, warp_line (line_box_holds_the_ink) */
 #include "pngio.h"
 #include "recur.h"
 #include "resample.h"
@@ -819,6 +820,55 @@ Test(genlines, degradations_keep_the_text)
         rc_gen_line_free(clean);
         rc_gen_line_free(g);
     }
+}
+
+/* The line box a rendering reports holds all its ink, in every usual face (P052's g
+ * reaches below the font's descender; hinting rounds tops up), and a warp cropped to
+ * the warped box with no margin keeps that ink: the crop never cuts a glyph. */
+Test(genlines, line_box_holds_the_ink)
+{
+    need_gen();
+    const char *text = "\xc3\x89gjlQ|_(\xc3\x85";   /* ÉgjlQ|_(Å */
+    uint32_t all[16];
+    int n = 0;
+    for (const char *s = text; *s; n++) s += gen_utf8(s, &all[n]);
+    const char *name, *path;
+    int usual, faces = 0;
+    char err[512] = "";
+    for (int k = 0; (name = rc_gen_line_face(k, &path, NULL, &usual)) != NULL; k++) {
+        if (!usual || !path) continue;
+        faces++;
+        tr_font *f;
+        cr_assert_eq(tr_open(&f, path, err, sizeof err), 0, "%s", err);
+        uint32_t cp[16];
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (tr_has(f, all[i])) cp[m++] = all[i];
+        canvas c;
+        cr_assert_eq(tr_render(f, cp, m, 40, 0, 20, &c, err, sizeof err), 0, "%s: %s", name, err);
+        double mass = 0;
+        for (int y = 0; y < c.h; y++)
+            for (int x = 0; x < c.w; x++) {
+                float v = c.v[y * c.w + x];
+                mass += v;
+                if (v > 0)
+                    cr_expect(y >= floor(c.top) && y < ceil(c.bottom) && x >= c.left && x < c.right,
+                              "%s: ink at (%d, %d) outside the box %g..%g x %g..%g", name, x, y, c.left, c.right,
+                              c.top, c.bottom);
+            }
+        warp_params wp = {.rot = 0.03, .shear = 0.08, .sx = 1, .sy = 1};
+        rng_t r;
+        rng_seed(&r, 1);
+        canvas o;
+        cr_assert_eq(warp_line(&c, &wp, &r, &o, err, sizeof err), 0, "%s", err);
+        double kept = 0;
+        for (int i = 0; i < o.w * o.h; i++) kept += o.v[i];
+        cr_expect_geq(kept, 0.995 * mass, "%s: the warp kept %.1f of %.1f units of ink", name, kept, mass);
+        canvas_free(&o);
+        canvas_free(&c);
+        tr_close(f);
+    }
+    cr_expect_gt(faces, 0, "no usual face is installed");
 }
 
 /* Reads every file of a folder tree into one buffer in name order (for comparing sets). */
