@@ -752,7 +752,7 @@ void rc_gen_lines_defaults(rc_gen_lines_opts *o);
  * characters every chosen font has, shuffled by the seed; valid and test lines are held
  * out (no training line has their text) and use only characters of the training lines;
  * test-fonts renders the test lines in the held-out faces. Each folder holds NAME.png
- * and NAME.gt.txt (the line and a newline) and lines.tsv (name, face, em size); out
+ * and NAME.gt.txt (the line and a newline) and lines.tsv (each name and its face); out
  * gets generate.txt (the options and font files). An out folder whose splits already
  * hold files is refused. RC_OK, or an error with a message. */
 rc_status rc_gen_lines(const rc_gen_lines_opts *o, char *err, size_t errlen);
