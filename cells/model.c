@@ -1,8 +1,9 @@
 /* Models: stacked (optionally bidirectional) layers of one cell, an input embedding
  * or projection-free input, dropout on non-recurrent connections (Zaremba et al.
- * 2014) and an output head with its loss. The model owns the parameters in a store
- * graph; every (T, B) it meets gets its own unrolled graph whose parameters borrow
- * the store's storage, and its own plan, kept in a small cache. */
+ * 2014) and an output head with its loss (per step, per sequence, or CTC over the
+ * sequence). The model owns the parameters in a store graph; every (T, B) it meets
+ * gets its own unrolled graph whose parameters borrow the store's storage, and its
+ * own plan, kept in a small cache. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,13 +14,18 @@
 #include "plan.h"
 
 #define MODEL_CACHE 8
+/* The CTC head's plans hold labels [B, S] with S the batch's longest label sequence
+ * rounded up to this, and serve every narrower batch: the padding costs only the
+ * op's scratch, its work follows each sample's own length. */
+#define CTC_WIDTH_STEP 8
 
 typedef struct built {
     int T, B, masked, stream;
+    int S;                      /* CTC head: the labels' width (0 otherwise) */
     rc_graph *g;
     rc_plan *p;
-    rc_node *x, *tok, *mask, *rev, *last, *lmask, *scale, *targets, *y;
-    rc_node *out, *rowloss, *loss;
+    rc_node *x, *tok, *mask, *rev, *last, *lmask, *scale, *targets, *y, *labels, *label_len;
+    rc_node *out, *rowloss, *loss;  /* CTC head: rowloss is the rc_ctc node, per sample */
     rc_node **init, **fin;      /* per (layer, direction, state) */
     rc_node **pnodes;           /* this graph's node of each store parameter */
     uint64_t used;
@@ -42,6 +48,7 @@ struct rc_model {
     float **sstate;             /* stream states [stream_B, size] */
     int stream_B;
     double last_sum, last_count;
+    uint64_t builds;            /* graphs and plans get_built made (model_plan_builds) */
     uint64_t runs;              /* training forwards so far: the dropout masks' counter */
     float *fbuf;                /* feed scratch */
     int32_t *ibuf;
@@ -154,16 +161,26 @@ static rc_status build_graph(rc_model *m, built *b)
     b->out = rc_add(g, rc_matmul_t(g, h, W, 0, 1), rc_param(g, "out.b", 1, &o->output_size));
     if (!b->stream) {
         int ys[2] = { R, o->output_size };
-        if (o->head == RC_HEAD_SOFTMAX) {
+        if (o->head == RC_HEAD_CTC) {   /* one loss per sample; the mask gives the input lengths */
+            rc_ctc_opts co = { .blank = o->ctc_blank, .reduction = RC_CTC_NONE,
+                               .zero_infeasible = o->ctc_zero_infeasible != 0 };
+            b->labels = rc_input(g, "labels", RC_I32, 2, (int[]){ B, b->S });
+            b->label_len = rc_input(g, "label_lengths", RC_I32, 1, &B);
+            b->rowloss = rc_ctc(g, b->out, b->labels, b->label_len, b->mask, &co);
+        } else if (o->head == RC_HEAD_SOFTMAX) {
             b->targets = rc_input(g, "targets", RC_I32, 1, &R);
             b->rowloss = rc_softmax_xent(g, b->out, b->targets);
         } else {
             b->y = rc_input(g, "y", RC_F32, 2, ys);
             b->rowloss = o->head == RC_HEAD_SIGMOID ? rc_sigmoid_bce(g, b->out, b->y) : rc_mse(g, b->out, b->y);
         }
-        b->lmask = rc_input(g, "loss_mask", RC_F32, 1, &R);
         b->scale = rc_input(g, "loss_scale", RC_F32, 1, (int[]){ 1 });
-        b->loss = rc_mul(g, rc_sum(g, rc_mul(g, b->rowloss, b->lmask)), b->scale);
+        if (o->head == RC_HEAD_CTC) {   /* every sample counts: no mask (an inf loss times 0 is NaN) */
+            b->loss = rc_mul(g, rc_sum(g, b->rowloss), b->scale);
+        } else {
+            b->lmask = rc_input(g, "loss_mask", RC_F32, 1, &R);
+            b->loss = rc_mul(g, rc_sum(g, rc_mul(g, b->rowloss, b->lmask)), b->scale);
+        }
     }
     if (rc_graph_status(g) != RC_OK)
         return mfail(m, rc_graph_status(g), "model graph: %s", rc_graph_error(g));
@@ -202,29 +219,39 @@ static rc_status plan_built(rc_model *m, built *b, unsigned flags)
     return RC_OK;
 }
 
-static built *get_built(rc_model *m, int T, int B, int masked, int stream)
+/* The graph and plan for (T, B, masked, stream) whose labels are at least S wide (the
+ * CTC head; 0 otherwise), built when there is none: a narrower one of the same key is
+ * rebuilt S wide in its place. */
+static built *get_built(rc_model *m, int T, int B, int masked, int stream, int S)
 {
+    int victim = -1;
     for (int i = 0; i < m->ncache; i++) {
         built *b = &m->cache[i];
         if (b->T == T && b->B == B && b->masked == masked && b->stream == stream) {
-            b->used = ++m->clock;
-            return b;
+            if (b->S >= S) {
+                b->used = ++m->clock;
+                return b;
+            }
+            victim = i;
+            break;
         }
     }
-    int victim = m->ncache;
-    if (m->ncache == MODEL_CACHE) {
+    if (victim < 0 && m->ncache == MODEL_CACHE) {
         victim = 1;   /* entry 0 is the store: never evicted */
         for (int i = 2; i < MODEL_CACHE; i++)
             if (m->cache[i].used < m->cache[victim].used) victim = i;
+    }
+    if (victim >= 0) {
         if (m->last == &m->cache[victim]) m->last = NULL;
         if (m->stream == &m->cache[victim]) m->stream = NULL;
         built_free(&m->cache[victim]);
     } else {
-        m->ncache++;
+        victim = m->ncache++;
     }
     built *b = &m->cache[victim];
     memset(b, 0, sizeof *b);
-    b->T = T; b->B = B; b->masked = masked; b->stream = stream;
+    b->T = T; b->B = B; b->masked = masked; b->stream = stream; b->S = S;
+    m->builds++;
     rc_status s = build_graph(m, b);
     if (s == RC_OK) s = bind_params(m, b);
     if (s == RC_OK) s = plan_built(m, b, (stream ? RC_PLAN_NO_GRAD : 0) | m->o.plan_flags);
@@ -257,6 +284,26 @@ static void free_states(rc_model *m, float **st)
     free(st);
 }
 
+#define CTC_CARRY_MSG "the CTC head takes whole sequences: carry (final states becoming the next forward's " \
+                      "initial states) makes no sense with it; turn carry off"
+
+/* Records why CTC head options are unusable; 0 when they are fine. */
+static int ctc_opts_bad(rc_model *m)
+{
+    const rc_model_opts *o = &m->o;
+    if (o->output_size < 2)
+        mfail(m, RC_ERR_ARG, "rc_model_new: the CTC head needs output_size >= 2 (the blank and at least one "
+              "label), got %d", o->output_size);
+    else if (o->ctc_blank < 0 || o->ctc_blank >= o->output_size)
+        mfail(m, RC_ERR_ARG, "rc_model_new: ctc_blank %d is not a class of the CTC head's %d outputs (0..%d)",
+              o->ctc_blank, o->output_size, o->output_size - 1);
+    else if (o->last_step_only)
+        mfail(m, RC_ERR_ARG, "rc_model_new: the CTC head reads every step of a sequence: last_step_only must be 0");
+    else
+        return 0;
+    return 1;
+}
+
 static rc_model *model_make(const rc_cell *cell, const rc_model_opts *opts)
 {
     rc_model *m = calloc(1, sizeof *m);
@@ -266,14 +313,15 @@ static rc_model *model_make(const rc_cell *cell, const rc_model_opts *opts)
     const rc_model_opts *o = &m->o;
     if (!cell) { mfail(m, RC_ERR_ARG, "rc_model_new: NULL cell"); return m; }
     if (o->input_size < 1 || o->layers < 1 || o->layers > 64 || o->output_size < 1 || o->vocab < 0 ||
-        !(o->dropout >= 0 && o->dropout < 1) || o->head < RC_HEAD_SOFTMAX || o->head > RC_HEAD_LINEAR ||
-        o->norm < RC_NORM_STEPS || o->norm > RC_NORM_SEQUENCES) {
+        !(o->dropout >= 0 && o->dropout < 1) || o->head < RC_HEAD_SOFTMAX || o->head > RC_HEAD_CTC ||
+        o->norm < RC_NORM_STEPS || o->norm > RC_NORM_SUM) {
         mfail(m, RC_ERR_ARG,
               "rc_model_new: bad options (input_size %d >= 1, layers %d in 1..64, output_size %d >= 1, "
               "vocab %d >= 0, dropout %g in [0,1), head %d, norm %d)",
               o->input_size, o->layers, o->output_size, o->vocab, (double)o->dropout, (int)o->head, (int)o->norm);
         return m;
     }
+    if (o->head == RC_HEAD_CTC && ctc_opts_bad(m)) return m;
     m->cell = cell_clone(cell);
     if (!m->cell) { mfail(m, RC_ERR_NOMEM, "out of memory"); return m; }
     m->dirs = o->bidirectional ? 2 : 1;
@@ -336,7 +384,12 @@ rc_status rc_model_status(const rc_model *m) { return m ? m->status : RC_ERR_ARG
 const char *rc_model_error(const rc_model *m) { return m ? m->err : "no model (NULL)"; }
 rc_model_opts rc_model_options(const rc_model *m) { return m ? m->o : rc_model_defaults(); }
 void rc_model_set_training(rc_model *m, int on) { if (m) m->training = on != 0; }
-void rc_model_set_carry(rc_model *m, int on) { if (m) m->carry = on != 0; }
+void rc_model_set_carry(rc_model *m, int on)
+{
+    if (!m) return;
+    m->carry = on != 0;
+    if (m->carry && m->o.head == RC_HEAD_CTC) mfail(m, RC_ERR_STATE, "rc_model_set_carry: " CTC_CARRY_MSG);
+}
 
 static int ready(const rc_model *m) { return m && !m->broken && m->store; }
 
@@ -403,6 +456,35 @@ static rc_status feed(rc_model *m, built *b, rc_node *n, const void *data, size_
     return RC_OK;
 }
 
+/* The CTC head's labels: present, lengths within 0..S and T, classes other than the
+ * blank. (A sample too short for its labels is left to the op: zero_infeasible.) */
+static rc_status check_labels(rc_model *m, const rc_batch *bt)
+{
+    const rc_model_opts *o = &m->o;
+    int S = bt->S, A = o->output_size;
+    if (!bt->label_lengths) return mfail(m, RC_ERR_ARG, "forward: the CTC head needs labels: batch.label_lengths is NULL");
+    if (S < 0) return mfail(m, RC_ERR_ARG, "forward: batch.S = %d (the labels' row width) is negative", S);
+    if (S > 0 && !bt->labels) return mfail(m, RC_ERR_ARG, "forward: the CTC head needs labels: batch.labels is NULL");
+    for (int j = 0; j < bt->B; j++) {
+        int L = bt->label_lengths[j];
+        if (L < 0 || L > S)
+            return mfail(m, RC_ERR_ARG, "forward: sample %d: label length %d is outside 0..%d (batch.S)", j, L, S);
+        if (L > bt->T)
+            return mfail(m, RC_ERR_ARG, "forward: sample %d: %d labels cannot fit in the %d steps of the batch", j, L,
+                         bt->T);
+        const int32_t *lab = L > 0 ? bt->labels + (size_t)j * (size_t)S : NULL;
+        for (int k = 0; k < L; k++) {
+            if (lab[k] < 0 || lab[k] >= A)
+                return mfail(m, RC_ERR_ARG, "forward: sample %d: label %d at position %d is not a class of %d (0..%d)",
+                             j, lab[k], k, A, A - 1);
+            if (lab[k] == o->ctc_blank)
+                return mfail(m, RC_ERR_ARG, "forward: sample %d: label at position %d is the blank (%d)", j, k,
+                             o->ctc_blank);
+        }
+    }
+    return RC_OK;
+}
+
 static rc_status check_batch(rc_model *m, const rc_batch *bt)
 {
     const rc_model_opts *o = &m->o;
@@ -412,7 +494,8 @@ static rc_status check_batch(rc_model *m, const rc_batch *bt)
     if (o->vocab > 0 && !bt->tokens) return mfail(m, RC_ERR_ARG, "forward: the model embeds tokens: batch.tokens is NULL");
     if (o->vocab == 0 && !bt->x) return mfail(m, RC_ERR_ARG, "forward: batch.x is NULL");
     if (o->head == RC_HEAD_SOFTMAX && !bt->targets) return mfail(m, RC_ERR_ARG, "forward: batch.targets is NULL");
-    if (o->head != RC_HEAD_SOFTMAX && !bt->y) return mfail(m, RC_ERR_ARG, "forward: batch.y is NULL");
+    if ((o->head == RC_HEAD_SIGMOID || o->head == RC_HEAD_LINEAR) && !bt->y)
+        return mfail(m, RC_ERR_ARG, "forward: batch.y is NULL");
     if (o->vocab > 0)
         for (int i = 0; i < bt->T * bt->B; i++)
             if (bt->tokens[i] < 0 || bt->tokens[i] >= o->vocab)
@@ -427,7 +510,25 @@ static rc_status check_batch(rc_model *m, const rc_batch *bt)
             if (bt->targets[r] >= o->output_size)
                 return mfail(m, RC_ERR_ARG, "forward: target %d at position %d is not a class of %d",
                              bt->targets[r], r, o->output_size);
+    if (o->head == RC_HEAD_CTC) return check_labels(m, bt);
     return RC_OK;
+}
+
+/* The CTC head's labels [B, b->S] (zero padding) and their lengths into the plan;
+ * the number of labels to *count. */
+static rc_status feed_labels(rc_model *m, built *b, const rc_batch *bt, double *count)
+{
+    int B = bt->B;
+    *count = 0;
+    for (int j = 0; j < B; j++) {
+        int L = bt->label_lengths[j];
+        int32_t *row = m->ibuf + (size_t)j * (size_t)b->S;
+        if (L > 0) memcpy(row, bt->labels + (size_t)j * (size_t)bt->S, (size_t)L * sizeof *row);
+        memset(row + L, 0, (size_t)(b->S - L) * sizeof *row);
+        *count += L;
+    }
+    rc_status s = feed(m, b, b->labels, m->ibuf, (size_t)B * (size_t)b->S);
+    return s == RC_OK ? feed(m, b, b->label_len, bt->label_lengths, (size_t)B) : s;
 }
 
 rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
@@ -436,15 +537,20 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
     if (!ready(m)) return m->status ? m->status : RC_ERR_STATE;
     m->status = RC_OK;
     m->err[0] = 0;
+    m->last = NULL;   /* a failed forward leaves nothing to read or to run backward on */
     if (check_batch(m, bt) != RC_OK) return m->status;
     const rc_model_opts *o = &m->o;
-    int T = bt->T, B = bt->B, N = T * B, masked = 0;
+    int ctc = o->head == RC_HEAD_CTC;
+    if (ctc && m->carry) return mfail(m, RC_ERR_STATE, "forward: " CTC_CARRY_MSG);
+    int T = bt->T, B = bt->B, N = T * B, masked = 0, S = 0;
     for (int j = 0; bt->lengths && j < B; j++) masked |= bt->lengths[j] < T;
-    built *b = get_built(m, T, B, masked, 0);
+    for (int j = 0; ctc && j < B; j++) S = bt->label_lengths[j] > S ? bt->label_lengths[j] : S;
+    if (ctc) S = S < 1 ? CTC_WIDTH_STEP : (S + CTC_WIDTH_STEP - 1) / CTC_WIDTH_STEP * CTC_WIDTH_STEP;
+    built *b = get_built(m, T, B, masked, 0, S);
     if (!b) return m->status;
-    m->last = NULL;
     int R = o->last_step_only ? B : N;
-    if (scratch(m, (size_t)N + 1, (size_t)N) != RC_OK) return m->status;
+    size_t ni = (size_t)N > (size_t)B * (size_t)b->S ? (size_t)N : (size_t)B * (size_t)b->S;
+    if (scratch(m, (size_t)N + 1, ni) != RC_OK) return m->status;
 #define LEN(j) (bt->lengths ? bt->lengths[j] : T)
     rc_status s = feed(m, b, b->tok, bt->tokens, (size_t)N);
     if (s == RC_OK) s = feed(m, b, b->x, bt->x, (size_t)N * (size_t)o->input_size);
@@ -463,7 +569,9 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
         s = feed(m, b, b->last, m->ibuf, (size_t)B);
     }
     double count = 0;
-    if (s == RC_OK) {
+    if (s == RC_OK && ctc) {
+        s = feed_labels(m, b, bt, &count);
+    } else if (s == RC_OK) {
         for (int r = 0; r < R; r++) {
             int j = r % B, t = r / B, valid = o->last_step_only || t < LEN(j);
             if (o->head == RC_HEAD_SOFTMAX && bt->targets[r] < 0) valid = 0;
@@ -472,8 +580,9 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
         }
         s = feed(m, b, b->lmask, m->fbuf, (size_t)R);
     }
-    if (s == RC_OK) {
-        float scale = o->norm == RC_NORM_STEPS ? (count > 0 ? (float)(1.0 / count) : 0.0f) : 1.0f / (float)B;
+    if (s == RC_OK) {   /* no targets: loss 0 whatever the scale; no labels: CTC divides by 1 like rc_ctc */
+        double den = o->norm == RC_NORM_SUM ? 1.0 : o->norm == RC_NORM_SEQUENCES ? (double)B : count > 0 ? count : 1.0;
+        float scale = (float)(1.0 / den);
         s = feed(m, b, b->scale, &scale, 1);
     }
     if (s == RC_OK) s = feed(m, b, b->targets, bt->targets, (size_t)R);
@@ -489,10 +598,11 @@ rc_status rc_model_forward(rc_model *m, const rc_batch *bt, double *loss)
     rc_plan_set_training(b->p, m->training);
     b->p->run = m->runs;   /* masks follow the model, not the plan, so a resumed run repeats them */
     if (m->training) m->runs++;
-    if (rc_plan_forward(b->p) != RC_OK) return mfail(m, RC_ERR_ARG, "forward: %s", rc_plan_error(b->p));
+    if (rc_plan_forward(b->p) != RC_OK)   /* the plan's message starts "forward: " itself */
+        return mfail(m, RC_ERR_ARG, "%s", rc_plan_error(b->p));
     const float *rl = rc_plan_value(b->p, b->rowloss), *lm = m->fbuf;
     double sum = 0;
-    for (int r = 0; r < R; r++) sum += (double)rl[r] * lm[r];
+    for (int r = 0; r < (ctc ? B : R); r++) sum += ctc ? (double)rl[r] : (double)rl[r] * lm[r];
     m->last_sum = sum;
     m->last_count = count;
     if (loss) *loss = rc_plan_value(b->p, b->loss)[0];
@@ -528,6 +638,30 @@ const float *rc_model_output(const rc_model *m)
 {
     return (m && m->last) ? rc_plan_value(m->last->p, m->last->out) : NULL;
 }
+
+const float *rc_model_ctc_losses(const rc_model *m)
+{
+    return (m && m->last && m->o.head == RC_HEAD_CTC) ? rc_plan_value(m->last->p, m->last->rowloss) : NULL;
+}
+
+int rc_model_ctc_infeasible(const rc_model *m, int32_t *samples, int max)
+{
+    if (!m || !m->last || m->o.head != RC_HEAD_CTC) return -1;
+    return rc_plan_ctc_infeasible(m->last->p, m->last->rowloss, samples, max);
+}
+
+rc_plan *model_last_plan(const rc_model *m, rc_node **loss)
+{
+    if (loss) *loss = (m && m->last) ? m->last->loss : NULL;
+    return (m && m->last) ? m->last->p : NULL;
+}
+
+rc_node *model_last_param(const rc_model *m, int i)
+{
+    return (ready(m) && m->last && i >= 0 && i < m->nparams) ? m->last->pnodes[i] : NULL;
+}
+
+uint64_t model_plan_builds(const rc_model *m) { return m ? m->builds : 0; }
 
 int rc_model_param_count(const rc_model *m) { return ready(m) ? m->nparams : 0; }
 const char *rc_model_param_name(const rc_model *m, int i)
@@ -649,7 +783,7 @@ rc_status rc_model_stream_reset(rc_model *m, int B)
     if (!ready(m)) return m ? (m->status ? m->status : RC_ERR_STATE) : RC_ERR_ARG;
     if (m->dirs == 2) return mfail(m, RC_ERR_STATE, "stream: a bidirectional model needs the whole sequence");
     if (B < 1) return mfail(m, RC_ERR_ARG, "stream: B = %d must be >= 1", B);
-    built *b = B == 1 ? &m->cache[0] : get_built(m, 1, B, 0, 1);
+    built *b = B == 1 ? &m->cache[0] : get_built(m, 1, B, 0, 1, 0);
     if (!b) return m->status;
     if (B == 1) b->used = ++m->clock;
     if (alloc_states(m, &m->sstate, B) != RC_OK) return m->status;

@@ -447,6 +447,23 @@ rc_cell *rc_cell_gru(int hidden, rc_gru_variant v);
  * MUT2 use x itself, so their input size must equal the hidden size (checked when
  * unrolled). NULL when which is not 1..3. */
 rc_cell *rc_cell_mut(int which, int hidden);
+/* The one lookup of a cell by name, shared by every recur command: a path (with a '/'
+ * or ending in .cell) is loaded with rc_cell_load; a built-in (lstm, gru, gru-cho, rnn,
+ * rnn-relu, mut1, mut2, mut3) is built, lstm with `lstm` (NULL: rc_lstm_defaults());
+ * any other name is NAME.cell ('-' read as '_') in the cell library (rc_cell_lib_dir).
+ * NULL with err: the cell file's error, or for an unknown name every cell there is. */
+rc_cell *rc_cell_find(const char *name, int hidden, const rc_lstm_opts *lstm, char *err, size_t errlen);
+/* The cell-language file rc_cell_find reads for `name` (for a built-in: the library's
+ * file of the same graph, e.g. rnn -> rnn_tanh.cell): 0 with its path in buf, or -1 with
+ * err listing the cells there are. For what needs a cell's text (recur search). */
+int rc_cell_file(const char *name, char *buf, size_t len, char *err, size_t errlen);
+/* The cell library's folder: $RECUR_CELL_LIB when set; else, for a librecur run from its
+ * build folder, the source tree's cells/lib; else the installed <datadir>/recur/cells
+ * (meson install puts the library there). Never NULL; the folder may be missing. */
+const char *rc_cell_lib_dir(void);
+/* Every name rc_cell_find knows (the built-ins, then the library's cells, sorted) and the
+ * library's folder, as one line into buf (truncated to len). Returns the length it needed. */
+size_t rc_cell_names(char *buf, size_t len);
 
 /* In a step function: the graph being built. */
 rc_graph *rc_step_graph(rc_step *s);
@@ -504,12 +521,20 @@ typedef struct rc_model rc_model;
 typedef enum rc_head {
     RC_HEAD_SOFTMAX = 0,  /* classes: softmax cross-entropy against int32 targets */
     RC_HEAD_SIGMOID = 1,  /* multi-label: sigmoid cross-entropy summed over outputs (frame NLL) */
-    RC_HEAD_LINEAR = 2    /* regression: squared error, mean over outputs */
+    RC_HEAD_LINEAR = 2,   /* regression: squared error, mean over outputs */
+    RC_HEAD_CTC = 3       /* unsegmented label sequences: rc_ctc over the head's outputs at every
+                             step [T*B, output_size] (output_size classes, the blank ctc_blank
+                             among them) against batch.labels; input lengths are batch.lengths */
 } rc_head;
 
+/* How the summed loss is divided. With the CTC head the sum is over the samples'
+ * losses (-log p(labels_b | input_b)) and the three are rc_ctc's reductions. */
 typedef enum rc_loss_norm {
-    RC_NORM_STEPS = 0,    /* loss = sum over valid targets / their number */
-    RC_NORM_SEQUENCES = 1 /* loss = sum over valid targets / B (Zaremba et al. 2014) */
+    RC_NORM_STEPS = 0,     /* loss = sum over valid targets / their number; CTC: / the number of
+                              labels of the batch, 1 when it has none (RC_CTC_MEAN_LABEL) */
+    RC_NORM_SEQUENCES = 1, /* loss = sum over valid targets / B (Zaremba et al. 2014); CTC: the
+                              mean of the samples' losses (RC_CTC_MEAN_BATCH) */
+    RC_NORM_SUM = 2        /* loss = sum over valid targets, not divided (CTC: RC_CTC_SUM) */
 } rc_loss_norm;
 
 typedef struct rc_model_opts {
@@ -525,10 +550,16 @@ typedef struct rc_model_opts {
     int learned_init;     /* initial states are learned parameters instead of zeros */
     uint64_t seed;        /* parameter initialisation and dropout masks */
     unsigned plan_flags;  /* RC_PLAN_NO_* flags for the model's training plans (0: all passes) */
+    int ctc_blank;        /* CTC head: the blank's class, 0..output_size-1 */
+    int ctc_zero_infeasible; /* CTC head: 1: a sample too short for its labels (see rc_ctc) counts as
+                                loss 0 with gradient 0, listed by rc_model_ctc_infeasible;
+                                0: such a sample fails the forward, naming it */
 } rc_model_opts;
 
 /* input_size 0 (must be set), vocab 0, 1 layer, no dropout, softmax head, per-step
- * targets, RC_NORM_STEPS, seed 1. */
+ * targets, RC_NORM_STEPS, seed 1, ctc_blank 0, infeasible CTC samples an error.
+ * The CTC head needs output_size >= 2 (the blank and a label) and refuses
+ * last_step_only and carry (rc_model_set_carry): its samples are whole sequences. */
 rc_model_opts rc_model_defaults(void);
 /* A model of `cell` (copied; each layer uses the same cell definition). Its
  * parameters are initialised from o->seed. NULL only when memory is short: check
@@ -551,24 +582,48 @@ typedef struct rc_batch {
     const int32_t *lengths;  /* [B] valid steps of each sequence (1..T), or NULL: all T */
     const int32_t *targets;  /* softmax head: [T*B], or [B] with last_step_only; < 0 = none */
     const float *y;          /* sigmoid/linear heads: [T*B*output_size] or [B*output_size] */
+    const int32_t *labels;   /* CTC head: [B*S], row b = sample b's labels, classes other than
+                                the blank; entries past its label length are ignored */
+    const int32_t *label_lengths; /* CTC head: [B] labels of each sample, 0..S and at most T (all 0
+                                with S 0 and labels NULL: no transcripts, the outputs alone) */
+    int S;                   /* CTC head: the row width of labels (any >= the longest; the
+                                plan's own width is the longest rounded up to 8, kept per (T, B)
+                                and only widened, so varying widths do not rebuild plans) */
 } rc_batch;
 
 /* Runs the model on a batch (building the plan for (T, B) on first use) and writes
- * the normalised loss to *loss (may be NULL). Returns RC_OK or an error. */
+ * the normalised loss to *loss (may be NULL). Returns RC_OK or an error (a bad batch:
+ * the message names the sequence, for the CTC head the sample, e.g. a label outside
+ * 0..output_size-1 or equal to the blank, a label length above S or T, no labels). */
 rc_status rc_model_forward(rc_model *m, const rc_batch *b, double *loss);
-/* The reverse sweep of the last forward: fills every parameter's gradient. */
+/* The reverse sweep of the last forward: fills every parameter's gradient.
+ * RC_ERR_STATE when there is none, or the last forward failed. */
 rc_status rc_model_backward(rc_model *m);
 /* Training (dropout on) or evaluation mode. Default: training. */
 void rc_model_set_training(rc_model *m, int on);
 /* Of the last forward: the sum of per-target losses and the number of valid targets
- * (perplexity = exp(sum / count)). */
+ * (perplexity = exp(sum / count)). CTC head: the sum of the samples' losses (0 for
+ * zeroed infeasible ones) and the number of labels of the batch, every sample's
+ * (sum / count: the loss per label). */
 void rc_model_last_stats(const rc_model *m, double *sum, double *count);
 /* The head's output of the last forward: [T*B, output] (or [B, output]) logits,
- * pre-sigmoid values or predictions. NULL before any forward. */
+ * pre-sigmoid values or predictions (CTC head: [T*B, classes] logits, row t*B+b, for a
+ * decoder; rows past a sample's length are computed but not part of its loss). NULL
+ * before any forward and after a failed one. */
 const float *rc_model_output(const rc_model *m);
+/* CTC head: the samples' losses [B] of the last forward, -log p(labels_b | input_b)
+ * (0 for a zeroed infeasible sample), valid until the next forward; NULL for another
+ * head or when the last forward failed. */
+const float *rc_model_ctc_losses(const rc_model *m);
+/* CTC head: of the last forward, how many samples had no feasible alignment (counted
+ * as loss 0 with ctc_zero_infeasible), with up to max of their indices written to
+ * samples (may be NULL); -1 for another head or when the last forward failed. */
+int rc_model_ctc_infeasible(const rc_model *m, int32_t *samples, int max);
 
 /* Carry (truncated BPTT): when on, each forward's final states become the next
- * forward's initial states, as constants (no gradient crosses the boundary). */
+ * forward's initial states, as constants (no gradient crosses the boundary). With
+ * the CTC head, on is an error (RC_ERR_STATE on the model, and every forward fails
+ * until it is off again). */
 void rc_model_set_carry(rc_model *m, int on);
 /* Sets all initial states to zero. */
 void rc_model_reset_state(rc_model *m);

@@ -574,7 +574,7 @@ Test(cli, bad_values)
     char *data = P("text.txt");
     gen_text(data, 4000, 1, 0);
     static const char *cases[][3] = {
-        { "--cell", "nope", "--cell 'nope' is not one of" },
+        { "--cell", "nope", "--cell: unknown cell 'nope': the cells are lstm, gru" },
         { "--data-kind", "nope", "--data-kind 'nope' is not one of" },
         { "--optim", "nope", "--optim 'nope' is not one of" },
         { "--schedule", "nope", "--schedule 'nope' is not one of" },

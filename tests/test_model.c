@@ -149,7 +149,8 @@ static double last_den(const rc_model *m, int B)
 {
     double sum, count;
     rc_model_last_stats(m, &sum, &count);
-    return rc_model_options(m).norm == RC_NORM_STEPS ? count : (double)B;
+    rc_loss_norm n = rc_model_options(m).norm;
+    return n == RC_NORM_STEPS ? count : n == RC_NORM_SEQUENCES ? (double)B : 1.0;
 }
 
 /* A copy of n floats. */
@@ -504,7 +505,7 @@ static void check_loss_case(rc_model_opts o, uint64_t seed)
         sum += l;
         count += 1;
     }
-    double want = sum / (o.norm == RC_NORM_STEPS ? count : B);
+    double want = sum / (o.norm == RC_NORM_STEPS ? count : o.norm == RC_NORM_SEQUENCES ? B : 1);
     rc_model_last_stats(m, &s2, &c2);
     cr_expect_eq(c2, count, "head %d last_step_only %d: count %g, expected %g", o.head, o.last_step_only, c2, count);
     cr_expect(fabs(s2 - sum) <= 1e-5 * (1 + sum), "head %d: sum %.8g, expected %.8g", o.head, s2, sum);
@@ -517,12 +518,12 @@ static void check_loss_case(rc_model_opts o, uint64_t seed)
 Test(model, loss_matches_outputs)
 {
     for (int head = 0; head < 3; head++)
-        for (int norm = 0; norm < 2; norm++)
+        for (int norm = 0; norm < 3; norm++)
             for (int lso = 0; lso < 2; lso++) {
                 rc_model_opts o = mk_opts(3, head == 1 ? 0 : 6, 1, lso, (rc_head)head, 3);
                 o.norm = (rc_loss_norm)norm;
                 o.last_step_only = lso;
-                check_loss_case(o, 100 + (uint64_t)(head * 4 + norm * 2 + lso));
+                check_loss_case(o, 100 + (uint64_t)(head * 6 + norm * 2 + lso));
             }
 }
 
@@ -1118,6 +1119,9 @@ Test(model, errors_batch)
         cr_expect_eq(s, RC_ERR_ARG, "%s: forward returned %s", names[c], rc_status_name(s));
         cr_expect(strstr(rc_model_error(m), words[c]) != NULL, "%s: the message does not say '%s': \"%s\"", names[c],
                   words[c], rc_model_error(m));
+        /* nothing of the previous batch is left to read or to run backward on */
+        cr_expect_null(rc_model_output(m), "%s: the previous batch's output is still offered", names[c]);
+        cr_expect_eq(rc_model_backward(m), RC_ERR_STATE, "%s: backward ran after the rejected forward", names[c]);
         /* the model still works */
         double again = NAN;
         s = rc_model_forward(m, &d.b, &again);

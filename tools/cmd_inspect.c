@@ -24,43 +24,11 @@ static int ends_with(const char *s, const char *suffix)
 
 rc_cell *tool_cell(const char *spec, int hidden, double forget_bias, char *msg, size_t len)
 {
-    rc_cell *cell = NULL;
-    if (hidden < 1) {
-        snprintf(msg, len, "--hidden %d must be >= 1", hidden);
-        return NULL;
-    }
-    if (ends_with(spec, ".cell")) {
-#ifdef RC_HAVE_CELL_LOAD
-        /* The cell language (cells/lang_*.c): tools/meson.build defines RC_HAVE_CELL_LOAD
-         * when recur.h declares rc_cell_load. */
-        char err[1024] = "";
-        cell = rc_cell_load(spec, hidden, err, sizeof err);
-        if (!cell) snprintf(msg, len, "%s", err[0] ? err : "cannot load the cell file");
-        return cell;
-#else
-        /* HOOK: cell files need rc_cell_load (the cell language); this build has none. */
-        snprintf(msg, len, "%s: this build has no cell-language loader (rc_cell_load); use a built-in cell: "
-                 "lstm, gru, gru-cho, rnn, rnn-relu, mut1, mut2, mut3", spec);
-        return NULL;
-#endif
-    }
-    if (!strcmp(spec, "lstm")) {
-        rc_lstm_opts o = rc_lstm_defaults();
-        o.forget_bias = (float)forget_bias;
-        cell = rc_cell_lstm(hidden, &o);
-    } else if (!strcmp(spec, "gru")) cell = rc_cell_gru(hidden, RC_GRU_RESET_AFTER);
-    else if (!strcmp(spec, "gru-cho")) cell = rc_cell_gru(hidden, RC_GRU_RESET_BEFORE);
-    else if (!strcmp(spec, "rnn")) cell = rc_cell_rnn(hidden, RC_ACT_TANH);
-    else if (!strcmp(spec, "rnn-relu")) cell = rc_cell_rnn(hidden, RC_ACT_RELU);
-    else if (!strcmp(spec, "mut1")) cell = rc_cell_mut(1, hidden);
-    else if (!strcmp(spec, "mut2")) cell = rc_cell_mut(2, hidden);
-    else if (!strcmp(spec, "mut3")) cell = rc_cell_mut(3, hidden);
-    else {
-        snprintf(msg, len, "cell '%s' is not one of lstm, gru, gru-cho, rnn, rnn-relu, mut1, mut2, mut3 or a .cell file",
-                 spec);
-        return NULL;
-    }
-    if (!cell) snprintf(msg, len, "out of memory making the cell");
+    rc_lstm_opts o = rc_lstm_defaults();
+    o.forget_bias = (float)forget_bias;
+    char err[2048] = "";
+    rc_cell *cell = rc_cell_find(spec, hidden, &o, err, sizeof err);
+    if (!cell) snprintf(msg, len, "%s", err);
     return cell;
 }
 

@@ -26,10 +26,6 @@
 #include "recur.h"
 #include "search.h"
 
-#ifndef RC_CELL_LIB_DIR
-#define RC_CELL_LIB_DIR "cells/lib"
-#endif
-
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
 
@@ -388,30 +384,16 @@ static char *read_file(const char *path, char *msg, size_t len)
     return s;
 }
 
-/* The text of a seed cell: a name of cells/lib or a .cell file. */
+/* The text of a seed cell: any name rc_cell_find knows (a built-in is read as the library's
+ * file of the same graph), or a .cell file. */
 static char *seed_text(const char *name, char *msg, size_t len)
 {
-    size_t nl = strlen(name);
-    if (nl > 5 && !strcmp(name + nl - 5, ".cell")) return read_file(name, msg, len);
-    static const char *known[] = { "lstm", "gru", "gru-cho", "mut1", "mut2", "mut3", "rnn-tanh", "rnn-relu",
-                                   "lstm-peephole" };
-    int ok = 0;
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= !strcmp(name, known[i]);
-    if (!ok) {
-        snprintf(msg, len, "--seed-cells: unknown cell '%.100s' (known: lstm, gru, gru-cho, mut1, mut2, mut3, "
-                 "rnn-tanh, rnn-relu, lstm-peephole, or a .cell file)", name);
+    char path[1200], err[2048];
+    if (rc_cell_file(name, path, sizeof path, err, sizeof err) != 0) {
+        snprintf(msg, len, "--seed-cells: %.1900s", err);
         return NULL;
     }
-    char path[1200], file[64];
-    snprintf(file, sizeof file, "%s", name);
-    for (char *p = file; *p; p++)
-        if (*p == '-') *p = '_';
-    const char *dir = getenv("RECUR_CELL_LIB");
-    snprintf(path, sizeof path, "%s/%s.cell", dir && dir[0] ? dir : RC_CELL_LIB_DIR, file);
-    char m2[1400];
-    char *s = read_file(path, m2, sizeof m2);
-    if (!s) snprintf(msg, len, "seed cell %s: %s (set RECUR_CELL_LIB to the cells/lib folder)", name, m2);
-    return s;
+    return read_file(path, msg, len);
 }
 
 /* ---- the tasks ------------------------------------------------------------------------ */

@@ -39,7 +39,7 @@ static const opt opts[] = {
     { "valid-frac", T_DBL, F(valid_frac), "0.05", TR, "fraction of --data held out for validation", R_FRAC },
     { "test-frac", T_DBL, F(test_frac), "0", TR, "fraction of --data held out for test", R_FRAC },
     { "max-vocab", T_INT, F(max_vocab), "0", TR, "words: keep the most frequent N (0: all)", R_NONNEG },
-    { "cell", T_STR, F(cell), "lstm", TR, "lstm | gru | gru-cho | rnn | rnn-relu | mut1 | mut2 | mut3", R_ANY },
+    { "cell", T_STR, F(cell), "lstm", TR, "a built-in (lstm, gru, gru-cho, rnn, rnn-relu, mut1, mut2, mut3), a cell of the library or a FILE.cell (recur version lists them)", R_ANY },
     { "hidden", T_INT, F(hidden), "128", TR, "hidden units per layer", R_ANY },
     { "layers", T_INT, F(layers), "2", TR, "stacked layers", R_ANY },
     { "embed", T_INT, F(embed), "0", TR, "embedding size for token data (0: = hidden)", R_NONNEG },

@@ -16,7 +16,7 @@ static void usage(FILE *f)
                "  compare   cells side by side: costs, structural diff; with --train, training runs\n"
                "  search    evolutionary search over cells (Jozefowicz et al. 2015); --status DIR: its table\n"
                "  generate  synthetic data sets: recur generate lines (printed text lines for OCR)\n"
-               "  version   print the version\n");
+               "  version   print the version, the cells there are and where the cell library is\n");
 }
 
 static int wants_help(int argc, char **argv)
@@ -42,7 +42,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("recur %s\n", rc_version());
+        char names[4096];
+        rc_cell_names(names, sizeof names);
+        printf("recur %s\ncells: %s\n(the library folder: $RECUR_CELL_LIB, else the source tree's cells/lib for a build run "
+               "from its build folder, else the installed share/recur/cells)\n", rc_version(), names);
         return 0;
     }
     char msg[2048];

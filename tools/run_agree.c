@@ -152,12 +152,6 @@ static int file_line(FILE *f, const char *name, const char *path, char *msg, siz
     return 0;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
 char *agree_train_model(const task *t, const char *ckpt, char *msg, size_t len)
 {
     char *buf = NULL;
@@ -172,7 +166,11 @@ char *agree_train_model(const task *t, const char *ckpt, char *msg, size_t len)
     if (t->cell_text)
         fprintf(f, "the cell's definition (from the checkpoint)\t%zu bytes, FNV-1a %016llx\n", strlen(t->cell_text),
                 (unsigned long long)agree_fnv(AGREE_FNV_START, t->cell_text, strlen(t->cell_text)));
-    else if (ends_with(t->cfg.cell, ".cell")) rc = file_line(f, "the cell's definition (--cell)", t->cfg.cell, msg, len);
+    else if (rc_cell_source(t->cell)) {   /* a .cell file or a library cell: its text as loaded */
+        const char *src = rc_cell_source(t->cell);
+        fprintf(f, "the cell's definition (--cell %s)\t%zu bytes, FNV-1a %016llx\n", t->cfg.cell, strlen(src),
+                (unsigned long long)agree_fnv(AGREE_FNV_START, src, strlen(src)));
+    }
     rc_model *m = t->model;
     int np = rc_model_param_count(m);
     fprintf(f, "parameter tensors\t%d\n", np);

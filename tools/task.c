@@ -233,42 +233,23 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
     return 0;
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 static rc_cell *make_cell(const config *c, const char *text, char *msg, size_t len)
 {
     int H = c->hidden;
-    rc_cell *cell = NULL;
     if (H < 1) {
         snprintf(msg, len, "--hidden %d must be >= 1", H);
         return NULL;
     }
-    if (text || ends_with(c->cell, ".cell")) {   /* the cell language: from the checkpoint, or a file */
-        char err[1024] = "";
-        cell = text ? rc_cell_parse(text, strlen(text), c->cell, H, err, sizeof err) : rc_cell_load(c->cell, H, err, sizeof err);
-        if (!cell) snprintf(msg, len, "%s", err);
-        return cell;
-    }
-    if (!strcmp(c->cell, "lstm")) {
+    char err[2048] = "";
+    rc_cell *cell;
+    if (text)   /* the cell language, from the checkpoint: no file needed */
+        cell = rc_cell_parse(text, strlen(text), c->cell, H, err, sizeof err);
+    else {
         rc_lstm_opts o = rc_lstm_defaults();
         o.forget_bias = (float)c->forget_bias;
-        cell = rc_cell_lstm(H, &o);
-    } else if (!strcmp(c->cell, "gru")) cell = rc_cell_gru(H, RC_GRU_RESET_AFTER);
-    else if (!strcmp(c->cell, "gru-cho")) cell = rc_cell_gru(H, RC_GRU_RESET_BEFORE);
-    else if (!strcmp(c->cell, "rnn")) cell = rc_cell_rnn(H, RC_ACT_TANH);
-    else if (!strcmp(c->cell, "rnn-relu")) cell = rc_cell_rnn(H, RC_ACT_RELU);
-    else if (!strcmp(c->cell, "mut1")) cell = rc_cell_mut(1, H);
-    else if (!strcmp(c->cell, "mut2")) cell = rc_cell_mut(2, H);
-    else if (!strcmp(c->cell, "mut3")) cell = rc_cell_mut(3, H);
-    else {
-        snprintf(msg, len, "--cell '%s' is not one of lstm, gru, gru-cho, rnn, rnn-relu, mut1, mut2, mut3", c->cell);
-        return NULL;
+        cell = rc_cell_find(c->cell, H, &o, err, sizeof err);
     }
-    if (!cell) snprintf(msg, len, "out of memory making the cell");
+    if (!cell) snprintf(msg, len, "--cell: %s", err);
     return cell;
 }
 

@@ -25,3 +25,5 @@ int omp_get_num_procs(void);
 int omp_get_num_procs(void) { return 1; }
 void omp_set_num_threads(int n);
 void omp_set_num_threads(int n) { (void)n; }
+int omp_get_thread_limit(void);
+int omp_get_thread_limit(void) { return 1; }
