@@ -12,7 +12,7 @@ EXTRA_PKGS=""
 # configuration whichever command runs first (MPI included: the recur command is built
 # with it and tests/test_dist.c runs it under mpirun). The tests add only tools that
 # never change how build/ is configured: clang for the fuzzers (libFuzzer).
-PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev libopenmpi-dev openmpi-bin help2man fortunes gnuplot-nox graphviz locales hershey-fonts-data"
+PKGS="build-essential git meson ninja-build pkg-config libopenblas-openmp-dev libcriterion-dev libopenmpi-dev openmpi-bin help2man fortunes gnuplot-nox graphviz locales hershey-fonts-data libfreetype-dev libpng-dev fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35"
 TEST_PKGS="clang libclang-rt-14-dev"
 
 need_pkgs() {

@@ -286,8 +286,9 @@ rc_ctc_opts rc_ctc_defaults(void);
  * A feasible sample whose likelihood is 0 in floating point (only with -inf logits)
  * has loss +inf (0 with zero_infeasible) and gradient 0. rc_plan_ctc_infeasible tells
  * which samples were treated so. A valid step whose logits have no finite maximum (all
- * -inf, or +inf or NaN among them) makes its sample's loss NaN; steps past T_b are not
- * read. NULL on a shape error (see rc_graph_error). */
+ * -inf, or +inf or NaN among them) makes its sample's loss NaN and the gradient of its
+ * valid steps NaN (not counted as infeasible); steps past T_b are not read. NULL on a
+ * shape error (see rc_graph_error). */
 rc_node *rc_ctc(rc_graph *g, rc_node *logits, rc_node *labels, rc_node *label_lengths, rc_node *mask,
                 const rc_ctc_opts *o);
 
@@ -923,6 +924,86 @@ void rc_edit_stats_add(rc_edit_stats *total, const rc_edit_stats *one);
  * (every unit inserted, out of none): as a corpus total that happens only when no line
  * has any reference unit. NAN for NULL. */
 double rc_error_rate(const rc_edit_stats *s);
+/* ---- synthetic printed text lines (gen/: FreeType and libpng) ----------------------
+ * Lines of text rendered with FreeType in Debian's fonts (DejaVu, Liberation, FreeFont,
+ * URW base35, found under /usr/share/fonts at run time), degraded the way OCRopus's
+ * ocropus-linegen and Tesseract's DegradeImage do (small rotation, shear and scaling,
+ * elastic distortion, Gaussian blur, random ink and paper levels, additive noise, now
+ * and then binarisation at a random threshold), cropped to the line with a random
+ * margin and resized to a fixed height: 8-bit gray, dark ink on light paper. A seed
+ * fixes every random choice, so the same seed gives the same bytes. Without FreeType
+ * (meson feature 'freetype') or libpng ('libpng') these functions exist and return
+ * RC_ERR_STATE with a message saying what to install. Messages go to err (errlen
+ * bytes; may be NULL); nothing is printed. */
+
+/* The i-th font face recur knows (i >= 0), NULL past the last: its name, e.g.
+ * "DejaVuSans-Bold". *path (may be NULL) receives its file when installed, else NULL;
+ * *package (may be NULL) the Debian package holding it; *usual (may be NULL) 1 when it
+ * is among the default faces (text faces of the packages ./do.sh installs; symbol
+ * fonts are not listed, Z003's swash script and DejaVu's extra faces are not usual). */
+const char *rc_gen_line_face(int i, const char **path, const char **package, int *usual);
+
+typedef struct rc_line_gen rc_line_gen;
+
+typedef struct rc_line_gen_opts {
+    int height;          /* the images' height in pixels, 8..256; 0: 32 */
+    int clean;           /* 1: no degradation (black on white, no warp, fixed size and margins) */
+} rc_line_gen_opts;
+
+/* A generator rendering in fonts[0..nfonts), each a face name (rc_gen_line_face) or
+ * the path of a font file FreeType reads (TrueType, OpenType, Type 1). o may be NULL
+ * (defaults). *g is NULL on error (unknown face, unreadable font, bad option). */
+rc_status rc_gen_line_new(rc_line_gen **g, const char *const *fonts, int nfonts, const rc_line_gen_opts *o,
+                          char *err, size_t errlen);
+/* Frees a generator (NULL is fine). */
+void rc_gen_line_free(rc_line_gen *g);
+/* 1 when font `font` (0..nfonts-1) of g has a glyph for Unicode code point cp, else 0. */
+int rc_gen_line_has_char(const rc_line_gen *g, int font, uint32_t cp);
+/* Renders the UTF-8 text (one line; every character must have a glyph in the font)
+ * in font `font` with the random choices of `seed`: *pixels a new malloc'd 8-bit gray
+ * image of *width x height pixels, row-major, row 0 at the top. RC_ERR_ARG on a bad
+ * font index, bad UTF-8, a missing glyph or text without ink. */
+rc_status rc_gen_line_render(rc_line_gen *g, int font, const char *text, uint64_t seed, unsigned char **pixels,
+                             int *width, int *height, char *err, size_t errlen);
+/* Writes an 8-bit gray image (row-major) as a PNG file (through path.tmp, renamed):
+ * the same pixels give the same bytes. RC_ERR_IO when it cannot be written. */
+rc_status rc_gen_line_write_png(const char *path, const unsigned char *pixels, int width, int height,
+                                char *err, size_t errlen);
+/* Reads any PNG as 8-bit gray (palette, RGB, alpha, 1-16 bits converted: RGB by
+ * 0.299 R + 0.587 G + 0.114 B, alpha composited over white): *pixels a new malloc'd
+ * image. RC_ERR_FORMAT for a file that is not a valid PNG or larger than memory allows,
+ * RC_ERR_IO when it cannot be opened. */
+rc_status rc_gen_line_read_png(const char *path, unsigned char **pixels, int *width, int *height,
+                               char *err, size_t errlen);
+
+/* A data set of line images, as recur generate lines writes it. */
+typedef struct rc_gen_lines_opts {
+    const char *out;        /* the folder to write: out/train, out/valid, out/test, out/test-fonts */
+    int count;              /* training lines (>= 1) */
+    int valid, test;        /* lines of valid and of test and test-fonts; < 0: count / 10, at least 1 */
+    uint64_t seed;
+    const char *fonts;      /* faces of train, valid and test: comma-separated face names, families
+                               ("P052": every P052-* face), "all", or font files; NULL: the usual faces */
+    const char *hold_out;   /* faces of test-fonts only, left out of `fonts`; NULL: "P052,URWGothic"
+                               (Palatino and Avant Garde designs); "" or "none": no test-fonts */
+    const char *text;       /* a text file or a folder of them; NULL: /usr/share/games/fortunes */
+    int min_chars, max_chars;   /* the lines' length in characters; 0: 10 and 40 */
+    rc_line_gen_opts line;
+    /* called after each image when not NULL: split name, images done, images in the split */
+    void (*progress)(void *ctx, const char *split, int done, int total);
+    void *ctx;
+} rc_gen_lines_opts;
+
+/* The defaults above. */
+void rc_gen_lines_defaults(rc_gen_lines_opts *o);
+/* Writes a data set: the text cut into distinct lines of the length range using only
+ * characters every chosen font has, shuffled by the seed; valid and test lines are held
+ * out (no training line has their text) and use only characters of the training lines;
+ * test-fonts renders the test lines in the held-out faces. Each folder holds NAME.png
+ * and NAME.gt.txt (the line and a newline) and lines.tsv (each name and its face); out
+ * gets generate.txt (the options and font files). An out folder whose splits already
+ * hold files is refused. RC_OK, or an error with a message. */
+rc_status rc_gen_lines(const rc_gen_lines_opts *o, char *err, size_t errlen);
 
 /* ---- gradient checking -------------------------------------------------------- */
 

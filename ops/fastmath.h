@@ -52,7 +52,7 @@ static inline float fm_tanh(float x)
  * m 2^e with m in [sqrt(1/2), sqrt(2)), a degree-9 polynomial in m - 1); relative
  * error about 2 ulp. Written as selects only, so loops over it vectorise. Outside its
  * domain (0, subnormals, inf, NaN, negatives) the result is meaningless: callers
- * select it away. The CTC kernel's log-sum-exp takes it of sums in [1, 3]. */
+ * select it away. */
 static inline float fm_log(float x)
 {
     union { float f; uint32_t u; } v = { x };

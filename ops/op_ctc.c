@@ -8,54 +8,76 @@
  * leading ones). Parameters: i[0] the blank, i[1] the reduction (rc_ctc_reduction),
  * i[2] zero_infeasible.
  *
- * Numerics. Log space throughout, -inf for "impossible". Alpha (forward variables,
- * the emission at t included) and beta (backward variables, the emission at t
- * excluded) are computed only over the band of extended states that can be reached
- * from the start by step t and can still reach the end by counting steps,
- * [max(0, S'-2(T_b-t)), min(S'-1, 2t+1)] of S' = 2L+1 states (repeated labels make a
- * few more unreachable: they come out -inf). They are kept in double: a state's log value
- * can be hundreds below its step's best, where a float's spacing (3e-5 at 500) would
- * add up over the steps into visible gradient errors. The transcendentals need no
- * such range: each log-sum-exp of up to three predecessors takes exp of differences
- * to their maximum and the log of a sum in [1, 3], in float (fm_exp, fm_log, one
- * loop over the band that vectorises), an error of about 1e-7 per step whatever the
- * magnitude. The occupation of state s at step t is alpha_t(s) beta_t(s) / p; since
- * sum_s alpha_t(s) beta_t(s) = p at every t, it is computed as exp(v_s - max v) /
- * sum exp(v - max v) over the step's states (v = alpha + beta): the occupations of a
- * step sum to 1 whatever the magnitude of the logits.
+ * States as pairs. The 2L+1 extended states are held as pairs j = 0..L: the blank
+ * before label j and label j (label L does not exist: its emission is -inf), in two
+ * arrays. Alpha (forward variables, the emission at t included) is then, with
+ * U_j = lse(blank_{t-1}[j], label_{t-1}[j-1]):
+ *   blank_t[j] = U_j + e_t(blank),
+ *   label_t[j] = lse(label_{t-1}[j], skip_j ? U_j : blank_{t-1}[j]) + e_t(label j),
+ * skip_j meaning label j differs from label j-1 (the blank between may be skipped):
+ * two log-add-exps of two terms per pair, one exp and one log per state, in one
+ * straight loop over the pairs. Beta (backward variables, the emission at t excluded)
+ * is the mirror image, with W_j = lse(vblank_t[j], vlabel_t[j]) (v: beta + emission):
+ *   blank_{t-1}[j] = W_j,
+ *   label_{t-1}[j] = lse(vlabel_t[j], skip_{j+1} ? W_{j+1} : vblank_t[j+1]).
  *
- * Work and memory. Forward: each valid row's log-sum-exp (rows split across threads),
- * then alpha, step by step, each thread owning a contiguous range of samples (split
- * by their work), so a step's rows of the logits and of alpha are read and written in
- * order. Backward: k * softmax into every valid row of the gradient (rows across
- * threads), then beta step by step from the end, subtracting k * occupation at the
- * classes of the states (samples across threads; a sample owns its rows). Each value
- * is computed the same way on any thread count. All memory is the plan's scratch
- * (aux), laid out by ctc_layout from the shapes; nothing is allocated in the loops. */
+ * Numerics. Log space throughout, -inf for "impossible". Alpha and beta are doubles: a
+ * state's log value can be hundreds below its step's best, where a float's spacing
+ * (3e-5 at 500) would add up over the steps into visible gradient errors. Each
+ * log-add-exp takes its exp and log in float (logaddexp.h) of a difference to the
+ * maximum and of a value in [0, 1], where float's error is an absolute ~1e-7 whatever
+ * the magnitude. Only the band of states that can be reached from the start by step t
+ * and can still reach the end by counting steps, [max(0, S'-2(T_b-t)), min(S'-1, 2t+1)]
+ * of S' = 2L+1, is computed, rounded out to whole groups of V pairs (a vector); what
+ * the next step reads beyond them is set to -inf. States inside the groups but outside
+ * the band come out -inf where the other sweep reads them (unreachable) or are never
+ * combined with an in-band state (cannot reach the end). The occupation of state s at
+ * step t is alpha_t(s) beta_t(s) / p, exp(alpha + beta - log p) in float (at most 1),
+ * divided by the step's sum (1 up to rounding): the occupations of a step sum to 1
+ * whatever the magnitude of the logits.
+ *
+ * Work and memory. Samples across threads, each thread a contiguous range of them
+ * (split by their work), which it runs step by step: at each (step, sample) the row's
+ * log-sum-exp and then the sample's alpha step (forward); k * softmax into the row of
+ * the gradient, the occupations subtracted at the states' classes, then the beta step
+ * (backward). A row of the logits is thus used while in cache. With fewer samples
+ * than threads, the rows' parts run first in a row-parallel pass. Each value is
+ * computed the same way on any thread count. Alpha is kept for every step (backward
+ * needs it), a padded row per step and sample of which the step writes its groups and
+ * the pads; beta runs in two padded rows per sample (by the step's parity). All memory
+ * is the plan's scratch (aux), laid out by ctc_layout from the shapes; nothing is
+ * allocated in the loops. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
-#include "fastmath.h"
 #include "kernels.h"
+#include "logaddexp.h"
 
 enum { CTC_OK = 0, CTC_SHORT = 1, CTC_ZERO_PROB = 2 };   /* per-sample state */
-#define PAD 2              /* entries on each side of a state row (-inf: no such state) */
-#define LANES 16           /* independent accumulators of a row reduction */
-/* Sample-parallel only above this many state-steps (and row-parallel above
- * OP_PAR_MIN logits): below, a parallel region costs more than it saves. */
+#define V 8                /* pairs per group: the recursions run over whole groups */
+/* Sample-parallel only above this much work (sample_work): below, a parallel region
+ * costs more than it saves. */
 #define CTC_PAR_MIN 16384
 
 /* The scratch, carved from the instance's aux in this order (each part 64-aligned). */
 typedef struct ctc_ws {
-    int T, B, A, S, P;     /* steps, samples, classes, label padding, state-row stride */
+    int T, B, A, S;        /* steps, samples, classes, label padding */
+    int R0, RW;            /* pair slots of a row: S+1 rounded up to V; with V of pad each side */
     int32_t *tlen, *state; /* per sample: input length; CTC_OK / CTC_SHORT / CTC_ZERO_PROB */
-    double *ll;            /* per sample: log-likelihood (-inf when none) */
+    double *ll;            /* per sample: log-likelihood (-inf when none, NaN on bad logits) */
     double *k;             /* per sample: its gradient's factor (backward) */
     double *lse;           /* per row t*B+b: log-sum-exp of its logits */
-    int32_t *cls;          /* per sample, per state (row of P): the class it emits */
-    double *skip;          /* per sample, per state: 0 where s-2 -> s may skip a blank, else -inf */
-    double *alpha;         /* per step and sample: a row of P (PAD, states, PAD) */
-    double *work;          /* per sample, rows of P: beta at even and odd steps, v, e (floats) */
+    float *rstat;          /* per row: its maximum and 1 / sum exp(x - maximum) */
+    int32_t *lcls;         /* per sample, RW slots from -V: label j's class (the blank past L) */
+    double *lmask;         /* per sample, RW slots: 0 for j < L, -inf from L on */
+    int64_t *skip;         /* per sample, RW slots: 1 where label j may follow label j-1 */
+    double *alpha;         /* per row t*B+b: a padded row of blank pairs, one of label pairs */
+    double *work;          /* per sample WORK_D: beta's two padded rows (blank RW, label RW), RW, RW floats */
 } ctc_ws;
+
+/* Doubles of a sample's work area: beta's running rows of both parities, its
+ * v-label row, and the label occupations (floats). */
+#define WORK_D(w) ((size_t)11 * (size_t)(w)->RW / 2)
 
 static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -78,14 +100,18 @@ static size_t ctc_layout(const op_inst *it, char *base, ctc_ws *w)
     w->B = lab->shape[0];
     w->S = lab->shape[1];
     w->T = (int)(N / (size_t)w->B);
-    w->P = 2 * w->S + 1 + 2 * PAD;
-    size_t B = (size_t)w->B, P = (size_t)w->P;
-    size_t sz[9] = { part(B, 4, 1), part(B, 4, 1), part(B, 8, 1), part(B, 8, 1), part(N, 8, 1),
-                     part(B, P, 4), part(B, P, 8), part(N, P, 8), part(B, 4 * P, 8) };
-    void **ptr[9] = { (void **)&w->tlen, (void **)&w->state, (void **)&w->ll, (void **)&w->k, (void **)&w->lse,
-                      (void **)&w->cls, (void **)&w->skip, (void **)&w->alpha, (void **)&w->work };
+    if (w->S > INT_MAX - 4 * V) return SIZE_MAX;
+    w->R0 = (w->S + V) / V * V;
+    w->RW = w->R0 + 2 * V;
+    size_t B = (size_t)w->B, RW = (size_t)w->RW;
+    size_t sz[11] = { part(B, 4, 1),  part(B, 4, 1),  part(B, 8, 1),      part(B, 8, 1),
+                      part(N, 8, 1),  part(N, 8, 1),  part(B, RW, 4),     part(B, RW, 8),
+                      part(B, RW, 8), part(N, 2 * RW, 8), part(B, WORK_D(w), 8) };
+    void **ptr[11] = { (void **)&w->tlen,  (void **)&w->state, (void **)&w->ll,    (void **)&w->k,
+                       (void **)&w->lse,   (void **)&w->rstat, (void **)&w->lcls,  (void **)&w->lmask,
+                       (void **)&w->skip,  (void **)&w->alpha, (void **)&w->work };
     size_t off = 0;
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < 11; k++) {
         if (sz[k] == SIZE_MAX || __builtin_add_overflow(off, sz[k], &off)) return SIZE_MAX;
         *ptr[k] = base ? base + off - sz[k] : NULL;
     }
@@ -250,31 +276,121 @@ static int ctc_check(const op_inst *it, const ctc_ws *w, char *msg)
     return 0;
 }
 
-/* ---- kernels of one row / one step of one sample ---------------------------------- */
+/* ---- one row of the logits ------------------------------------------------------- */
 
-/* log(sum(exp(x))) of n floats: the maximum, then exp(x - max) summed in LANES
- * float accumulators (a fixed order) and combined in double; NaN without a finite
- * maximum (no distribution). */
-static double row_lse(const float *restrict x, int n)
+/* The sum of 8 floats in a fixed order (a tree). */
+static inline float sum8(const float *v)
 {
-    float mx[LANES], s[LANES];
-    for (int l = 0; l < LANES; l++) mx[l] = -INFINITY, s[l] = 0;
-    int a = 0;
-    for (; a + LANES <= n; a += LANES)
-        for (int l = 0; l < LANES; l++) mx[l] = x[a + l] > mx[l] ? x[a + l] : mx[l];
-    float tail[LANES];   /* the last partial block, -inf beyond n: exp gives 0 there */
-    for (int l = 0; l < LANES; l++) tail[l] = a + l < n ? x[a + l] : -INFINITY;
-    for (int l = 0; l < LANES; l++) mx[l] = tail[l] > mx[l] ? tail[l] : mx[l];
-    float m = mx[0];
-    for (int l = 1; l < LANES; l++) m = mx[l] > m ? mx[l] : m;
-    if (!isfinite(m)) return NAN;
-    for (int b = 0; b + LANES <= a; b += LANES)
-        for (int l = 0; l < LANES; l++) s[l] += fm_exp(x[b + l] - m);
-    for (int l = 0; l < LANES; l++) s[l] += fm_exp(tail[l] - m);
-    double t = 0;
-    for (int l = 0; l < LANES; l++) t += s[l];
-    return (double)m + log(t);
+    float a[4], b[2];
+    for (int l = 0; l < 4; l++) a[l] = v[l] + v[l + 4];
+    for (int l = 0; l < 2; l++) b[l] = a[l] + a[l + 2];
+    return b[0] + b[1];
 }
+
+/* x[a..n) (n - a < 8) in 8 slots, -inf in the others (exp gives 0 there): the last 8
+ * entries of x with those before a masked out, or x[a..n) first when n < 8. */
+static inline void tail8(float *restrict t, const float *restrict x, int a, int n)
+{
+    if (n >= 8)
+        for (int l = 0; l < 8; l++) t[l] = n - 8 + l >= a ? x[n - 8 + l] : -INFINITY;
+    else
+        for (int l = 0; l < 8; l++) t[l] = a + l < n ? x[a + l] : -INFINITY;
+}
+
+/* The largest of x[0..n) (NaNs passed over), in vectors of 8 (GCC's vector
+ * extension: the compiler does not vectorise a max reduction of floats written in C
+ * without -ffinite-math-only) with two accumulators, then in a fixed order. */
+static float row_max(const float *restrict x, int n)
+{
+    typedef float f8 __attribute__((vector_size(32)));
+    typedef int32_t i8 __attribute__((vector_size(32)));
+    f8 m0, m1, v, u;
+    for (int l = 0; l < 8; l++) m0[l] = -INFINITY;
+    m1 = m0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        memcpy(&v, x + i, sizeof v);
+        memcpy(&u, x + i + 8, sizeof u);
+        i8 kv = v > m0, ku = u > m1;
+        m0 = (f8)((kv & (i8)v) | (~kv & (i8)m0));
+        m1 = (f8)((ku & (i8)u) | (~ku & (i8)m1));
+    }
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&v, x + i, sizeof v);
+        i8 kv = v > m0;
+        m0 = (f8)((kv & (i8)v) | (~kv & (i8)m0));
+    }
+    if (i < n && n >= 8) {   /* the last 8 again: a maximum does not mind */
+        memcpy(&v, x + n - 8, sizeof v);
+        i8 kv = v > m0;
+        m0 = (f8)((kv & (i8)v) | (~kv & (i8)m0));
+        i = n;
+    }
+    float m = -INFINITY;
+    for (int l = 0; l < 8; l++) {
+        m = m0[l] > m ? m0[l] : m;
+        m = m1[l] > m ? m1[l] : m;
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* log(sum(exp(x))) of n floats: the maximum, then exp(x - max) summed in blocks of 8
+ * with two accumulators (a fixed order). st gets the maximum and 1 / the sum
+ * (backward's softmax). NaN without a finite maximum or with a NaN among x (no
+ * distribution). */
+static double row_lse(const float *restrict x, int n, float *restrict st)
+{
+    enum { W = 8 };
+    float s0[W], s1[W], t[W], m = row_max(x, n);
+    if (!isfinite(m)) {
+        st[0] = st[1] = NAN;
+        return NAN;
+    }
+    int a = n - n % (2 * W), c = n - n % W;   /* [0, a) in pairs of blocks, [a, c) one block */
+    for (int l = 0; l < W; l++) s0[l] = s1[l] = 0;
+    for (int i = 0; i < a; i += 2 * W)
+        for (int l = 0; l < W; l++) {
+            s0[l] += la_exp_any(x[i + l] - m);
+            s1[l] += la_exp_any(x[i + W + l] - m);
+        }
+    for (int i = a; i < c; i += W)
+        for (int l = 0; l < W; l++) s0[l] += la_exp_any(x[i + l] - m);
+    tail8(t, x, c, n);
+    for (int l = 0; l < W; l++) {
+        s1[l] += la_exp_any(t[l] - m);
+        s0[l] += s1[l];
+    }
+    float sum = sum8(s0);
+    st[0] = m;
+    st[1] = 1.0f / sum;
+    return (double)m + log((double)sum);
+}
+
+/* g = k * softmax(x) (fresh), else g += it, from the row's maximum and 1 / sum. */
+static void row_softmax(float *restrict g, const float *restrict x, int n, float k, const float *st, int fresh)
+{
+    enum { W = 8 };
+    float m = st[0], c = k * st[1], t[W];
+    int a = n - n % W;
+    if (fresh)
+        for (int i = 0; i < a; i += W)
+            for (int l = 0; l < W; l++) g[i + l] = c * la_exp_lo(x[i + l] - m);
+    else
+        for (int i = 0; i < a; i += W)
+            for (int l = 0; l < W; l++) g[i + l] += c * la_exp_lo(x[i + l] - m);
+    if (a == n) return;
+    if (n >= W && fresh) {   /* the last W entries again: the same values */
+        for (int l = 0; l < W; l++) g[n - W + l] = c * la_exp_lo(x[n - W + l] - m);
+    } else if (n >= W) {     /* the last W entries, those before a adding 0 */
+        tail8(t, x, a, n);
+        for (int l = 0; l < W; l++) g[n - W + l] += c * la_exp_lo(t[l] - m);
+    } else {
+        for (int i = 0; i < n; i++) g[i] = (fresh ? 0.0f : g[i]) + c * la_exp_lo(x[i] - m);
+    }
+}
+
+/* ---- one step of one sample ------------------------------------------------------- */
 
 /* The band of extended states at step t of a sample with T steps and Sb states. */
 static inline void band(int t, int T, int Sb, int *lo, int *hi)
@@ -284,156 +400,214 @@ static inline void band(int t, int T, int Sb, int *lo, int *hi)
     *hi = h < Sb - 1 ? h : Sb - 1;
 }
 
-static void fill_ninf(double *r, int n)
+/* The pair groups [*g0, *g1) covering the band [lo, hi], in slots of a row of R0. */
+static inline void band_groups(int lo, int hi, int R0, int *g0, int *g1)
 {
-    for (int i = 0; i < n; i++) r[i] = -INFINITY;
+    int e = ((hi >> 1) + V) / V * V;
+    *g0 = (lo >> 1) / V * V;
+    *g1 = e < R0 ? e : R0;
 }
 
-/* -inf on the two entries each side of the band [lo, hi] of a state row: all that the
- * next step reads outside the band (bands move by at most two states a step). */
-static inline void pads_ninf(double *r, int lo, int hi)
-{
-    r[lo - 2] = r[lo - 1] = r[hi + 1] = r[hi + 2] = -INFINITY;
-}
-
-/* The largest of v[lo..hi] (doubles), in 8 lanes. */
-static inline double band_max(const double *restrict v, int lo, int hi)
-{
-    double mx[8];
-    for (int l = 0; l < 8; l++) mx[l] = -INFINITY;
-    int s = lo;
-    for (; s + 8 <= hi + 1; s += 8)
-        for (int l = 0; l < 8; l++) mx[l] = v[s + l] > mx[l] ? v[s + l] : mx[l];
-    for (; s <= hi; s++) mx[0] = v[s] > mx[0] ? v[s] : mx[0];
-    double m = mx[0];
-    for (int l = 1; l < 8; l++) m = mx[l] > m ? mx[l] : m;
-    return m;
-}
-
-/* The sum of e[lo..hi] (floats), in LANES accumulators: a fixed order. */
-static inline float band_sum(const float *restrict e, int lo, int hi)
-{
-    float acc[LANES] = { 0 };
-    int s = lo;
-    for (; s + LANES <= hi + 1; s += LANES)
-        for (int l = 0; l < LANES; l++) acc[l] += e[s + l];
-    for (; s <= hi; s++) acc[0] += e[s];
-    float t = 0;
-    for (int l = 0; l < LANES; l++) t += acc[l];
-    return t;
-}
-
-/* out[s] = log(exp(a0[s]) + exp(a1[s]) + exp(a2[s] + sk[s])) + xr[cls[s]] - l for s
- * in [lo, hi] (with_emit; without it the emission term is left out), -inf where all
- * three are -inf: m + log(1 + exp(o1 - m) + exp(o2 - m)) with m the largest term and
- * o1, o2 the other two, their differences to m in float for exp, the sum in [1, 3]. */
-static inline void lse3_row(double *restrict out, const double *restrict a0, const double *restrict a1,
-                            const double *restrict a2, const double *restrict sk, const float *restrict xr,
-                            const int32_t *restrict cls, double l, int with_emit, int lo, int hi)
-{
-    for (int s = lo; s <= hi; s++) {
-        double x0 = a0[s], x1 = a1[s], x2 = a2[s] + sk[s];
-        double h = x0 > x1 ? x0 : x1, o1 = x0 > x1 ? x1 : x0;
-        double m = h > x2 ? h : x2, o2 = h > x2 ? x2 : h;
-        float sum = 1.0f + fm_exp((float)(o1 - m)) + fm_exp((float)(o2 - m));
-        double v = m + (double)fm_log(sum) + (with_emit ? (double)xr[cls[s]] - l : 0.0);
-        out[s] = m == -INFINITY ? -INFINITY : v;
-    }
-}
-
-/* Sample b's per-state classes and skip row (once per forward). */
+/* Sample b's label tables (once per forward): each pair's label class, the -inf
+ * mask of labels that do not exist, where a label may follow the one before. */
 static void ctc_rows(const ctc_ws *w, const int32_t *lab, int L, int blank, int b)
 {
-    int32_t *cls = w->cls + (size_t)b * w->P + PAD;
-    double *skip = w->skip + (size_t)b * w->P + PAD;
-    fill_ninf(skip - PAD, w->P);
-    for (int s = -PAD; s < w->P - PAD; s++) cls[s] = blank;
-    for (int s = 1; s < 2 * L + 1; s += 2) cls[s] = lab[s >> 1];
-    for (int s = 3; s < 2 * L + 1; s += 2)
-        if (lab[s >> 1] != lab[(s >> 1) - 1]) skip[s] = 0;
+    size_t o = (size_t)b * w->RW + V;
+    int32_t *lc = w->lcls + o;
+    double *lm = w->lmask + o;
+    int64_t *sk = w->skip + o;
+    for (int j = -V; j < w->RW - V; j++) {
+        int in = j >= 0 && j < L;
+        lc[j] = in ? lab[j] : blank;
+        lm[j] = in ? 0.0 : -INFINITY;
+        sk[j] = in && j >= 1 && lab[j] != lab[j - 1];
+    }
 }
 
+/* Sample b's running row of beta (blank slots; label slots at + RW) of step t's parity. */
+static inline double *beta_row(const ctc_ws *w, int b, int t)
+{
+    return w->work + (size_t)b * WORK_D(w) + (size_t)(t & 1) * 2 * (size_t)w->RW + V;
+}
+
+/* Alpha of sample b at step t: its blank slots (label slots at + RW). */
 static inline double *alpha_row(const ctc_ws *w, int t, int b)
 {
-    return w->alpha + ((size_t)t * w->B + b) * w->P + PAD;
+    return w->alpha + ((size_t)t * w->B + b) * 2 * (size_t)w->RW + V;
 }
 
-/* Alpha of sample b at step t (t < its length): the row from step t-1's. */
-static void alpha_step(const ctc_ws *w, const float *x, int L, int t, int b)
+/* The loops of a step over whole groups of pair slots [g0, g1), as functions of their
+ * own so that their pointers are restrict parameters (what lets the compiler vectorise
+ * them); not inlined, where GCC 12 spills less (about 2% fewer instructions). */
+#define KERNEL __attribute__((noinline)) static
+
+/* Alpha at step t (the c rows) from step t-1's (the p rows), U_j through u. Two loops:
+ * within each, the groups are independent chains (a label's log-add-exp waits for its
+ * U's, about 100 cycles, which one loop would leave the out-of-order window to hide). */
+KERNEL void alpha_pairs(double *restrict cB, double *restrict cL, double *restrict u, const double *restrict pB,
+                        const double *restrict pL, const float *restrict xr, const int32_t *restrict lc,
+                        const double *restrict lm, const int64_t *restrict sk, double eb, double l, int g0, int g1)
 {
-    int Sb = 2 * L + 1, lo, hi;
-    band(t, w->tlen[b], Sb, &lo, &hi);
-    size_t r = (size_t)t * w->B + b;
-    const float *xr = x + r * w->A;
-    const int32_t *cls = w->cls + (size_t)b * w->P + PAD;
-    double *cur = alpha_row(w, t, b), l = w->lse[r];
-    pads_ninf(cur, lo, hi);
+    for (int j0 = g0; j0 < g1; j0 += V)
+        for (int q = 0; q < V; q++) {
+            int j = j0 + q;
+            u[j] = logaddexp(pB[j], pL[j - 1]);
+            cB[j] = u[j] + eb;
+        }
+    for (int j0 = g0; j0 < g1; j0 += V)
+        for (int q = 0; q < V; q++) {
+            int j = j0 + q;
+            double uj = u[j], pb = pB[j];   /* both loaded: a select, not a masked load */
+            cL[j] = logaddexp(pL[j], sk[j] ? uj : pb) + (lm[j] + ((double)xr[lc[j]] - l));
+        }
+}
+
+/* The argument of an occupation's exp, alpha + beta - log p: at most 0 but for
+ * rounding, -inf where a state is unreachable; clamped below at -88 (e^-88 is 0). */
+static inline float occ_arg(double v)
+{
+    float x = (float)v;
+    return x > -88.0f ? x : -88.0f;
+}
+
+/* Step t's occupations exp(alpha + beta - ll) over [g0, g1), the labels' into ef;
+ * returns their sum, the blanks' in *blanks (V lanes, a fixed order). */
+KERNEL float occupations(const double *restrict aB, const double *restrict aL, const double *restrict bB,
+                         const double *restrict bL, float *restrict ef, double ll, int g0, int g1, float *blanks)
+{
+    float sb[V], sl[V];
+    for (int q = 0; q < V; q++) sb[q] = sl[q] = 0;
+    for (int j0 = g0; j0 < g1; j0 += V)
+        for (int q = 0; q < V; q++) {
+            int j = j0 + q;
+            float eB = la_exp(occ_arg(aB[j] + bB[j] - ll)), eL = la_exp(occ_arg(aL[j] + bL[j] - ll));
+            sb[q] += eB;
+            sl[q] += eL;
+            ef[j] = eL;
+        }
+    *blanks = sum8(sb);
+    return *blanks + sum8(sl);
+}
+
+/* Beta at step t-1 over [h0, h1) from step t's b rows (valid through h1) into the n
+ * rows, W_h1 = w1 (read by label h1-1); vl gets beta + emission of the labels. */
+KERNEL void beta_pairs(double *restrict nB, double *restrict nL, double *restrict vl, const double *restrict bB,
+                       const double *restrict bL, const float *restrict xr, const int32_t *restrict lc,
+                       const double *restrict lm, const int64_t *restrict sk, double eb, double l, double w1,
+                       int h0, int h1)
+{
+    for (int j0 = h0; j0 < h1; j0 += V)
+        for (int q = 0; q < V; q++) {
+            int j = j0 + q;
+            double v = bL[j] + (lm[j] + ((double)xr[lc[j]] - l));
+            vl[j] = v;
+            nB[j] = logaddexp(bB[j] + eb, v);
+        }
+    nB[h1] = w1;
+    for (int j0 = h0; j0 < h1; j0 += V)
+        for (int q = 0; q < V; q++) {
+            int j = j0 + q;
+            double wn = nB[j + 1], vn = bB[j + 1] + eb;   /* both loaded: a select */
+            nL[j] = logaddexp(vl[j], sk[j + 1] ? wn : vn);
+        }
+}
+
+/* Alpha of sample b at step t (t < its length) from step t-1's; xr the step's logits,
+ * l their log-sum-exp. */
+static void alpha_step(const ctc_ws *w, const float *xr, double l, int L, int blank, int t, int b)
+{
+    int lo, hi, g0, g1, RW = w->RW;
+    band(t, w->tlen[b], 2 * L + 1, &lo, &hi);
+    band_groups(lo, hi, w->R0, &g0, &g1);
+    size_t o = (size_t)b * RW + V;
+    const int32_t *lc = w->lcls + o;
+    const double *lm = w->lmask + o;
+    const int64_t *sk = w->skip + o;
+    double *cB = alpha_row(w, t, b), *cL = cB + RW;
+    double eb = (double)xr[blank] - l;
     if (t == 0) {
-        for (int s = lo; s <= hi; s++) cur[s] = (double)xr[cls[s]] - l;
-        return;
+        for (int j = g0; j < g1; j++) cB[j] = cL[j] = -INFINITY;
+        cB[0] = eb;
+        cL[0] = lm[0] + ((double)xr[lc[0]] - l);
+    } else {
+        const double *pB = alpha_row(w, t - 1, b);
+        double *u = w->work + (size_t)b * WORK_D(w) + 4 * (size_t)RW + V;   /* beta's v-label row */
+        alpha_pairs(cB, cL, u, pB, pB + RW, xr, lc, lm, sk, eb, l, g0, g1);
     }
-    const double *prev = alpha_row(w, t - 1, b);
-    lse3_row(cur, prev, prev - 1, prev - 2, w->skip + (size_t)b * w->P + PAD, xr, cls, l, 1, lo, hi);
+    cB[g0 - 1] = cL[g0 - 1] = -INFINITY;   /* what step t+1 reads outside [g0, g1) */
+    for (int j = g1; j < g1 + V; j++) cB[j] = cL[j] = -INFINITY;
 }
 
-/* Sample b's step t of the reverse sweep: the occupations of step t from alpha and
- * beta_t, k * them subtracted from the row's gradient at the states' classes, then
- * beta_{t-1}. Beta_t of the last step is set here. */
-static void beta_step(const ctc_ws *w, const float *x, float *gx, int L, int blank, int t, int b)
+/* Sample b's step t of the reverse sweep (t < its length): the occupations of step t
+ * from the kept alpha and beta_t, k * them subtracted from the row g of the gradient
+ * at the states' classes, then beta_{t-1} into the other running row. Beta of the last
+ * step is set here. */
+static void beta_step(const ctc_ws *w, const float *xr, float *g, int L, int blank, int t, int b)
 {
-    int T = w->tlen[b], Sb = 2 * L + 1, P = w->P, lo, hi;
-    double *row = w->work + (size_t)b * 4 * P;
-    double *bc = row + (size_t)(t & 1) * P + PAD, *bn = row + (size_t)((t + 1) & 1) * P + PAD;
-    double *v = row + 2 * (size_t)P + PAD;
-    float *e = (float *)(row + 3 * (size_t)P) + PAD;
-    const int32_t *cls = w->cls + (size_t)b * P + PAD;
-    size_t r = (size_t)t * w->B + b;
+    int T = w->tlen[b], Sb = 2 * L + 1, RW = w->RW, lo, hi, g0, g1;
     band(t, T, Sb, &lo, &hi);
+    band_groups(lo, hi, w->R0, &g0, &g1);
+    size_t o = (size_t)b * RW + V;
+    const int32_t *lc = w->lcls + o;
+    const double *lm = w->lmask + o;
+    const int64_t *sk = w->skip + o;
+    double *bB = beta_row(w, b, t), *bL = bB + RW;
+    double *vl = w->work + (size_t)b * WORK_D(w) + 4 * (size_t)RW + V;
+    float *ef = (float *)(w->work + (size_t)b * WORK_D(w) + 5 * (size_t)RW) + V;
+    const double *aB = alpha_row(w, t, b), *aL = aB + RW;
+    size_t r = (size_t)t * w->B + b;
+    double l = w->lse[r], ll = w->ll[b];
     if (t == T - 1) {
-        fill_ninf(bc - PAD, P);
-        bc[Sb - 1] = 0;
-        if (Sb > 1) bc[Sb - 2] = 0;
+        for (int j = -V; j < RW - V; j++) bB[j] = bL[j] = -INFINITY;
+        bB[L] = 0;
+        if (L > 0) bL[L - 1] = 0;
     }
-    /* occupations: exp(v - max v) / sum, v = alpha + beta over the step's states */
-    const double *al = alpha_row(w, t, b);
-    if (t > 0) {   /* this sample's next row of alpha, one sweep over the samples ahead */
-        const char *nx = (const char *)(alpha_row(w, t - 1, b) + lo - PAD);
-        for (int q = 0; q < (hi - lo + 8) * 8; q += 64) __builtin_prefetch(nx + q);
+    float blanks, sum = occupations(aB, aL, bB, bL, ef, ll, g0, g1, &blanks);
+    if (sum > 0) {   /* 1 up to rounding with a finite likelihood */
+        float ks = (float)(w->k[b] / (double)sum);
+        int j0 = lo >> 1, j1 = (hi - 1) >> 1;   /* the labels in the band */
+        j1 = j1 < L - 1 ? j1 : L - 1;
+        g[blank] -= ks * blanks;
+        int j = j0;
+        for (; j + 3 <= j1; j += 4) {   /* unrolled: the loop's own cost is most of it */
+            g[lc[j]] -= ks * ef[j];
+            g[lc[j + 1]] -= ks * ef[j + 1];
+            g[lc[j + 2]] -= ks * ef[j + 2];
+            g[lc[j + 3]] -= ks * ef[j + 3];
+        }
+        for (; j <= j1; j++) g[lc[j]] -= ks * ef[j];
     }
-    for (int s = lo; s <= hi; s++) v[s] = al[s] + bc[s];
-    double m = band_max(v, lo, hi);
-    if (m == -INFINITY) return;   /* cannot happen with a finite likelihood */
-    for (int s = lo; s <= hi; s++) e[s] = fm_exp((float)(v[s] - m));
-    float sum = band_sum(e, lo, hi), labels = 0;
-    double ks = w->k[b] / (double)sum;
-    float *g = gx + r * w->A;
-    for (int s = lo | 1; s <= hi; s += 2) {   /* the label states; the blank takes the rest */
-        g[cls[s]] -= (float)(ks * e[s]);
-        labels += e[s];
-    }
-    g[blank] -= (float)(ks * (double)(sum - labels));
     if (t == 0) return;
-    /* beta_{t-1}(s) = log sum over s' in {s, s+1, s+2} of exp(beta_t(s') + logp_t(s')) */
-    const float *xr = x + r * w->A;
-    double l = w->lse[r];
-    for (int s = lo; s <= hi; s++) v[s] = bc[s] + ((double)xr[cls[s]] - l);
-    pads_ninf(v, lo, hi);
-    int lo1, hi1;
-    band(t - 1, T, Sb, &lo1, &hi1);
-    lse3_row(bn, v, v + 1, v + 2, w->skip + (size_t)b * P + PAD + 2, NULL, NULL, 0, 0, lo1, hi1);
+    int h0, h1;
+    band(t - 1, T, Sb, &lo, &hi);
+    band_groups(lo, hi, w->R0, &h0, &h1);
+    double *nB = beta_row(w, b, t - 1), *nL = nB + RW;
+    double eb = (double)xr[blank] - l, w1 = -INFINITY;
+    if (2 * h1 - 1 <= hi && sk[h1])   /* label h1-1 is in the band and may skip to h1 */
+        w1 = logaddexp(bB[h1] + eb, bL[h1] + (lm[h1] + ((double)xr[lc[h1]] - l)));
+    beta_pairs(nB, nL, vl, bB, bL, xr, lc, lm, sk, eb, l, w1, h0, h1);
+    for (int j = h0 - V; j < h0; j++) nB[j] = nL[j] = -INFINITY;   /* what step t-2 reads outside */
+    nB[h1] = nL[h1] = -INFINITY;
+}
+
+/* ---- sweeps over a range of samples -------------------------------------------------- */
+
+/* A sample's share of the work (0 when it is not computed): its rows and states. */
+static double sample_work(const ctc_ws *w, const int32_t *len, int b)
+{
+    return w->state[b] == CTC_OK ? (double)w->tlen[b] * (4.0 * (2 * len[b] + 1) + w->A) : 0;
 }
 
 /* The samples of thread id out of n: a contiguous range [*b0, *b1), by equal shares of
- * the work (state-steps), the same for every call with the same lengths. */
+ * the work, the same for every call with the same lengths. */
 static void sample_range(const ctc_ws *w, const int32_t *len, int n, int id, int *b0, int *b1)
 {
     double total = 0, cum = 0;
-    for (int b = 0; b < w->B; b++)
-        if (w->state[b] == CTC_OK) total += (double)w->tlen[b] * (2 * len[b] + 1);
+    for (int b = 0; b < w->B; b++) total += sample_work(w, len, b);
     *b0 = w->B;
     *b1 = w->B;
     for (int b = 0, first = 1; b < w->B; b++) {
-        double wb = w->state[b] == CTC_OK ? (double)w->tlen[b] * (2 * len[b] + 1) : 0;
+        double wb = sample_work(w, len, b);
         int owner = total > 0 ? (int)((cum + 0.5 * wb) / total * n) : 0;
         owner = owner < n ? owner : n - 1;
         cum += wb;
@@ -446,36 +620,58 @@ static void sample_range(const ctc_ws *w, const int32_t *len, int n, int id, int
     if (*b0 > *b1) *b0 = *b1;
 }
 
-/* The alpha sweep of samples [b0, b1), step by step; then their log-likelihoods. */
-static void alpha_range(const ctc_ws *w, const float *x, const int32_t *len, int b0, int b1)
+/* The alpha sweep of samples [b0, b1), step by step (each row's log-sum-exp first
+ * unless rows_done); then their log-likelihoods. */
+static void alpha_range(const ctc_ws *w, const float *x, const int32_t *len, int blank, int rows_done, int b0,
+                        int b1)
 {
     int Tmax = 0;
-    for (int b = b0; b < b1; b++) Tmax = w->state[b] == CTC_OK && w->tlen[b] > Tmax ? w->tlen[b] : Tmax;
-    for (int t = 0; t < Tmax; t++)
-        for (int b = b0; b < b1; b++)
-            if (w->state[b] == CTC_OK && t < w->tlen[b]) alpha_step(w, x, len[b], t, b);
     for (int b = b0; b < b1; b++) {
-        if (w->state[b] != CTC_OK) continue;
-        int T = w->tlen[b], Sb = 2 * len[b] + 1;
-        if (T == 0) {   /* only an empty label sequence gets here (feasibility): probability 1 */
-            w->ll[b] = 0;
-            continue;
+        Tmax = w->state[b] == CTC_OK && w->tlen[b] > Tmax ? w->tlen[b] : Tmax;
+        w->ll[b] = 0;   /* NaN once a row has no distribution */
+    }
+    for (int t = 0; t < Tmax; t++)
+        for (int b = b0; b < b1; b++) {
+            if (w->state[b] != CTC_OK || t >= w->tlen[b]) continue;
+            size_t r = (size_t)t * w->B + b;
+            const float *xr = x + r * w->A;
+            if (!rows_done) w->lse[r] = row_lse(xr, w->A, w->rstat + 2 * r);
+            if (isnan(w->lse[r])) w->ll[b] = NAN;
+            alpha_step(w, xr, w->lse[r], len[b], blank, t, b);
         }
+    for (int b = b0; b < b1; b++) {
+        int T = w->tlen[b], L = len[b];
+        if (w->state[b] != CTC_OK || T == 0 || isnan(w->ll[b])) continue;   /* T 0: empty labels, p = 1 */
         const double *fin = alpha_row(w, T - 1, b);
-        double a = fin[Sb - 1], c = Sb > 1 ? fin[Sb - 2] : -INFINITY, m = a > c ? a : c;
+        double a = fin[L], c = L > 0 ? fin[w->RW + L - 1] : -INFINITY, m = a > c ? a : c;
         w->ll[b] = m == -INFINITY ? -INFINITY : m + log(exp(a - m) + exp(c - m));
         if (w->ll[b] == -INFINITY) w->state[b] = CTC_ZERO_PROB;   /* only with -inf logits */
     }
 }
 
-/* The beta sweep of samples [b0, b1), from the last step back. */
-static void beta_range(const ctc_ws *w, const float *x, float *gx, const int32_t *len, int blank, int b0, int b1)
+/* The beta sweep of samples [b0, b1) from the last step back, each valid row of the
+ * gradient first given k * softmax unless rows_done (and rows without a gradient
+ * zeroed when fresh); NaN into the valid rows of a sample whose logits had a row
+ * without a distribution. */
+static void beta_range(const ctc_ws *w, const float *x, float *gx, const int32_t *len, int blank, int fresh,
+                       int rows_done, int b0, int b1)
 {
-    int Tmax = 0;
-    for (int b = b0; b < b1; b++) Tmax = w->k[b] != 0 && w->tlen[b] > Tmax ? w->tlen[b] : Tmax;
-    for (int t = Tmax - 1; t >= 0; t--)
-        for (int b = b0; b < b1; b++)
-            if (w->k[b] != 0 && t < w->tlen[b]) beta_step(w, x, gx, len[b], blank, t, b);
+    size_t A = (size_t)w->A;
+    for (int t = w->T - 1; t >= 0; t--)
+        for (int b = b0; b < b1; b++) {
+            size_t r = (size_t)t * w->B + b;
+            float *g = gx + r * A;
+            if (w->k[b] == 0 || t >= w->tlen[b]) {
+                if (fresh && !rows_done) memset(g, 0, A * sizeof *g);
+                continue;
+            }
+            if (isnan(w->ll[b])) {
+                for (size_t a = 0; a < A; a++) g[a] = fresh ? NAN : g[a] + NAN;
+                continue;
+            }
+            if (!rows_done) row_softmax(g, x + r * A, w->A, (float)w->k[b], w->rstat + 2 * r, fresh);
+            beta_step(w, x + r * A, g, len[b], blank, t, b);
+        }
 }
 
 /* Each sample's gradient factor into w->k: the incoming gradient times d out /
@@ -494,7 +690,7 @@ static void ctc_scales(const op_inst *it, const ctc_ws *w)
         w->k[b] = w->state[b] != CTC_OK ? 0.0 : red == RC_CTC_NONE ? (double)g[b] : (double)g[0] * f;
 }
 
-/* Runs fn over the samples split across threads when the work is worth a parallel
+/* Runs CALL over the samples split across threads when the work is worth a parallel
  * region, else over all of them. */
 #define SAMPLE_PAR(w, len, work, CALL)                                                  \
     do {                                                                                \
@@ -511,6 +707,14 @@ static void ctc_scales(const op_inst *it, const ctc_ws *w)
         }                                                                               \
     } while (0)
 
+/* Whether the rows' parts (log-sum-exp, softmax) run in a row-parallel pass of their
+ * own: when there are fewer samples than threads to split them across. */
+static int rows_apart(const ctc_ws *w)
+{
+    size_t n = (size_t)w->T * (size_t)w->B * (size_t)w->A;
+    return n >= OP_PAR_MIN && op_threads() > w->B;
+}
+
 /* ---- forward and backward ---------------------------------------------------------- */
 
 FWD_FN(fwd_ctc)
@@ -522,18 +726,20 @@ FWD_FN(fwd_ctc)
     ctc_params(it->par, &blank, &red, &zero);
     const float *x = it->in[0]->data;
     const int32_t *lab = it->in[1]->data, *len = it->in[2]->data;
-    size_t N = (size_t)w.T * (size_t)w.B, A = (size_t)w.A, work = 0;
-    int B = w.B;
+    size_t N = (size_t)w.T * (size_t)w.B, A = (size_t)w.A;
+    int B = w.B, apart = rows_apart(&w);
+    double work = 0;
     for (int b = 0; b < B; b++) {
         ctc_rows(&w, lab + (size_t)b * w.S, len[b], blank, b);
-        work += (size_t)w.tlen[b] * (size_t)(2 * len[b] + 1);
+        work += sample_work(&w, len, b);
     }
-    /* each needed row's log-sum-exp */
-    PAR_FOR(N * A >= OP_PAR_MIN, r, N,
-        int b = (int)(r % (size_t)B);
-        if (w.state[b] == CTC_OK && (int)(r / (size_t)B) < w.tlen[b]) w.lse[r] = row_lse(x + r * A, w.A);
-    );
-    SAMPLE_PAR(&w, len, work, alpha_range(&w, x, len, b0, b1));
+    if (apart)
+        PAR_FOR(1, r, N,
+            int b = (int)(r % (size_t)B);
+            if (w.state[b] == CTC_OK && (int)(r / (size_t)B) < w.tlen[b])
+                w.lse[r] = row_lse(x + r * A, w.A, w.rstat + 2 * r);
+        );
+    SAMPLE_PAR(&w, len, work, alpha_range(&w, x, len, blank, apart, b0, b1));
     float *o = it->out->data;
     double sum = 0, labels = 0;
     for (int b = 0; b < B; b++) {
@@ -558,27 +764,21 @@ BWD_FN(bwd_ctc)
     ctc_params(it->par, &blank, &red, &zero);
     const float *x = it->in[0]->data;
     const int32_t *len = it->in[2]->data;
-    size_t N = (size_t)w.T * (size_t)w.B, A = (size_t)w.A, work = 0;
-    int B = w.B, fresh = (int)(it->gfresh & 1u);
+    size_t N = (size_t)w.T * (size_t)w.B, A = (size_t)w.A;
+    int B = w.B, fresh = (int)(it->gfresh & 1u), apart = rows_apart(&w);
+    double work = 0;
     ctc_scales(it, &w);
-    for (int b = 0; b < B; b++) work += w.k[b] != 0 ? (size_t)w.tlen[b] * (size_t)(2 * len[b] + 1) : 0;
-    /* k * softmax in every valid row; 0 in the others (or nothing added) */
-    PAR_FOR(N * A >= OP_PAR_MIN, r, N,
-        int b = (int)(r % (size_t)B);
-        float k = (int)(r / (size_t)B) < w.tlen[b] ? (float)w.k[b] : 0.0f;
-        const float *xr = x + r * A;
-        float *g = gx + r * A;
-        if (k != 0.0f) {
-            float l = (float)w.lse[r];
-            if (fresh)
-                for (size_t a = 0; a < A; a++) g[a] = k * fm_exp(xr[a] - l);
-            else
-                for (size_t a = 0; a < A; a++) g[a] += k * fm_exp(xr[a] - l);
-        } else if (fresh) {
-            memset(g, 0, A * sizeof *g);
-        }
-    );
-    SAMPLE_PAR(&w, len, work, beta_range(&w, x, gx, len, blank, b0, b1));
+    for (int b = 0; b < B; b++) work += w.k[b] != 0 ? sample_work(&w, len, b) : 0;
+    if (apart)   /* k * softmax in every valid row; 0 in the others (or nothing added) */
+        PAR_FOR(1, r, N,
+            int b = (int)(r % (size_t)B);
+            float *g = gx + r * A;
+            if (w.k[b] != 0 && (int)(r / (size_t)B) < w.tlen[b])
+                row_softmax(g, x + r * A, w.A, (float)w.k[b], w.rstat + 2 * r, fresh);
+            else if (fresh)
+                memset(g, 0, A * sizeof *g);
+        );
+    SAMPLE_PAR(&w, len, work, beta_range(&w, x, gx, len, blank, fresh, apart, b0, b1));
 }
 
 int ctc_report(const op_inst *it, int32_t *samples, int max)

@@ -24,6 +24,7 @@
 
 #include "recur.h"
 #include "fastmath.h"   /* ctc/fm_log */
+#include "logaddexp.h"  /* ctc/logaddexp: the kernel's log-add-exp */
 #include "op.h"         /* ctc/wrong_backward_caught swaps op_table[OP_CTC].backward */
 
 /* Gradient check: step and tolerance as in test_ops.c (1% off gives ~1e-2). */
@@ -487,6 +488,42 @@ Test(ctc, warpctc_inf_test)
     case_free(&c);
 }
 
+/* A valid step without a distribution (NaN, +inf, all -inf) makes its sample's loss and
+ * the valid rows of its gradient NaN; the other samples and the steps past T_b are
+ * untouched (recur.h). */
+Test(ctc, bad_logits_nan)
+{
+    rng_state = 16;
+    ccase c = case_new(6, 4, 5, 2);
+    c.o.reduction = RC_CTC_NONE;
+    c.tlen = malloc(4 * sizeof *c.tlen);
+    random_logits(&c, 2.0);
+    for (int b = 0; b < 4; b++) {
+        random_labels(&c, b, 2);
+        c.tlen[b] = b == 3 ? 4 : 6;
+    }
+    c.x[(2 * 4 + 0) * 5 + 1] = NAN;        /* sample 0, step 2 */
+    c.x[(5 * 4 + 1) * 5 + 3] = INFINITY;   /* sample 1, step 5 */
+    for (int a = 0; a < 5; a++) c.x[(0 * 4 + 2) * 5 + a] = -INFINITY;   /* sample 2, step 0 */
+    c.x[(5 * 4 + 3) * 5 + 0] = NAN;        /* sample 3, step 5: past its 4 steps */
+    cres r;
+    run_case(&c, &r);
+    cr_expect_eq(r.st, RC_OK, "%s", r.err);
+    for (int b = 0; r.out && b < 4; b++) {
+        cr_expect(b < 3 ? isnan(r.out[b]) : isfinite(r.out[b]), "sample %d: loss %g", b, (double)r.out[b]);
+        for (int t = 0; t < 6; t++)
+            for (int a = 0; a < 5; a++) {
+                float g = r.grad[(t * 4 + b) * 5 + a];
+                int want_nan = b < 3;
+                if (b == 3) cr_expect(t < 4 ? isfinite(g) : g == 0.0f, "sample 3 step %d: gradient %g", t, (double)g);
+                else cr_expect(want_nan == isnan(g), "sample %d step %d: gradient %g", b, t, (double)g);
+            }
+    }
+    cr_expect_eq(r.ninf, 0, "NaN samples are not infeasible ones");
+    res_free(&r);
+    case_free(&c);
+}
+
 /* ---- brute force -------------------------------------------------------------------- */
 
 /* Random problems with T <= 6: every sample's loss and gradient against the sum over
@@ -780,6 +817,31 @@ Test(ctc, threads_bitwise)
     if (r1.out && r2.out) {
         cr_expect_eq(r1.out[0], r2.out[0], "%.9g vs %.9g", (double)r1.out[0], (double)r2.out[0]);
         cr_expect(memcmp(r1.grad, r2.grad, (size_t)100 * 8 * 80 * 4) == 0, "gradients differ");
+    }
+    res_free(&r1);
+    res_free(&r2);
+    case_free(&c);
+}
+
+/* Fewer samples than threads: the rows' log-sum-exp and softmax run in a row-parallel
+ * pass of their own (op_ctc.c rows_apart) and must give what one thread gives. */
+Test(ctc, threads_bitwise_rows_apart)
+{
+    rng_state = 33;
+    ccase c = case_new(100, 1, 400, 30);   /* 40000 logits: above OP_PAR_MIN */
+    c.o.reduction = RC_CTC_SUM;
+    random_logits(&c, 3.0);
+    random_labels(&c, 0, 30);
+    cres r1, r2;
+    rc_set_num_threads(1);
+    run_case(&c, &r1);
+    rc_set_num_threads(2);
+    run_case(&c, &r2);
+    cr_expect_eq(r1.st, RC_OK, "%s", r1.err);
+    cr_expect_eq(r2.st, RC_OK, "%s", r2.err);
+    if (r1.out && r2.out) {
+        cr_expect_eq(r1.out[0], r2.out[0], "%.9g vs %.9g", (double)r1.out[0], (double)r2.out[0]);
+        cr_expect(memcmp(r1.grad, r2.grad, (size_t)100 * 400 * 4) == 0, "gradients differ");
     }
     res_free(&r1);
     res_free(&r2);
@@ -1123,7 +1185,7 @@ Test(ctc, refused_shapes)
     rc_graph_free(g);
 }
 
-/* fm_log, the log of the kernel's log-sum-exp, against libm. */
+/* fm_log (fastmath.h) against libm. */
 Test(ctc, fm_log)
 {
     double worst = 0;
@@ -1141,4 +1203,37 @@ Test(ctc, fm_log)
             worst = fmax(worst, d);
         }
     cr_expect(worst < 2.5e-7, "fm_log over normal floats: worst relative error %.3g", worst);
+}
+
+/* The kernel's log-add-exp and its parts (logaddexp.h) against libm: exp relative,
+ * log1p and log-add-exp absolute (what a log value carries into the sums), the ends. */
+Test(ctc, logaddexp)
+{
+    double worst = 0;
+    for (int i = 0; i <= 400000; i++) {
+        float x = -87.3f + 175.3f * (float)i / 400000.0f;   /* normal results up to 88 */
+        double want = exp((double)x);
+        worst = fmax(worst, fabs((double)la_exp(x) - want) / want);
+    }
+    cr_expect(worst < 3e-7, "la_exp: worst relative error %.3g", worst);
+    cr_expect(la_exp(-88.0f) == 0.0f && la_exp_lo(-INFINITY) == 0.0f && la_exp_lo(NAN) == 0.0f);
+    cr_expect(isnan(la_exp_any(NAN)) && la_exp_any(-INFINITY) == 0.0f && la_exp_any(0.0f) == 1.0f);
+    worst = 0;
+    for (int i = 0; i <= 400000; i++) {
+        float u = (float)i / 400000.0f;
+        worst = fmax(worst, fabs((double)la_log1p01(u) - log1p((double)u)));
+    }
+    cr_expect(worst < 2.5e-7, "la_log1p01 on [0, 1]: worst absolute error %.3g", worst);
+    worst = 0;
+    const double base[3] = { 0.0, -312.25, 4096.5 };
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i <= 400000; i++) {
+            double a = base[k], b = a - 100.0 * i / 400000.0, want = a + log1p(exp(b - a));
+            worst = fmax(worst, fabs(logaddexp(a, b) - want));
+            cr_assert(logaddexp(a, b) == logaddexp(b, a), "logaddexp(%.17g, %.17g) is not symmetric", a, b);
+        }
+    cr_expect(worst < 2.5e-7, "logaddexp: worst absolute error %.3g", worst);
+    cr_expect(logaddexp(-INFINITY, -INFINITY) == -INFINITY);
+    cr_expect(logaddexp(-3.5, -INFINITY) == -3.5 && logaddexp(-INFINITY, 7.25) == 7.25);
+    cr_expect(logaddexp(-2000.0, -1000.0) == -1000.0, "a term e^-1000 below the other adds nothing");
 }

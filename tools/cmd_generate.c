@@ -8,7 +8,8 @@ static void generate_usage(FILE *f)
 {
     fprintf(f, "usage: recur generate KIND --out DIR [options]   (recur generate KIND --help for its options)\n\n"
                "kinds:\n"
-               "  pen     connected handwriting: pen trajectories from the Hershey fonts (NAME.pen + NAME.gt.txt)\n");
+               "  pen     connected handwriting: pen trajectories from the Hershey fonts (NAME.pen + NAME.gt.txt)\n"
+               "  lines   printed text lines: PNG + .gt.txt rendered with FreeType and degraded (OCR)\n");
 }
 
 int cmd_generate(int argc, char **argv)
@@ -18,6 +19,7 @@ int cmd_generate(int argc, char **argv)
         return argc < 3 ? 2 : 0;
     }
     if (!strcmp(argv[2], "pen")) return gen_pen_cmd(argc - 2, argv + 2);
+    if (!strcmp(argv[2], "lines")) return gen_lines_cmd(argc - 2, argv + 2);
     fprintf(stderr, "recur generate: unknown kind '%s'\n", argv[2]);
     generate_usage(stderr);
     return 2;

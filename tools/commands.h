@@ -30,6 +30,8 @@ int cmd_search(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 /* recur generate pen (tools/gen_pen_cmd.c) */
 int gen_pen_cmd(int argc, char **argv);
+/* recur generate lines (tools/gen_lines_cmd.c) */
+int gen_lines_cmd(int argc, char **argv);
 
 /* Shared by inspect and compare (cmd_inspect.c). */
 #include "recur.h"

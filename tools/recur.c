@@ -15,7 +15,7 @@ static void usage(FILE *f)
                "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow, --gradcheck\n"
                "  compare   cells side by side: costs, structural diff; with --train, training runs\n"
                "  search    evolutionary search over cells (Jozefowicz et al. 2015); --status DIR: its table\n"
-               "  generate  synthetic data sets: recur generate pen (handwriting)\n"
+               "  generate  synthetic data sets: recur generate pen (handwriting), lines (printed text for OCR)\n"
                "  info      the version, the cells there are and where the cell library is (also: version)\n");
 }
 

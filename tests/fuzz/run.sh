@@ -24,6 +24,8 @@
 #   decode    error rates on arbitrary bytes (UTF-8, words) and the CTC decoders on
 #             arbitrary small logits and transcripts (decode/; no file: the bytes go in directly)
 #   pen       pen trajectories and their transcripts, NAME.pen + NAME.gt.txt (train/data_pen.c)
+#   lines     line images for OCR: a PNG + .gt.txt folder (train/data_lines.c, base/pngio.c's
+#             libpng reader, base/resample.c); built with libpng when pkg-config finds it
 # Each prints libFuzzer's final statistics; a last line "fuzz NAME: N executions"
 # gives stat::number_of_executed_units. Needs clang and libclang-rt-14-dev
 # (apt-get install -y clang libclang-rt-14-dev). OUT (default build-fuzz/) holds the
@@ -34,7 +36,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/build-fuzz}
 MODE=${MODE:-full}
 CC=${CC:-clang}
-ALL="cell ckpt npy music csv classify corpus config decode pen"
+ALL="cell ckpt npy music csv classify corpus config decode pen lines"
 command -v "$CC" >/dev/null 2>&1 || { echo "run.sh: $CC not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }
 
 NAME=cell
@@ -59,6 +61,12 @@ for d in /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/x86_64-linux
     [ -f "$d/cblas.h" ] && FLAGS="$FLAGS -I$d" && break
 done
 LIB_H="include/*.h base/*.h ops/*.h graph/*.h cells/*.h decode/*.h train/*.h tools/*.h"
+# libpng as meson finds it (base/pngio.c reads PNGs only with RC_HAVE_PNG)
+PNG_LIBS=""
+if pkg-config --exists libpng 2>/dev/null; then
+    FLAGS="$FLAGS -DRC_HAVE_PNG=1 $(pkg-config --cflags libpng)"
+    PNG_LIBS=$(pkg-config --libs libpng)
+fi
 # shellcheck disable=SC2086,SC2012
 NEWEST_LIB_H=$(cd "$ROOT" && ls -t $LIB_H | head -n 1)
 # shellcheck disable=SC2086,SC2012
@@ -109,7 +117,7 @@ build() {   # build NAME: prints the binary's path
     # every harness links the BLAS/LAPACK/OpenMP stand-ins (tests/fuzz/stubs.c)
     stubs="$OUT/obj/tests_fuzz_stubs.c.o"
     # shellcheck disable=SC2086
-    $CC -fsanitize=fuzzer,address,undefined "$h" $stubs "$LIB" -lm -o "$OUT/fuzz_$1"
+    $CC -fsanitize=fuzzer,address,undefined "$h" $stubs "$LIB" -lm $PNG_LIBS -o "$OUT/fuzz_$1"
     echo "$OUT/fuzz_$1"
 }
 
