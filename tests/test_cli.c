@@ -1703,3 +1703,110 @@ Test(cli, threads_follow_the_free_cores)
     OK(b);
     cr_assert(has(b.out, ", 1 threads (the run's own count, kept on resume"), SHOW(b));
 }
+
+/* ---- transcription kinds (pen, lines): CTC from the command line ---------------------- */
+
+/* A pen folder of n samples over "ab c": each character a stroke of 3 points in its
+ * own direction, so a sample of L characters has 3 L points; valid/test hold other
+ * texts. Returns the total characters written. */
+static int gen_pen_dir(const char *dir, int n, uint32_t seed)
+{
+    cr_assert_eq(mkdir(dir, 0777), 0, "%s: %s", dir, strerror(errno));
+    const char *alpha = "ab c";
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int L = 2 + (int)(seed >> 16) % 5;
+        char text[16], pen[2048];
+        int k = snprintf(pen, sizeof pen, "#pen 1 x y end\n");
+        double x = 0, y = 0;
+        for (int j = 0; j < L; j++) {
+            seed = seed * 1103515245u + 12345u;
+            int c = (int)(seed >> 16) % 4;
+            text[j] = alpha[c];
+            if (j == 0 || j == L - 1) text[j] = c == 2 ? 'a' : alpha[c];   /* no space at either end */
+            for (int p = 0; p < 3; p++) {
+                x += text[j] == 'a' ? 1.0 : text[j] == 'b' ? 0.0 : 0.5;
+                y += text[j] == 'a' ? 0.0 : text[j] == 'b' ? 1.0 : -0.5;
+                k += snprintf(pen + k, sizeof pen - (size_t)k, "%.2f %.2f %d\n", x, y, p == 2);
+            }
+        }
+        text[L] = '\0';
+        total += L;
+        spit_str(fmt("%s/s%03d.pen", dir, i), pen);
+        spit_str(fmt("%s/s%03d.gt.txt", dir, i), fmt("%s\n", text));
+    }
+    return total;
+}
+
+Test(cli, pen_train_eval_cer)
+{
+    char *root = P("pen");
+    cr_assert_eq(mkdir(root, 0777), 0);
+    gen_pen_dir(fmt("%s/train", root), 24, 1);
+    int nvalid = gen_pen_dir(fmt("%s/valid", root), 6, 2);
+    int ntest = gen_pen_dir(fmt("%s/test", root), 5, 3);
+    char *out = P("pen-run");
+    run r = recur("train", "--data", root, "--data-kind", "pen", "--out", out, SMALL, "--bidirectional", "--epochs", "2",
+                  NULL);
+    OK(r);
+    cr_assert(has(r.out, "cer "), "the validation metric is the CER: " SHOW(r));
+    char *m = slurp(fmt("%s/metrics.csv", out), NULL);
+    cr_assert(m && has(m, "cer"), "the metrics log names the CER");
+    /* eval counts every reference character of the split, and the words */
+    r = recur("eval", "--out", out, "--split", "test", NULL);
+    OK(r);
+    cr_assert(has(r.out, fmt("in %d, ", ntest)) && has(r.out, "wer "), "test has %d characters: " SHOW(r), ntest);
+    r = recur("eval", "--out", out, NULL);
+    OK(r);
+    cr_assert(has(r.out, fmt("in %d, ", nvalid)), "valid has %d characters: " SHOW(r), nvalid);
+    double cer = number_after(r.out, "cer ");
+    cr_assert(cer >= 0 && isfinite(cer), SHOW(r));
+    /* a training folder whose alphabet changed no longer matches the checkpoint's classes */
+    spit_str(fmt("%s/train/s000.gt.txt", root), "aXb\n");
+    spit_str(fmt("%s/valid/s000.gt.txt", root), "aXb\n");
+    r = recur("eval", "--out", out, NULL);
+    cr_assert(r.code != 0 && r.sig == 0, SHOW(r));
+    /* a file where a folder is read; a folder without samples */
+    r = recur("train", "--data", fmt("%s/train/s001.pen", root), "--data-kind", "pen", "--out", P("pen-x"), NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "is not a folder") && has(r.err, "--data-kind pen"), SHOW(r));
+    cr_assert_eq(mkdir(P("empty"), 0777), 0);
+    r = recur("train", "--data", P("empty"), "--data-kind", "pen", "--out", P("pen-y"), NULL);
+    cr_assert(r.code != 0 && r.sig == 0 && r.err[0], SHOW(r));
+}
+
+/* Without valid/ the last --valid-frac of the training samples are held out; --valid
+ * names a folder (a file is refused); a resumed pen run continues exactly. */
+Test(cli, pen_held_out_and_resume)
+{
+    char *dir = P("pen-flat");
+    gen_pen_dir(dir, 40, 7);
+    run r = recur("train", "--data", dir, "--data-kind", "pen", "--out", P("pf"), SMALL, "--valid-frac", "0.25",
+                  "--epochs", "1", NULL);
+    OK(r);
+    cr_assert(has(r.out, "8 batches of 4"), "30 of 40 samples train: " SHOW(r));
+    r = recur("train", "--data", dir, "--data-kind", "pen", "--valid", fmt("%s/s000.pen", dir), "--out", P("pg"), SMALL,
+              NULL);
+    cr_assert(r.code != 0 && has(r.err, "must be a folder"), SHOW(r));
+    gen_pen_dir(P("pen-one"), 1, 9);   /* one sample cannot be both trained on and held out */
+    r = recur("train", "--data", P("pen-one"), "--data-kind", "pen", "--out", P("ph"), SMALL, NULL);
+    cr_assert(r.code != 0 && has(r.err, "too few to hold out"), SHOW(r));
+    const char *opts[] = { "--data", dir, "--data-kind", "pen", SMALL, "--bidirectional", "--save-every", "0",
+                           "--eval-every", "5" };
+    int n = sizeof opts / sizeof *opts;
+    resume_case("pr", opts, n, 7, 20, 1);
+}
+
+/* A text folder as --data with a --valid file: the folder is still joined (task_load
+ * took the folder test from --valid's stat before, and read the folder as a file). */
+Test(cli, folder_data_with_valid_file)
+{
+    char *dir = P("texts");
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    gen_text(fmt("%s/a.txt", dir), 3000, 5, 0);
+    gen_text(P("valid.txt"), 800, 6, 0);
+    run r = recur("train", "--data", dir, "--valid", P("valid.txt"), "--out", P("fv"), SMALL, "--epochs", "1", NULL);
+    OK(r);
+    cr_assert(exists(P("fv/corpus.txt")), "the folder was joined");
+}

@@ -13,6 +13,7 @@ typedef struct config {
     int csv_target;
     double valid_frac, test_frac;
     int max_vocab;
+    int line_height;
     /* model */
     char cell[1024];
     int hidden, layers, embed, bidirectional, recompute;

@@ -2,10 +2,11 @@
 #include <string.h>
 #include "kind.h"
 
-extern const data_kind kind_chars, kind_words, kind_music, kind_csv, kind_classify, kind_tags;
+extern const data_kind kind_chars, kind_words, kind_music, kind_csv, kind_classify, kind_tags, kind_pen,
+    kind_lines;
 
 static const data_kind *const all[] = {
-    &kind_chars, &kind_words, &kind_music, &kind_csv, &kind_classify, &kind_tags,
+    &kind_chars, &kind_words, &kind_music, &kind_csv, &kind_classify, &kind_tags, &kind_pen, &kind_lines,
 };
 #define NKINDS (sizeof all / sizeof *all)
 

@@ -203,7 +203,8 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
     }
     for (int k = 0; k < 2; k++) {   /* the held-out files too */
         const char *p = k ? cfg->test : cfg->valid;
-        if (p[0] && stat(p, &st) != 0) {
+        struct stat pst;   /* st keeps --data's */
+        if (p[0] && stat(p, &pst) != 0) {
             char hint[400];
             int e = errno;
             missing_hint(p, hint, sizeof hint);
@@ -211,7 +212,13 @@ int task_load(task *t, const config *cfg, char *msg, size_t len)
             return -1;
         }
     }
-    if (S_ISDIR(st.st_mode)) {
+    if (t->kind->flags & KIND_DIR) {
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(msg, len, "%s is not a folder: --data-kind %s reads a folder of samples (or of train/, valid/, test/ folders)",
+                     data, t->kind->name);
+            return -1;
+        }
+    } else if (S_ISDIR(st.st_mode)) {
         if (!(t->kind->flags & KIND_FOLDER)) {
             snprintf(msg, len, "%s is a folder: --data-kind %s reads a file (only text data, chars or words, is read from a folder)", data, t->kind->name);
             return -1;
@@ -327,8 +334,9 @@ int task_make_model(task *t, char *msg, size_t len)
     o.seed = (uint64_t)c->seed;
     if (c->recompute) o.plan_flags |= RC_PLAN_RECOMPUTE;
     if (!strcmp(c->loss_norm, "sequences")) o.norm = RC_NORM_SEQUENCES;
+    else if (!strcmp(c->loss_norm, "sum")) o.norm = RC_NORM_SUM;
     else if (strcmp(c->loss_norm, "steps") != 0) {
-        snprintf(msg, len, "--loss-norm '%s' is not steps or sequences", c->loss_norm);
+        snprintf(msg, len, "--loss-norm '%s' is not steps, sequences or sum", c->loss_norm);
         return -1;
     }
     if (t->kind->model(t, &o, msg, len) != 0) return -1;
@@ -364,6 +372,25 @@ char *task_arch(const task *t)
              "output = %d\nhead = %d\nlast-step = %d\nparams = %zu\n",
              c->data_kind, c->cell, c->hidden, o.layers, o.bidirectional, o.input_size, o.vocab, o.output_size,
              (int)o.head, o.last_step_only, rc_model_param_total(t->model));
+    if ((t->kind->flags & KIND_DIR) && k > 0 && (size_t)k < cap) {   /* the alphabet fixes what each class means */
+        char *a = NULL;
+        size_t alen = 0;
+        char err[256];
+        if (vocab_to_text(t->labels, &a, &alen, err, sizeof err) != 0) {
+            free(s);
+            return NULL;
+        }
+        char *grown = realloc(s, cap + alen + 64);
+        if (!grown) {
+            free(a);
+            free(s);
+            return NULL;
+        }
+        s = grown;
+        cap += alen + 64;
+        k += snprintf(s + k, cap - (size_t)k, "line-height = %d\nalphabet:\n%s", c->line_height, a);
+        free(a);
+    }
     if (src && k > 0 && (size_t)k < cap) snprintf(s + k, cap - (size_t)k, "cell text:\n%s", src);
     return s;
 }

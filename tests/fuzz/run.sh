@@ -90,7 +90,7 @@ LIB="$OUT/librecur-fuzz.a"
 build_lib() {
     mkdir -p "$OUT/obj"
     objs=""
-    for s in $(cd "$ROOT" && ls base/*.c ops/*.c graph/*.c autodiff/*.c cells/*.c decode/*.c train/*.c tools/kind*.c) \
+    for s in $(cd "$ROOT" && ls base/*.c ops/*.c graph/*.c autodiff/*.c cells/*.c decode/*.c train/*.c tools/kind*.c tools/transcribe.c) \
              tools/config.c tools/task.c tools/run_ckpt.c tests/fuzz/stubs.c; do
         objs="$objs $(compile "$OUT/obj" "$s")"
     done

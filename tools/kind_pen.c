@@ -1,0 +1,39 @@
+/* pen: online handwriting, folders of NAME.pen + NAME.gt.txt (docs/DATA.md; recur
+ * generate pen writes them): each point a frame (dx, dy, end of stroke), the transcript
+ * the CTC target (Graves et al. 2009, "A novel connectionist system for unconstrained
+ * handwriting recognition"); the metric is the character error rate. */
+#include <stdio.h>
+#include <string.h>
+#include "data_pen.h"
+#include "transcribe.h"
+
+static int read_folder(const task *t, const char *dir, vocab *alphabet, seqset *frames, int32_t **lab, size_t **lab_off,
+                       char *err, size_t len)
+{
+    (void)t;
+    int built = alphabet->n == 0;
+    if (built && pen_alphabet_build(alphabet, dir, err, len) != 0) return -1;
+    pen_set ps;
+    memset(&ps, 0, sizeof ps);
+    if (pen_set_load(&ps, dir, alphabet, PEN_NORM_SAMPLE, err, len) != 0) {
+        if (built) vocab_free(alphabet);
+        return -1;
+    }
+    *frames = ps.x;                 /* the set's arrays move to the caller */
+    *lab = ps.lab;
+    *lab_off = ps.lab_off;
+    memset(&ps.x, 0, sizeof ps.x);
+    ps.lab = NULL;
+    ps.lab_off = NULL;
+    pen_set_free(&ps);
+    return 0;
+}
+
+static int load(task *t, const char *path, char *err, size_t len)
+{
+    return transcribe_load(t, path, read_folder, err, len);
+}
+
+const data_kind kind_pen = { "pen", "cer", "a folder of NAME.pen + NAME.gt.txt (or train/, valid/, test/ of them): "
+                             "handwriting transcribed with CTC (character error rate)",
+                             KIND_DIR, load, transcribe_model, transcribe_eval_batch, transcribe_cer };
