@@ -1706,46 +1706,13 @@ Test(cli, threads_follow_the_free_cores)
 
 /* ---- transcription kinds (pen, lines): CTC from the command line ---------------------- */
 
-/* A pen folder of n samples over "ab c": each character a stroke of 3 points in its
- * own direction, so a sample of L characters has 3 L points; valid/test hold other
- * texts. Returns the total characters written. */
-static int gen_pen_dir(const char *dir, int n, uint32_t seed)
-{
-    cr_assert_eq(mkdir(dir, 0777), 0, "%s: %s", dir, strerror(errno));
-    const char *alpha = "ab c";
-    int total = 0;
-    for (int i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        int L = 2 + (int)(seed >> 16) % 5;
-        char text[16], pen[2048];
-        int k = snprintf(pen, sizeof pen, "#pen 1 x y end\n");
-        double x = 0, y = 0;
-        for (int j = 0; j < L; j++) {
-            seed = seed * 1103515245u + 12345u;
-            int c = (int)(seed >> 16) % 4;
-            text[j] = alpha[c];
-            if (j == 0 || j == L - 1) text[j] = c == 2 ? 'a' : alpha[c];   /* no space at either end */
-            for (int p = 0; p < 3; p++) {
-                x += text[j] == 'a' ? 1.0 : text[j] == 'b' ? 0.0 : 0.5;
-                y += text[j] == 'a' ? 0.0 : text[j] == 'b' ? 1.0 : -0.5;
-                k += snprintf(pen + k, sizeof pen - (size_t)k, "%.2f %.2f %d\n", x, y, p == 2);
-            }
-        }
-        text[L] = '\0';
-        total += L;
-        spit_str(fmt("%s/s%03d.pen", dir, i), pen);
-        spit_str(fmt("%s/s%03d.gt.txt", dir, i), fmt("%s\n", text));
-    }
-    return total;
-}
-
 Test(cli, pen_train_eval_cer)
 {
     char *root = P("pen");
     cr_assert_eq(mkdir(root, 0777), 0);
-    gen_pen_dir(fmt("%s/train", root), 24, 1);
-    int nvalid = gen_pen_dir(fmt("%s/valid", root), 6, 2);
-    int ntest = gen_pen_dir(fmt("%s/test", root), 5, 3);
+    tu_write_pen_dir(fmt("%s/train", root), 24, 1);
+    int nvalid = tu_write_pen_dir(fmt("%s/valid", root), 6, 2);
+    int ntest = tu_write_pen_dir(fmt("%s/test", root), 5, 3);
     char *out = P("pen-run");
     run r = recur("train", "--data", root, "--data-kind", "pen", "--out", out, SMALL, "--bidirectional", "--epochs", "2",
                   NULL);
@@ -1781,7 +1748,7 @@ Test(cli, pen_train_eval_cer)
 Test(cli, pen_held_out_and_resume)
 {
     char *dir = P("pen-flat");
-    gen_pen_dir(dir, 40, 7);
+    tu_write_pen_dir(dir, 40, 7);
     run r = recur("train", "--data", dir, "--data-kind", "pen", "--out", P("pf"), SMALL, "--valid-frac", "0.25",
                   "--epochs", "1", NULL);
     OK(r);
@@ -1789,7 +1756,7 @@ Test(cli, pen_held_out_and_resume)
     r = recur("train", "--data", dir, "--data-kind", "pen", "--valid", fmt("%s/s000.pen", dir), "--out", P("pg"), SMALL,
               NULL);
     cr_assert(r.code != 0 && has(r.err, "must be a folder"), SHOW(r));
-    gen_pen_dir(P("pen-one"), 1, 9);   /* one sample cannot be both trained on and held out */
+    tu_write_pen_dir(P("pen-one"), 1, 9);   /* one sample cannot be both trained on and held out */
     r = recur("train", "--data", P("pen-one"), "--data-kind", "pen", "--out", P("ph"), SMALL, NULL);
     cr_assert(r.code != 0 && has(r.err, "too few to hold out"), SHOW(r));
     const char *opts[] = { "--data", dir, "--data-kind", "pen", SMALL, "--bidirectional", "--save-every", "0",

@@ -373,6 +373,32 @@ Test(dist, music_sequences_norm)
     cr_log_info("dist music: 1 vs 2 processes after 20 updates: weights within %.3g, optimiser within %.3g\n", w, ws);
 }
 
+/* CTC (the pen kind, a bidirectional model): each rank's samples have their own label
+ * counts, so the per-label mean needs the counts of both ranks; also the plain sum. */
+Test(dist, pen_ctc_norms)
+{
+    NEED_MPI();
+    cr_assert_eq(mkdir(P("pen"), 0777), 0);
+    tu_write_pen_dir(P("pen/train"), 23, 3);
+    tu_write_pen_dir(P("pen/valid"), 6, 4);
+    const char *norms[] = { "steps", "sum" };
+    for (int k = 0; k < 2; k++) {
+        char o1[200], o2[200];
+        snprintf(o1, sizeof o1, "%s-%s", P("one"), norms[k]);
+        snprintf(o2, sizeof o2, "%s-%s", P("two"), norms[k]);
+        for (int np = 0; np <= 2; np += 2) {
+            run r = train(np, "--data", P("pen"), "--data-kind", "pen", "--out", np ? o2 : o1, TINY, "--bidirectional",
+                          "--batch", "5", "--loss-norm", norms[k], "--optim", "sgd", "--lr", "0.05", "--steps", "12", NULL);
+            OK(r);
+        }
+        char la[300], lb[300];
+        snprintf(la, sizeof la, "%s/last.ckpt", o1);
+        snprintf(lb, sizeof lb, "%s/last.ckpt", o2);
+        double ws, w = ck_compare(la, lb, W_TOL, S_TOL, &ws);
+        cr_log_info("dist pen (CTC, --loss-norm %s): 1 vs 2 processes after 12 updates: weights within %.3g\n", norms[k], w);
+    }
+}
+
 /* Checkpoints under mpirun hold every stream's state (rank 0 gathers it) and resume
  * under 2 processes or 1 as the uninterrupted run goes on. */
 Test(dist, checkpoint_resume)

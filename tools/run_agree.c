@@ -105,6 +105,10 @@ static uint64_t seqset_digest(const seqset *s)
     if (s->cls) h = agree_fnv(h, s->cls, (size_t)s->n * sizeof *s->cls);
     if (s->tag) h = agree_fnv(h, s->tag, steps * sizeof *s->tag);
     if (s->y) h = agree_fnv(h, s->y, steps * (size_t)s->K * sizeof *s->y);
+    if (s->lab_off) {   /* transcripts (CTC) */
+        h = agree_fnv(h, s->lab_off, ((size_t)s->n + 1) * sizeof *s->lab_off);
+        if (s->lab) h = agree_fnv(h, s->lab, s->lab_off[s->n] * sizeof *s->lab);
+    }
     return h;
 }
 
