@@ -57,15 +57,19 @@ export RC_NUM_THREADS=1
 "$recur" info | grep -q "library: $cells" || { "$recur" info; echo "recur info does not name $cells"; exit 1; }
 "$tmp/prog" | grep -q "from $cells" || { "$tmp/prog"; echo "the pkg-config program did not find $cells"; exit 1; }
 n=0
+seeds=""
 for f in "$cells"/*.cell; do
     name=\$(basename "\$f" .cell | tr _ -)
     "$recur" train --cell "\$name" --data "$tmp/text.txt" --out "$tmp/t-\$name" --hidden 8 --layers 1 --seq 8 \\
         --batch 4 --steps 2 --sample 0 >"$tmp/t-\$name.log" 2>&1 || { cat "$tmp/t-\$name.log"; echo "train --cell \$name failed"; exit 1; }
     n=\$((n + 1))
+    seeds="\$seeds\${seeds:+,}\$name"
 done
-# a tiny search seeded by two library cells (one is a built-in's file)
-"$recur" search --out "$tmp/s" --budget 0 --seed-cells lstm-peephole,gru-cho --params 1500 --steps 2 --lrs 0.01 \\
+# a tiny search seeded by every library cell (some are built-ins' files)
+"$recur" search --out "$tmp/s" --budget 0 --seed-cells "\$seeds" --params 1500 --steps 2 --lrs 0.01 \\
     --promote-steps 2 --promote-seeds 1 --test 16 --batch 8 --threads 1 >"$tmp/s.log" 2>&1 || { cat "$tmp/s.log"; echo "search failed"; exit 1; }
-echo "install_test: \$n library cells trained from $cells, a search seeded, recur info and a pkg-config program find the installed library"
+rows=\$(grep -c . "$tmp/s/candidates.jsonl" || true)
+[ "\$rows" -ge "\$n" ] || { echo "the search scored \$rows candidates, not the \$n seeds"; cat "$tmp/s.log"; exit 1; }
+echo "install_test: \$n library cells trained from $cells, a search seeded by them (\$seeds), recur info and a pkg-config program find the installed library"
 CHECKS
 unshare -m sh "$tmp/checks.sh"
