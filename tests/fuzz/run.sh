@@ -28,7 +28,7 @@
 #             libpng reader, base/resample.c); built with libpng when pkg-config finds it
 # Each prints libFuzzer's final statistics; a last line "fuzz NAME: N executions"
 # gives stat::number_of_executed_units. Needs clang and libclang-rt-14-dev
-# (apt-get install -y clang libclang-rt-14-dev). OUT (default build-fuzz/) holds the
+# (apt-get install -y clang libclang-rt-14-dev libomp-14-dev). OUT (default build-fuzz/) holds the
 # objects, the binaries, the growing corpora (corpus-NAME/) and crash inputs; the seed
 # corpora are only read. Objects are rebuilt when their source or any header changed.
 set -eu
@@ -37,7 +37,10 @@ OUT=${OUT:-$ROOT/build-fuzz}
 MODE=${MODE:-full}
 CC=${CC:-clang}
 ALL="cell ckpt npy music csv classify corpus config decode pen lines"
-command -v "$CC" >/dev/null 2>&1 || { echo "run.sh: $CC not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }
+command -v "$CC" >/dev/null 2>&1 || { echo "run.sh: $CC not found (apt-get install -y clang libclang-rt-14-dev libomp-14-dev)" >&2; exit 2; }
+# the library's sources include omp.h; clang's own comes with libomp-14-dev (gcc's is not for clang)
+echo '#include <omp.h>' | "$CC" -E -x c - >/dev/null 2>&1 ||
+    { echo "run.sh: $CC finds no omp.h (apt-get install -y libomp-14-dev)" >&2; exit 2; }
 
 NAME=cell
 case "${1:-}" in
