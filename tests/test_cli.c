@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recur.h"   /* rc_gen_line_write_png: the line images of lines_align */
 #include "test_util.h"
 
 /* The options that keep every training run tiny. */
@@ -1776,4 +1777,306 @@ Test(cli, folder_data_with_valid_file)
     run r = recur("train", "--data", dir, "--valid", P("valid.txt"), "--out", P("fv"), SMALL, "--epochs", "1", NULL);
     OK(r);
     cr_assert(exists(P("fv/corpus.txt")), "the folder was joined");
+}
+
+/* ---- decoding and alignment of the transcription kinds (eval --beam, recur align) ------ */
+
+/* The character edits and reference characters of an eval line ("(E character edits in
+ * R, ..."); -1 when absent. */
+static void eval_counts(const char *out, double *edits, double *ref)
+{
+    const char *p = out ? strstr(out, "character edits in ") : NULL;
+    *edits = *ref = -1;
+    if (!p) return;
+    const char *q = p;
+    while (q > out && q[-1] != '(') q--;
+    *edits = strtod(q, NULL);
+    *ref = strtod(p + strlen("character edits in "), NULL);
+}
+
+/* A pen data set (train/ valid/ test/ of tu_write_pen_dir) and a tiny BLSTM-CTC run on
+ * it; *ntest gets the test transcripts' characters. */
+static char *pen_run(const char *tag, int *ntest)
+{
+    char *root = P(fmt("%s-data", tag)), *out = P(tag);
+    cr_assert_eq(mkdir(root, 0777), 0);
+    tu_write_pen_dir(fmt("%s/train", root), 24, 1);
+    tu_write_pen_dir(fmt("%s/valid", root), 6, 2);
+    *ntest = tu_write_pen_dir(fmt("%s/test", root), 5, 3);
+    run r = recur("train", "--data", root, "--data-kind", "pen", "--out", out, SMALL, "--bidirectional", "--epochs", "2",
+                  NULL);
+    OK(r);
+    return out;
+}
+
+/* eval --beam W decodes by prefix beam search, says so, and scores the same references
+ * as greedy decoding; --lm fuses a character model; misused options and runs of the
+ * wrong kind are refused with what was wrong. */
+Test(cli, pen_eval_beam)
+{
+    int ntest;
+    char *out = pen_run("pb", &ntest);
+    run r = recur("eval", "--out", out, "--split", "test", NULL);
+    OK(r);
+    cr_assert(has(r.out, "[greedy decoding]") && has(r.out, fmt("in %d, ", ntest)), SHOW(r));
+    const char *widths[] = { "1", "16" };
+    for (int i = 0; i < 2; i++) {
+        r = recur("eval", "--out", out, "--split", "test", "--beam", widths[i], NULL);
+        OK(r);
+        cr_assert(has(r.out, fmt("[prefix beam search, width %s]", widths[i])), SHOW(r));
+        double e, n;
+        eval_counts(r.out, &e, &n);
+        cr_assert(n == ntest && e >= 0 && e <= 2 * n, "every test character counted once: " SHOW(r));
+        cr_assert(isfinite(number_after(r.out, "cer ")), SHOW(r));
+    }
+    /* a character language model (text of a-f and spaces: every character of "ab c") */
+    gen_text(P("lm.txt"), 3000, 5, 0);
+    r = recur("train", "--data", P("lm.txt"), "--out", P("lm"), SMALL, "--epochs", "1", NULL);
+    OK(r);
+    r = recur("eval", "--out", out, "--split", "test", "--beam", "4", "--lm", P("lm"), NULL);
+    OK(r);
+    cr_assert(has(r.out, fmt("language model %s/best.ckpt (alpha 0.5, beta 0)", P("lm"))) &&
+              has(r.out, fmt("in %d, ", ntest)), SHOW(r));
+    r = recur("eval", "--out", out, "--split", "test", "--beam", "4", "--lm", P("lm/last.ckpt"), NULL);
+    OK(r);   /* a checkpoint file names the LM too */
+    /* options that need others: refused before any run is read (exit 2) */
+    r = recur("eval", "--out", out, "--lm", P("lm"), NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "--beam"), SHOW(r));
+    r = recur("eval", "--out", out, "--beam", "4", "--lm-alpha", "1", NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "--lm-alpha") && has(r.err, "--lm RUN"), SHOW(r));
+    r = recur("eval", "--out", out, "--lm-beta", "1", NULL);
+    EXPECT_EXIT(r, 2);
+    r = recur("eval", "--out", out, "--beam", "-1", NULL);
+    EXPECT_EXIT(r, 2);
+    /* --beam on a run that is not a transcription */
+    r = recur("eval", "--out", P("lm"), "--beam", "4", NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "--data-kind chars run") && has(r.err, "--beam decodes") && has(r.err, "pen, lines"), SHOW(r));
+    /* --lm: a missing path, a run that is not a character model, an LM without a character */
+    r = recur("eval", "--out", out, "--beam", "4", "--lm", P("nope"), NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, fmt("--lm %s: No such file", P("nope"))), SHOW(r));
+    r = recur("eval", "--out", out, "--beam", "4", "--lm", out, NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "--data-kind pen run") && has(r.err, "character language model"), SHOW(r));
+    r = recur("train", "--data", P("lm.txt"), "--data-kind", "words", "--out", P("wlm"), SMALL, "--epochs", "1", NULL);
+    OK(r);
+    r = recur("eval", "--out", out, "--beam", "4", "--lm", P("wlm"), NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "--data-kind words run, not a character language model"), SHOW(r));
+    gen_text(P("upper.txt"), 3000, 5, 1);   /* capitals: no 'a' */
+    r = recur("train", "--data", P("upper.txt"), "--out", P("ulm"), SMALL, "--epochs", "1", NULL);
+    OK(r);
+    r = recur("eval", "--out", out, "--beam", "4", "--lm", P("ulm"), NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "has no character 'a' (U+0061)"), SHOW(r));
+}
+
+/* Shallow fusion helps where only context can: ' ' and 'c' are the same stroke
+ * (tu_write_pen_sample) and the training text puts them anywhere, so the model alone
+ * guesses between them; in the test lines 'c' follows 'a' and ' ' follows 'b', which a
+ * character model of those lines learns. Alpha 0 (and beta 0) is the beam without it. */
+Test(cli, pen_lm_fusion)
+{
+    char *root = P("fu");
+    cr_assert_eq(mkdir(root, 0777), 0);
+    tu_write_pen_dir(fmt("%s/train", root), 60, 1);
+    tu_write_pen_dir(fmt("%s/valid", root), 6, 2);
+    static const char *lines[] = { "acb", "b a", "ab ba", "bacab", "acab", "bb a", "ab acb", "b acb" };
+    int nl = sizeof lines / sizeof *lines;
+    cr_assert_eq(mkdir(fmt("%s/test", root), 0777), 0);
+    for (int i = 0; i < nl; i++) tu_write_pen_sample(fmt("%s/test", root), fmt("t%02d", i), lines[i]);
+    FILE *f = fopen(P("lines.txt"), "w");
+    cr_assert_not_null(f);
+    uint32_t seed = 5;
+    for (int k = 0; k < 40 * nl; k++) fprintf(f, "%s\n", lines[tu_lcg_next(&seed) % (uint32_t)nl]);
+    cr_assert_eq(fclose(f), 0);
+    run r = recur("train", "--data", root, "--data-kind", "pen", "--out", P("fr"), SMALL, "--bidirectional",
+                  "--epochs", "15", "--lr", "0.01", NULL);
+    OK(r);
+    r = recur("train", "--data", P("lines.txt"), "--out", P("flm"), SMALL, "--epochs", "3", "--lr", "0.01", NULL);
+    OK(r);
+    double e0, e1, ea, n0, n1, na;
+    r = recur("eval", "--out", P("fr"), "--split", "test", "--beam", "8", NULL);
+    OK(r);
+    eval_counts(r.out, &e0, &n0);
+    run f1 = recur("eval", "--out", P("fr"), "--split", "test", "--beam", "8", "--lm", P("flm"), NULL);
+    OK(f1);
+    eval_counts(f1.out, &e1, &n1);
+    run fa = recur("eval", "--out", P("fr"), "--split", "test", "--beam", "8", "--lm", P("flm"), "--lm-alpha", "0", NULL);
+    OK(fa);
+    eval_counts(fa.out, &ea, &na);
+    cr_assert(n0 > 0 && n0 == n1 && n0 == na, "the same references: " SHOW(r));
+    cr_assert(e0 > 0, "the model alone cannot tell ' ' from 'c': " SHOW(r));
+    cr_assert(e1 < e0, "the language model of the lines corrects some: %.0f edits with it, %.0f without\n" SHOWF,
+              e1, e0, SHOWA(f1));
+    cr_assert(ea == e0, "alpha 0 is the beam alone: " SHOW(fa));
+}
+
+/* The rows of `recur align --format tsv` output for sample `path`: checks every row of
+ * it (label indices in order, the characters spell the transcript in dir/NAME.gt.txt,
+ * first <= last < the next label's first, last < frames, one finite log p <= 0) and
+ * returns how many samples the output holds. */
+static int check_align_tsv(const char *out, int frames_per_char)
+{
+    const char *hdr = "sample\tlabel\tchar\tfirst\tlast\tlogp\n";
+    cr_assert(!strncmp(out, hdr, strlen(hdr)), "the header: %.200s", out);
+    const char *p = out + strlen(hdr);
+    char cur[512] = "", text[64] = "";
+    int nsamples = 0, k = 0, prev_last = -1;
+    double lp = 0;
+    while (*p) {
+        char name[512], ch[8];
+        const char *col[6];   /* split at tabs by hand: a scanf "\t" would also eat a ' ' label */
+        col[0] = p;
+        for (int c = 1; c < 6; c++) {
+            const char *tab = strchr(col[c - 1], '\t');
+            cr_assert(tab && tab < strchr(p, '\n'), "6 columns: %.200s", p);
+            col[c] = tab + 1;
+        }
+        size_t nlen = (size_t)(col[1] - 1 - col[0]), clen = (size_t)(col[3] - 1 - col[2]);
+        cr_assert(nlen < sizeof name && clen < sizeof ch, "a row: %.200s", p);
+        memcpy(name, col[0], nlen);
+        name[nlen] = 0;
+        memcpy(ch, col[2], clen);
+        ch[clen] = 0;
+        char *end;
+        int idx = (int)strtol(col[1], NULL, 10), first = (int)strtol(col[3], NULL, 10),
+            last = (int)strtol(col[4], NULL, 10);
+        double l = strtod(col[5], &end);
+        cr_assert(end > col[5] && *end == '\n', "a row: %.200s", p);
+        p = end + 1;
+        if (strcmp(name, cur)) {   /* a new sample: the previous spelled its whole transcript */
+            cr_assert(!cur[0] || (int)strlen(text) == k, "%s: %d labels of \"%s\"", cur, k, text);
+            snprintf(cur, sizeof cur, "%s", name);
+            char *gt = slurp(fmt("%.*s.gt.txt", (int)(strlen(name) - 4), name), NULL);
+            cr_assert_not_null(gt, "%s: the sample's transcript", name);
+            snprintf(text, sizeof text, "%.*s", (int)strcspn(gt, "\n"), gt);
+            nsamples++;
+            k = 0;
+            prev_last = -1;
+            lp = l;
+        }
+        cr_assert_eq(idx, k, "%s: label %d in order", name, k);
+        cr_assert(k < (int)strlen(text) && ch[0] == text[k] && !ch[1], "%s: label %d is '%s' of \"%s\"", name, k, ch,
+                  text);
+        cr_assert(prev_last < first && first <= last && last < frames_per_char * (int)strlen(text),
+                  "%s: label %d at %d-%d after %d", name, k, first, last, prev_last);
+        cr_assert(l == lp && isfinite(l) && l <= 0, "%s: one log p", name);
+        prev_last = last;
+        k++;
+    }
+    cr_assert(!cur[0] || (int)strlen(text) == k, "%s: %d labels of \"%s\"", cur, k, text);
+    return nsamples;
+}
+
+/* recur align: each label's frames, as text and as TSV; --name, --limit; a held-out
+ * split names its own files; what it refuses. */
+Test(cli, pen_align)
+{
+    int ntest;
+    char *out = pen_run("al", &ntest);
+    char *test = P("al-data/test");
+    run r = recur("align", "--out", out, "--split", "test", "--format", "tsv", NULL);
+    OK(r);
+    cr_assert_eq(check_align_tsv(r.out, 3), 5, "every test sample: " SHOW(r));
+    for (int i = 0; i < 5; i++) cr_assert(has(r.out, fmt("%s/s%03d.pen\t0\t", test, i)), SHOW(r));
+    /* the text form: a line per sample with its transcript, a line per label */
+    r = recur("align", "--out", out, "--split", "test", NULL);
+    OK(r);
+    cr_assert(has(r.out, "frames are the points of the trajectory") && has(r.out, "5 samples"), SHOW(r));
+    int labels = 0;
+    for (const char *p = r.out; (p = strstr(p, "\n  '")); p++) labels++;
+    cr_assert_eq(labels, ntest, "a line per test character: " SHOW(r));
+    char *s2 = slurp(fmt("%s/s002.gt.txt", test), NULL);
+    cr_assert(has(r.out, fmt("%s/s002.pen: \"%.*s\", ", test, (int)strcspn(s2, "\n"), s2)), SHOW(r));
+    /* one sample by its path, file name or NAME; the first N */
+    const char *names[] = { fmt("%s/s002.pen", test), "s002.pen", "s002" };
+    char *one = NULL;
+    for (int i = 0; i < 3; i++) {
+        r = recur("align", "--out", out, "--split", "test", "--format", "tsv", "--name", names[i], NULL);
+        OK(r);
+        cr_assert_eq(check_align_tsv(r.out, 3), 1, SHOW(r));
+        cr_assert(has(r.out, "s002.pen\t0\t"), SHOW(r));
+        if (one) cr_assert_str_eq(r.out, one, "the same sample by each of its names");
+        one = r.out;
+    }
+    r = recur("align", "--out", out, "--split", "test", "--format", "tsv", "--limit", "2", NULL);
+    OK(r);
+    cr_assert(check_align_tsv(r.out, 3) == 2 && has(r.out, "s001.pen") && !has(r.out, "s002.pen"), SHOW(r));
+    r = recur("align", "--out", out, "--split", "test", "--name", "s099", NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "--name 's099': no sample of the test split"), SHOW(r));
+    /* options refused before the run is read */
+    r = recur("align", "--out", out, "--name", "s001", "--limit", "1", NULL);
+    EXPECT_EXIT(r, 2);
+    r = recur("align", "--out", out, "--format", "xml", NULL);
+    EXPECT_EXIT(r, 2);
+    cr_assert(has(r.err, "--format 'xml'"), SHOW(r));
+    r = recur("align", "--out", out, "--split", "dev", NULL);
+    EXPECT_EXIT(r, 2);
+    /* a held-out split (the last --valid-frac of the folder) names the held-out files */
+    tu_write_pen_dir(P("flat"), 12, 4);
+    r = recur("train", "--data", P("flat"), "--data-kind", "pen", "--out", P("hr"), SMALL, "--valid-frac", "0.25",
+              "--epochs", "1", NULL);
+    OK(r);
+    r = recur("align", "--out", P("hr"), "--format", "tsv", NULL);
+    OK(r);
+    cr_assert_eq(check_align_tsv(r.out, 3), 3, SHOW(r));
+    cr_assert(has(r.out, "flat/s009.pen\t0\t") && has(r.out, "flat/s011.pen\t0\t") && !has(r.out, "s008"), SHOW(r));
+    /* a run that is not a transcription */
+    gen_text(P("t.txt"), 2000, 3, 0);
+    r = recur("train", "--data", P("t.txt"), "--out", P("cr"), SMALL, "--epochs", "1", NULL);
+    OK(r);
+    r = recur("align", "--out", P("cr"), NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "--data-kind chars run") && has(r.err, "recur align aligns"), SHOW(r));
+    /* a transcript longer than its frames allow: refused naming the file, no crash */
+    spit_str(fmt("%s/s000.pen", test), "#pen 1 x y end\n0 0 1\n");
+    r = recur("align", "--out", out, "--split", "test", NULL);
+    EXPECT_EXIT(r, 1);
+    cr_assert(has(r.err, "s000") && r.sig == 0, SHOW(r));
+}
+
+/* A line image dir/NAME.png (8 rows, 3 columns per character: 'a' ink in the top half,
+ * 'b' in the bottom half, others in the middle) with NAME.gt.txt; 0, or -1 with err
+ * when recur has no PNG writer (built without libpng). */
+static int write_line_sample(const char *dir, const char *name, const char *text, char *err, size_t len)
+{
+    int W = 3 * (int)strlen(text), H = 8;
+    unsigned char *px = track(malloc((size_t)W * H));
+    memset(px, 255, (size_t)W * H);
+    for (int c = 0; c < W; c++) {
+        char ch = text[c / 3];
+        int r0 = ch == 'a' ? 0 : ch == 'b' ? 4 : 2;
+        for (int r = r0; r < r0 + 4; r++) px[r * W + c] = 0;
+    }
+    if (rc_gen_line_write_png(fmt("%s/%s.png", dir, name), px, W, H, err, len) != RC_OK) return -1;
+    spit_str(fmt("%s/%s.gt.txt", dir, name), fmt("%s\n", text));
+    return 0;
+}
+
+/* recur align on line images: frames are pixel columns, samples named by their images. */
+Test(cli, lines_align)
+{
+    static const char *texts[] = { "ab", "ba", "aab", "bab", "abba", "ba ab", "a b", "bb", "aba", "ab b" };
+    int n = sizeof texts / sizeof *texts;
+    char *dir = P("lines");
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    char err[512];
+    for (int i = 0; i < n; i++)
+        if (write_line_sample(dir, fmt("l%02d", i), texts[i], err, sizeof err) != 0) cr_skip_test("%s", err);
+    run r = recur("train", "--data", dir, "--data-kind", "lines", "--line-height", "8", "--valid-frac", "0.3",
+                  "--out", P("lr"), SMALL, "--bidirectional", "--epochs", "1", NULL);
+    OK(r);
+    r = recur("align", "--out", P("lr"), "--format", "tsv", NULL);
+    OK(r);
+    cr_assert_eq(check_align_tsv(r.out, 3), 3, SHOW(r));   /* l07, l08, l09 held out */
+    cr_assert(has(r.out, fmt("%s/l07.png\t0\t", dir)) && has(r.out, fmt("%s/l09.png\t0\t", dir)), SHOW(r));
+    r = recur("align", "--out", P("lr"), "--name", "l08", NULL);
+    OK(r);
+    cr_assert(has(r.out, "frames are the pixel columns") && has(r.out, fmt("%s/l08.png: \"aba\", 3 labels in 9 frames",
+                                                                           dir)), SHOW(r));
 }

@@ -199,6 +199,28 @@ void tu_mpi_child_env(void)
 #endif
 }
 
+void tu_write_pen_sample(const char *dir, const char *name, const char *text)
+{
+    size_t L = strlen(text);
+    char *pen = malloc(64 + L * 3 * 32), path[4096];
+    cr_assert_not_null(pen);
+    size_t k = (size_t)sprintf(pen, "#pen 1 x y end\n");
+    double x = 0, y = 0;
+    for (size_t j = 0; j < L; j++)
+        for (int p = 0; p < 3; p++) {   /* 'a' right, 'b' up, anything else (' ', 'c') down-right */
+            x += text[j] == 'a' ? 1.0 : text[j] == 'b' ? 0.0 : 0.5;
+            y += text[j] == 'a' ? 0.0 : text[j] == 'b' ? 1.0 : -0.5;
+            k += (size_t)sprintf(pen + k, "%.2f %.2f %d\n", x, y, p == 2);
+        }
+    snprintf(path, sizeof path, "%s/%s.pen", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f && fputs(pen, f) >= 0 && fclose(f) == 0, "%s", path);
+    free(pen);
+    snprintf(path, sizeof path, "%s/%s.gt.txt", dir, name);
+    f = fopen(path, "w");
+    cr_assert(f && fprintf(f, "%s\n", text) > 0 && fclose(f) == 0, "%s", path);
+}
+
 int tu_write_pen_dir(const char *dir, int n, uint32_t seed)
 {
     cr_assert_eq(mkdir(dir, 0777), 0, "%s: %s", dir, strerror(errno));
@@ -207,27 +229,16 @@ int tu_write_pen_dir(const char *dir, int n, uint32_t seed)
     for (int i = 0; i < n; i++) {
         seed = seed * 1103515245u + 12345u;
         int L = 2 + (int)(seed >> 16) % 5;
-        char text[16], pen[2048], path[4096];
-        int k = snprintf(pen, sizeof pen, "#pen 1 x y end\n");
-        double x = 0, y = 0;
+        char text[16], name[16];
         for (int j = 0; j < L; j++) {
             seed = seed * 1103515245u + 12345u;
             int c = (int)(seed >> 16) % 4;
             text[j] = (j == 0 || j == L - 1) && c == 2 ? 'a' : alpha[c];   /* no space at either end */
-            for (int p = 0; p < 3; p++) {
-                x += text[j] == 'a' ? 1.0 : text[j] == 'b' ? 0.0 : 0.5;
-                y += text[j] == 'a' ? 0.0 : text[j] == 'b' ? 1.0 : -0.5;
-                k += snprintf(pen + k, sizeof pen - (size_t)k, "%.2f %.2f %d\n", x, y, p == 2);
-            }
         }
         text[L] = '\0';
         total += L;
-        snprintf(path, sizeof path, "%s/s%03d.pen", dir, i);
-        FILE *f = fopen(path, "w");
-        cr_assert(f && fputs(pen, f) >= 0 && fclose(f) == 0, "%s", path);
-        snprintf(path, sizeof path, "%s/s%03d.gt.txt", dir, i);
-        f = fopen(path, "w");
-        cr_assert(f && fprintf(f, "%s\n", text) > 0 && fclose(f) == 0, "%s", path);
+        snprintf(name, sizeof name, "s%03d", i);
+        tu_write_pen_sample(dir, name, text);
     }
     return total;
 }

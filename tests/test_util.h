@@ -51,10 +51,14 @@ void tu_write_word_text(const char *path, size_t bytes, uint32_t seed, int upper
 /* Writes `lines` tagging lines "w/T ..." of 3..8 words of a..e: a word's tag is its
  * capital. */
 void tu_write_tag_lines(const char *path, int lines, uint32_t seed);
-/* A folder (created) of n pen samples (NAME.pen + NAME.gt.txt) over the alphabet
- * "ab c", each character a 3-point stroke in its own direction. Returns the number of
+/* A folder (created) of n pen samples (NAME.pen + NAME.gt.txt, NAME s000, s001, ...)
+ * over the alphabet "ab c", written by tu_write_pen_sample. Returns the number of
  * characters of the transcripts. */
 int tu_write_pen_dir(const char *dir, int n, uint32_t seed);
+/* One pen sample dir/NAME.pen + NAME.gt.txt of `text`: each character a 3-point stroke,
+ * 'a' to the right, 'b' up, any other (' ' and 'c' alike: only context tells them
+ * apart) down and to the right. */
+void tu_write_pen_sample(const char *dir, const char *name, const char *text);
 
 /* Writes polyphonic music JSON {"train": [...], "valid": [...]} of n_train and n_valid
  * sequences of 6..12 steps (arpeggios over a held bass note, sometimes a silent step). */

@@ -8,10 +8,20 @@
 int cmd_train(config *c);
 int cmd_eval(config *c);
 int cmd_sample(config *c);
+/* recur align (tools/cmd_align.c): forced alignment of a transcription run's samples. */
+int cmd_align(config *c);
 /* Renders <dir>/metrics.csv with gnuplot; 0, or -1 with msg (msg = the image on success). */
 int plot_run(const char *dir, const char *out, char *msg, size_t len);
 /* Prints a sample of `length` tokens from a text task's model (used after epochs). */
 struct task;
+/* Rebuilds a run from its checkpoint (cmd_eval.c): --checkpoint, else <out>/best.ckpt,
+ * else <out>/last.ckpt (*path, maybe in pbuf); the stored configuration with this
+ * command line's data paths, --seq, --batch and --threads; the data (a language model
+ * without need_data and --data: only its vocabulary), the model and its weights. A run
+ * whose kind lacks a flag of `need` (kind.h) is refused before its data is read, msg
+ * then saying need_why. 0, or -1 with msg (and *t freed when it was filled). */
+int run_open(const config *cli, struct task *t, const char **path, char *pbuf, size_t plen, int need_data,
+             unsigned need, const char *need_why, char *msg, size_t len);
 int print_sample(struct task *t, const char *prime, int length, double temperature, unsigned long long seed,
                  FILE *f, char *msg, size_t len);
 

@@ -30,11 +30,12 @@ typedef struct opt {
 #define EV CMD_EVAL
 #define SA CMD_SAMPLE
 #define PL CMD_PLOT
+#define AL CMD_ALIGN
 
 static const opt opts[] = {
-    { "data", T_STR, F(data), "/usr/share/games/fortunes", TR | EV, "training data: a file, or a folder of text files (default: the fortunes corpus)", R_ANY },
-    { "valid", T_STR, F(valid), "", TR | EV, "validation file (pen, lines: a folder; default: a split of --data)", R_ANY },
-    { "test", T_STR, F(test), "", TR | EV, "test file (pen, lines: a folder; default: a split of --data)", R_ANY },
+    { "data", T_STR, F(data), "/usr/share/games/fortunes", TR | EV | AL, "training data: a file, or a folder of text files (default: the fortunes corpus)", R_ANY },
+    { "valid", T_STR, F(valid), "", TR | EV | AL, "validation file (pen, lines: a folder; default: a split of --data)", R_ANY },
+    { "test", T_STR, F(test), "", TR | EV | AL, "test file (pen, lines: a folder; default: a split of --data)", R_ANY },
     { "data-kind", T_STR, F(data_kind), "chars", TR, "chars | words | music | csv | classify | tags | pen | lines", R_ANY },
     { "valid-frac", T_DBL, F(valid_frac), "0.05", TR, "fraction of --data held out for validation", R_FRAC },
     { "test-frac", T_DBL, F(test_frac), "0", TR, "fraction of --data held out for test", R_FRAC },
@@ -51,7 +52,7 @@ static const opt opts[] = {
     { "init-scale", T_DBL, F(init_scale), "0.1", TR, "a of U(-a, a) for --init uniform", R_NONNEG },
     { "seq", T_INT, F(seq), "50", TR | EV, "unroll length T (truncated BPTT window)", R_ANY },
     { "recompute", T_FLAG, F(recompute), "0", TR, "recompute mode: keep ~sqrt(T) step states, recompute the rest in the backward pass (long --seq)", R_ANY },
-    { "batch", T_INT, F(batch), "50", TR | EV, "batch size B", R_ANY },
+    { "batch", T_INT, F(batch), "50", TR | EV | AL, "batch size B", R_ANY },
     { "epochs", T_INT, F(epochs), "10", TR, "epochs", R_NONNEG },
     { "bucket", T_INT, F(bucket), "10", TR, "sequence sets: sort by length within chunks of N batches", R_ANY },
     { "loss-norm", T_STR, F(loss_norm), "steps", TR, "steps (mean per target; CTC: per label) | sequences (sum over steps / B; CTC: mean per sample) | sum", R_ANY },
@@ -74,16 +75,23 @@ static const opt opts[] = {
     { "decay-factor", T_DBL, F(decay_factor), "0.5", TR, "step schedule: factor per epoch", R_POS },
     { "min-lr-frac", T_DBL, F(min_lr_frac), "0", TR, "cosine schedule: final lr / lr", R_UNIT },
     { "seed", T_LONG, F(seed), "1", TR | SA, "random seed (weights, data order, dropout, sampling)", R_ANY },
-    { "threads", T_INT, F(threads), "0", TR | EV | SA, "threads (0: the cores free at start, a resume keeping the run's count; at most " STR(RC_THREADS_PER_CORE) " per core online; RC_NUM_THREADS=0 means all cores)", R_THREADS },
-    { "out", T_STR, F(out), "runs/default", TR | PL, "run directory: checkpoints, metrics, plots", R_ANY },
+    { "threads", T_INT, F(threads), "0", TR | EV | SA | AL, "threads (0: the cores free at start, a resume keeping the run's count; at most " STR(RC_THREADS_PER_CORE) " per core online; RC_NUM_THREADS=0 means all cores)", R_THREADS },
+    { "out", T_STR, F(out), "runs/default", TR | EV | SA | PL | AL, "run directory: checkpoints, metrics, plots", R_ANY },
     { "metrics", T_STR, F(metrics), "csv", TR, "csv | jsonl", R_ANY },
     { "save-every", T_LONG, F(save_every), "500", TR, "checkpoint every N updates (0: only per epoch)", R_NONNEG },
     { "eval-every", T_LONG, F(eval_every), "0", TR, "validate every N updates (0: every epoch)", R_NONNEG },
     { "patience", T_INT, F(patience), "0", TR, "early stop after N validations without improvement (0: off)", R_NONNEG },
     { "resume", T_FLAG, F(resume), "0", TR, "continue from <out>/last.ckpt", R_ANY },
     { "progress", T_INT, F(progress), "-1", TR, "live progress line: 1 on, 0 off, -1 when stderr is a terminal", R_ANY },
-    { "checkpoint", T_STR, F(checkpoint), "", EV | SA, "checkpoint file (default: <out>/best.ckpt)", R_ANY },
-    { "split", T_STR, F(split), "valid", EV, "valid | test | train", R_ANY },
+    { "checkpoint", T_STR, F(checkpoint), "", EV | SA | AL, "checkpoint file (default: <out>/best.ckpt)", R_ANY },
+    { "split", T_STR, F(split), "valid", EV | AL, "valid | test | train", R_ANY },
+    { "beam", T_INT, F(beam), "0", EV, "pen, lines: prefix beam search of width W instead of greedy decoding (0: greedy)", R_NONNEG },
+    { "lm", T_STR, F(lm), "", EV, "with --beam: fuse a character language model: a recur train --data-kind chars run's folder (its best.ckpt, else last.ckpt) or checkpoint", R_ANY },
+    { "lm-alpha", T_DBL, F(lm_alpha), "0.5", EV, "--lm's weight: hypotheses rank by log p_ctc + alpha log p_lm + beta characters", R_NONNEG },
+    { "lm-beta", T_DBL, F(lm_beta), "0", EV, "with --beam: the bonus per character (offsets the LM's cost of each)", R_ANY },
+    { "name", T_STR, F(name), "", AL, "align only this sample: its file as printed, the file's name, or that without its extension", R_ANY },
+    { "limit", T_INT, F(limit), "0", AL, "align the split's first N samples (0: all)", R_NONNEG },
+    { "format", T_STR, F(format), "text", AL, "text | tsv (a header, then a row per label: sample, label index, character, first and last frame, the alignment's log p)", R_ANY },
     { "prime", T_STR, F(prime), "", SA, "text to start the sample with", R_ANY },
     { "length", T_INT, F(length), "400", SA, "characters or words to generate", R_NONNEG },
     { "temperature", T_DBL, F(temperature), "0.8", SA, "sampling temperature (0: always the likeliest token)", R_NONNEG },
@@ -102,6 +110,7 @@ static const opt opts[] = {
     { "train", T_STR, F(train), "", CMD_COMPARE, "compare: also train every cell on this data (same seed, same batches) for --steps updates", R_ANY },
 };
 #define NOPTS (sizeof opts / sizeof *opts)
+_Static_assert(NOPTS <= sizeof ((config *)0)->set, "config.set has a flag per option: make it larger");
 
 static void seterr(char *msg, size_t len, const char *fmt, const char *a, const char *b)
 {

@@ -41,6 +41,10 @@ typedef struct config {
     char checkpoint[1024], split[16], prime[1024], plot_out[1024];
     int length, sample_every_epoch, sample;
     double temperature;
+    /* decoding (eval --beam) and alignment (align) of the transcription kinds */
+    int beam, limit;
+    char lm[1024], name[1024], format[8];
+    double lm_alpha, lm_beta;
     unsigned char set[128];   /* options given on the command line or in a config file */
     /* inspect, compare */
     int input, dot_steps, gradient_flow;
@@ -73,7 +77,7 @@ int config_parse_args(config *c, int argc, char **argv, int first, char *msg, si
 /* Writes the options a command takes, with defaults and help, to f. `which` is a
  * mask of the commands (CMD_TRAIN, ...). */
 #include <stdio.h>
-enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_SAMPLE = 4, CMD_PLOT = 8, CMD_INSPECT = 16, CMD_COMPARE = 32 };
+enum { CMD_TRAIN = 1, CMD_EVAL = 2, CMD_SAMPLE = 4, CMD_PLOT = 8, CMD_INSPECT = 16, CMD_COMPARE = 32, CMD_ALIGN = 64 };
 void config_usage(FILE *f, unsigned which);
 /* Writes the whole configuration as "key = value" lines (the run record, checkpoints). */
 void config_write(const config *c, FILE *f);

@@ -23,7 +23,9 @@ enum {
                                carried across batches, samples after epochs */
     KIND_FOLDER = 1u << 1,  /* --data may be a folder of text files, joined into <out>/corpus.txt */
     KIND_LABELS = 1u << 2,  /* targets are labels (t->labels): accuracy of argmax predictions */
-    KIND_DIR = 1u << 3      /* --data is a folder of samples (or of train/, valid/, test/ folders) */
+    KIND_DIR = 1u << 3,     /* --data is a folder of samples (or of train/, valid/, test/ folders) */
+    KIND_CTC = 1u << 4      /* targets are label strings under a CTC head (transcribe.h): recur eval
+                               --beam decodes them, recur align aligns them; t->names holds the samples' files */
 };
 
 typedef struct data_kind {
@@ -43,6 +45,8 @@ typedef struct data_kind {
     /* The metric of a split from what was added up (NaN when it cannot be had, e.g. a
      * training row's accuracy, which no evaluation counted). */
     double (*metric_of)(const kind_stats *s);
+    /* KIND_CTC kinds: what the frames of a sample are, for recur align ("points of the trajectory"). */
+    const char *frame;
 } data_kind;
 
 /* The kind named `name`, or NULL. */

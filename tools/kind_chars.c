@@ -20,4 +20,4 @@ static double metric_of(const kind_stats *s)
 }
 
 const data_kind kind_chars = { "chars", "bpc", "characters of text: a language model (bits per character)",
-                               KIND_LM | KIND_FOLDER, load, model, NULL, metric_of };
+                               KIND_LM | KIND_FOLDER, load, model, NULL, metric_of, NULL };

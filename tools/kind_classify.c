@@ -21,4 +21,4 @@ static double metric_of(const kind_stats *s)
 }
 
 const data_kind kind_classify = { "classify", "acc", "label<TAB>tokens lines: a class per sequence (accuracy)",
-                                  KIND_LABELS, load, model, task_count_correct, metric_of };
+                                  KIND_LABELS, load, model, task_count_correct, metric_of, NULL };

@@ -53,4 +53,4 @@ static double metric_of(const kind_stats *s)
 }
 
 const data_kind kind_csv = { "csv", "mse", "CSV rows of numbers: next-row regression (MSE)", 0, load, model, NULL,
-                             metric_of };
+                             metric_of, NULL };

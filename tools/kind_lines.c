@@ -8,7 +8,7 @@
 #include "transcribe.h"
 
 static int read_folder(const task *t, const char *dir, vocab *alphabet, seqset *frames, int32_t **lab, size_t **lab_off,
-                       char *err, size_t len)
+                       char ***names, char *err, size_t len)
 {
     lines_opts o = { .height = t->cfg.line_height, .invert = 1, .max_bytes = 0 };
     lineset ls;
@@ -17,9 +17,11 @@ static int read_folder(const task *t, const char *dir, vocab *alphabet, seqset *
     *frames = ls.frames;            /* the set's arrays move to the caller */
     *lab = ls.lab;
     *lab_off = ls.loff;
+    *names = ls.paths;
     memset(&ls.frames, 0, sizeof ls.frames);
     ls.lab = NULL;
     ls.loff = NULL;
+    ls.paths = NULL;
     lineset_free(&ls);
     return 0;
 }
@@ -31,4 +33,5 @@ static int load(task *t, const char *path, char *err, size_t len)
 
 const data_kind kind_lines = { "lines", "cer", "a folder of NAME.png + NAME.gt.txt (or train/, valid/, test/ of them): "
                                "text line images transcribed with CTC (character error rate)",
-                               KIND_DIR, load, transcribe_model, transcribe_eval_batch, transcribe_cer };
+                               KIND_DIR | KIND_CTC, load, transcribe_model, transcribe_eval_batch, transcribe_cer,
+                               "pixel columns of the image resized to --line-height rows" };

@@ -23,4 +23,4 @@ static double metric_of(const kind_stats *s)
 }
 
 const data_kind kind_music = { "music", "nll", "piano-roll JSON: next-frame prediction (frame NLL)", 0, load, model, NULL,
-                               metric_of };
+                               metric_of, NULL };

@@ -21,4 +21,4 @@ static double metric_of(const kind_stats *s)
 }
 
 const data_kind kind_tags = { "tags", "acc", "word/tag lines: a tag per token (accuracy)", KIND_LABELS, load, model,
-                              task_count_correct, metric_of };
+                              task_count_correct, metric_of, NULL };

@@ -24,4 +24,4 @@ static double metric_of(const kind_stats *s)
 }
 
 const data_kind kind_words = { "words", "ppl", "words of text: a language model (perplexity)", KIND_LM | KIND_FOLDER,
-                               load, model, NULL, metric_of };
+                               load, model, NULL, metric_of, NULL };

@@ -11,7 +11,7 @@ roff() { sed -e 's/\\/\\e/g' -e "s/^\\([.']\\)/\\\\\\&\\1/"; }   # backslashes; 
     echo "Trains, evaluates, samples, inspects, compares and searches recurrent neural networks"
     echo "whose cells are graphs of primitive ops (see /usr/share/doc/recur or the README)."
     echo "Each command below lists its options with their defaults."
-    for cmd in train eval sample plot inspect compare search "generate pen" "generate lines"; do
+    for cmd in train eval align sample plot inspect compare search "generate pen" "generate lines"; do
         echo ".SS \"recur $cmd\""
         echo ".nf"
         # shellcheck disable=SC2086

@@ -9,7 +9,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: recur COMMAND [options]   (recur COMMAND --help for its options)\n\n"
                "commands:\n"
                "  train     train a model; writes checkpoints and metrics to --out\n"
-               "  eval      evaluate a checkpoint on the validation or test data\n"
+               "  eval      evaluate a checkpoint on the validation or test data (pen, lines: --beam, --lm)\n"
+               "  align     pen, lines: each label's frames in a sample (forced alignment of its transcript)\n"
                "  sample    generate text from a checkpoint\n"
                "  plot      draw a run's training curves (gnuplot)\n"
                "  inspect   a cell's graphs: ops, parameters, FLOPs, memory, passes, DOT; --gradient-flow, --gradcheck\n"
@@ -35,7 +36,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     static const struct { const char *name; unsigned mask; } cmds[] = {
         { "train", CMD_TRAIN }, { "eval", CMD_EVAL }, { "sample", CMD_SAMPLE }, { "plot", CMD_PLOT },
-        { "inspect", CMD_INSPECT }, { "compare", CMD_COMPARE },
+        { "inspect", CMD_INSPECT }, { "compare", CMD_COMPARE }, { "align", CMD_ALIGN },
     };
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
@@ -88,6 +89,7 @@ int main(int argc, char **argv)
     case CMD_TRAIN: return cmd_train(&c);
     case CMD_EVAL: return cmd_eval(&c);
     case CMD_SAMPLE: return cmd_sample(&c);
+    case CMD_ALIGN: return cmd_align(&c);
     case CMD_INSPECT: return cmd_inspect(&c);
     case CMD_COMPARE: return cmd_compare(&c, first - 2, argv + 2);
     default:

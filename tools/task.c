@@ -355,6 +355,10 @@ void task_free(task *t)
     corpus_free(&t->text);
     seqdata_free(&t->seq);
     free(t->cell_text);
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; t->names[k] && i < t->nnames[k]; i++) free(t->names[k][i]);
+        free(t->names[k]);
+    }
     memset(t, 0, sizeof *t);
 }
 

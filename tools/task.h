@@ -19,6 +19,9 @@ typedef struct task {
     rc_cell *cell;
     int is_lm;            /* kind->flags & KIND_LM: carried state, B-stream batches */
     char *cell_text;      /* a cell-language definition restored from a checkpoint, or NULL */
+    char **names[3];      /* KIND_CTC: each split's samples' files (names[k][i] is seq.set[k]'s sample i), or NULL */
+    int nnames[3];        /* entries of names[k] (freed by task_free) */
+    rc_ctc_beam *beam;    /* KIND_CTC evaluation: a beam decoder (not owned; recur eval --beam), NULL: greedy */
 } task;
 
 /* Refuses (-1 with msg) an output folder (--out) that is the data folder or inside it,

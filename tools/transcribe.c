@@ -13,19 +13,22 @@ static int is_dir(const char *p)
     return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Moves sequences [from, n) of *src (with their labels) into a new set *dst, leaving
- * [0, from) in src. Labels are unshifted arrays as the readers give them. */
-static int split_tail(seqset *src, int32_t **lab, size_t **off, int from, seqset *dst, int32_t **dlab, size_t **doff,
-                      char *err, size_t len)
+/* Moves sequences [from, n) of *src (with their labels and names) into a new set *dst,
+ * leaving [0, from) in src. Labels are unshifted arrays as the readers give them; the
+ * moved names' entries of *names become NULL (the array keeps its size). */
+static int split_tail(seqset *src, int32_t **lab, size_t **off, char **names, int from, seqset *dst, int32_t **dlab,
+                      size_t **doff, char ***dnames, char *err, size_t len)
 {
     int n = src->n, m = n - from;
     *dlab = NULL;
     *doff = NULL;
+    *dnames = NULL;
     if (seqset_init(dst, src->F, SEQ_TGT_NONE, 0, err, len) != 0) return -1;
     size_t nl = (*off)[n] - (*off)[from];
     *dlab = malloc((nl ? nl : 1) * sizeof **dlab);
     *doff = malloc(((size_t)m + 1) * sizeof **doff);
-    if (!*dlab || !*doff) {
+    *dnames = malloc((size_t)m * sizeof **dnames);
+    if (!*dlab || !*doff || !*dnames) {
         snprintf(err, len, "out of memory holding out %d samples", m);
         goto fail;
     }
@@ -36,6 +39,8 @@ static int split_tail(seqset *src, int32_t **lab, size_t **off, int from, seqset
     }
     (*doff)[m] = nl;
     memcpy(*dlab, *lab + (*off)[from], nl * sizeof **dlab);
+    memcpy(*dnames, names + from, (size_t)m * sizeof *names);
+    memset(names + from, 0, (size_t)m * sizeof *names);
     /* what stays: the first `from` sequences (the arrays keep their size) */
     src->n = from;
     return 0;
@@ -43,8 +48,10 @@ fail:
     seqset_free(dst);
     free(*dlab);
     free(*doff);
+    free(*dnames);
     *dlab = NULL;
     *doff = NULL;
+    *dnames = NULL;
     return -1;
 }
 
@@ -85,8 +92,8 @@ int transcribe_load(task *t, const char *path, transcribe_read_fn read, char *er
     size_t *off[3] = { NULL, NULL, NULL };
     for (int k = 0; k < 3; k++) {
         if (!dir[k]) continue;
-        if (read(t, dir[k], &t->seq.labels, &t->seq.set[k], &lab[k], &off[k], err, len) != 0) goto fail;
-        t->seq.nseq[k] = t->seq.set[k].n;
+        if (read(t, dir[k], &t->seq.labels, &t->seq.set[k], &lab[k], &off[k], &t->names[k], err, len) != 0) goto fail;
+        t->seq.nseq[k] = t->nnames[k] = t->seq.set[k].n;
     }
     /* held-out fractions of the training folder, test first so valid comes before it */
     double frac[3] = { 0, c->valid_frac, c->test_frac };
@@ -100,10 +107,10 @@ int transcribe_load(task *t, const char *path, transcribe_read_fn read, char *er
                      "%s folder", dir[DATA_TRAIN], t->seq.nseq[DATA_TRAIN], sub[k], frac[k], sub[k]);
             goto fail;
         }
-        if (split_tail(&t->seq.set[DATA_TRAIN], &lab[DATA_TRAIN], &off[DATA_TRAIN], n - m, &t->seq.set[k], &lab[k],
-                       &off[k], err, len) != 0)
+        if (split_tail(&t->seq.set[DATA_TRAIN], &lab[DATA_TRAIN], &off[DATA_TRAIN], t->names[DATA_TRAIN], n - m,
+                       &t->seq.set[k], &lab[k], &off[k], &t->names[k], err, len) != 0)
             goto fail;
-        t->seq.nseq[k] = m;
+        t->seq.nseq[k] = t->nnames[k] = m;
     }
     t->seq.nseq[DATA_TRAIN] = t->seq.set[DATA_TRAIN].n;
     for (int k = 0; k < 3; k++) {
@@ -169,6 +176,16 @@ int transcribe_eval_batch(task *t, const rc_batch *b, kind_stats *s, char *msg, 
     if (!hyp || !hlen) {
         snprintf(msg, len, "evaluation: out of memory decoding %d samples of %d steps", B, T);
         rc = -1;
+    } else if (t->beam) {   /* each sample's best hypothesis, copied where greedy's go */
+        if (rc_ctc_beam_decode(t->beam, logits, T, B, b->lengths) != RC_OK) {
+            snprintf(msg, len, "evaluation: beam search: %s", rc_ctc_beam_error(t->beam));
+            rc = -1;
+        }
+        for (int j = 0; rc == 0 && j < B; j++) {
+            const rc_ctc_hyp *h = rc_ctc_beam_count(t->beam, j) > 0 ? rc_ctc_beam_hyp(t->beam, j, 0) : NULL;
+            hlen[j] = h ? h->length : 0;   /* no hypothesis (every prefix impossible): nothing recognised */
+            if (h && h->length) memcpy(hyp + (size_t)j * (size_t)T, h->labels, (size_t)h->length * sizeof *hyp);
+        }
     } else if (rc_ctc_greedy(logits, T, B, A, b->lengths, 0, hyp, NULL, hlen, err, sizeof err) != RC_OK) {
         snprintf(msg, len, "evaluation: greedy decoding: %s", err);
         rc = -1;
