@@ -21,7 +21,9 @@ ls "$cells"/*.cell >/dev/null 2>&1 || fail "no cell library in $cells"
 [ -f "$prefix/share/man/man1/recur.1" ] || fail "no manual page in $prefix/share/man/man1"
 grep -q -- "--threads" "$prefix/share/man/man1/recur.1" || fail "the manual page lacks the commands' options"
 [ -f "$prefix/share/doc/recur/CELLS.md" ] || fail "no CELLS.md in $prefix/share/doc/recur"
-unshare -m true 2>/dev/null || fail "unshare -m failed (run as root)"
+# the source's cells are hidden in a private mount namespace; where there is none (a
+# chroot, no root), the folder is moved aside for the checks and put back after
+if unshare -m true 2>/dev/null; then hide=ns; else hide=mv; fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/recur-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -51,7 +53,8 @@ cc -std=c11 "$tmp/prog.c" -o "$tmp/prog" $(PKG_CONFIG_PATH=$pcdir pkg-config --c
 
 cat >"$tmp/checks.sh" <<CHECKS
 set -eu
-mount -t tmpfs none "$root/cells/lib"   # the source tree's cells are out of reach from here on
+[ "$hide" = mv ] || mount -t tmpfs none "$root/cells/lib"   # the source tree's cells are out of reach from here on
+[ -z "\$(ls "$root/cells/lib" 2>/dev/null)" ] || { echo "the source tree's cells/lib is still visible"; exit 1; }
 unset RECUR_CELL_LIB
 export RC_NUM_THREADS=1
 "$recur" info | grep -q "library: $cells" || { "$recur" info; echo "recur info does not name $cells"; exit 1; }
@@ -72,4 +75,11 @@ rows=\$(grep -c . "$tmp/s/candidates.jsonl" || true)
 [ "\$rows" -ge "\$n" ] || { echo "the search scored \$rows candidates, not the \$n seeds"; cat "$tmp/s.log"; exit 1; }
 echo "install_test: \$n library cells trained from $cells, a search seeded by them (\$seeds), recur info and a pkg-config program find the installed library"
 CHECKS
-unshare -m sh "$tmp/checks.sh"
+if [ "$hide" = ns ]; then
+    unshare -m sh "$tmp/checks.sh"
+else
+    aside=$root/cells/lib.hidden-by-install-test
+    mv "$root/cells/lib" "$aside"
+    trap 'mv "$aside" "$root/cells/lib"; rm -rf "$tmp"' EXIT INT TERM
+    sh "$tmp/checks.sh"
+fi
