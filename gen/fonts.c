@@ -8,7 +8,6 @@
 #endif
 #include "line_gen.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,17 +106,6 @@ static const struct face {
 };
 
 #define NFACES ((int)(sizeof faces / sizeof faces[0]))
-
-int gen_fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0) return -1;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    if (k < 0) err[0] = 0;
-    return -1;
-}
 
 const char *gen_freetype_missing(void)
 {

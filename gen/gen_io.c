@@ -2,6 +2,7 @@
 #include "gen_io.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -138,4 +139,15 @@ int gen_text_files(const char *path, char ***names, size_t *n, char *err, size_t
     *names = v;
     *n = cnt;
     return 0;
+}
+
+int gen_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    if (k < 0) err[0] = 0;
+    return -1;
 }

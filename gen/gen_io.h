@@ -14,5 +14,7 @@ char *gen_read_file(const char *path, size_t *len, const char *hint, char *err, 
  * a message (a folder holding none is an error). Free with gen_free_names. */
 int gen_text_files(const char *path, char ***names, size_t *n, char *err, size_t errlen);
 void gen_free_names(char **names, size_t n);
+/* A printf-style message into err (when there is room); returns -1. Every generator's errors. */
+int gen_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

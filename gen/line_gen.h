@@ -16,10 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "recur.h"
+#include "gen_io.h"
 #include "rng.h"
 
-/* printf-style message into err (when there is room); returns -1. */
-int gen_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The message of a build without FreeType. */
 const char *gen_freetype_missing(void);
 

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include "fileio.h"
 #include "hershey.h"
+#include "gen_io.h"
 #include "pen_internal.h"
 #include "pen_text.h"
 #include "rng.h"
@@ -47,16 +48,6 @@ rc_gen_pen_opts rc_gen_pen_defaults(void)
     return o;
 }
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 static int is_path(const char *face) { return strchr(face, '/') || (strlen(face) > 4 && !strcmp(face + strlen(face) - 4, ".jhf")); }
 
 /* A face by name: a Latin face of the list, or any .jhf path. NULL with a message. */
@@ -68,7 +59,7 @@ static rc_hershey_font *load_face(const char *name, const char *dir, char *err, 
         char list[512] = "";
         for (int i = 0; i < NLATIN; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", LATIN[i]);
-        fail(err, errlen, "face '%.100s': not a Latin Hershey face (one of: %s; or a .jhf path); the others draw "
+        gen_fail(err, errlen, "face '%.100s': not a Latin Hershey face (one of: %s; or a .jhf path); the others draw "
              "other scripts or symbols at the codes of ASCII letters", name, list);
         return NULL;
     }
@@ -94,7 +85,7 @@ static int load_faces(faces *fs, const char *list, const char *dir, char *err, s
     fs->f = calloc(cap, sizeof *fs->f);
     if (!copy || !fs->f) {
         free(copy);
-        fail(err, errlen, "out of memory");
+        gen_fail(err, errlen, "out of memory");
         return -1;
     }
     int rc = 0;
@@ -108,12 +99,12 @@ static int load_faces(faces *fs, const char *list, const char *dir, char *err, s
         fs->f[fs->n++] = f;
         for (int i = 0; i + 1 < fs->n; i++)
             if (!strcmp(fs->f[i]->name, f->name)) {
-                fail(err, errlen, "faces: %s given twice", f->name);
+                gen_fail(err, errlen, "faces: %s given twice", f->name);
                 rc = -1;
             }
     }
     if (rc == 0 && (fs->n == 0 || list[0] == ',' || list[strlen(list) - 1] == ',' || strstr(list, ",,"))) {
-        fail(err, errlen, "faces '%.100s': give face names separated by single commas", list);
+        gen_fail(err, errlen, "faces '%.100s': give face names separated by single commas", list);
         rc = -1;
     }
     free(copy);
@@ -203,7 +194,7 @@ static int make_plan(plan *p, const rc_gen_pen_opts *o, const char *text, const 
     p->valid = malloc((size_t)o->valid * sizeof *p->valid);
     p->test = malloc((size_t)o->test * sizeof *p->test);
     if (!p->train || !p->valid || !p->test) {
-        fail(err, errlen, "out of memory");
+        gen_fail(err, errlen, "out of memory");
         return -1;
     }
     /* the pool, lines adding a character first */
@@ -233,7 +224,7 @@ static int make_plan(plan *p, const rc_gen_pen_opts *o, const char *text, const 
     }
     p->ntrain = used;
     if (used == 0 || p->ntest == 0 || p->nvalid == 0) {
-        fail(err, errlen, "%s: too little text: %zu distinct lines of %d..%d characters (%zu words kept, %zu dropped "
+        gen_fail(err, errlen, "%s: too little text: %zu distinct lines of %d..%d characters (%zu words kept, %zu dropped "
              "for a character some face lacks) give %zu training lines and %zu test and %zu validation lines holding "
              "only characters of the training lines; each split needs one (give more text, more training samples, or "
              "other --min-len/--max-len)", text, D, o->min_len, o->max_len, ts.words, ts.skipped, used, p->ntest,
@@ -250,7 +241,7 @@ static int write_record(const rc_gen_pen_opts *o, const char *faces, const char 
     size_t l = strlen(o->out) + 16;
     char *path = malloc(l), eb[128];
     if (!path) {
-        fail(err, errlen, "out of memory");
+        gen_fail(err, errlen, "out of memory");
         return -1;
     }
     snprintf(path, l, "%s/gen-pen.txt", o->out);
@@ -288,13 +279,13 @@ static int write_record(const rc_gen_pen_opts *o, const char *faces, const char 
 
 static int check_opts(const rc_gen_pen_opts *o, char *err, size_t errlen)
 {
-    if (!o->out || !*o->out) fail(err, errlen, "no output folder (out)");
+    if (!o->out || !*o->out) gen_fail(err, errlen, "no output folder (out)");
     else if (o->count < 1 || o->valid < 1 || o->test < 1)
-        fail(err, errlen, "count %d, valid %d, test %d: each must be >= 1", o->count, o->valid, o->test);
-    else if (o->hold_out_face && o->test_face < 0) fail(err, errlen, "test_face %d must be >= 0 (0: as test)", o->test_face);
+        gen_fail(err, errlen, "count %d, valid %d, test %d: each must be >= 1", o->count, o->valid, o->test);
+    else if (o->hold_out_face && o->test_face < 0) gen_fail(err, errlen, "test_face %d must be >= 0 (0: as test)", o->test_face);
     else if (o->min_len < 1 || o->max_len < o->min_len || o->max_len > 100000)
-        fail(err, errlen, "line lengths %d..%d: need 1 <= min_len <= max_len <= 100000", o->min_len, o->max_len);
-    else if (o->hold_out_face && !*o->hold_out_face) fail(err, errlen, "an empty hold-out face name");
+        gen_fail(err, errlen, "line lengths %d..%d: need 1 <= min_len <= max_len <= 100000", o->min_len, o->max_len);
+    else if (o->hold_out_face && !*o->hold_out_face) gen_fail(err, errlen, "an empty hold-out face name");
     else return pen_style_check(&o->style, err, errlen);
     return -1;
 }
@@ -306,7 +297,7 @@ static rc_status write_split(const rc_gen_pen_opts *o, int split, char **lines, 
     size_t l = strlen(o->out) + 32;
     char *dir = malloc(l), *base = malloc(l + 32);
     rc_status rc = dir && base ? RC_OK : RC_ERR_NOMEM;
-    if (rc) fail(err, errlen, "out of memory");
+    if (rc) gen_fail(err, errlen, "out of memory");
     else {
         snprintf(dir, l, "%s/%s", o->out, SPLIT_DIR[split]);
         if (make_dir(dir, 0, err, errlen)) rc = RC_ERR_IO;
@@ -346,7 +337,7 @@ rc_status rc_gen_pen_dataset(const rc_gen_pen_opts *o, rc_gen_pen_stats *st_out,
     memset(&st, 0, sizeof st);
     if (st_out) *st_out = st;
     if (!o) {
-        fail(err, errlen, "rc_gen_pen_dataset: no options");
+        gen_fail(err, errlen, "rc_gen_pen_dataset: no options");
         return RC_ERR_ARG;
     }
     if (check_opts(o, err, errlen)) return RC_ERR_ARG;
@@ -363,7 +354,7 @@ rc_status rc_gen_pen_dataset(const rc_gen_pen_opts *o, rc_gen_pen_stats *st_out,
         }
         for (int i = 0; i < fs.n; i++)
             if (!strcmp(fs.f[i]->name, held->name)) {
-                fail(err, errlen, "the hold-out face %s is also a training face (faces %s)", held->name, face_list);
+                gen_fail(err, errlen, "the hold-out face %s is also a training face (faces %s)", held->name, face_list);
                 faces_free(&fs);
                 rc_hershey_free(held);
                 return RC_ERR_ARG;
@@ -385,7 +376,7 @@ rc_status rc_gen_pen_dataset(const rc_gen_pen_opts *o, rc_gen_pen_stats *st_out,
         char *dir = malloc(l);
         struct stat sb;
         if (!dir) {
-            fail(err, errlen, "out of memory");
+            gen_fail(err, errlen, "out of memory");
             rc = RC_ERR_NOMEM;
         }
         else {

@@ -14,6 +14,7 @@
  *     profile along the stroke, slower in curves), then scale.
  * Every draw comes from one generator seeded by the caller's seed, in a fixed order. */
 #include "hershey.h"
+#include "gen_io.h"
 #include "pen_internal.h"
 
 #include <math.h>
@@ -580,16 +581,6 @@ rc_pen_style rc_gen_pen_style_default(void)
     return s;
 }
 
-static void fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A range [lo, hi] with lo <= hi, both finite, and lo >= min. */
 static int bad_range(const float v[2], double min) { return !(isfinite(v[0]) && isfinite(v[1]) && v[0] <= v[1] && v[0] >= min); }
 
@@ -609,7 +600,7 @@ int pen_style_check(const rc_pen_style *s, char *err, size_t errlen)
     else if (!(s->speed_var >= 0 && s->speed_var <= 2)) what = "speed_var (0..2)";
     else if (!(s->defer >= 0 && s->defer <= 1)) what = "defer (a probability)";
     if (!what) return 0;
-    fail(err, errlen, "pen style: bad %s", what);
+    gen_fail(err, errlen, "pen style: bad %s", what);
     return -1;
 }
 
@@ -617,12 +608,12 @@ rc_status rc_gen_pen_render(const rc_hershey_font *f, const char *text, const rc
                             rc_pen_traj *out, char *err, size_t errlen)
 {
     if (!out) {
-        fail(err, errlen, "rc_gen_pen_render: no trajectory to fill");
+        gen_fail(err, errlen, "rc_gen_pen_render: no trajectory to fill");
         return RC_ERR_ARG;
     }
     rc_pen_traj_free(out);
     if (!f || !text) {
-        fail(err, errlen, "rc_gen_pen_render: %s", !f ? "no face" : "no text");
+        gen_fail(err, errlen, "rc_gen_pen_render: %s", !f ? "no face" : "no text");
         return RC_ERR_ARG;
     }
     rc_pen_style def = rc_gen_pen_style_default();
@@ -633,17 +624,17 @@ rc_status rc_gen_pen_render(const rc_hershey_font *f, const char *text, const rc
         int c = (unsigned char)text[i];
         if (!hershey_get(f, c)) {
             if (c >= 0x20 && c < 0x7f)
-                fail(err, errlen, "text \"%.60s\": the face %s has no glyph for '%c' (character %zu)", text, f->name,
+                gen_fail(err, errlen, "text \"%.60s\": the face %s has no glyph for '%c' (character %zu)", text, f->name,
                      c, i + 1);
             else
-                fail(err, errlen, "text \"%.60s\": the face %s has no glyph for byte 0x%02x (character %zu; the "
+                gen_fail(err, errlen, "text \"%.60s\": the face %s has no glyph for byte 0x%02x (character %zu; the "
                      "Hershey faces draw ASCII)", text, f->name, (unsigned)c, i + 1);
             return RC_ERR_ARG;
         }
         drawn |= c != ' ';
     }
     if (!drawn) {
-        fail(err, errlen, "text \"%.60s\": nothing to write (empty, or only spaces)", text);
+        gen_fail(err, errlen, "text \"%.60s\": nothing to write (empty, or only spaces)", text);
         return RC_ERR_ARG;
     }
     rng_t r;
@@ -663,7 +654,7 @@ rc_status rc_gen_pen_render(const rc_hershey_font *f, const char *text, const rc
     path_free(&dense);
     if (oom) {
         rc_pen_traj_free(out);
-        fail(err, errlen, "rc_gen_pen_render: out of memory");
+        gen_fail(err, errlen, "rc_gen_pen_render: out of memory");
         return RC_ERR_NOMEM;
     }
     return RC_OK;
